@@ -1,0 +1,1085 @@
+//! Raw plan → validated [`Plan`], collecting every error before giving up.
+//!
+//! Each check here is one a release engineer would otherwise discover at
+//! 2 a.m. during the go-live: a role nobody holds, an approval nobody can
+//! give, a rollout with nothing watching it, a typo in a duration. The
+//! compiler walks the whole plan, records each problem with its span, and
+//! builds the plan only when there is no error left.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+
+use crate::cond::{self, Condition, Literal};
+use crate::de::{DeError, Sink, Spanned, from_node, suggest};
+use crate::diag::Diagnostic;
+use crate::model::*;
+use crate::raw::{self, RawItem, RawPlan, Text};
+use crate::time::{TOffset, parse_duration};
+use crate::yaml::{self, Span};
+
+/// The outcome of compiling a plan: the plan when there was no error, and every diagnostic.
+#[derive(Debug)]
+pub struct Compiled {
+    /// The plan, if no diagnostic is an error.
+    pub plan: Option<Plan>,
+    /// Errors and warnings, in source order.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Where `${NAME}` references may be resolved from besides the plan.
+pub trait VarLookup {
+    /// True when `name` has a value outside the plan (environment, `--var`).
+    fn defines(&self, name: &str) -> bool;
+}
+
+impl<F: Fn(&str) -> bool> VarLookup for F {
+    fn defines(&self, name: &str) -> bool {
+        self(name)
+    }
+}
+
+/// Compiles plan text. `external` says which `${NAME}`s are defined outside the plan.
+pub fn compile(src: &str, external: &dyn VarLookup) -> Compiled {
+    let mut c = Compiler {
+        src,
+        diags: Vec::new(),
+        external,
+        declared_vars: HashSet::new(),
+        item_ids: HashMap::new(),
+        check_ids: HashSet::new(),
+        roles: BTreeMap::new(),
+        channels: BTreeMap::new(),
+        deferred_refs: Vec::new(),
+    };
+    let plan = c.run();
+    let mut diagnostics = c.diags;
+    diagnostics.sort_by_key(|d| (d.span.map(|s| s.start).unwrap_or(0), d.severity));
+    let has_error = diagnostics
+        .iter()
+        .any(|d| d.severity == crate::diag::Severity::Error);
+    Compiled {
+        plan: if has_error { None } else { plan },
+        diagnostics,
+    }
+}
+
+/// A reference to a check item that can only be resolved once all items are known.
+struct CheckRef {
+    id: String,
+    span: Span,
+    what: &'static str,
+}
+
+struct Compiler<'a> {
+    src: &'a str,
+    diags: Vec<Diagnostic>,
+    external: &'a dyn VarLookup,
+    declared_vars: HashSet<String>,
+    item_ids: HashMap<String, Span>,
+    check_ids: HashSet<String>,
+    roles: BTreeMap<RoleName, Role>,
+    channels: BTreeMap<ChannelName, Channel>,
+    deferred_refs: Vec<CheckRef>,
+}
+
+const ITEM_KINDS: [&str; 8] = ItemKind::NAMES;
+
+impl Compiler<'_> {
+    fn error(&mut self, msg: impl Into<String>, span: Span) -> &mut Diagnostic {
+        self.diags.push(Diagnostic::error(msg, span));
+        self.diags.last_mut().expect("just pushed")
+    }
+
+    fn warn(&mut self, msg: impl Into<String>, span: Span) -> &mut Diagnostic {
+        self.diags.push(Diagnostic::warning(msg, span));
+        self.diags.last_mut().expect("just pushed")
+    }
+
+    fn drain(&mut self, sink: Sink) {
+        for e in sink.into_inner() {
+            self.push_de(e);
+        }
+    }
+
+    fn push_de(&mut self, e: DeError) {
+        let span = e.span.unwrap_or_default();
+        let d = self.error(e.message, span);
+        d.help = e.help;
+    }
+
+    fn run(&mut self) -> Option<Plan> {
+        if self.src.trim().is_empty() {
+            self.error("the plan is empty", Span::default()).help =
+                Some("start from `golive init`, or import a checklist with `golive import`".into());
+            return None;
+        }
+        let root = match yaml::parse(self.src) {
+            Ok(n) => n,
+            Err(e) => {
+                self.error(e.message, e.span);
+                return None;
+            }
+        };
+        if !matches!(root.value, yaml::Value::Map(_)) {
+            self.error(
+                format!("a plan is a mapping with `name` and `phases`, but this is {}", root.kind()),
+                root.span,
+            );
+            return None;
+        }
+        let sink = Sink::default();
+        let raw: Result<RawPlan, DeError> = from_node(&root, &sink);
+        self.drain(sink);
+        let raw = match raw {
+            Ok(r) => r,
+            Err(e) => {
+                self.push_de(e);
+                return None;
+            }
+        };
+        self.plan(raw)
+    }
+
+    fn read<T: serde::de::DeserializeOwned + Clone>(&mut self, d: &crate::de::Deferred<T>) -> Option<(T, Span)> {
+        let sink = Sink::default();
+        let r = d.read(&sink);
+        self.drain(sink);
+        r
+    }
+
+    fn nonempty(&mut self, t: &Text, what: &str) -> String {
+        if t.value.trim().is_empty() {
+            self.error(format!("{what} is empty"), t.span);
+        }
+        t.value.trim().to_string()
+    }
+
+    fn duration(&mut self, t: &Option<Text>, default: Duration) -> Duration {
+        match t {
+            None => default,
+            Some(t) => match parse_duration(&t.value) {
+                Ok(d) => d,
+                Err(m) => {
+                    self.error(m, t.span);
+                    default
+                }
+            },
+        }
+    }
+
+    fn required_duration(&mut self, t: &Text) -> Duration {
+        self.duration(&Some(t.clone()), Duration::ZERO)
+    }
+
+    fn offset(&mut self, t: &Text) -> Option<TOffset> {
+        match TOffset::parse(&t.value) {
+            Ok(o) => Some(o),
+            Err(m) => {
+                self.error(m, t.span);
+                None
+            }
+        }
+    }
+
+    fn check_id_format(&mut self, id: &Text, what: &str) -> bool {
+        let ok = !id.value.is_empty()
+            && id
+                .value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            && id.value.starts_with(|c: char| c.is_ascii_alphanumeric());
+        if !ok {
+            self.error(
+                format!("{what} `{}` may use only letters, digits, `-`, `_` and `.`", id.value),
+                id.span,
+            )
+            .help = Some(format!("try `{}`", slug(&id.value)));
+        }
+        ok
+    }
+
+    fn role(&mut self, t: &Text) -> Option<RoleName> {
+        if self.roles.contains_key(t.value.as_str()) {
+            return Some(RoleName::new(&t.value));
+        }
+        let names: Vec<&str> = self.roles.keys().map(|r| r.as_str()).collect();
+        let help = match suggest(&t.value, &names) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None if names.is_empty() => "declare it under `roles:`".to_string(),
+            None => format!("declared roles: {}", names.join(", ")),
+        };
+        let names_owned: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        let _ = names_owned;
+        self.error(format!("unknown role `{}`", t.value), t.span).help = Some(help);
+        None
+    }
+
+    fn channel(&mut self, t: &Text) -> Option<ChannelName> {
+        if self.channels.contains_key(t.value.as_str()) {
+            return Some(ChannelName::new(&t.value));
+        }
+        let names: Vec<&str> = self.channels.keys().map(|r| r.as_str()).collect();
+        let help = match suggest(&t.value, &names) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None if names.is_empty() => "declare it under `channels:`".to_string(),
+            None => format!("declared channels: {}", names.join(", ")),
+        };
+        self.error(format!("unknown channel `{}`", t.value), t.span).help = Some(help);
+        None
+    }
+
+    /// Checks the `${NAME}` references of a text.
+    fn vars(&mut self, t: &Text) {
+        let inner = inner_offset(self.src, t);
+        for (name, at, len) in var_refs(&t.value) {
+            if self.declared_vars.contains(name) || self.external.defines(name) {
+                continue;
+            }
+            let span = match inner {
+                Some(base) => Span::new(base + at, base + at + len),
+                None => t.span,
+            };
+            let declared: Vec<&str> = self.declared_vars.iter().map(String::as_str).collect();
+            let help = match suggest(name, &declared) {
+                Some(s) => format!("did you mean `${{{s}}}`?"),
+                None => "declare it under `variables:` or `secrets:`, export it, or pass `--var NAME=value`".into(),
+            };
+            self.error(format!("undefined variable `{name}`"), span).help = Some(help);
+        }
+    }
+
+    fn condition(&mut self, t: &Text, allow_hold: bool) -> Option<Condition> {
+        match cond::parse(&t.value) {
+            Ok(c) => {
+                if c.hold.is_some() && !allow_hold {
+                    self.error("`for` is only allowed in rollout rules and rollback levels", t.span);
+                }
+                Some(c)
+            }
+            Err(e) => {
+                let span = match inner_offset(self.src, t) {
+                    Some(base) => Span::new(base + e.at, base + e.at + e.len),
+                    None => t.span,
+                };
+                self.error(e.message, span);
+                None
+            }
+        }
+    }
+
+    fn plan(&mut self, raw: RawPlan) -> Option<Plan> {
+        let name = self.nonempty(&raw.name, "`name`");
+        let t0 = raw.t0.as_ref().and_then(|t| match t.value.parse::<jiff::Timestamp>() {
+            Ok(ts) => Some(ts),
+            Err(e) => {
+                self.error(format!("`t0` is not an RFC 3339 timestamp: {e}"), t.span)
+                    .help = Some("write e.g. `2026-12-01T14:00:00Z`".into());
+                None
+            }
+        });
+
+        for (name, role) in &raw.roles {
+            let Some((r, span)) = self.read(role) else { continue };
+            let members: Vec<String> = r.members.iter().map(|m| m.value.trim().to_string()).collect();
+            if members.is_empty() {
+                self.warn(format!("role `{name}` has no members"), span);
+            }
+            self.roles.insert(
+                RoleName::new(name),
+                Role {
+                    members,
+                    description: r.description,
+                },
+            );
+        }
+
+        let mut variables = BTreeMap::new();
+        for (k, v) in &raw.variables {
+            if !is_var_name(k) {
+                self.error(format!("variable name `{k}` must be letters, digits and `_`"), v.span);
+            }
+            self.declared_vars.insert(k.clone());
+            variables.insert(k.clone(), v.value.clone());
+        }
+        let mut secrets = BTreeMap::new();
+        for (k, v) in &raw.secrets {
+            if !is_var_name(k) {
+                self.error(format!("secret name `{k}` must be letters, digits and `_`"), v.span);
+            }
+            self.declared_vars.insert(k.clone());
+            let r = if let Some(n) = v.value.strip_prefix("env:") {
+                Some(SecretRef::Env(n.trim().to_string()))
+            } else if let Some(p) = v.value.strip_prefix("file:") {
+                Some(SecretRef::File(p.trim().to_string()))
+            } else {
+                self.error(
+                    format!("secret `{k}` must be a reference, `env:NAME` or `file:PATH`"),
+                    v.span,
+                )
+                .help = Some("secret values never go in the plan itself".into());
+                None
+            };
+            if let Some(r) = r {
+                secrets.insert(k.clone(), r);
+            }
+        }
+
+        for (name, ch) in &raw.channels {
+            let Some((ch, span)) = self.read(ch) else { continue };
+            let mut kinds = Vec::new();
+            if let Some(t) = &ch.slack {
+                self.vars(t);
+                kinds.push(Channel::Slack(t.value.clone()));
+            }
+            if let Some(t) = &ch.pagerduty {
+                self.vars(t);
+                kinds.push(Channel::PagerDuty(t.value.clone()));
+            }
+            if let Some(t) = &ch.webhook {
+                self.vars(t);
+                kinds.push(Channel::Webhook(t.value.clone()));
+            }
+            if ch.log == Some(true) {
+                kinds.push(Channel::Log);
+            }
+            if kinds.len() != 1 {
+                self.error(
+                    format!("channel `{name}` needs exactly one of `slack`, `pagerduty`, `webhook`, `log`"),
+                    span,
+                );
+                continue;
+            }
+            self.channels.insert(ChannelName::new(name), kinds.remove(0));
+        }
+
+        let mut phases = Vec::new();
+        let mut phase_ids: HashMap<String, Span> = HashMap::new();
+        let mut last_at: Option<(TOffset, String)> = None;
+        for p in &raw.phases {
+            let Some((p, span)) = self.read(p) else { continue };
+            let title = self.nonempty(&p.title, "phase `title`");
+            let id = match &p.id {
+                Some(id) => {
+                    self.check_id_format(id, "phase id");
+                    id.value.clone()
+                }
+                None => slug(&title),
+            };
+            let id_span = p.id.as_ref().map(|i| i.span).unwrap_or(p.title.span);
+            if phase_ids.insert(id.clone(), id_span).is_some() {
+                self.error(format!("duplicate phase id `{id}`"), id_span).help =
+                    Some("give the phase an explicit, unique `id`".into());
+            }
+            let at = p.at.as_ref().and_then(|t| self.offset(t));
+            if let (Some(at), Some(t)) = (at, &p.at) {
+                if let Some((prev, prev_title)) = &last_at
+                    && at < *prev
+                {
+                    self.warn(
+                        format!("phase starts at {at}, before the previous phase `{prev_title}` ({prev})"),
+                        t.span,
+                    )
+                    .help = Some("phases run in the order written; reorder them or fix the offset".into());
+                }
+                last_at = Some((at, title.clone()));
+            }
+            let on_failure = p.on_failure.unwrap_or(OnFailure::Stop);
+            let mut items = Vec::new();
+            for it in &p.items {
+                if let Some(item) = self.item(it, on_failure) {
+                    items.push(item);
+                }
+            }
+            if p.items.is_empty() {
+                self.warn(format!("phase `{title}` has no items"), span);
+            }
+            phases.push(Phase {
+                id: PhaseId::new(id),
+                title,
+                at,
+                description: p.description,
+                gate: p
+                    .gate
+                    .map(|g| Gate {
+                        checks: g.checks,
+                        approvals: g.approvals,
+                    })
+                    .unwrap_or_default(),
+                record: p.record.iter().map(|r| r.value.clone()).collect(),
+                items,
+            });
+        }
+        if raw.phases.is_empty() {
+            self.error("the plan has no phases", raw.name.span).help =
+                Some("add `phases:` with at least one phase and its items".into());
+        }
+
+        let mut rollback = Rollback::default();
+        if let Some(rb) = &raw.rollback
+            && let Some((rb, _)) = self.read(rb)
+        {
+            for it in &rb.items {
+                if let Some(item) = self.item(it, OnFailure::Continue) {
+                    rollback.items.push(item);
+                }
+            }
+            for l in &rb.levels {
+                if let Some(level) = self.level(l) {
+                    rollback.levels.push(level);
+                }
+            }
+        }
+
+        let monitor = raw.monitor.as_ref().and_then(|m| self.read(m)).map(|(m, _)| {
+            let window = self.required_duration(&m.window);
+            let interval = self.duration(&m.interval, Duration::from_secs(60));
+            let checks = m
+                .checks
+                .iter()
+                .map(|c| {
+                    self.deferred_refs.push(CheckRef {
+                        id: c.value.clone(),
+                        span: c.span,
+                        what: "monitor",
+                    });
+                    ItemId::new(&c.value)
+                })
+                .collect();
+            let escalation = m
+                .escalation
+                .iter()
+                .filter_map(|e| {
+                    let after = self.required_duration(&e.after);
+                    let notify = self.channel(&e.notify)?;
+                    Some(Escalation {
+                        name: e.name.clone(),
+                        after,
+                        notify,
+                        to: e.to.as_ref().map(|t| t.value.clone()),
+                    })
+                })
+                .collect();
+            Monitor {
+                window,
+                checks,
+                interval,
+                escalation,
+            }
+        });
+
+        for r in std::mem::take(&mut self.deferred_refs) {
+            if !self.check_ids.contains(&r.id) {
+                let msg = if self.item_ids.contains_key(&r.id) {
+                    format!("{} refers to `{}`, which is not a check", r.what, r.id)
+                } else {
+                    format!("{} refers to unknown check `{}`", r.what, r.id)
+                };
+                let ids: Vec<&str> = self.check_ids.iter().map(String::as_str).collect();
+                let help = suggest(&r.id, &ids).map(|s| format!("did you mean `{s}`?"));
+                let d = self.error(msg, r.span);
+                d.help = help;
+            }
+        }
+
+        Some(Plan {
+            name,
+            version: raw.version.map(|v| v.value),
+            environment: raw.environment.map(|v| v.value),
+            owner: raw.owner.map(|v| v.value),
+            description: raw.description,
+            t0,
+            roles: std::mem::take(&mut self.roles),
+            variables,
+            secrets,
+            channels: std::mem::take(&mut self.channels),
+            record: raw.record.into_iter().map(|r| r.value).collect(),
+            phases,
+            rollback,
+            monitor,
+        })
+    }
+
+    fn item(&mut self, d: &crate::de::Deferred<RawItem>, phase_failure: OnFailure) -> Option<Item> {
+        let (raw, span) = self.read(d)?;
+        let id_ok = self.check_id_format(&raw.id, "item id");
+        if id_ok && let Some(first) = self.item_ids.get(&raw.id.value).copied() {
+            let (line, _) = crate::diag::Source::new("", self.src).line_col(first.start);
+            self.error(format!("duplicate item id `{}`", raw.id.value), raw.id.span).help =
+                Some(format!("first used on line {line}; item ids must be unique in the plan"));
+        } else {
+            self.item_ids.insert(raw.id.value.clone(), raw.id.span);
+        }
+        let owner = raw.owner.as_ref().and_then(|o| self.role(o));
+        let kind = self.kind(&raw, span)?;
+        if matches!(kind, ItemKind::Check(_)) {
+            self.check_ids.insert(raw.id.value.clone());
+        }
+        let title = raw
+            .title
+            .as_ref()
+            .map(|t| t.value.trim().to_string())
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| raw.id.value.clone());
+        let on_interrupt = raw.on_interrupt.unwrap_or(match kind {
+            ItemKind::Run(_) | ItemKind::Rollout(_) => OnInterrupt::Ask,
+            _ => OnInterrupt::Rerun,
+        });
+        Some(Item {
+            id: ItemId::new(raw.id.value.clone()),
+            title,
+            description: raw.description,
+            owner,
+            tags: raw.tags,
+            critical: raw.critical.unwrap_or(false),
+            on_failure: raw.on_failure.unwrap_or(phase_failure),
+            on_interrupt,
+            review: raw.review.unwrap_or(false),
+            subtasks: raw.subtasks.into_iter().map(|s| s.value).collect(),
+            line: crate::diag::Source::new("", self.src).line_col(span.start).0,
+            kind,
+        })
+    }
+
+    fn kind(&mut self, raw: &RawItem, span: Span) -> Option<ItemKind> {
+        let present: Vec<&str> = [
+            raw.task.is_some(),
+            raw.check.is_some(),
+            raw.run.is_some(),
+            raw.approval.is_some(),
+            raw.wait.is_some(),
+            raw.notify.is_some(),
+            raw.flag.is_some(),
+            raw.rollout.is_some(),
+        ]
+        .iter()
+        .zip(ITEM_KINDS)
+        .filter(|(p, _)| **p)
+        .map(|(_, k)| k)
+        .collect();
+        match present.len() {
+            1 => {}
+            0 => {
+                self.error(format!("item `{}` has no kind", raw.id.value), raw.id.span).help =
+                    Some(format!("add exactly one of: {}", ITEM_KINDS.join(", ")));
+                return None;
+            }
+            _ => {
+                self.error(
+                    format!("item `{}` has several kinds: {}", raw.id.value, present.join(", ")),
+                    raw.id.span,
+                )
+                .help = Some("split it into one item per kind".into());
+                return None;
+            }
+        }
+        if let Some(t) = &raw.task {
+            return Some(ItemKind::Task(Task {
+                instructions: t.instructions.clone(),
+                evidence_required: t.evidence == Some(raw::Evidence::Required),
+                fields: t.fields.iter().map(|f| f.value.clone()).collect(),
+            }));
+        }
+        if let Some(c) = &raw.check {
+            return self.check(c, span).map(ItemKind::Check);
+        }
+        if let Some(r) = &raw.run {
+            self.nonempty(&r.command, "`command`");
+            self.vars(&r.command);
+            return Some(ItemKind::Run(Run {
+                command: r.command.value.clone(),
+                timeout: self.duration(&r.timeout, Duration::from_secs(600)),
+                retries: r.retries.unwrap_or(0),
+                backoff: self.duration(&r.backoff, Duration::from_secs(1)),
+                workdir: r.workdir.clone(),
+                env: r.env.clone(),
+            }));
+        }
+        if let Some(a) = &raw.approval {
+            return self.approval(a, raw.id.span).map(ItemKind::Approval);
+        }
+        if let Some(w) = &raw.wait {
+            return match (&w.duration, &w.until) {
+                (Some(d), None) => Some(ItemKind::Wait(Wait::For(self.required_duration(d)))),
+                (None, Some(u)) => self.offset(u).map(|o| ItemKind::Wait(Wait::Until(o))),
+                _ => {
+                    self.error("`wait` needs exactly one of `duration` and `until`", span);
+                    None
+                }
+            };
+        }
+        if let Some(n) = &raw.notify {
+            let channel = self.channel(&n.channel)?;
+            return Some(ItemKind::Notify(Notify {
+                channel,
+                message: n.message.clone(),
+            }));
+        }
+        if let Some(f) = &raw.flag {
+            self.nonempty(&f.key, "flag `key`");
+            if let Some(p) = &f.percentage
+                && !(0.0..=100.0).contains(&p.value)
+            {
+                self.error(format!("percentage {} is outside 0–100", p.value), p.span);
+            }
+            if f.enabled.is_none() && f.percentage.is_none() && f.variant.is_none() {
+                self.error("`flag` changes nothing; set `enabled`, `percentage` or `variant`", f.key.span);
+            }
+            return Some(ItemKind::Flag(FlagChange {
+                key: f.key.value.clone(),
+                enabled: f.enabled,
+                percentage: f.percentage.as_ref().map(|p| p.value),
+                variant: f.variant.clone(),
+            }));
+        }
+        if let Some(r) = &raw.rollout {
+            return self.rollout(r, raw.id.span).map(ItemKind::Rollout);
+        }
+        None
+    }
+
+    fn approval(&mut self, a: &raw::RawApproval, id_span: Span) -> Option<Approval> {
+        if a.roles.is_empty() {
+            self.error("approval names no `roles`", id_span);
+            return None;
+        }
+        let mut roles = Vec::new();
+        for r in &a.roles {
+            if let Some(role) = self.role(r) {
+                if self.roles.get(role.as_str()).is_some_and(|x| x.members.is_empty()) {
+                    self.error(
+                        format!("no one can give this approval: role `{}` has no members", r.value),
+                        r.span,
+                    )
+                    .help = Some(format!("add members under `roles: {}: members:`", r.value));
+                }
+                roles.push(role);
+            }
+        }
+        let total = u32::try_from(a.roles.len()).unwrap_or(u32::MAX);
+        let min = match &a.min {
+            None => total,
+            Some(m) if m.value >= 1 && m.value <= total => m.value,
+            Some(m) => {
+                self.error(
+                    format!("`min` is {}, but the approval names {total} role(s)", m.value),
+                    m.span,
+                )
+                .help = Some(format!("use a number from 1 to {total}"));
+                total
+            }
+        };
+        (roles.len() == a.roles.len()).then(|| Approval {
+            roles,
+            min,
+            message: a.message.clone(),
+        })
+    }
+
+    fn check(&mut self, c: &raw::RawCheck, span: Span) -> Option<Check> {
+        let mut probes = Vec::new();
+        if let Some(p) = &c.http {
+            self.vars(&p.url);
+            probes.push(Probe::Http(p.clone()));
+        }
+        if let Some(p) = &c.tcp {
+            self.vars(&p.address);
+            probes.push(Probe::Tcp(p.clone()));
+        }
+        if let Some(p) = &c.dns {
+            probes.push(Probe::Dns(p.clone()));
+        }
+        if let Some(p) = &c.tls {
+            self.vars(&p.address);
+            probes.push(Probe::Tls(p.clone()));
+        }
+        if let Some(p) = &c.postgres {
+            self.vars(&p.url);
+            probes.push(Probe::Postgres(p.clone()));
+        }
+        if let Some(p) = &c.redis {
+            self.vars(&p.url);
+            probes.push(Probe::Redis(p.clone()));
+        }
+        if let Some(p) = &c.prometheus {
+            self.vars(&p.url);
+            if p.query.is_some() == p.alerts.is_some() {
+                self.error("a prometheus check needs exactly one of `query` and `alerts`", p.url.span);
+            }
+            probes.push(Probe::Prometheus(p.clone()));
+        }
+        if let Some(p) = &c.command {
+            self.vars(&p.command);
+            probes.push(Probe::Command(p.clone()));
+        }
+        if let Some(p) = &c.env {
+            probes.push(Probe::Env(p.clone()));
+        }
+        if let Some(p) = &c.file {
+            self.vars(&p.path);
+            probes.push(Probe::File(p.clone()));
+        }
+        let probe = match probes.len() {
+            1 => probes.remove(0),
+            0 => {
+                self.error("`check` names no probe", span).help = Some(
+                    "add one of: http, tcp, dns, tls, postgres, redis, prometheus, command, env, file".into(),
+                );
+                return None;
+            }
+            _ => {
+                let names: Vec<_> = probes.iter().map(Probe::name).collect();
+                self.error(format!("`check` names several probes: {}", names.join(", ")), span)
+                    .help = Some("one probe per check item".into());
+                return None;
+            }
+        };
+        let fields = probe_fields(&probe);
+        let mut expect = Vec::new();
+        for t in &c.expect {
+            let Some(cond) = self.condition(t, false) else { continue };
+            let root = cond.subject.root();
+            if !fields.contains(&root) {
+                let span = inner_offset(self.src, t)
+                    .map(|b| Span::new(b, b + cond.subject.path.len() + if cond.subject.len { 4 } else { 0 }))
+                    .unwrap_or(t.span);
+                let help = match suggest(root, fields) {
+                    Some(s) => format!("did you mean `{s}`? ({} checks offer: {})", probe.name(), fields.join(", ")),
+                    None => format!("{} checks offer: {}", probe.name(), fields.join(", ")),
+                };
+                self.error(format!("unknown field `{root}` for a {} check", probe.name()), span).help =
+                    Some(help);
+                continue;
+            }
+            if cond.op == cond::Op::Matches && !matches!(cond.value, Literal::Text(_)) {
+                self.error("`matches` takes a quoted regular expression", t.span);
+            }
+            expect.push(cond);
+        }
+        Some(Check {
+            probe,
+            expect,
+            timeout: self.duration(&c.timeout, Duration::from_secs(10)),
+            retries: c.retries.unwrap_or(0),
+            retry_delay: self.duration(&c.retry_delay, Duration::from_secs(1)),
+        })
+    }
+
+    fn rollout(&mut self, r: &raw::RawRollout, id_span: Span) -> Option<Rollout> {
+        let traffic = self.traffic(&r.traffic, id_span);
+        let mut steps = Vec::new();
+        let mut last = 0u32;
+        for s in &r.steps {
+            if s.weight.value > 100 {
+                self.error(format!("weight {} is above 100", s.weight.value), s.weight.span);
+                continue;
+            }
+            if s.weight.value < last {
+                self.warn(
+                    format!("weight goes down from {last} to {}", s.weight.value),
+                    s.weight.span,
+                );
+            }
+            last = s.weight.value;
+            let pause = match &s.pause {
+                None => Pause::None,
+                Some(p) if p.value == "manual" => Pause::Manual,
+                Some(p) => Pause::For(self.required_duration(p)),
+            };
+            let approve = s.approve.iter().filter_map(|a| self.role(a)).collect();
+            let checks = s
+                .checks
+                .iter()
+                .map(|c| {
+                    self.deferred_refs.push(CheckRef {
+                        id: c.value.clone(),
+                        span: c.span,
+                        what: "rollout step",
+                    });
+                    ItemId::new(&c.value)
+                })
+                .collect();
+            steps.push(Step {
+                weight: u8::try_from(s.weight.value).unwrap_or(100),
+                pause,
+                approve,
+                checks,
+            });
+        }
+        match r.strategy.value {
+            Strategy::Canary if r.steps.is_empty() => {
+                self.error("a canary rollout needs `steps`", r.strategy.span).help =
+                    Some("e.g. steps: [{weight: 5, pause: 5m}, {weight: 25, pause: 5m}, {weight: 100}]".into());
+            }
+            Strategy::Canary if last != 100 => {
+                self.warn(format!("the last step leaves the canary at {last}%, not 100%"), r.strategy.span);
+            }
+            Strategy::BlueGreen if steps.is_empty() => steps.push(Step {
+                weight: 100,
+                pause: Pause::None,
+                approve: Vec::new(),
+                checks: Vec::new(),
+            }),
+            _ => {}
+        }
+        let Some(a) = &r.analysis else {
+            self.error("this rollout has no `analysis`: nothing would stop a bad release", id_span)
+                .help = Some("add `analysis:` with metrics and rules, e.g. `error_rate > 0.05 for 2m`".into());
+            return None;
+        };
+        let analysis = self.analysis(a, id_span)?;
+        let keep_previous = r
+            .keep_previous
+            .as_ref()
+            .map(|k| self.required_duration(k));
+        Some(Rollout {
+            strategy: r.strategy.value,
+            steps,
+            traffic: traffic?,
+            analysis,
+            keep_previous,
+        })
+    }
+
+    fn traffic(&mut self, t: &raw::RawTraffic, id_span: Span) -> Option<Traffic> {
+        let mut found = Vec::new();
+        if let Some(h) = &t.haproxy {
+            found.push(Traffic::Haproxy {
+                socket: h.socket.value.clone(),
+                backend: h.backend.value.clone(),
+                stable: h.stable.value.clone(),
+                canary: h.canary.value.clone(),
+            });
+        }
+        if let Some(n) = &t.nginx {
+            found.push(Traffic::Nginx {
+                upstream_file: n.upstream_file.value.clone(),
+                upstream: n.upstream.value.clone(),
+                stable: n.stable.value.clone(),
+                canary: n.canary.value.clone(),
+                reload: n.reload.clone().unwrap_or_else(|| "nginx -s reload".into()),
+            });
+        }
+        if let Some(f) = &t.flag {
+            found.push(Traffic::Flag {
+                key: f.key.value.clone(),
+            });
+        }
+        if let Some(c) = &t.command {
+            self.vars(c);
+            found.push(Traffic::Command {
+                command: c.value.clone(),
+            });
+        }
+        if let Some(w) = &t.webhook {
+            self.vars(w);
+            found.push(Traffic::Webhook { url: w.value.clone() });
+        }
+        if found.len() != 1 {
+            self.error(
+                "`traffic` needs exactly one of `haproxy`, `nginx`, `flag`, `command`, `webhook`",
+                id_span,
+            );
+            return None;
+        }
+        found.pop()
+    }
+
+    fn analysis(&mut self, a: &raw::RawAnalysis, id_span: Span) -> Option<Analysis> {
+        let interval = self.duration(&a.interval, Duration::from_secs(30));
+        if interval < Duration::from_secs(1)
+            && let Some(t) = &a.interval
+        {
+            self.error("the analysis interval must be at least 1s", t.span);
+        }
+        let source = match (&a.prometheus, &a.scrape) {
+            (Some(p), None) => {
+                self.vars(p);
+                MetricSource::Prometheus(p.value.clone())
+            }
+            (None, Some(s)) => {
+                self.vars(&s.stable);
+                self.vars(&s.canary);
+                MetricSource::Scrape {
+                    stable: s.stable.value.clone(),
+                    canary: s.canary.value.clone(),
+                }
+            }
+            _ => {
+                self.error("`analysis` needs exactly one of `prometheus` (URL) and `scrape`", id_span);
+                return None;
+            }
+        };
+        let mut metrics = Vec::new();
+        for m in &a.metrics {
+            let query = match (&m.query, &m.expr) {
+                (Some(q), None) | (None, Some(q)) => q.value.clone(),
+                _ => {
+                    self.error(format!("metric `{}` needs exactly one of `query` and `expr`", m.name.value), m.name.span);
+                    continue;
+                }
+            };
+            metrics.push(Metric {
+                name: m.name.value.clone(),
+                query,
+            });
+        }
+        if a.rules.is_empty() && a.judge.is_empty() {
+            self.error("`analysis` has no `rules` and no `judge`", id_span);
+        }
+        let names: Vec<String> = metrics.iter().map(|m| m.name.clone()).collect();
+        let mut rules = Vec::new();
+        for t in &a.rules {
+            if let Some(c) = self.condition(t, true) {
+                self.metric_ref(&c.subject.path, &names, t);
+                rules.push(c);
+            }
+        }
+        let judges = a
+            .judge
+            .iter()
+            .map(|j| {
+                self.metric_ref(&j.metric.value, &names, &j.metric);
+                let confidence = j.confidence.as_ref().map(|c| c.value).unwrap_or(0.95);
+                if let Some(c) = &j.confidence
+                    && !(c.value > 0.0 && c.value < 1.0)
+                {
+                    self.error("`confidence` must be between 0 and 1, e.g. 0.95", c.span);
+                }
+                Judge {
+                    metric: j.metric.value.clone(),
+                    fail_when_increase: j.fail_when != Some(raw::Direction::Decrease),
+                    confidence,
+                    tolerance: j.tolerance.as_ref().map(|t| t.value).unwrap_or(0.1),
+                }
+            })
+            .collect();
+        Some(Analysis {
+            interval,
+            source,
+            metrics,
+            rules,
+            failure_limit: a.failure_limit.unwrap_or(0),
+            judges,
+        })
+    }
+
+    fn metric_ref(&mut self, name: &str, names: &[String], t: &Text) {
+        if names.iter().any(|n| n == name) {
+            return;
+        }
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let help = match suggest(name, &refs) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None => "declare it under `analysis: metrics:`".into(),
+        };
+        self.error(format!("unknown metric `{name}`"), t.span).help = Some(help);
+    }
+
+    fn level(&mut self, d: &crate::de::Deferred<raw::RawLevel>) -> Option<Level> {
+        let (l, span) = self.read(d)?;
+        if l.when.is_empty() {
+            self.error(format!("level `{}` has no `when` conditions", l.name.value), span);
+        }
+        let when = l.when.iter().filter_map(|t| self.condition(t, true)).collect();
+        let mut actions = Vec::new();
+        for a in &l.actions {
+            match &a.value {
+                Action::RollbackAfter(d) => {
+                    if let Err(m) = parse_duration(d) {
+                        self.error(m, a.span);
+                    }
+                }
+                Action::Notify(ch) => {
+                    self.channel(&Spanned {
+                        span: a.span,
+                        value: ch.clone(),
+                    });
+                }
+                Action::DisableFlag(k) if k.trim().is_empty() => {
+                    self.error("`disable-flag` needs a flag key", a.span);
+                }
+                _ => {}
+            }
+            actions.push(a.value.clone());
+        }
+        if actions.is_empty() {
+            self.error(format!("level `{}` has no `actions`", l.name.value), span);
+        }
+        Some(Level {
+            name: l.name.value,
+            when,
+            actions,
+            review: l.review.unwrap_or(false),
+        })
+    }
+}
+
+/// Fields a condition may use, by probe kind.
+pub fn probe_fields(p: &Probe) -> &'static [&'static str] {
+    match p {
+        Probe::Http(_) => &["status", "body", "header", "response_time"],
+        Probe::Tcp(_) => &["connected", "response_time"],
+        Probe::Dns(_) => &["rcode", "answers", "response_time"],
+        Probe::Tls(_) => &["cert", "tls", "response_time"],
+        Probe::Postgres(_) => &["connected", "value", "connections", "in_recovery", "response_time"],
+        Probe::Redis(_) => &["ping", "auth_required", "persistence", "memory_used", "response_time"],
+        Probe::Prometheus(_) => &["value", "alerts", "response_time"],
+        Probe::Command(_) => &["exit_code", "stdout", "stderr", "duration"],
+        Probe::Env(_) => &["missing"],
+        Probe::File(_) => &["exists", "size", "age"],
+    }
+}
+
+/// The byte offset where a text's value starts in the source, when the
+/// source spells it verbatim (plain or single-line quoted). Lets a diagnostic
+/// point inside a condition or at a `${VAR}`.
+fn inner_offset(src: &str, t: &Text) -> Option<usize> {
+    let raw = src.get(t.span.start..t.span.end)?;
+    if raw == t.value {
+        return Some(t.span.start);
+    }
+    let first = raw.chars().next()?;
+    if (first == '"' || first == '\'') && raw.get(1..1 + t.value.len()) == Some(t.value.as_str()) {
+        return Some(t.span.start + 1);
+    }
+    if raw.starts_with(t.value.as_str()) {
+        return Some(t.span.start);
+    }
+    None
+}
+
+/// `${NAME}` references in a text: (name, byte offset of `$`, length).
+pub fn var_refs(s: &str) -> Vec<(&str, usize, usize)> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(i) = s[from..].find("${") {
+        let start = from + i;
+        let Some(end) = s[start + 2..].find('}') else { break };
+        let name = &s[start + 2..start + 2 + end];
+        out.push((name.trim(), start, end + 3));
+        from = start + 2 + end + 1;
+    }
+    out
+}
+
+fn is_var_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !s.starts_with(|c: char| c.is_ascii_digit())
+}
+
+/// A lowercase, dash-separated id from free text (`Phase 2: Database` → `phase-2-database`).
+pub fn slug(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    while out.ends_with('-') {
+        out.pop();
+    }
+    if out.is_empty() { "item".into() } else { out }
+}

@@ -1,0 +1,33 @@
+//! The golive plan format: read, validate, describe and import go-live plans.
+//!
+//! # Layout
+//! - [`yaml`]: YAML text → a span-annotated tree, with the limits that keep
+//!   hostile input harmless (depth, alias expansion, one document).
+//! - [`de`]: a serde deserializer over that tree that keeps spans and collects
+//!   unknown keys with "did you mean" suggestions instead of stopping.
+//! - [`raw`]: the plan as written; the single source of the JSON Schema.
+//! - [`compile`]: raw plan → [`Plan`], every error collected with its span.
+//! - [`model`]: the validated plan the rest of golive consumes.
+//! - [`cond`]: the condition language of checks, rules and rollback levels.
+//! - [`time`]: durations and T-offsets.
+//! - [`diag`]: diagnostics and their rendering.
+//! - [`source`]: reading plan and checklist files safely (size, encoding).
+//! - [`schema`]: the JSON Schema for editors.
+
+#![deny(missing_docs)]
+
+pub mod compile;
+pub mod cond;
+pub mod de;
+pub mod diag;
+pub mod model;
+pub mod raw;
+pub mod schema;
+pub mod source;
+pub mod time;
+pub mod yaml;
+
+pub use compile::{Compiled, VarLookup, compile};
+pub use diag::{Diagnostic, Located, Report, Severity, Source};
+pub use model::*;
+pub use source::{ReadError, read_text};

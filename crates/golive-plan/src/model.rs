@@ -1,0 +1,528 @@
+//! The validated plan: what the engine, the probes and the server consume.
+//!
+//! Every value here has been checked by [`crate::compile`]: ids are unique
+//! and well-formed, references resolve, durations are `Duration`s, an item
+//! has exactly one kind. Code downstream matches on enums and never
+//! re-validates.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::cond::Condition;
+pub use crate::raw::{
+    Action, DnsRecord, Evidence, OnFailure, OnInterrupt, RawCommand, RawDns, RawEnvCheck,
+    RawFileCheck, RawHttp, RawPostgres, RawPrometheus, RawRedis, RawTcp, RawTls, Strategy,
+};
+use crate::time::TOffset;
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Wraps a name already known to be valid (checked by the compiler).
+            pub(crate) fn new(s: impl Into<String>) -> Self {
+                $name(s.into())
+            }
+
+            /// The id as written.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
+id_type!(
+    /// An item's id, unique in the plan.
+    ItemId
+);
+id_type!(
+    /// A phase's id, unique in the plan.
+    PhaseId
+);
+id_type!(
+    /// A role declared under `roles`.
+    RoleName
+);
+id_type!(
+    /// A channel declared under `channels`.
+    ChannelName
+);
+
+/// A validated go-live plan.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// What goes live.
+    pub name: String,
+    /// Version released.
+    pub version: Option<String>,
+    /// Target environment.
+    pub environment: Option<String>,
+    /// Accountable team or person.
+    pub owner: Option<String>,
+    /// Free text.
+    pub description: Option<String>,
+    /// The go-live moment, if fixed in the plan.
+    pub t0: Option<jiff::Timestamp>,
+    /// Roles and members.
+    pub roles: BTreeMap<RoleName, Role>,
+    /// Variables (plan values, overridden by the environment and `--var`).
+    pub variables: BTreeMap<String, String>,
+    /// Secret references.
+    pub secrets: BTreeMap<String, SecretRef>,
+    /// Notification channels.
+    pub channels: BTreeMap<ChannelName, Channel>,
+    /// Plan-level blanks of the record.
+    pub record: Vec<String>,
+    /// Phases in order.
+    pub phases: Vec<Phase>,
+    /// Rollback items and decision tree.
+    pub rollback: Rollback,
+    /// Watch window after go-live.
+    pub monitor: Option<Monitor>,
+}
+
+impl Plan {
+    /// Every item of every phase, in order (rollback items excluded).
+    pub fn items(&self) -> impl Iterator<Item = (&Phase, &Item)> {
+        self.phases
+            .iter()
+            .flat_map(|p| p.items.iter().map(move |i| (p, i)))
+    }
+}
+
+/// A role.
+#[derive(Clone, Debug)]
+pub struct Role {
+    /// Members who may act for it.
+    pub members: Vec<String>,
+    /// What it is for.
+    pub description: Option<String>,
+}
+
+/// Where a secret's value comes from. The value itself is never stored in the plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SecretRef {
+    /// An environment variable.
+    Env(String),
+    /// A file's contents (trailing newline removed).
+    File(String),
+}
+
+/// A notification channel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Channel {
+    /// Slack-style incoming webhook (URL template, usually a secret).
+    Slack(String),
+    /// PagerDuty Events v2 routing key (template, usually a secret).
+    PagerDuty(String),
+    /// Generic JSON webhook URL.
+    Webhook(String),
+    /// golive's own log.
+    Log,
+}
+
+/// A phase.
+#[derive(Clone, Debug)]
+pub struct Phase {
+    /// Id (given or derived from the title).
+    pub id: PhaseId,
+    /// Title.
+    pub title: String,
+    /// Start relative to T-0.
+    pub at: Option<TOffset>,
+    /// Free text.
+    pub description: Option<String>,
+    /// Gate to leave the phase.
+    pub gate: Gate,
+    /// Phase-level blanks of the record.
+    pub record: Vec<String>,
+    /// Items in order.
+    pub items: Vec<Item>,
+}
+
+/// What must hold to leave a phase.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Gate {
+    /// All checks passing.
+    pub checks: bool,
+    /// All approvals given.
+    pub approvals: bool,
+}
+
+/// A step of the go-live.
+#[derive(Clone, Debug)]
+pub struct Item {
+    /// Unique id.
+    pub id: ItemId,
+    /// Title.
+    pub title: String,
+    /// Longer text.
+    pub description: Option<String>,
+    /// Responsible role.
+    pub owner: Option<RoleName>,
+    /// Labels.
+    pub tags: Vec<String>,
+    /// Whether failure fails the go-live.
+    pub critical: bool,
+    /// Failure policy (item's own, else the phase's, else `stop`).
+    pub on_failure: OnFailure,
+    /// Interruption policy (default: ask for commands, rerun for everything else).
+    pub on_interrupt: OnInterrupt,
+    /// Drafted by the importer; needs a person's review.
+    pub review: bool,
+    /// Nested checklist lines confirmed with this item.
+    pub subtasks: Vec<String>,
+    /// 1-based line in the plan file (0 when built in code).
+    pub line: usize,
+    /// What the item does.
+    pub kind: ItemKind,
+}
+
+/// The kinds of item.
+#[derive(Clone, Debug)]
+pub enum ItemKind {
+    /// Manual step confirmed by a person.
+    Task(Task),
+    /// Automated probe.
+    Check(Check),
+    /// Shell command.
+    Run(Run),
+    /// Sign-off.
+    Approval(Approval),
+    /// Pause.
+    Wait(Wait),
+    /// Message to a channel.
+    Notify(Notify),
+    /// Feature-flag change.
+    Flag(FlagChange),
+    /// Progressive rollout.
+    Rollout(Rollout),
+}
+
+impl ItemKind {
+    /// The kind's name as written in a plan.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ItemKind::Task(_) => "task",
+            ItemKind::Check(_) => "check",
+            ItemKind::Run(_) => "run",
+            ItemKind::Approval(_) => "approval",
+            ItemKind::Wait(_) => "wait",
+            ItemKind::Notify(_) => "notify",
+            ItemKind::Flag(_) => "flag",
+            ItemKind::Rollout(_) => "rollout",
+        }
+    }
+
+    /// Every kind name, in the order used for counts.
+    pub const NAMES: [&'static str; 8] = [
+        "task", "check", "run", "approval", "wait", "notify", "flag", "rollout",
+    ];
+}
+
+/// A manual task.
+#[derive(Clone, Debug, Default)]
+pub struct Task {
+    /// What to do.
+    pub instructions: Option<String>,
+    /// Whether evidence is required.
+    pub evidence_required: bool,
+    /// Blanks to fill when confirming.
+    pub fields: Vec<String>,
+}
+
+/// An automated probe with its conditions.
+#[derive(Clone, Debug)]
+pub struct Check {
+    /// What is probed.
+    pub probe: Probe,
+    /// Conditions that must all hold.
+    pub expect: Vec<Condition>,
+    /// Per-attempt timeout.
+    pub timeout: Duration,
+    /// Extra attempts.
+    pub retries: u32,
+    /// Pause between attempts.
+    pub retry_delay: Duration,
+}
+
+/// A probe and its settings.
+#[derive(Clone, Debug)]
+#[allow(missing_docs)]
+pub enum Probe {
+    Http(RawHttp),
+    Tcp(RawTcp),
+    Dns(RawDns),
+    Tls(RawTls),
+    Postgres(RawPostgres),
+    Redis(RawRedis),
+    Prometheus(RawPrometheus),
+    Command(RawCommand),
+    Env(RawEnvCheck),
+    File(RawFileCheck),
+}
+
+impl Probe {
+    /// The probe kind's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Probe::Http(_) => "http",
+            Probe::Tcp(_) => "tcp",
+            Probe::Dns(_) => "dns",
+            Probe::Tls(_) => "tls",
+            Probe::Postgres(_) => "postgres",
+            Probe::Redis(_) => "redis",
+            Probe::Prometheus(_) => "prometheus",
+            Probe::Command(_) => "command",
+            Probe::Env(_) => "env",
+            Probe::File(_) => "file",
+        }
+    }
+}
+
+/// A shell command.
+#[derive(Clone, Debug)]
+pub struct Run {
+    /// Command text for `sh -c`.
+    pub command: String,
+    /// Per-attempt limit.
+    pub timeout: Duration,
+    /// Extra attempts.
+    pub retries: u32,
+    /// First pause between attempts (doubles).
+    pub backoff: Duration,
+    /// Working directory.
+    pub workdir: Option<String>,
+    /// Extra environment.
+    pub env: BTreeMap<String, String>,
+}
+
+/// A sign-off gate: `min` of `roles` must sign.
+#[derive(Clone, Debug)]
+pub struct Approval {
+    /// Roles whose sign-off counts (non-empty, each with members).
+    pub roles: Vec<RoleName>,
+    /// How many must sign, 1..=roles.len().
+    pub min: u32,
+    /// Question to the approvers.
+    pub message: Option<String>,
+}
+
+/// A pause.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Wait {
+    /// For a duration.
+    For(Duration),
+    /// Until a T-offset.
+    Until(TOffset),
+}
+
+/// A message to a channel.
+#[derive(Clone, Debug)]
+pub struct Notify {
+    /// Channel.
+    pub channel: ChannelName,
+    /// Message template.
+    pub message: String,
+}
+
+/// A feature-flag change.
+#[derive(Clone, Debug)]
+pub struct FlagChange {
+    /// Flag key.
+    pub key: String,
+    /// On or off (None keeps the current state).
+    pub enabled: Option<bool>,
+    /// Rollout percentage, 0–100.
+    pub percentage: Option<f64>,
+    /// Variant to serve.
+    pub variant: Option<String>,
+}
+
+/// A progressive rollout.
+#[derive(Clone, Debug)]
+pub struct Rollout {
+    /// Canary or blue-green.
+    pub strategy: Strategy,
+    /// Steps; for blue-green a single step to 100.
+    pub steps: Vec<Step>,
+    /// How traffic moves.
+    pub traffic: Traffic,
+    /// Go/no-go analysis.
+    pub analysis: Analysis,
+    /// Blue-green: how long the previous version stays ready.
+    pub keep_previous: Option<Duration>,
+}
+
+/// One traffic step.
+#[derive(Clone, Debug)]
+pub struct Step {
+    /// Percentage of traffic on the new version, 0–100.
+    pub weight: u8,
+    /// How long to hold it.
+    pub pause: Pause,
+    /// Roles to sign before moving on.
+    pub approve: Vec<RoleName>,
+    /// Checks to pass before moving on.
+    pub checks: Vec<ItemId>,
+}
+
+/// How long a step is held.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pause {
+    /// Move on at once (after gates).
+    None,
+    /// Hold for a duration while analysing.
+    For(Duration),
+    /// Hold until `golive promote`.
+    Manual,
+}
+
+/// A traffic actuator.
+#[derive(Clone, Debug)]
+#[allow(missing_docs)]
+pub enum Traffic {
+    Haproxy {
+        socket: String,
+        backend: String,
+        stable: String,
+        canary: String,
+    },
+    Nginx {
+        upstream_file: String,
+        upstream: String,
+        stable: String,
+        canary: String,
+        reload: String,
+    },
+    Flag {
+        key: String,
+    },
+    Command {
+        command: String,
+    },
+    Webhook {
+        url: String,
+    },
+}
+
+/// Where analysis metrics come from.
+#[derive(Clone, Debug)]
+pub enum MetricSource {
+    /// A Prometheus server (base URL).
+    Prometheus(String),
+    /// Scraped directly from the services.
+    Scrape {
+        /// Metrics URL of the stable version.
+        stable: String,
+        /// Metrics URL of the canary version.
+        canary: String,
+    },
+}
+
+/// Go/no-go analysis.
+#[derive(Clone, Debug)]
+pub struct Analysis {
+    /// Evaluation period.
+    pub interval: Duration,
+    /// Metric source.
+    pub source: MetricSource,
+    /// Named metrics.
+    pub metrics: Vec<Metric>,
+    /// Threshold rules; any that holds fails the step.
+    pub rules: Vec<Condition>,
+    /// Failed evaluations tolerated.
+    pub failure_limit: u32,
+    /// Canary-versus-baseline judges.
+    pub judges: Vec<Judge>,
+}
+
+/// A named metric.
+#[derive(Clone, Debug)]
+pub struct Metric {
+    /// Name used in rules.
+    pub name: String,
+    /// PromQL query or scrape expression.
+    pub query: String,
+}
+
+/// A canary-versus-baseline comparison.
+#[derive(Clone, Debug)]
+pub struct Judge {
+    /// Metric compared.
+    pub metric: String,
+    /// Which direction is a regression.
+    pub fail_when_increase: bool,
+    /// Confidence, in (0, 1).
+    pub confidence: f64,
+    /// Relative effect tolerated.
+    pub tolerance: f64,
+}
+
+/// Rollback items and decision tree.
+#[derive(Clone, Debug, Default)]
+pub struct Rollback {
+    /// Items run on rollback.
+    pub items: Vec<Item>,
+    /// Levels, mildest first.
+    pub levels: Vec<Level>,
+}
+
+/// A level of the decision tree.
+#[derive(Clone, Debug)]
+pub struct Level {
+    /// Name.
+    pub name: String,
+    /// Any of these triggers the level.
+    pub when: Vec<Condition>,
+    /// Actions in order.
+    pub actions: Vec<Action>,
+    /// Drafted by the importer.
+    pub review: bool,
+}
+
+/// Watch window after go-live.
+#[derive(Clone, Debug)]
+pub struct Monitor {
+    /// Length.
+    pub window: Duration,
+    /// Checks re-run.
+    pub checks: Vec<ItemId>,
+    /// Re-run period.
+    pub interval: Duration,
+    /// Escalation rules.
+    pub escalation: Vec<Escalation>,
+}
+
+/// An escalation rule.
+#[derive(Clone, Debug)]
+pub struct Escalation {
+    /// Name.
+    pub name: Option<String>,
+    /// Delay before it fires.
+    pub after: Duration,
+    /// Channel.
+    pub notify: ChannelName,
+    /// Role or person.
+    pub to: Option<String>,
+}
