@@ -31,3 +31,6 @@ pub use compile::{Compiled, VarLookup, compile};
 pub use diag::{Diagnostic, Located, Report, Severity, Source};
 pub use model::*;
 pub use source::{ReadError, read_text};
+
+/// The commented example plan written by `golive init`; it uses every item kind.
+pub const EXAMPLE_PLAN: &str = include_str!("example.yaml");

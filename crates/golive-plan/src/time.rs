@@ -61,13 +61,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 /// Formats a duration the way it is written in a plan (`1h30m`, `500ms`).
+/// Days are used from a week on: go-live documents say `T-24h` and `T-72h`, but `T-7d`.
 pub fn format_duration(d: Duration) -> String {
     let mut ms = d.as_millis();
     if ms == 0 {
         return "0s".into();
     }
+    const DAY: u128 = 86_400_000;
+    let day = if ms >= 7 * DAY { DAY } else { u128::MAX };
     let mut out = String::new();
-    for (unit, size) in [("d", 86_400_000u128), ("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)] {
+    for (unit, size) in [("d", day), ("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)] {
         if ms >= size {
             out.push_str(&format!("{}{unit}", ms / size));
             ms %= size;
@@ -143,7 +146,7 @@ mod tests {
 
     #[test]
     fn durations_round_trip() {
-        for s in ["1h30m", "500ms", "1d", "2m5s"] {
+        for s in ["1h30m", "500ms", "24h", "72h", "7d", "2m5s"] {
             assert_eq!(format_duration(parse_duration(s).expect(s)), s);
         }
     }

@@ -1,0 +1,165 @@
+//! Plan format tests: the example plan, diagnostics for planted mistakes, the schema.
+
+use golive_plan::{Compiled, ItemKind, Located, Severity, Source, compile};
+
+fn no_env(_: &str) -> bool {
+    false
+}
+
+fn located(src: &str, c: &Compiled) -> Vec<Located> {
+    let source = Source::new("plan.yaml", src);
+    c.diagnostics.iter().map(|d| Located::new(&source, d)).collect()
+}
+
+fn line_of(src: &str, needle: &str) -> usize {
+    src.lines()
+        .position(|l| l.contains(needle))
+        .map(|i| i + 1)
+        .unwrap_or_else(|| panic!("`{needle}` not in source"))
+}
+
+#[test]
+fn the_example_plan_is_valid_and_uses_every_item_kind() {
+    let c = compile(golive_plan::EXAMPLE_PLAN, &no_env);
+    assert!(c.diagnostics.is_empty(), "{:#?}", located(golive_plan::EXAMPLE_PLAN, &c));
+    let plan = c.plan.expect("valid");
+    let mut kinds: Vec<&str> = plan.items().map(|(_, i)| i.kind.name()).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    let mut all = ItemKind::NAMES.to_vec();
+    all.sort_unstable();
+    assert_eq!(kinds, all);
+    assert_eq!(plan.phases.len(), 4);
+    assert_eq!(plan.phases[0].at.map(|t| t.to_string()).as_deref(), Some("T-24h"));
+    assert_eq!(plan.rollback.levels.len(), 3);
+}
+
+const PLANTED: &str = r#"name: planted
+roles:
+  ops: {members: [carol]}
+  security: {members: []}
+phases:
+  - title: Prepare
+    at: T-2h
+    items:
+      - id: migrate
+        run:
+          command: ./migrate.sh
+          tmeout: 5m
+      - id: migrate
+        owner: opps
+        task: {}
+  - title: Earlier by mistake
+    at: T-24h
+    items:
+      - id: sign-off
+        approval: {roles: [ops, security]}
+      - id: health
+        check:
+          http: {url: "http://127.0.0.1/health"}
+          expect: ["status = 200"]
+      - id: canary
+        rollout:
+          strategy: canary
+          traffic: {flag: {key: new}}
+          steps: [{weight: 10}, {weight: 100}]
+"#;
+
+#[test]
+fn planted_mistakes_are_all_reported_with_their_lines() {
+    let c = compile(PLANTED, &no_env);
+    assert!(c.plan.is_none());
+    let found = located(PLANTED, &c);
+    let errors: Vec<&Located> = found.iter().filter(|d| d.severity == Severity::Error).collect();
+    let expect = [
+        ("unknown field `tmeout`", "tmeout:", Some("did you mean `timeout`?")),
+        ("duplicate item id `migrate`", "- id: migrate", None),
+        ("unknown role `opps`", "owner: opps", Some("did you mean `ops`?")),
+        ("no one can give this approval: role `security` has no members", "approval:", None),
+        ("unknown operator `=`", "expect:", None),
+        ("this rollout has no `analysis`", "id: canary", None),
+    ];
+    for (message, line_text, help) in expect {
+        let line = if message.starts_with("duplicate") {
+            // The second `- id: migrate`.
+            PLANTED.lines().enumerate().filter(|(_, l)| l.contains(line_text)).nth(1).map(|(i, _)| i + 1).expect("twice")
+        } else {
+            line_of(PLANTED, line_text)
+        };
+        let hit = errors
+            .iter()
+            .find(|d| d.message.contains(message))
+            .unwrap_or_else(|| panic!("no error `{message}` in {errors:#?}"));
+        assert_eq!(hit.line, line, "line of `{message}`");
+        if let Some(h) = help {
+            assert_eq!(hit.help.as_deref(), Some(h), "help of `{message}`");
+        }
+    }
+    assert_eq!(errors.len(), expect.len(), "{errors:#?}");
+    let warning = found
+        .iter()
+        .find(|d| d.severity == Severity::Warning && d.message.contains("phase starts at"))
+        .expect("out-of-order warning");
+    assert!(warning.message.contains("before the previous phase"), "{warning:?}");
+    assert_eq!(warning.line, line_of(PLANTED, "at: T-24h"));
+}
+
+#[test]
+fn a_bad_condition_points_at_the_operator_column() {
+    let c = compile(PLANTED, &no_env);
+    let d = located(PLANTED, &c)
+        .into_iter()
+        .find(|d| d.message.contains("unknown operator"))
+        .expect("reported");
+    let line = PLANTED.lines().nth(d.line - 1).expect("line");
+    let col = line.find("= 200").expect("op") + 1;
+    assert_eq!(d.column, col, "{line}");
+}
+
+#[test]
+fn undefined_variables_are_errors_unless_defined_outside() {
+    let src = "name: v\nphases:\n  - title: P\n    items:\n      - id: r\n        run: {command: 'echo ${GREETING} ${NAME}'}\n";
+    let c = compile(src, &no_env);
+    let msgs: Vec<String> = c.diagnostics.iter().map(|d| d.message.clone()).collect();
+    assert_eq!(msgs, ["undefined variable `GREETING`", "undefined variable `NAME`"]);
+    let c = compile(src, &|n: &str| n == "GREETING" || n == "NAME");
+    assert!(c.plan.is_some(), "{:?}", c.diagnostics);
+}
+
+#[test]
+fn hostile_plans_get_errors_not_panics() {
+    let cases = [
+        String::new(),
+        "[1, 2".into(),
+        "just a string".into(),
+        "name: x\nphases: 3\n".into(),
+        "name: [1]\nphases: []\n".into(),
+        "a: &a [*a]\n".into(),
+        "{".repeat(10_000),
+        "name: x\nphases:\n".to_string() + &"  - title: p\n    items: [{id: a, task: {}}]\n".repeat(2_000),
+        "\u{0}\u{1}name: x".into(),
+        "name: x\nphases:\n  - title: p\n    items:\n      - id: a\n        run: {command: x, retries: 99999999999999999999}\n".into(),
+    ];
+    for src in &cases {
+        let c = compile(src, &no_env);
+        let _ = located(src, &c);
+    }
+    // The first and the large valid one.
+    assert!(compile(&cases[0], &no_env).diagnostics[0].message.contains("empty"));
+    let big = compile(&cases[7], &no_env);
+    assert!(big.diagnostics.iter().any(|d| d.message.contains("duplicate item id")));
+}
+
+#[test]
+fn the_committed_schema_is_the_generated_one() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../schema/golive.schema.json");
+    let committed = std::fs::read_to_string(path).unwrap_or_default();
+    let generated = golive_plan::schema::json();
+    assert!(
+        committed == generated,
+        "schema/golive.schema.json is stale: run `cargo run -p golive -- schema > schema/golive.schema.json`"
+    );
+    let v: serde_json::Value = serde_json::from_str(&generated).expect("json");
+    assert_eq!(v["title"], "golive plan");
+    assert!(v["properties"]["phases"].is_object());
+}

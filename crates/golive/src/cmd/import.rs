@@ -1,0 +1,108 @@
+//! `golive import`: a Markdown checklist in, a plan that validates out.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use golive_plan::import::{NoteKind, import};
+use serde::Serialize;
+
+use crate::cli::{ImportArgs, Output};
+
+#[derive(Serialize)]
+struct NoteOut<'a> {
+    line: usize,
+    kind: &'static str,
+    message: &'a str,
+}
+
+#[derive(Serialize)]
+struct Summary<'a> {
+    source: String,
+    out: Option<String>,
+    checklist_items: usize,
+    kept_items: usize,
+    valid: bool,
+    notes: Vec<NoteOut<'a>>,
+}
+
+fn kind_name(k: &NoteKind) -> &'static str {
+    match k {
+        NoteKind::Recognised => "recognised",
+        NoteKind::Plain => "plain",
+        NoteKind::Repaired => "repaired",
+        NoteKind::Dropped => "dropped",
+    }
+}
+
+pub fn run(args: &ImportArgs, output: Output) -> Result<ExitCode> {
+    if let Some(out) = &args.out
+        && out.exists()
+        && !args.force
+    {
+        bail!("{} already exists; pass --force to overwrite it", out.display());
+    }
+    let text = golive_plan::read_text(&args.checklist)?;
+    let name = args
+        .checklist
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| args.checklist.display().to_string());
+    let imported = import(&text, &name);
+    // The importer promises a plan that validates; check rather than trust.
+    let compiled = golive_plan::compile(&imported.yaml, &|_: &str| true);
+    let valid = compiled.plan.is_some();
+    match &args.out {
+        Some(out) => std::fs::write(out, &imported.yaml)
+            .with_context(|| format!("cannot write {}", out.display()))?,
+        None if output == Output::Human => print!("{}", imported.yaml),
+        None => {}
+    }
+    match output {
+        Output::Json => {
+            let summary = Summary {
+                source: args.checklist.display().to_string(),
+                out: args.out.as_ref().map(|o| o.display().to_string()),
+                checklist_items: imported.checklist_items,
+                kept_items: imported.kept_items,
+                valid,
+                notes: imported
+                    .notes
+                    .iter()
+                    .map(|n| NoteOut {
+                        line: n.line,
+                        kind: kind_name(&n.kind),
+                        message: &n.message,
+                    })
+                    .collect(),
+            };
+            println!("{}", serde_json::to_string_pretty(&summary)?);
+        }
+        Output::Human => {
+            for kind in [NoteKind::Recognised, NoteKind::Repaired, NoteKind::Plain, NoteKind::Dropped] {
+                let notes: Vec<_> = imported.notes.iter().filter(|n| n.kind == kind).collect();
+                if notes.is_empty() {
+                    continue;
+                }
+                eprintln!("{} ({}):", kind_name(&kind), notes.len());
+                for n in notes {
+                    eprintln!("  {name}:{}: {}", n.line, n.message);
+                }
+            }
+            eprintln!(
+                "kept {} of {} checklist items{}",
+                imported.kept_items,
+                imported.checklist_items,
+                args.out
+                    .as_ref()
+                    .map(|o| format!("; wrote {}", o.display()))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    if !valid {
+        let source = golive_plan::Source::new("imported plan", imported.yaml.as_str());
+        eprint!("{}", crate::load::render(&source, &compiled.diagnostics));
+        bail!("the imported plan does not validate; this is a bug in golive import, please report it with the checklist");
+    }
+    Ok(ExitCode::SUCCESS)
+}
