@@ -122,7 +122,10 @@ impl Compiler<'_> {
         };
         if !matches!(root.value, yaml::Value::Map(_)) {
             self.error(
-                format!("a plan is a mapping with `name` and `phases`, but this is {}", root.kind()),
+                format!(
+                    "a plan is a mapping with `name` and `phases`, but this is {}",
+                    root.kind()
+                ),
                 root.span,
             );
             return None;
@@ -140,7 +143,10 @@ impl Compiler<'_> {
         self.plan(raw)
     }
 
-    fn read<T: serde::de::DeserializeOwned + Clone>(&mut self, d: &crate::de::Deferred<T>) -> Option<(T, Span)> {
+    fn read<T: serde::de::DeserializeOwned + Clone>(
+        &mut self,
+        d: &crate::de::Deferred<T>,
+    ) -> Option<(T, Span)> {
         let sink = Sink::default();
         let r = d.read(&sink);
         self.drain(sink);
@@ -190,7 +196,10 @@ impl Compiler<'_> {
             && id.value.starts_with(|c: char| c.is_ascii_alphanumeric());
         if !ok {
             self.error(
-                format!("{what} `{}` may use only letters, digits, `-`, `_` and `.`", id.value),
+                format!(
+                    "{what} `{}` may use only letters, digits, `-`, `_` and `.`",
+                    id.value
+                ),
                 id.span,
             )
             .help = Some(format!("try `{}`", slug(&id.value)));
@@ -210,7 +219,8 @@ impl Compiler<'_> {
         };
         let names_owned: Vec<String> = names.iter().map(|s| s.to_string()).collect();
         let _ = names_owned;
-        self.error(format!("unknown role `{}`", t.value), t.span).help = Some(help);
+        self.error(format!("unknown role `{}`", t.value), t.span)
+            .help = Some(help);
         None
     }
 
@@ -224,7 +234,8 @@ impl Compiler<'_> {
             None if names.is_empty() => "declare it under `channels:`".to_string(),
             None => format!("declared channels: {}", names.join(", ")),
         };
-        self.error(format!("unknown channel `{}`", t.value), t.span).help = Some(help);
+        self.error(format!("unknown channel `{}`", t.value), t.span)
+            .help = Some(help);
         None
     }
 
@@ -244,7 +255,8 @@ impl Compiler<'_> {
                 Some(s) => format!("did you mean `${{{s}}}`?"),
                 None => "declare it under `variables:` or `secrets:`, export it, or pass `--var NAME=value`".into(),
             };
-            self.error(format!("undefined variable `{name}`"), span).help = Some(help);
+            self.error(format!("undefined variable `{name}`"), span)
+                .help = Some(help);
         }
     }
 
@@ -252,7 +264,10 @@ impl Compiler<'_> {
         match cond::parse(&t.value) {
             Ok(c) => {
                 if c.hold.is_some() && !allow_hold {
-                    self.error("`for` is only allowed in rollout rules and rollback levels", t.span);
+                    self.error(
+                        "`for` is only allowed in rollout rules and rollback levels",
+                        t.span,
+                    );
                 }
                 Some(c)
             }
@@ -269,18 +284,27 @@ impl Compiler<'_> {
 
     fn plan(&mut self, raw: RawPlan) -> Option<Plan> {
         let name = self.nonempty(&raw.name, "`name`");
-        let t0 = raw.t0.as_ref().and_then(|t| match t.value.parse::<jiff::Timestamp>() {
-            Ok(ts) => Some(ts),
-            Err(e) => {
-                self.error(format!("`t0` is not an RFC 3339 timestamp: {e}"), t.span)
-                    .help = Some("write e.g. `2026-12-01T14:00:00Z`".into());
-                None
-            }
-        });
+        let t0 = raw
+            .t0
+            .as_ref()
+            .and_then(|t| match t.value.parse::<jiff::Timestamp>() {
+                Ok(ts) => Some(ts),
+                Err(e) => {
+                    self.error(format!("`t0` is not an RFC 3339 timestamp: {e}"), t.span)
+                        .help = Some("write e.g. `2026-12-01T14:00:00Z`".into());
+                    None
+                }
+            });
 
         for (name, role) in &raw.roles {
-            let Some((r, span)) = self.read(role) else { continue };
-            let members: Vec<String> = r.members.iter().map(|m| m.value.trim().to_string()).collect();
+            let Some((r, span)) = self.read(role) else {
+                continue;
+            };
+            let members: Vec<String> = r
+                .members
+                .iter()
+                .map(|m| m.value.trim().to_string())
+                .collect();
             if members.is_empty() {
                 self.warn(format!("role `{name}` has no members"), span);
             }
@@ -296,7 +320,10 @@ impl Compiler<'_> {
         let mut variables = BTreeMap::new();
         for (k, v) in &raw.variables {
             if !is_var_name(k) {
-                self.error(format!("variable name `{k}` must be letters, digits and `_`"), v.span);
+                self.error(
+                    format!("variable name `{k}` must be letters, digits and `_`"),
+                    v.span,
+                );
             }
             self.declared_vars.insert(k.clone());
             variables.insert(k.clone(), v.value.clone());
@@ -304,7 +331,10 @@ impl Compiler<'_> {
         let mut secrets = BTreeMap::new();
         for (k, v) in &raw.secrets {
             if !is_var_name(k) {
-                self.error(format!("secret name `{k}` must be letters, digits and `_`"), v.span);
+                self.error(
+                    format!("secret name `{k}` must be letters, digits and `_`"),
+                    v.span,
+                );
             }
             self.declared_vars.insert(k.clone());
             let r = if let Some(n) = v.value.strip_prefix("env:") {
@@ -325,7 +355,9 @@ impl Compiler<'_> {
         }
 
         for (name, ch) in &raw.channels {
-            let Some((ch, span)) = self.read(ch) else { continue };
+            let Some((ch, span)) = self.read(ch) else {
+                continue;
+            };
             let mut kinds = Vec::new();
             if let Some(t) = &ch.slack {
                 self.vars(t);
@@ -349,14 +381,17 @@ impl Compiler<'_> {
                 );
                 continue;
             }
-            self.channels.insert(ChannelName::new(name), kinds.remove(0));
+            self.channels
+                .insert(ChannelName::new(name), kinds.remove(0));
         }
 
         let mut phases = Vec::new();
         let mut phase_ids: HashMap<String, Span> = HashMap::new();
         let mut last_at: Option<(TOffset, String)> = None;
         for p in &raw.phases {
-            let Some((p, span)) = self.read(p) else { continue };
+            let Some((p, span)) = self.read(p) else {
+                continue;
+            };
             let title = self.nonempty(&p.title, "phase `title`");
             let id = match &p.id {
                 Some(id) => {
@@ -367,8 +402,8 @@ impl Compiler<'_> {
             };
             let id_span = p.id.as_ref().map(|i| i.span).unwrap_or(p.title.span);
             if phase_ids.insert(id.clone(), id_span).is_some() {
-                self.error(format!("duplicate phase id `{id}`"), id_span).help =
-                    Some("give the phase an explicit, unique `id`".into());
+                self.error(format!("duplicate phase id `{id}`"), id_span)
+                    .help = Some("give the phase an explicit, unique `id`".into());
             }
             let at = p.at.as_ref().and_then(|t| self.offset(t));
             if let (Some(at), Some(t)) = (at, &p.at) {
@@ -430,42 +465,46 @@ impl Compiler<'_> {
             }
         }
 
-        let monitor = raw.monitor.as_ref().and_then(|m| self.read(m)).map(|(m, _)| {
-            let window = self.required_duration(&m.window);
-            let interval = self.duration(&m.interval, Duration::from_secs(60));
-            let checks = m
-                .checks
-                .iter()
-                .map(|c| {
-                    self.deferred_refs.push(CheckRef {
-                        id: c.value.clone(),
-                        span: c.span,
-                        what: "monitor",
-                    });
-                    ItemId::new(&c.value)
-                })
-                .collect();
-            let escalation = m
-                .escalation
-                .iter()
-                .filter_map(|e| {
-                    let after = self.required_duration(&e.after);
-                    let notify = self.channel(&e.notify)?;
-                    Some(Escalation {
-                        name: e.name.clone(),
-                        after,
-                        notify,
-                        to: e.to.as_ref().map(|t| t.value.clone()),
+        let monitor = raw
+            .monitor
+            .as_ref()
+            .and_then(|m| self.read(m))
+            .map(|(m, _)| {
+                let window = self.required_duration(&m.window);
+                let interval = self.duration(&m.interval, Duration::from_secs(60));
+                let checks = m
+                    .checks
+                    .iter()
+                    .map(|c| {
+                        self.deferred_refs.push(CheckRef {
+                            id: c.value.clone(),
+                            span: c.span,
+                            what: "monitor",
+                        });
+                        ItemId::new(&c.value)
                     })
-                })
-                .collect();
-            Monitor {
-                window,
-                checks,
-                interval,
-                escalation,
-            }
-        });
+                    .collect();
+                let escalation = m
+                    .escalation
+                    .iter()
+                    .filter_map(|e| {
+                        let after = self.required_duration(&e.after);
+                        let notify = self.channel(&e.notify)?;
+                        Some(Escalation {
+                            name: e.name.clone(),
+                            after,
+                            notify,
+                            to: e.to.as_ref().map(|t| t.value.clone()),
+                        })
+                    })
+                    .collect();
+                Monitor {
+                    window,
+                    checks,
+                    interval,
+                    escalation,
+                }
+            });
 
         for r in std::mem::take(&mut self.deferred_refs) {
             if !self.check_ids.contains(&r.id) {
@@ -504,8 +543,10 @@ impl Compiler<'_> {
         let id_ok = self.check_id_format(&raw.id, "item id");
         if id_ok && let Some(first) = self.item_ids.get(&raw.id.value).copied() {
             let (line, _) = crate::diag::Source::new("", self.src).line_col(first.start);
-            self.error(format!("duplicate item id `{}`", raw.id.value), raw.id.span).help =
-                Some(format!("first used on line {line}; item ids must be unique in the plan"));
+            self.error(format!("duplicate item id `{}`", raw.id.value), raw.id.span)
+                .help = Some(format!(
+                "first used on line {line}; item ids must be unique in the plan"
+            ));
         } else {
             self.item_ids.insert(raw.id.value.clone(), raw.id.span);
         }
@@ -535,7 +576,9 @@ impl Compiler<'_> {
             on_interrupt,
             review: raw.review.unwrap_or(false),
             subtasks: raw.subtasks.into_iter().map(|s| s.value).collect(),
-            line: crate::diag::Source::new("", self.src).line_col(span.start).0,
+            line: crate::diag::Source::new("", self.src)
+                .line_col(span.start)
+                .0,
             kind,
         })
     }
@@ -559,13 +602,17 @@ impl Compiler<'_> {
         match present.len() {
             1 => {}
             0 => {
-                self.error(format!("item `{}` has no kind", raw.id.value), raw.id.span).help =
-                    Some(format!("add exactly one of: {}", ITEM_KINDS.join(", ")));
+                self.error(format!("item `{}` has no kind", raw.id.value), raw.id.span)
+                    .help = Some(format!("add exactly one of: {}", ITEM_KINDS.join(", ")));
                 return None;
             }
             _ => {
                 self.error(
-                    format!("item `{}` has several kinds: {}", raw.id.value, present.join(", ")),
+                    format!(
+                        "item `{}` has several kinds: {}",
+                        raw.id.value,
+                        present.join(", ")
+                    ),
                     raw.id.span,
                 )
                 .help = Some("split it into one item per kind".into());
@@ -622,7 +669,10 @@ impl Compiler<'_> {
                 self.error(format!("percentage {} is outside 0–100", p.value), p.span);
             }
             if f.enabled.is_none() && f.percentage.is_none() && f.variant.is_none() {
-                self.error("`flag` changes nothing; set `enabled`, `percentage` or `variant`", f.key.span);
+                self.error(
+                    "`flag` changes nothing; set `enabled`, `percentage` or `variant`",
+                    f.key.span,
+                );
             }
             return Some(ItemKind::Flag(FlagChange {
                 key: f.key.value.clone(),
@@ -645,9 +695,16 @@ impl Compiler<'_> {
         let mut roles = Vec::new();
         for r in &a.roles {
             if let Some(role) = self.role(r) {
-                if self.roles.get(role.as_str()).is_some_and(|x| x.members.is_empty()) {
+                if self
+                    .roles
+                    .get(role.as_str())
+                    .is_some_and(|x| x.members.is_empty())
+                {
                     self.error(
-                        format!("no one can give this approval: role `{}` has no members", r.value),
+                        format!(
+                            "no one can give this approval: role `{}` has no members",
+                            r.value
+                        ),
                         r.span,
                     )
                     .help = Some(format!("add members under `roles: {}: members:`", r.value));
@@ -661,7 +718,10 @@ impl Compiler<'_> {
             Some(m) if m.value >= 1 && m.value <= total => m.value,
             Some(m) => {
                 self.error(
-                    format!("`min` is {}, but the approval names {total} role(s)", m.value),
+                    format!(
+                        "`min` is {}, but the approval names {total} role(s)",
+                        m.value
+                    ),
                     m.span,
                 )
                 .help = Some(format!("use a number from 1 to {total}"));
@@ -703,7 +763,10 @@ impl Compiler<'_> {
         if let Some(p) = &c.prometheus {
             self.vars(&p.url);
             if p.query.is_some() == p.alerts.is_some() {
-                self.error("a prometheus check needs exactly one of `query` and `alerts`", p.url.span);
+                self.error(
+                    "a prometheus check needs exactly one of `query` and `alerts`",
+                    p.url.span,
+                );
             }
             probes.push(Probe::Prometheus(p.clone()));
         }
@@ -728,26 +791,43 @@ impl Compiler<'_> {
             }
             _ => {
                 let names: Vec<_> = probes.iter().map(Probe::name).collect();
-                self.error(format!("`check` names several probes: {}", names.join(", ")), span)
-                    .help = Some("one probe per check item".into());
+                self.error(
+                    format!("`check` names several probes: {}", names.join(", ")),
+                    span,
+                )
+                .help = Some("one probe per check item".into());
                 return None;
             }
         };
         let fields = probe_fields(&probe);
         let mut expect = Vec::new();
         for t in &c.expect {
-            let Some(cond) = self.condition(t, false) else { continue };
+            let Some(cond) = self.condition(t, false) else {
+                continue;
+            };
             let root = cond.subject.root();
             if !fields.contains(&root) {
                 let span = inner_offset(self.src, t)
-                    .map(|b| Span::new(b, b + cond.subject.path.len() + if cond.subject.len { 4 } else { 0 }))
+                    .map(|b| {
+                        Span::new(
+                            b,
+                            b + cond.subject.path.len() + if cond.subject.len { 4 } else { 0 },
+                        )
+                    })
                     .unwrap_or(t.span);
                 let help = match suggest(root, fields) {
-                    Some(s) => format!("did you mean `{s}`? ({} checks offer: {})", probe.name(), fields.join(", ")),
+                    Some(s) => format!(
+                        "did you mean `{s}`? ({} checks offer: {})",
+                        probe.name(),
+                        fields.join(", ")
+                    ),
                     None => format!("{} checks offer: {}", probe.name(), fields.join(", ")),
                 };
-                self.error(format!("unknown field `{root}` for a {} check", probe.name()), span).help =
-                    Some(help);
+                self.error(
+                    format!("unknown field `{root}` for a {} check", probe.name()),
+                    span,
+                )
+                .help = Some(help);
                 continue;
             }
             if cond.op == cond::Op::Matches && !matches!(cond.value, Literal::Text(_)) {
@@ -770,7 +850,10 @@ impl Compiler<'_> {
         let mut last = 0u32;
         for s in &r.steps {
             if s.weight.value > 100 {
-                self.error(format!("weight {} is above 100", s.weight.value), s.weight.span);
+                self.error(
+                    format!("weight {} is above 100", s.weight.value),
+                    s.weight.span,
+                );
                 continue;
             }
             if s.weight.value < last {
@@ -807,11 +890,17 @@ impl Compiler<'_> {
         }
         match r.strategy.value {
             Strategy::Canary if r.steps.is_empty() => {
-                self.error("a canary rollout needs `steps`", r.strategy.span).help =
-                    Some("e.g. steps: [{weight: 5, pause: 5m}, {weight: 25, pause: 5m}, {weight: 100}]".into());
+                self.error("a canary rollout needs `steps`", r.strategy.span)
+                    .help = Some(
+                    "e.g. steps: [{weight: 5, pause: 5m}, {weight: 25, pause: 5m}, {weight: 100}]"
+                        .into(),
+                );
             }
             Strategy::Canary if last != 100 => {
-                self.warn(format!("the last step leaves the canary at {last}%, not 100%"), r.strategy.span);
+                self.warn(
+                    format!("the last step leaves the canary at {last}%, not 100%"),
+                    r.strategy.span,
+                );
             }
             Strategy::BlueGreen if steps.is_empty() => steps.push(Step {
                 weight: 100,
@@ -822,15 +911,17 @@ impl Compiler<'_> {
             _ => {}
         }
         let Some(a) = &r.analysis else {
-            self.error("this rollout has no `analysis`: nothing would stop a bad release", id_span)
-                .help = Some("add `analysis:` with metrics and rules, e.g. `error_rate > 0.05 for 2m`".into());
+            self.error(
+                "this rollout has no `analysis`: nothing would stop a bad release",
+                id_span,
+            )
+            .help = Some(
+                "add `analysis:` with metrics and rules, e.g. `error_rate > 0.05 for 2m`".into(),
+            );
             return None;
         };
         let analysis = self.analysis(a, id_span)?;
-        let keep_previous = r
-            .keep_previous
-            .as_ref()
-            .map(|k| self.required_duration(k));
+        let keep_previous = r.keep_previous.as_ref().map(|k| self.required_duration(k));
         Some(Rollout {
             strategy: r.strategy.value,
             steps,
@@ -872,7 +963,9 @@ impl Compiler<'_> {
         }
         if let Some(w) = &t.webhook {
             self.vars(w);
-            found.push(Traffic::Webhook { url: w.value.clone() });
+            found.push(Traffic::Webhook {
+                url: w.value.clone(),
+            });
         }
         if found.len() != 1 {
             self.error(
@@ -905,7 +998,10 @@ impl Compiler<'_> {
                 }
             }
             _ => {
-                self.error("`analysis` needs exactly one of `prometheus` (URL) and `scrape`", id_span);
+                self.error(
+                    "`analysis` needs exactly one of `prometheus` (URL) and `scrape`",
+                    id_span,
+                );
                 return None;
             }
         };
@@ -914,7 +1010,13 @@ impl Compiler<'_> {
             let query = match (&m.query, &m.expr) {
                 (Some(q), None) | (None, Some(q)) => q.value.clone(),
                 _ => {
-                    self.error(format!("metric `{}` needs exactly one of `query` and `expr`", m.name.value), m.name.span);
+                    self.error(
+                        format!(
+                            "metric `{}` needs exactly one of `query` and `expr`",
+                            m.name.value
+                        ),
+                        m.name.span,
+                    );
                     continue;
                 }
             };
@@ -978,9 +1080,16 @@ impl Compiler<'_> {
     fn level(&mut self, d: &crate::de::Deferred<raw::RawLevel>) -> Option<Level> {
         let (l, span) = self.read(d)?;
         if l.when.is_empty() {
-            self.error(format!("level `{}` has no `when` conditions", l.name.value), span);
+            self.error(
+                format!("level `{}` has no `when` conditions", l.name.value),
+                span,
+            );
         }
-        let when = l.when.iter().filter_map(|t| self.condition(t, true)).collect();
+        let when = l
+            .when
+            .iter()
+            .filter_map(|t| self.condition(t, true))
+            .collect();
         let mut actions = Vec::new();
         for a in &l.actions {
             match &a.value {
@@ -1021,8 +1130,20 @@ pub fn probe_fields(p: &Probe) -> &'static [&'static str] {
         Probe::Tcp(_) => &["connected", "response_time"],
         Probe::Dns(_) => &["rcode", "answers", "response_time"],
         Probe::Tls(_) => &["cert", "tls", "response_time"],
-        Probe::Postgres(_) => &["connected", "value", "connections", "in_recovery", "response_time"],
-        Probe::Redis(_) => &["ping", "auth_required", "persistence", "memory_used", "response_time"],
+        Probe::Postgres(_) => &[
+            "connected",
+            "value",
+            "connections",
+            "in_recovery",
+            "response_time",
+        ],
+        Probe::Redis(_) => &[
+            "ping",
+            "auth_required",
+            "persistence",
+            "memory_used",
+            "response_time",
+        ],
         Probe::Prometheus(_) => &["value", "alerts", "response_time"],
         Probe::Command(_) => &["exit_code", "stdout", "stderr", "duration"],
         Probe::Env(_) => &["missing"],
@@ -1054,7 +1175,9 @@ pub fn var_refs(s: &str) -> Vec<(&str, usize, usize)> {
     let mut from = 0;
     while let Some(i) = s[from..].find("${") {
         let start = from + i;
-        let Some(end) = s[start + 2..].find('}') else { break };
+        let Some(end) = s[start + 2..].find('}') else {
+            break;
+        };
         let name = &s[start + 2..start + 2 + end];
         out.push((name.trim(), start, end + 3));
         from = start + 2 + end + 1;

@@ -294,14 +294,17 @@ impl<'a> P<'a> {
             "false" => Literal::Bool(false),
             _ => {
                 if let Some(pct) = raw.strip_suffix('%') {
-                    let n: f64 = pct
-                        .trim()
-                        .parse()
-                        .map_err(|_| self.err(format!("`{raw}` is not a percentage"), start, raw.len()))?;
+                    let n: f64 = pct.trim().parse().map_err(|_| {
+                        self.err(format!("`{raw}` is not a percentage"), start, raw.len())
+                    })?;
                     Literal::Number(n / 100.0)
                 } else if let Ok(n) = raw.parse::<f64>() {
                     if !n.is_finite() {
-                        return Err(self.err(format!("`{raw}` is not a finite number"), start, raw.len()));
+                        return Err(self.err(
+                            format!("`{raw}` is not a finite number"),
+                            start,
+                            raw.len(),
+                        ));
                     }
                     Literal::Number(n)
                 } else if raw.starts_with(|c: char| c.is_ascii_digit()) {
@@ -329,7 +332,10 @@ mod tests {
     #[test]
     fn parses_the_documented_forms() {
         let c = parse("status == 200").expect("ok");
-        assert_eq!((c.subject.path.as_str(), c.op, c.value), ("status", Op::Eq, Literal::Number(200.0)));
+        assert_eq!(
+            (c.subject.path.as_str(), c.op, c.value),
+            ("status", Op::Eq, Literal::Number(200.0))
+        );
         let c = parse("response_time < 500ms").expect("ok");
         assert_eq!(c.value, Literal::Duration(Duration::from_millis(500)));
         let c = parse(r#"body.$.status == "UP""#).expect("ok");
@@ -342,7 +348,10 @@ mod tests {
         assert_eq!(c.hold, Some(Duration::from_secs(120)));
         let c = parse("service_down").expect("ok");
         assert_eq!(c.value, Literal::Bool(true));
-        assert_eq!(parse("cert.days_left > 30").expect("ok").to_string(), "cert.days_left > 30");
+        assert_eq!(
+            parse("cert.days_left > 30").expect("ok").to_string(),
+            "cert.days_left > 30"
+        );
     }
 
     #[test]

@@ -118,7 +118,10 @@ impl NodeDe<'_> {
             Value::Scalar { text, .. } => format!("`{}`", clip(text)),
             _ => self.node.kind().to_string(),
         };
-        DeError::new(format!("expected {expected}, found {found}"), self.node.span)
+        DeError::new(
+            format!("expected {expected}, found {found}"),
+            self.node.span,
+        )
     }
 
     fn number<N: std::str::FromStr>(&self, expected: &str) -> Result<N, DeError> {
@@ -169,9 +172,11 @@ impl<'de> Deserializer<'de> for NodeDe<'_> {
                     visitor.visit_bool(b)
                 } else if let Ok(i) = parse_int_text(text).parse::<i64>() {
                     visitor.visit_i64(i)
-                } else if let Ok(f) = text.parse::<f64>().map_err(|_| ()).and_then(|f: f64| {
-                    if f.is_finite() { Ok(f) } else { Err(()) }
-                }) {
+                } else if let Ok(f) = text
+                    .parse::<f64>()
+                    .map_err(|_| ())
+                    .and_then(|f: f64| if f.is_finite() { Ok(f) } else { Err(()) })
+                {
                     visitor.visit_f64(f)
                 } else {
                     visitor.visit_str(text)
@@ -281,7 +286,11 @@ impl<'de> Deserializer<'de> for NodeDe<'_> {
         }
     }
 
-    fn deserialize_tuple<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, DeError> {
+    fn deserialize_tuple<V: Visitor<'de>>(
+        self,
+        _len: usize,
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
         self.deserialize_seq(visitor)
     }
 
@@ -297,7 +306,9 @@ impl<'de> Deserializer<'de> for NodeDe<'_> {
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         match &self.node.value {
             Value::Map(entries) => self.at(visitor.visit_map(MapDe::new(entries, None, self.sink))),
-            _ if self.node.is_null() => self.at(visitor.visit_map(MapDe::new(&[], None, self.sink))),
+            _ if self.node.is_null() => {
+                self.at(visitor.visit_map(MapDe::new(&[], None, self.sink)))
+            }
             _ => Err(self.invalid("a mapping")),
         }
     }
@@ -391,7 +402,11 @@ struct MapDe<'a> {
 }
 
 impl<'a> MapDe<'a> {
-    fn new(entries: &'a [(Key, Node)], fields: Option<&'static [&'static str]>, sink: &'a Sink) -> Self {
+    fn new(
+        entries: &'a [(Key, Node)],
+        fields: Option<&'static [&'static str]>,
+        sink: &'a Sink,
+    ) -> Self {
         MapDe {
             entries,
             next: 0,
@@ -404,7 +419,10 @@ impl<'a> MapDe<'a> {
 impl<'de> MapAccess<'de> for MapDe<'_> {
     type Error = DeError;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, DeError> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, DeError> {
         while let Some((key, _)) = self.entries.get(self.next) {
             if let Some(fields) = self.fields
                 && !fields.contains(&key.name.as_str())
@@ -420,20 +438,19 @@ impl<'de> MapAccess<'de> for MapDe<'_> {
                 continue;
             }
             let de: de::value::StrDeserializer<'_, DeError> = key.name.as_str().into_deserializer();
-            return seed
-                .deserialize(de)
-                .map(Some)
-                .map_err(|mut e| {
-                    e.span.get_or_insert(key.span);
-                    e
-                });
+            return seed.deserialize(de).map(Some).map_err(|mut e| {
+                e.span.get_or_insert(key.span);
+                e
+            });
         }
         Ok(None)
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, DeError> {
         let Some((_, node)) = self.entries.get(self.next) else {
-            return Err(de::Error::custom("value requested after the end of a mapping"));
+            return Err(de::Error::custom(
+                "value requested after the end of a mapping",
+            ));
         };
         self.next += 1;
         seed.deserialize(NodeDe {
@@ -453,8 +470,12 @@ impl<'de, 'a> de::EnumAccess<'de> for EnumDe<'a> {
     type Error = DeError;
     type Variant = NodeDe<'a>;
 
-    fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, NodeDe<'a>), DeError> {
-        let de: de::value::StrDeserializer<'_, DeError> = self.key.name.as_str().into_deserializer();
+    fn variant_seed<V: DeserializeSeed<'de>>(
+        self,
+        seed: V,
+    ) -> Result<(V::Value, NodeDe<'a>), DeError> {
+        let de: de::value::StrDeserializer<'_, DeError> =
+            self.key.name.as_str().into_deserializer();
         let v = seed.deserialize(de).map_err(|mut e| {
             e.span.get_or_insert(self.key.span);
             e
@@ -506,7 +527,10 @@ struct SpannedDe<'a> {
 impl<'de> MapAccess<'de> for SpannedDe<'_> {
     type Error = DeError;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, DeError> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, DeError> {
         let Some(name) = SPANNED_FIELDS.get(self.step) else {
             return Ok(None);
         };
@@ -758,7 +782,10 @@ mod tests {
         let errors = sink.into_inner();
         assert_eq!(errors.len(), 2, "{errors:?}");
         assert_eq!(errors[0].message, "expected text, found a list");
-        assert_eq!(errors[1].message, "expected a non-negative whole number, found `-1`");
+        assert_eq!(
+            errors[1].message,
+            "expected a non-negative whole number, found `-1`"
+        );
         let line_of = |e: &DeError| src[..e.span.expect("span").start].matches('\n').count() + 1;
         assert_eq!(line_of(&errors[0]), 3);
         assert_eq!(line_of(&errors[1]), 4);

@@ -144,7 +144,11 @@ impl fmt::Display for Located {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        write!(f, "{}:{}:{}: {sev}: {}", self.file, self.line, self.column, self.message)?;
+        write!(
+            f,
+            "{}:{}:{}: {sev}: {}",
+            self.file, self.line, self.column, self.message
+        )?;
         if let Some(h) = &self.help {
             write!(f, " ({h})")?;
         }
@@ -193,16 +197,21 @@ impl miette::Diagnostic for Report {
     }
 
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
-        self.diagnostic.span.map(|_| &self.source as &dyn miette::SourceCode)
+        self.diagnostic
+            .span
+            .map(|_| &self.source as &dyn miette::SourceCode)
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
         let span = self.diagnostic.span?;
-        let label = self.diagnostic.label.clone().unwrap_or_else(|| "here".into());
-        Some(Box::new(std::iter::once(miette::LabeledSpan::new_with_span(
-            Some(label),
-            span,
-        ))))
+        let label = self
+            .diagnostic
+            .label
+            .clone()
+            .unwrap_or_else(|| "here".into());
+        Some(Box::new(std::iter::once(
+            miette::LabeledSpan::new_with_span(Some(label), span),
+        )))
     }
 }
 

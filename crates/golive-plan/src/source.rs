@@ -69,7 +69,11 @@ pub fn decode(name: &str, bytes: Vec<u8>) -> Result<String, ReadError> {
             let at = e.utf8_error().valid_up_to();
             let bytes = e.as_bytes();
             let line = bytes[..at].iter().filter(|b| **b == b'\n').count() + 1;
-            let line_start = bytes[..at].iter().rposition(|b| *b == b'\n').map(|i| i + 1).unwrap_or(0);
+            let line_start = bytes[..at]
+                .iter()
+                .rposition(|b| *b == b'\n')
+                .map(|i| i + 1)
+                .unwrap_or(0);
             Err(ReadError::NotUtf8 {
                 path: name.to_string(),
                 line,
@@ -86,11 +90,17 @@ mod tests {
     #[test]
     fn bad_bytes_are_located() {
         let e = decode("x.md", b"# ok\nfine\nbad \xff here\n".to_vec()).expect_err("not utf8");
-        assert_eq!(e.to_string(), "x.md is not UTF-8 text: invalid byte at line 3, column 5");
+        assert_eq!(
+            e.to_string(),
+            "x.md is not UTF-8 text: invalid byte at line 3, column 5"
+        );
     }
 
     #[test]
     fn bom_is_dropped() {
-        assert_eq!(decode("x", b"\xef\xbb\xbfname: x".to_vec()).expect("ok"), "name: x");
+        assert_eq!(
+            decode("x", b"\xef\xbb\xbfname: x".to_vec()).expect("ok"),
+            "name: x"
+        );
     }
 }

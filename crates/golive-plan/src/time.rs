@@ -16,7 +16,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let mut total_ms: u128 = 0;
     let mut rest = t;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
             return Err(format!(
                 "`{t}` is not a duration; write a number and a unit, e.g. `30s`, `5m`, `2h`, `1d`"
@@ -38,9 +40,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "d" | "day" | "days" => 86_400_000,
             "w" | "week" | "weeks" => 604_800_000,
             "" => {
-                return Err(format!(
-                    "`{t}` has no unit; write e.g. `{n}s` or `{n}m`"
-                ));
+                return Err(format!("`{t}` has no unit; write e.g. `{n}s` or `{n}m`"));
             }
             other => {
                 return Err(format!(
@@ -70,7 +70,13 @@ pub fn format_duration(d: Duration) -> String {
     const DAY: u128 = 86_400_000;
     let day = if ms >= 7 * DAY { DAY } else { u128::MAX };
     let mut out = String::new();
-    for (unit, size) in [("d", day), ("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)] {
+    for (unit, size) in [
+        ("d", day),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+        ("ms", 1),
+    ] {
         if ms >= size {
             out.push_str(&format!("{}{unit}", ms / size));
             ms %= size;
@@ -138,8 +144,16 @@ mod tests {
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("15 minutes"), Ok(Duration::from_secs(900)));
-        assert!(parse_duration("5").expect_err("no unit").contains("no unit"));
-        assert!(parse_duration("5y").expect_err("unit").contains("unknown unit `y`"));
+        assert!(
+            parse_duration("5")
+                .expect_err("no unit")
+                .contains("no unit")
+        );
+        assert!(
+            parse_duration("5y")
+                .expect_err("unit")
+                .contains("unknown unit `y`")
+        );
         assert!(parse_duration("abc").is_err());
         assert!(parse_duration("99999999999999999999999d").is_err());
     }
@@ -156,7 +170,10 @@ mod tests {
         assert_eq!(TOffset::parse("T-24h"), Ok(TOffset(-86400)));
         assert_eq!(TOffset::parse("T+0"), Ok(TOffset(0)));
         assert_eq!(TOffset::parse("T+30m"), Ok(TOffset(1800)));
-        assert_eq!(TOffset::parse("T-7d").map(|t| t.to_string()), Ok("T-7d".into()));
+        assert_eq!(
+            TOffset::parse("T-7d").map(|t| t.to_string()),
+            Ok("T-7d".into())
+        );
         assert!(TOffset::parse("T24h").is_err());
         assert!(TOffset::parse("24h").is_err());
     }

@@ -8,7 +8,10 @@ fn no_env(_: &str) -> bool {
 
 fn located(src: &str, c: &Compiled) -> Vec<Located> {
     let source = Source::new("plan.yaml", src);
-    c.diagnostics.iter().map(|d| Located::new(&source, d)).collect()
+    c.diagnostics
+        .iter()
+        .map(|d| Located::new(&source, d))
+        .collect()
 }
 
 fn line_of(src: &str, needle: &str) -> usize {
@@ -21,7 +24,11 @@ fn line_of(src: &str, needle: &str) -> usize {
 #[test]
 fn the_example_plan_is_valid_and_uses_every_item_kind() {
     let c = compile(golive_plan::EXAMPLE_PLAN, &no_env);
-    assert!(c.diagnostics.is_empty(), "{:#?}", located(golive_plan::EXAMPLE_PLAN, &c));
+    assert!(
+        c.diagnostics.is_empty(),
+        "{:#?}",
+        located(golive_plan::EXAMPLE_PLAN, &c)
+    );
     let plan = c.plan.expect("valid");
     let mut kinds: Vec<&str> = plan.items().map(|(_, i)| i.kind.name()).collect();
     kinds.sort_unstable();
@@ -30,7 +37,10 @@ fn the_example_plan_is_valid_and_uses_every_item_kind() {
     all.sort_unstable();
     assert_eq!(kinds, all);
     assert_eq!(plan.phases.len(), 4);
-    assert_eq!(plan.phases[0].at.map(|t| t.to_string()).as_deref(), Some("T-24h"));
+    assert_eq!(
+        plan.phases[0].at.map(|t| t.to_string()).as_deref(),
+        Some("T-24h")
+    );
     assert_eq!(plan.rollback.levels.len(), 3);
 }
 
@@ -70,19 +80,40 @@ fn planted_mistakes_are_all_reported_with_their_lines() {
     let c = compile(PLANTED, &no_env);
     assert!(c.plan.is_none());
     let found = located(PLANTED, &c);
-    let errors: Vec<&Located> = found.iter().filter(|d| d.severity == Severity::Error).collect();
+    let errors: Vec<&Located> = found
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .collect();
     let expect = [
-        ("unknown field `tmeout`", "tmeout:", Some("did you mean `timeout`?")),
+        (
+            "unknown field `tmeout`",
+            "tmeout:",
+            Some("did you mean `timeout`?"),
+        ),
         ("duplicate item id `migrate`", "- id: migrate", None),
-        ("unknown role `opps`", "owner: opps", Some("did you mean `ops`?")),
-        ("no one can give this approval: role `security` has no members", "approval:", None),
+        (
+            "unknown role `opps`",
+            "owner: opps",
+            Some("did you mean `ops`?"),
+        ),
+        (
+            "no one can give this approval: role `security` has no members",
+            "approval:",
+            None,
+        ),
         ("unknown operator `=`", "expect:", None),
         ("this rollout has no `analysis`", "id: canary", None),
     ];
     for (message, line_text, help) in expect {
         let line = if message.starts_with("duplicate") {
             // The second `- id: migrate`.
-            PLANTED.lines().enumerate().filter(|(_, l)| l.contains(line_text)).nth(1).map(|(i, _)| i + 1).expect("twice")
+            PLANTED
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| l.contains(line_text))
+                .nth(1)
+                .map(|(i, _)| i + 1)
+                .expect("twice")
         } else {
             line_of(PLANTED, line_text)
         };
@@ -100,7 +131,10 @@ fn planted_mistakes_are_all_reported_with_their_lines() {
         .iter()
         .find(|d| d.severity == Severity::Warning && d.message.contains("phase starts at"))
         .expect("out-of-order warning");
-    assert!(warning.message.contains("before the previous phase"), "{warning:?}");
+    assert!(
+        warning.message.contains("before the previous phase"),
+        "{warning:?}"
+    );
     assert_eq!(warning.line, line_of(PLANTED, "at: T-24h"));
 }
 
@@ -121,7 +155,10 @@ fn undefined_variables_are_errors_unless_defined_outside() {
     let src = "name: v\nphases:\n  - title: P\n    items:\n      - id: r\n        run: {command: 'echo ${GREETING} ${NAME}'}\n";
     let c = compile(src, &no_env);
     let msgs: Vec<String> = c.diagnostics.iter().map(|d| d.message.clone()).collect();
-    assert_eq!(msgs, ["undefined variable `GREETING`", "undefined variable `NAME`"]);
+    assert_eq!(
+        msgs,
+        ["undefined variable `GREETING`", "undefined variable `NAME`"]
+    );
     let c = compile(src, &|n: &str| n == "GREETING" || n == "NAME");
     assert!(c.plan.is_some(), "{:?}", c.diagnostics);
 }
@@ -145,14 +182,25 @@ fn hostile_plans_get_errors_not_panics() {
         let _ = located(src, &c);
     }
     // The first and the large valid one.
-    assert!(compile(&cases[0], &no_env).diagnostics[0].message.contains("empty"));
+    assert!(
+        compile(&cases[0], &no_env).diagnostics[0]
+            .message
+            .contains("empty")
+    );
     let big = compile(&cases[7], &no_env);
-    assert!(big.diagnostics.iter().any(|d| d.message.contains("duplicate item id")));
+    assert!(
+        big.diagnostics
+            .iter()
+            .any(|d| d.message.contains("duplicate item id"))
+    );
 }
 
 #[test]
 fn the_committed_schema_is_the_generated_one() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../schema/golive.schema.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../schema/golive.schema.json"
+    );
     let committed = std::fs::read_to_string(path).unwrap_or_default();
     let generated = golive_plan::schema::json();
     assert!(

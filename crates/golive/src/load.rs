@@ -25,7 +25,11 @@ impl Loaded {
     }
 
     fn count(&self, s: Severity) -> usize {
-        self.compiled.diagnostics.iter().filter(|d| d.severity == s).count()
+        self.compiled
+            .diagnostics
+            .iter()
+            .filter(|d| d.severity == s)
+            .count()
     }
 
     pub fn located(&self) -> Vec<Located> {
@@ -40,7 +44,8 @@ impl Loaded {
 /// Reads and compiles a plan. `vars` are `--var` values; the environment also defines variables.
 pub fn load(path: &Path, vars: &[(String, String)]) -> Result<Loaded> {
     let text = golive_plan::read_text(path)?;
-    let overrides: BTreeMap<&str, &str> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let overrides: BTreeMap<&str, &str> =
+        vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let compiled = golive_plan::compile(&text, &|name: &str| {
         overrides.contains_key(name) || std::env::var_os(name).is_some()
     });

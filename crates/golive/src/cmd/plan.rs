@@ -51,9 +51,17 @@ fn row(plan: &Plan, p: &Phase) -> PhaseRow {
         .items
         .iter()
         .filter_map(|i| i.owner.as_ref().map(|o| o.to_string()))
-        .chain(p.items.iter().filter_map(|i| match &i.kind {
-            ItemKind::Approval(a) => Some(a.roles.iter().map(|r| r.to_string()).collect::<Vec<_>>().join("+")),
-            _ => None,
+        .chain(p.items.iter().filter_map(|i| {
+            match &i.kind {
+                ItemKind::Approval(a) => Some(
+                    a.roles
+                        .iter()
+                        .map(|r| r.to_string())
+                        .collect::<Vec<_>>()
+                        .join("+"),
+                ),
+                _ => None,
+            }
         }))
         .collect();
     owners.sort();
@@ -86,7 +94,12 @@ fn timeline(plan: &Plan) -> Timeline {
         phases: plan.phases.iter().map(|p| row(plan, p)).collect(),
         totals: kinds(plan.items().map(|(_, i)| i)),
         rollback_items: plan.rollback.items.len(),
-        rollback_levels: plan.rollback.levels.iter().map(|l| l.name.clone()).collect(),
+        rollback_levels: plan
+            .rollback
+            .levels
+            .iter()
+            .map(|l| l.name.clone())
+            .collect(),
         monitor_window: plan.monitor.as_ref().map(|m| format_duration(m.window)),
         record: plan
             .record
@@ -109,7 +122,10 @@ pub fn show(args: &PlanArgs, output: Output) -> Result<ExitCode> {
     let loaded = load(&args.plan, &args.vars)?;
     let Some(plan) = &loaded.compiled.plan else {
         eprint!("{}", render(&loaded.source, &loaded.compiled.diagnostics));
-        eprintln!("{} is invalid; fix it before showing its timeline", loaded.source.name);
+        eprintln!(
+            "{} is invalid; fix it before showing its timeline",
+            loaded.source.name
+        );
         return Ok(super::failed());
     };
     let t = timeline(plan);
@@ -160,7 +176,11 @@ pub fn show(args: &PlanArgs, output: Output) -> Result<ExitCode> {
         println!(
             "rollback: {} item(s); decision levels: {}",
             t.rollback_items,
-            if t.rollback_levels.is_empty() { "none".into() } else { t.rollback_levels.join(" → ") }
+            if t.rollback_levels.is_empty() {
+                "none".into()
+            } else {
+                t.rollback_levels.join(" → ")
+            }
         );
     }
     if let Some(w) = &t.monitor_window {

@@ -41,12 +41,20 @@ pub fn run(args: &PlanArgs, output: Output) -> Result<ExitCode> {
                     println!(
                         "{name} is valid: {} phases, {items} items{}",
                         plan.phases.len(),
-                        if warnings > 0 { format!(", {warnings} warning(s)") } else { String::new() }
+                        if warnings > 0 {
+                            format!(", {warnings} warning(s)")
+                        } else {
+                            String::new()
+                        }
                     );
                 }
                 _ => println!("{name} is invalid: {errors} error(s), {warnings} warning(s)"),
             }
         }
     }
-    Ok(if valid { ExitCode::SUCCESS } else { super::failed() })
+    Ok(if valid {
+        ExitCode::SUCCESS
+    } else {
+        super::failed()
+    })
 }

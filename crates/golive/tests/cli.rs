@@ -1,0 +1,161 @@
+//! The `golive` binary as a user runs it: exit codes, files written, output formats.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn golive(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_golive"))
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("golive runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A fresh directory under the target dir, removed and recreated per test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+#[test]
+fn init_writes_a_plan_that_validates_and_refuses_to_overwrite() {
+    let dir = scratch("init");
+    let o = golive(&["init"], &dir);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = golive(&["validate"], &dir);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("golive.yaml is valid: 4 phases, 11 items"),
+        "{}",
+        stdout(&o)
+    );
+    let o = golive(&["init"], &dir);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
+}
+
+#[test]
+fn validate_exit_codes_distinguish_invalid_from_usage_errors() {
+    let dir = scratch("exit-codes");
+    std::fs::write(dir.join("bad.yaml"), "name: x\nphases:\n  - title: p\n    items:\n      - id: a\n        run: {command: ls, tmeout: 5s}\n").expect("write");
+    let o = golive(&["validate", "bad.yaml"], &dir);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("unknown field `tmeout`"), "{err}");
+    assert!(err.contains("did you mean `timeout`?"), "{err}");
+    assert!(err.contains("bad.yaml:6:"), "{err}");
+
+    let o = golive(&["validate", "missing.yaml"], &dir);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("cannot read missing.yaml"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = golive(&["validate", "--no-such-flag"], &dir);
+    assert_eq!(o.status.code(), Some(2));
+
+    std::fs::write(dir.join("latin1.yaml"), b"name: caf\xe9\n").expect("write");
+    let o = golive(&["validate", "latin1.yaml"], &dir);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("not UTF-8 text: invalid byte at line 1, column 10"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn validate_json_lists_every_diagnostic_with_its_line() {
+    let dir = scratch("json");
+    std::fs::write(
+        dir.join("p.yaml"),
+        "name: x\nphases:\n  - title: p\n    at: T-2x\n    items:\n      - id: a\n        wait: {duration: 5 parsecs}\n",
+    )
+    .expect("write");
+    let o = golive(&["validate", "p.yaml", "--output", "json"], &dir);
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("json");
+    assert_eq!(v["valid"], false);
+    assert_eq!(v["errors"], 2);
+    let lines: Vec<u64> = v["diagnostics"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|d| d["line"].as_u64().expect("line"))
+        .collect();
+    assert_eq!(lines, [4, 7]);
+}
+
+#[test]
+fn vars_from_the_command_line_define_variables() {
+    let dir = scratch("vars");
+    std::fs::write(
+        dir.join("p.yaml"),
+        "name: x\nphases:\n  - title: p\n    items:\n      - id: a\n        run: {command: 'curl -f ${GOLIVE_TEST_URL}'}\n",
+    )
+    .expect("write");
+    assert_eq!(golive(&["validate", "p.yaml"], &dir).status.code(), Some(1));
+    let o = golive(
+        &["validate", "p.yaml", "--var", "GOLIVE_TEST_URL=http://x"],
+        &dir,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+#[test]
+fn plan_show_prints_the_timeline_in_both_formats() {
+    let dir = scratch("show");
+    assert!(golive(&["init"], &dir).status.success());
+    let o = golive(&["plan", "show"], &dir);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    for needle in [
+        "T-24h",
+        "2026-11-30 14:00 UTC",
+        "Readiness",
+        "1 approval",
+        "degraded → failing → down",
+    ] {
+        assert!(out.contains(needle), "`{needle}` missing from:\n{out}");
+    }
+    let o = golive(&["plan", "show", "--output", "json"], &dir);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("json");
+    assert_eq!(v["phases"][2]["at"], "T+0");
+    assert_eq!(v["totals"]["check"], 3);
+    assert_eq!(
+        v["phases"][1]["owners"][0],
+        "tech-lead+security+ops+business"
+    );
+}
+
+#[test]
+fn schema_command_prints_the_committed_schema() {
+    let dir = scratch("schema");
+    let o = golive(&["schema"], &dir);
+    let committed = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../schema/golive.schema.json"
+    ))
+    .expect("committed schema");
+    assert_eq!(stdout(&o), committed);
+}
+
+#[test]
+fn completions_are_generated() {
+    let o = golive(&["completions", "bash"], &scratch("completions"));
+    assert!(o.status.success());
+    assert!(stdout(&o).contains("golive"));
+}
