@@ -815,7 +815,12 @@ impl Compiler<'_> {
                         )
                     })
                     .unwrap_or(t.span);
-                let help = match suggest(root, fields) {
+                let alias = match root {
+                    "latency" | "response" | "elapsed" | "time" => fields.iter().copied().find(|f| *f == "response_time"),
+                    "code" | "status_code" | "http_status" => fields.iter().copied().find(|f| *f == "status"),
+                    _ => None,
+                };
+                let help = match alias.or_else(|| suggest(root, fields)) {
                     Some(s) => format!(
                         "did you mean `{s}`? ({} checks offer: {})",
                         probe.name(),
@@ -824,7 +829,7 @@ impl Compiler<'_> {
                     None => format!("{} checks offer: {}", probe.name(), fields.join(", ")),
                 };
                 self.error(
-                    format!("unknown field `{root}` for a {} check", probe.name()),
+                    format!("unknown field `{root}` for {} {} check", article(probe.name()), probe.name()),
                     span,
                 )
                 .help = Some(help);
@@ -1121,6 +1126,11 @@ impl Compiler<'_> {
             review: l.review.unwrap_or(false),
         })
     }
+}
+
+fn article(word: &str) -> &'static str {
+    // Probe names are read as letters ("an HTTP check") or words ("a TCP check").
+    if word.starts_with(['a', 'e', 'i', 'o', 'h']) { "an" } else { "a" }
 }
 
 /// Fields a condition may use, by probe kind.

@@ -78,6 +78,7 @@ pub fn render_with(source: &Source, diagnostics: &[Diagnostic], color: bool) -> 
             out.push_str(&d.message);
             out.push('\n');
         }
+        out.push('\n');
     }
     out
 }

@@ -159,3 +159,16 @@ fn completions_are_generated() {
     assert!(o.status.success());
     assert!(stdout(&o).contains("golive"));
 }
+
+#[test]
+fn diagnostics_read_well() {
+    let dir = scratch("snapshot");
+    std::fs::write(
+        dir.join("golive.yaml"),
+        "name: shop\nroles:\n  ops: {members: [carol]}\nphases:\n  - title: Go\n    at: T+0\n    items:\n      - id: health\n        owner: opps\n        check:\n          http: {url: 'http://127.0.0.1:8080/health'}\n          expect: [status = 200, latency < 5s]\n          tmeout: 5s\n",
+    )
+    .expect("write");
+    let o = golive(&["validate"], &dir);
+    assert_eq!(o.status.code(), Some(1));
+    insta::assert_snapshot!(stderr(&o));
+}
