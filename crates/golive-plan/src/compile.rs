@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::cond::{self, Condition, Literal};
 use crate::de::{DeError, Sink, Spanned, from_node, suggest};
-use crate::diag::Diagnostic;
+use crate::diag::{Diagnostic, LineIndex};
 use crate::model::*;
 use crate::raw::{self, RawItem, RawPlan, Text};
 use crate::time::{TOffset, parse_duration};
@@ -50,6 +50,7 @@ pub fn compile(src: &str, external: &dyn VarLookup) -> Compiled {
         roles: BTreeMap::new(),
         channels: BTreeMap::new(),
         deferred_refs: Vec::new(),
+        lines: LineIndex::new(src),
     };
     let plan = c.run();
     let mut diagnostics = c.diags;
@@ -80,6 +81,7 @@ struct Compiler<'a> {
     roles: BTreeMap<RoleName, Role>,
     channels: BTreeMap<ChannelName, Channel>,
     deferred_refs: Vec<CheckRef>,
+    lines: LineIndex,
 }
 
 const ITEM_KINDS: [&str; 8] = ItemKind::NAMES;
@@ -542,7 +544,7 @@ impl Compiler<'_> {
         let (raw, span) = self.read(d)?;
         let id_ok = self.check_id_format(&raw.id, "item id");
         if id_ok && let Some(first) = self.item_ids.get(&raw.id.value).copied() {
-            let (line, _) = crate::diag::Source::new("", self.src).line_col(first.start);
+            let (line, _) = self.lines.line_col(self.src, first.start);
             self.error(format!("duplicate item id `{}`", raw.id.value), raw.id.span)
                 .help = Some(format!(
                 "first used on line {line}; item ids must be unique in the plan"
@@ -576,9 +578,7 @@ impl Compiler<'_> {
             on_interrupt,
             review: raw.review.unwrap_or(false),
             subtasks: raw.subtasks.into_iter().map(|s| s.value).collect(),
-            line: crate::diag::Source::new("", self.src)
-                .line_col(span.start)
-                .0,
+            line: self.lines.line_col(self.src, span.start).0,
             kind,
         })
     }

@@ -76,25 +76,48 @@ pub struct Source {
     pub name: String,
     /// The text.
     pub text: Arc<str>,
+    lines: Arc<LineIndex>,
 }
 
 impl Source {
     /// A named text.
     pub fn new(name: impl Into<String>, text: impl Into<Arc<str>>) -> Self {
+        let text = text.into();
         Source {
             name: name.into(),
-            text: text.into(),
+            lines: Arc::new(LineIndex::new(&text)),
+            text,
         }
     }
 
     /// 1-based line and column (in characters) of a byte offset.
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
-        let offset = floor_char_boundary(&self.text, offset.min(self.text.len()));
-        let before = &self.text[..offset];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
-        let col = self.text[line_start..offset].chars().count() + 1;
-        (line, col)
+        self.lines.line_col(&self.text, offset)
+    }
+}
+
+/// Start offsets of the lines of a text, so that placing an offset costs a
+/// binary search instead of a scan from the top.
+#[derive(Clone, Debug)]
+pub struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    /// Indexes `text`.
+    pub fn new(text: &str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        LineIndex { starts }
+    }
+
+    /// 1-based line and column (in characters) of a byte offset into `text`.
+    pub fn line_col(&self, text: &str, offset: usize) -> (usize, usize) {
+        let offset = floor_char_boundary(text, offset.min(text.len()));
+        let line = self.starts.partition_point(|&s| s <= offset);
+        let start = self.starts.get(line.saturating_sub(1)).copied().unwrap_or(0);
+        let col = text.get(start..offset).map(|t| t.chars().count()).unwrap_or(0) + 1;
+        (line.max(1), col)
     }
 }
 

@@ -128,35 +128,52 @@ pub struct YamlError {
 }
 
 /// Maps the parser's character positions to byte offsets.
+///
+/// The parser counts characters; diagnostics need bytes. A checkpoint every
+/// [`STRIDE`] characters bounds each lookup to a short scan, so a long
+/// one-line document costs linear time, not quadratic.
 struct Offsets<'a> {
     src: &'a str,
-    line_starts: Vec<usize>,
+    ascii: bool,
+    checkpoints: Vec<usize>,
 }
+
+const STRIDE: usize = 64;
 
 impl<'a> Offsets<'a> {
     fn new(src: &'a str) -> Self {
-        let mut line_starts = vec![0];
-        line_starts.extend(src.match_indices('\n').map(|(i, _)| i + 1));
-        Offsets { src, line_starts }
+        let ascii = src.is_ascii();
+        let checkpoints = if ascii {
+            Vec::new()
+        } else {
+            src.char_indices()
+                .step_by(STRIDE)
+                .map(|(i, _)| i)
+                .collect()
+        };
+        Offsets {
+            src,
+            ascii,
+            checkpoints,
+        }
     }
 
-    /// `line` is 1-based, `col` counts characters from 0.
-    fn byte(&self, line: usize, col: usize) -> usize {
-        let Some(&start) = self.line_starts.get(line.saturating_sub(1)) else {
+    fn byte(&self, char_index: usize) -> usize {
+        if self.ascii {
+            return char_index.min(self.src.len());
+        }
+        let Some(&base) = self.checkpoints.get(char_index / STRIDE) else {
             return self.src.len();
         };
-        let rest = &self.src[start..];
+        let rest = &self.src[base..];
         rest.char_indices()
-            .nth(col)
-            .map(|(i, _)| start + i)
-            .unwrap_or(start + rest.len())
+            .nth(char_index % STRIDE)
+            .map(|(i, _)| base + i)
+            .unwrap_or(self.src.len())
     }
 
     fn span(&self, s: saphyr_parser::Span) -> Span {
-        Span::new(
-            self.byte(s.start.line(), s.start.col()),
-            self.byte(s.end.line(), s.end.col()),
-        )
+        Span::new(self.byte(s.start.index()), self.byte(s.end.index()))
     }
 }
 
@@ -172,7 +189,7 @@ pub fn parse(src: &str) -> Result<Node, YamlError> {
         let (event, span) = next.map_err(|e| YamlError {
             message: format!("invalid YAML: {}", e.info()),
             span: {
-                let b = offsets.byte(e.marker().line(), e.marker().col());
+                let b = offsets.byte(e.marker().index());
                 Span::new(b, b)
             },
         })?;

@@ -175,6 +175,8 @@ fn hostile_plans_get_errors_not_panics() {
         "{".repeat(10_000),
         "name: x\nphases:\n".to_string() + &"  - title: p\n    items: [{id: a, task: {}}]\n".repeat(2_000),
         "\u{0}\u{1}name: x".into(),
+        // One long line of multibyte text: positions must not cost a scan per value.
+        format!("name: x\nphases: [{}]\n", "é, ".repeat(300_000)),
         "name: x\nphases:\n  - title: p\n    items:\n      - id: a\n        run: {command: x, retries: 99999999999999999999}\n".into(),
     ];
     for src in &cases {

@@ -67,6 +67,17 @@ fn validate_exit_codes_distinguish_invalid_from_usage_errors() {
     let o = golive(&["validate", "--no-such-flag"], &dir);
     assert_eq!(o.status.code(), Some(2));
 
+    let huge = std::fs::File::create(dir.join("huge.yaml")).expect("create");
+    huge.set_len(100 * 1024 * 1024).expect("100 MB sparse file");
+    let o = golive(&["validate", "huge.yaml"], &dir);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("huge.yaml is larger than 8 MiB"), "{}", stderr(&o));
+
+    std::fs::write(dir.join("empty.yaml"), "").expect("write");
+    let o = golive(&["validate", "empty.yaml"], &dir);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("the plan is empty"), "{}", stderr(&o));
+
     std::fs::write(dir.join("latin1.yaml"), b"name: caf\xe9\n").expect("write");
     let o = golive(&["validate", "latin1.yaml"], &dir);
     assert_eq!(o.status.code(), Some(2));
