@@ -630,8 +630,9 @@ impl Compiler<'_> {
             return self.check(c, span).map(ItemKind::Check);
         }
         if let Some(r) = &raw.run {
+            // No `${NAME}` check here: commands get plan variables as environment
+            // variables and the shell expands them, shell-local ones included.
             self.nonempty(&r.command, "`command`");
-            self.vars(&r.command);
             return Some(ItemKind::Run(Run {
                 command: r.command.value.clone(),
                 timeout: self.duration(&r.timeout, Duration::from_secs(600)),
@@ -771,7 +772,6 @@ impl Compiler<'_> {
             probes.push(Probe::Prometheus(p.clone()));
         }
         if let Some(p) = &c.command {
-            self.vars(&p.command);
             probes.push(Probe::Command(p.clone()));
         }
         if let Some(p) = &c.env {
@@ -816,8 +816,12 @@ impl Compiler<'_> {
                     })
                     .unwrap_or(t.span);
                 let alias = match root {
-                    "latency" | "response" | "elapsed" | "time" => fields.iter().copied().find(|f| *f == "response_time"),
-                    "code" | "status_code" | "http_status" => fields.iter().copied().find(|f| *f == "status"),
+                    "latency" | "response" | "elapsed" | "time" => {
+                        fields.iter().copied().find(|f| *f == "response_time")
+                    }
+                    "code" | "status_code" | "http_status" => {
+                        fields.iter().copied().find(|f| *f == "status")
+                    }
                     _ => None,
                 };
                 let help = match alias.or_else(|| suggest(root, fields)) {
@@ -829,7 +833,11 @@ impl Compiler<'_> {
                     None => format!("{} checks offer: {}", probe.name(), fields.join(", ")),
                 };
                 self.error(
-                    format!("unknown field `{root}` for {} {} check", article(probe.name()), probe.name()),
+                    format!(
+                        "unknown field `{root}` for {} {} check",
+                        article(probe.name()),
+                        probe.name()
+                    ),
                     span,
                 )
                 .help = Some(help);
@@ -961,7 +969,6 @@ impl Compiler<'_> {
             });
         }
         if let Some(c) = &t.command {
-            self.vars(c);
             found.push(Traffic::Command {
                 command: c.value.clone(),
             });
@@ -1130,7 +1137,11 @@ impl Compiler<'_> {
 
 fn article(word: &str) -> &'static str {
     // Probe names are read as letters ("an HTTP check") or words ("a TCP check").
-    if word.starts_with(['a', 'e', 'i', 'o', 'h']) { "an" } else { "a" }
+    if word.starts_with(['a', 'e', 'i', 'o', 'h']) {
+        "an"
+    } else {
+        "a"
+    }
 }
 
 /// Fields a condition may use, by probe kind.

@@ -115,8 +115,16 @@ impl LineIndex {
     pub fn line_col(&self, text: &str, offset: usize) -> (usize, usize) {
         let offset = floor_char_boundary(text, offset.min(text.len()));
         let line = self.starts.partition_point(|&s| s <= offset);
-        let start = self.starts.get(line.saturating_sub(1)).copied().unwrap_or(0);
-        let col = text.get(start..offset).map(|t| t.chars().count()).unwrap_or(0) + 1;
+        let start = self
+            .starts
+            .get(line.saturating_sub(1))
+            .copied()
+            .unwrap_or(0);
+        let col = text
+            .get(start..offset)
+            .map(|t| t.chars().count())
+            .unwrap_or(0)
+            + 1;
         (line.max(1), col)
     }
 }

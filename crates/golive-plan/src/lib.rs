@@ -11,6 +11,7 @@
 //! - [`cond`]: the condition language of checks, rules and rollback levels.
 //! - [`time`]: durations and T-offsets.
 //! - [`diag`]: diagnostics and their rendering.
+//! - [`import`]: a go-live Markdown checklist → a plan (`golive import`).
 //! - [`source`]: reading plan and checklist files safely (size, encoding).
 //! - [`schema`]: the JSON Schema for editors.
 
@@ -20,6 +21,7 @@ pub mod compile;
 pub mod cond;
 pub mod de;
 pub mod diag;
+pub mod import;
 pub mod model;
 pub mod raw;
 pub mod schema;

@@ -61,14 +61,19 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 /// Formats a duration the way it is written in a plan (`1h30m`, `500ms`).
-/// Days are used from a week on: go-live documents say `T-24h` and `T-72h`, but `T-7d`.
+/// Whole days from two days on are written in days (`T-3d`, as in "Day -3"); a
+/// single day stays `24h`, as go-live documents write `T-24h`.
 pub fn format_duration(d: Duration) -> String {
     let mut ms = d.as_millis();
     if ms == 0 {
         return "0s".into();
     }
     const DAY: u128 = 86_400_000;
-    let day = if ms >= 7 * DAY { DAY } else { u128::MAX };
+    let day = if ms >= 2 * DAY && ms % DAY == 0 {
+        DAY
+    } else {
+        u128::MAX
+    };
     let mut out = String::new();
     for (unit, size) in [
         ("d", day),
@@ -160,7 +165,7 @@ mod tests {
 
     #[test]
     fn durations_round_trip() {
-        for s in ["1h30m", "500ms", "24h", "72h", "7d", "2m5s"] {
+        for s in ["1h30m", "500ms", "24h", "3d", "7d", "36h", "2m5s"] {
             assert_eq!(format_duration(parse_duration(s).expect(s)), s);
         }
     }

@@ -146,10 +146,7 @@ impl<'a> Offsets<'a> {
         let checkpoints = if ascii {
             Vec::new()
         } else {
-            src.char_indices()
-                .step_by(STRIDE)
-                .map(|(i, _)| i)
-                .collect()
+            src.char_indices().step_by(STRIDE).map(|(i, _)| i).collect()
         };
         Offsets {
             src,

@@ -152,7 +152,7 @@ fn a_bad_condition_points_at_the_operator_column() {
 
 #[test]
 fn undefined_variables_are_errors_unless_defined_outside() {
-    let src = "name: v\nphases:\n  - title: P\n    items:\n      - id: r\n        run: {command: 'echo ${GREETING} ${NAME}'}\n";
+    let src = "name: v\nphases:\n  - title: P\n    items:\n      - id: r\n        check: {http: {url: 'http://${GREETING}/${NAME}'}}\n      - id: shell\n        run: {command: 'for f in *; do echo ${f} ${HOME}; done'}\n";
     let c = compile(src, &no_env);
     let msgs: Vec<String> = c.diagnostics.iter().map(|d| d.message.clone()).collect();
     assert_eq!(

@@ -39,7 +39,10 @@ pub fn run(args: &ImportArgs, output: Output) -> Result<ExitCode> {
         && out.exists()
         && !args.force
     {
-        bail!("{} already exists; pass --force to overwrite it", out.display());
+        bail!(
+            "{} already exists; pass --force to overwrite it",
+            out.display()
+        );
     }
     let text = golive_plan::read_text(&args.checklist)?;
     let name = args
@@ -77,15 +80,38 @@ pub fn run(args: &ImportArgs, output: Output) -> Result<ExitCode> {
             };
             println!("{}", serde_json::to_string_pretty(&summary)?);
         }
-        Output::Human => {
-            for kind in [NoteKind::Recognised, NoteKind::Repaired, NoteKind::Plain, NoteKind::Dropped] {
+        Output::Human | Output::Markdown | Output::Junit => {
+            for kind in [
+                NoteKind::Recognised,
+                NoteKind::Repaired,
+                NoteKind::Plain,
+                NoteKind::Dropped,
+            ] {
                 let notes: Vec<_> = imported.notes.iter().filter(|n| n.kind == kind).collect();
                 if notes.is_empty() {
                     continue;
                 }
                 eprintln!("{} ({}):", kind_name(&kind), notes.len());
+                // The same remark on many lines (a repaired emoji, say) is said once.
+                let mut grouped: Vec<(&str, Vec<usize>)> = Vec::new();
                 for n in notes {
-                    eprintln!("  {name}:{}: {}", n.line, n.message);
+                    match grouped.iter_mut().find(|(m, _)| *m == n.message) {
+                        Some((_, lines)) => lines.push(n.line),
+                        None => grouped.push((&n.message, vec![n.line])),
+                    }
+                }
+                for (message, lines) in grouped {
+                    let place = match lines.as_slice() {
+                        [0] => name.clone(),
+                        [l] => format!("{name}:{l}"),
+                        [first, rest @ ..] => format!(
+                            "{name}:{first} (and {} more line{})",
+                            rest.len(),
+                            if rest.len() == 1 { "" } else { "s" }
+                        ),
+                        [] => name.clone(),
+                    };
+                    eprintln!("  {place}: {message}");
                 }
             }
             eprintln!(
@@ -102,7 +128,9 @@ pub fn run(args: &ImportArgs, output: Output) -> Result<ExitCode> {
     if !valid {
         let source = golive_plan::Source::new("imported plan", imported.yaml.as_str());
         eprint!("{}", crate::load::render(&source, &compiled.diagnostics));
-        bail!("the imported plan does not validate; this is a bug in golive import, please report it with the checklist");
+        bail!(
+            "the imported plan does not validate; this is a bug in golive import, please report it with the checklist"
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
