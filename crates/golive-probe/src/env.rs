@@ -1,0 +1,19 @@
+//! The env probe: which of the listed environment variables are unset or
+//! empty (`missing`), in the environment golive itself runs in.
+
+use golive_plan::RawEnvCheck;
+
+use crate::observation::{Observation, Value};
+use crate::vars::Vars;
+
+pub(crate) fn observe(p: &RawEnvCheck, vars: &Vars) -> Observation {
+    let missing = p
+        .vars
+        .iter()
+        .map(|v| vars.expand(&v.value))
+        .filter(|name| std::env::var_os(name).is_none_or(|v| v.is_empty()))
+        .collect();
+    let mut obs = Observation::default();
+    obs.set("missing", Value::List(missing));
+    obs
+}
