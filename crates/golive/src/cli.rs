@@ -26,6 +26,10 @@ pub enum Output {
     Human,
     /// JSON for programs.
     Json,
+    /// Markdown (`golive ready`).
+    Markdown,
+    /// JUnit XML for CI systems (`golive ready`).
+    Junit,
 }
 
 #[derive(Debug, Subcommand)]
@@ -36,6 +40,10 @@ pub enum Command {
     Import(ImportArgs),
     /// Check a plan and report every problem with its line.
     Validate(PlanArgs),
+    /// Run the plan's checks concurrently and report whether it is ready to go live.
+    ///
+    /// Exit code 0: ready; 1: not ready; 2: the plan is invalid.
+    Ready(ReadyArgs),
     /// Look at a plan.
     #[command(subcommand)]
     Plan(PlanCommand),
@@ -66,6 +74,27 @@ pub struct PlanArgs {
     /// Treat warnings as errors.
     #[arg(long)]
     pub strict: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReadyArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    /// Only checks of these phases (id or title; repeatable).
+    #[arg(long)]
+    pub phase: Vec<String>,
+    /// Only checks with these tags (repeatable).
+    #[arg(long)]
+    pub tag: Vec<String>,
+    /// Only these check ids (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// How many checks run at once.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Score (0–100) needed to be ready; critical checks must pass regardless.
+    #[arg(long, default_value_t = 80, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub min_score: u32,
 }
 
 #[derive(Debug, Args)]

@@ -7,6 +7,7 @@
 mod cli;
 mod cmd;
 mod load;
+mod readiness;
 
 use std::process::ExitCode;
 

@@ -71,7 +71,11 @@ fn validate_exit_codes_distinguish_invalid_from_usage_errors() {
     huge.set_len(100 * 1024 * 1024).expect("100 MB sparse file");
     let o = golive(&["validate", "huge.yaml"], &dir);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("huge.yaml is larger than 8 MiB"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("huge.yaml is larger than 8 MiB"),
+        "{}",
+        stderr(&o)
+    );
 
     std::fs::write(dir.join("empty.yaml"), "").expect("write");
     let o = golive(&["validate", "empty.yaml"], &dir);
@@ -115,7 +119,7 @@ fn vars_from_the_command_line_define_variables() {
     let dir = scratch("vars");
     std::fs::write(
         dir.join("p.yaml"),
-        "name: x\nphases:\n  - title: p\n    items:\n      - id: a\n        run: {command: 'curl -f ${GOLIVE_TEST_URL}'}\n",
+        "name: x\nphases:\n  - title: p\n    items:\n      - id: a\n        check: {http: {url: '${GOLIVE_TEST_URL}/health'}}\n",
     )
     .expect("write");
     assert_eq!(golive(&["validate", "p.yaml"], &dir).status.code(), Some(1));

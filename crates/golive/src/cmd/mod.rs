@@ -1,8 +1,9 @@
 //! Subcommands, one file each.
 
-// mod import;
+mod import;
 mod init;
 mod plan;
+mod ready;
 mod schema;
 mod validate;
 
@@ -10,14 +11,22 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::cli::{Cli, Command, PlanCommand};
+use crate::cli::{Cli, Command, Output, PlanCommand};
 
 /// Runs the chosen subcommand.
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let output = cli.output;
+    if matches!(output, Output::Markdown | Output::Junit)
+        && !matches!(cli.command, Command::Ready(_))
+    {
+        anyhow::bail!(
+            "--output {output:?} is only available for `golive ready`; use human or json here"
+        );
+    }
     match cli.command {
+        Command::Ready(args) => ready::run(&args, output),
         Command::Init(args) => init::run(&args),
-        Command::Import(_args) => todo!(),
+        Command::Import(args) => import::run(&args, output),
         Command::Validate(args) => validate::run(&args, output),
         Command::Plan(PlanCommand::Show(args)) => plan::show(&args, output),
         Command::Schema => schema::run(),

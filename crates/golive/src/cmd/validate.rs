@@ -32,7 +32,7 @@ pub fn run(args: &PlanArgs, output: Output) -> Result<ExitCode> {
             };
             println!("{}", serde_json::to_string_pretty(&summary)?);
         }
-        Output::Human => {
+        Output::Human | Output::Markdown | Output::Junit => {
             eprint!("{}", render(&loaded.source, &loaded.compiled.diagnostics));
             let name = &loaded.source.name;
             match &loaded.compiled.plan {
