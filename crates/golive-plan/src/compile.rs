@@ -87,12 +87,21 @@ struct Compiler<'a> {
 const ITEM_KINDS: [&str; 8] = ItemKind::NAMES;
 
 impl Compiler<'_> {
+    /// Keeps a span inside the source: a token "one past the end" (a
+    /// condition missing its value at the end of the file) points at the end.
+    fn clamp(&self, span: Span) -> Span {
+        let end = span.end.min(self.src.len());
+        Span::new(span.start.min(end), end)
+    }
+
     fn error(&mut self, msg: impl Into<String>, span: Span) -> &mut Diagnostic {
+        let span = self.clamp(span);
         self.diags.push(Diagnostic::error(msg, span));
         self.diags.last_mut().expect("just pushed")
     }
 
     fn warn(&mut self, msg: impl Into<String>, span: Span) -> &mut Diagnostic {
+        let span = self.clamp(span);
         self.diags.push(Diagnostic::warning(msg, span));
         self.diags.last_mut().expect("just pushed")
     }

@@ -175,12 +175,18 @@ fn hostile_plans_get_errors_not_panics() {
         "{".repeat(10_000),
         "name: x\nphases:\n".to_string() + &"  - title: p\n    items: [{id: a, task: {}}]\n".repeat(2_000),
         "\u{0}\u{1}name: x".into(),
+        // A condition cut short at the very end of the file (found by fuzzing).
+        "name: x\nphases:\n  - title: p\n    items:\n      - id: a\n        check:\n          tcp: {address: 'h:1'}\n          expect:\n            - connected <".into(),
         // One long line of multibyte text: positions must not cost a scan per value.
         format!("name: x\nphases: [{}]\n", "é, ".repeat(300_000)),
         "name: x\nphases:\n  - title: p\n    items:\n      - id: a\n        run: {command: x, retries: 99999999999999999999}\n".into(),
     ];
     for src in &cases {
         let c = compile(src, &no_env);
+        for d in &c.diagnostics {
+            let span = d.span.expect("every diagnostic here has a span");
+            assert!(span.start <= span.end && span.end <= src.len(), "{d:?} in {src:.80}");
+        }
         let _ = located(src, &c);
     }
     // The first and the large valid one.
