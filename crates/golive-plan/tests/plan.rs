@@ -185,7 +185,10 @@ fn hostile_plans_get_errors_not_panics() {
         let c = compile(src, &no_env);
         for d in &c.diagnostics {
             let span = d.span.expect("every diagnostic here has a span");
-            assert!(span.start <= span.end && span.end <= src.len(), "{d:?} in {src:.80}");
+            assert!(
+                span.start <= span.end && span.end <= src.len(),
+                "{d:?} in {src:.80}"
+            );
         }
         let _ = located(src, &c);
     }
