@@ -9,7 +9,18 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// sign-offs, commands, progressive rollout and rollback, with a record of
 /// who did what.
 #[derive(Debug, Parser)]
-#[command(name = "golive", version, about, max_term_width = 100)]
+#[command(
+    name = "golive",
+    version,
+    about,
+    max_term_width = 100,
+    after_help = "Examples:
+  golive init                                   write an example plan to golive.yaml
+  golive import checklist.md -o golive.yaml     turn a Markdown checklist into a plan
+  golive validate golive.yaml                   every problem at once, with its line
+  golive plan show golive.yaml                  the timeline
+  golive ready golive.yaml --output junit       readiness, as a CI test report"
+)]
 pub struct Cli {
     /// Output format where a table or report is printed.
     #[arg(long, global = true, value_enum, default_value_t = Output::Human)]

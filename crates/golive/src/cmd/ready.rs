@@ -42,7 +42,9 @@ fn select<'a>(
 
 pub fn run(args: &ReadyArgs, output: Output) -> Result<ExitCode> {
     let loaded = load(&args.plan.plan, &args.plan.vars)?;
-    let Some(plan) = &loaded.compiled.plan else {
+    let strict_failure = args.plan.strict && loaded.warnings() > 0;
+    let plan = loaded.compiled.plan.as_ref().filter(|_| !strict_failure);
+    let Some(plan) = plan else {
         eprint!("{}", render(&loaded.source, &loaded.compiled.diagnostics));
         eprintln!(
             "{} is invalid; fix it before checking readiness",
