@@ -198,6 +198,20 @@ impl Compiler<'_> {
         }
     }
 
+    /// Ids of check items, resolved once every item is known (they may come later in the plan).
+    fn check_refs(&mut self, refs: &[Text], what: &'static str) -> Vec<ItemId> {
+        refs.iter()
+            .map(|c| {
+                self.deferred_refs.push(CheckRef {
+                    id: c.value.clone(),
+                    span: c.span,
+                    what,
+                });
+                ItemId::new(&c.value)
+            })
+            .collect()
+    }
+
     fn check_id_format(&mut self, id: &Text, what: &str) -> bool {
         let ok = !id.value.is_empty()
             && id
@@ -222,16 +236,8 @@ impl Compiler<'_> {
         if self.roles.contains_key(t.value.as_str()) {
             return Some(RoleName::new(&t.value));
         }
-        let names: Vec<&str> = self.roles.keys().map(|r| r.as_str()).collect();
-        let help = match suggest(&t.value, &names) {
-            Some(s) => format!("did you mean `{s}`?"),
-            None if names.is_empty() => "declare it under `roles:`".to_string(),
-            None => format!("declared roles: {}", names.join(", ")),
-        };
-        let names_owned: Vec<String> = names.iter().map(|s| s.to_string()).collect();
-        let _ = names_owned;
-        self.error(format!("unknown role `{}`", t.value), t.span)
-            .help = Some(help);
+        let names: Vec<String> = self.roles.keys().map(|r| r.to_string()).collect();
+        self.unknown("role", "roles", t, &names);
         None
     }
 
@@ -239,15 +245,21 @@ impl Compiler<'_> {
         if self.channels.contains_key(t.value.as_str()) {
             return Some(ChannelName::new(&t.value));
         }
-        let names: Vec<&str> = self.channels.keys().map(|r| r.as_str()).collect();
+        let names: Vec<String> = self.channels.keys().map(|r| r.to_string()).collect();
+        self.unknown("channel", "channels", t, &names);
+        None
+    }
+
+    /// Reports a reference to an undeclared role or channel, with the closest declared name.
+    fn unknown(&mut self, what: &str, section: &str, t: &Text, declared: &[String]) {
+        let names: Vec<&str> = declared.iter().map(String::as_str).collect();
         let help = match suggest(&t.value, &names) {
             Some(s) => format!("did you mean `{s}`?"),
-            None if names.is_empty() => "declare it under `channels:`".to_string(),
-            None => format!("declared channels: {}", names.join(", ")),
+            None if names.is_empty() => format!("declare it under `{section}:`"),
+            None => format!("declared {section}: {}", names.join(", ")),
         };
-        self.error(format!("unknown channel `{}`", t.value), t.span)
+        self.error(format!("unknown {what} `{}`", t.value), t.span)
             .help = Some(help);
-        None
     }
 
     /// Checks the `${NAME}` references of a text.
@@ -483,18 +495,7 @@ impl Compiler<'_> {
             .map(|(m, _)| {
                 let window = self.required_duration(&m.window);
                 let interval = self.duration(&m.interval, Duration::from_secs(60));
-                let checks = m
-                    .checks
-                    .iter()
-                    .map(|c| {
-                        self.deferred_refs.push(CheckRef {
-                            id: c.value.clone(),
-                            span: c.span,
-                            what: "monitor",
-                        });
-                        ItemId::new(&c.value)
-                    })
-                    .collect();
+                let checks = self.check_refs(&m.checks, "monitor");
                 let escalation = m
                     .escalation
                     .iter()
@@ -891,18 +892,7 @@ impl Compiler<'_> {
                 Some(p) => Pause::For(self.required_duration(p)),
             };
             let approve = s.approve.iter().filter_map(|a| self.role(a)).collect();
-            let checks = s
-                .checks
-                .iter()
-                .map(|c| {
-                    self.deferred_refs.push(CheckRef {
-                        id: c.value.clone(),
-                        span: c.span,
-                        what: "rollout step",
-                    });
-                    ItemId::new(&c.value)
-                })
-                .collect();
+            let checks = self.check_refs(&s.checks, "rollout step");
             steps.push(Step {
                 weight: u8::try_from(s.weight.value).unwrap_or(100),
                 pause,
