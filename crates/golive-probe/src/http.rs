@@ -2,6 +2,8 @@
 //! `body` (and `body.$…` into it as JSON), `response_time` (until the whole
 //! body was read).
 
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
 use golive_plan::RawHttp;
@@ -64,13 +66,31 @@ pub(crate) async fn observe(p: &RawHttp, vars: &Vars) -> Outcome {
 }
 
 /// A client trusting the webpki roots and `ca`, or anything when `tls_verify` is false.
+///
+/// Clients are built once per TLS setting and shared: building one (its TLS
+/// configuration, its root store) costs more than a loopback request. They
+/// keep no idle connections, so every check opens its own connection and a
+/// server that stops accepting new ones is seen as it is.
 pub(crate) fn client(
     ca: Option<&str>,
     tls_verify: Option<bool>,
 ) -> Result<reqwest::Client, String> {
-    let tls = tlsconf::http_config(ca, tls_verify.unwrap_or(true))?;
-    reqwest::Client::builder()
+    type Clients = Mutex<HashMap<(Option<String>, bool), reqwest::Client>>;
+    static CLIENTS: OnceLock<Clients> = OnceLock::new();
+    let verify = tls_verify.unwrap_or(true);
+    let key = (ca.map(str::to_string), verify);
+    let clients = CLIENTS.get_or_init(Clients::default);
+    if let Some(c) = clients.lock().ok().and_then(|m| m.get(&key).cloned()) {
+        return Ok(c);
+    }
+    let tls = tlsconf::http_config(ca, verify)?;
+    let client = reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
+        .pool_max_idle_per_host(0)
         .build()
-        .map_err(|e| format!("HTTP client setup: {}", error_chain(&e)))
+        .map_err(|e| format!("HTTP client setup: {}", error_chain(&e)))?;
+    if let Ok(mut m) = clients.lock() {
+        m.insert(key, client.clone());
+    }
+    Ok(client)
 }
