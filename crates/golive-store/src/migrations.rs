@@ -1,0 +1,47 @@
+//! Each backend's schema, embedded from its own `migrations/` directory at
+//! compile time and applied when a store opens.
+//!
+//! A read-only database cannot be migrated; it is still opened, for reading,
+//! when it already has every migration this build knows.
+
+use sqlx::migrate::{Migrate, MigrateError, Migrator};
+
+use crate::error::is_read_only;
+use crate::{DbUrl, StoreError};
+
+/// The SQLite schema (`migrations/sqlite`).
+pub(crate) static SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// The PostgreSQL schema (`migrations/postgres`).
+pub(crate) static POSTGRES: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Applies the pending migrations; on a database that refuses writes,
+/// checks instead that none is pending.
+pub(crate) async fn apply<C: Migrate>(
+    migrator: &Migrator,
+    conn: &mut C,
+    url: &DbUrl,
+) -> Result<(), StoreError> {
+    let err = match migrator.run_direct(conn).await {
+        Ok(()) => return Ok(()),
+        Err(err) => err,
+    };
+    let refused = matches!(&err, MigrateError::Execute(e) if is_read_only(e));
+    if refused
+        && let Ok(applied) = conn.list_applied_migrations().await
+        && migrator
+            .iter()
+            .filter(|m| m.migration_type.is_up_migration())
+            .all(|m| {
+                applied
+                    .iter()
+                    .any(|a| a.version == m.version && a.checksum == m.checksum)
+            })
+    {
+        return Ok(());
+    }
+    Err(StoreError::Migration {
+        url: url.clone(),
+        source: err,
+    })
+}

@@ -1,0 +1,783 @@
+//! The PostgreSQL backend, for several golive processes sharing one database
+//! (a team's runner and its server, a second runner taking over).
+//!
+//! The database's clock (`now()`) stamps everything and decides leases, so
+//! clock skew between hosts cannot hand a run to two processes. Every write
+//! first updates the run's row, which locks it: writes to one run are
+//! serialized, and `seq` stays gap-free across processes.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde_json::{Value, json};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::{ConnectOptions, Connection, Row};
+use time::OffsetDateTime;
+
+use crate::model::{Move, sha256_hex, to_millis};
+use crate::{
+    Confirmation, DbUrl, Event, ItemState, ItemStatus, NewConfirmation, NewEvent, NewRun,
+    NewSignature, Run, RunId, RunStatus, RunSummary, Signature, Store, StoreError, kind,
+    migrations,
+};
+
+type Result<T, E = StoreError> = std::result::Result<T, E>;
+type Tx = sqlx::Transaction<'static, sqlx::Postgres>;
+
+/// A journal in a PostgreSQL database. Cheap to clone (a pool handle).
+#[derive(Clone, Debug)]
+pub struct PgStore {
+    pool: PgPool,
+    url: DbUrl,
+}
+
+impl PgStore {
+    /// Connects, applies the migrations (in the first schema of the
+    /// connection's `search_path`), and keeps a pool.
+    /// [`StoreError::Unavailable`] when the server cannot be reached.
+    pub async fn open(url: impl Into<DbUrl>) -> Result<PgStore> {
+        let url = url.into();
+        let options = PgConnectOptions::from_str(url.expose_password())
+            .map_err(|e| StoreError::BadUrl {
+                url: url.clone(),
+                reason: e.to_string(),
+            })?
+            .application_name("golive")
+            .disable_statement_logging();
+        let mut conn = PgConnection::connect_with(&options)
+            .await
+            .map_err(|source| StoreError::Unavailable {
+                url: url.clone(),
+                source,
+            })?;
+        migrations::apply(&migrations::POSTGRES, &mut conn, &url).await?;
+        conn.close()
+            .await
+            .map_err(|e| StoreError::from(e).at(&url))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_lazy_with(options);
+        Ok(PgStore { pool, url })
+    }
+
+    /// The URL it was opened with (password hidden when printed).
+    pub fn url(&self) -> &DbUrl {
+        &self.url
+    }
+
+    async fn begin(&self) -> Result<Tx> {
+        Ok(self.pool.begin().await?)
+    }
+
+    /// Runs one operation, naming this database in its errors.
+    async fn ctx<T>(&self, op: impl Future<Output = Result<T>>) -> Result<T> {
+        op.await.map_err(|e| e.at(&self.url))
+    }
+}
+
+const RUN_COLUMNS: &str = "id, plan_name, plan_sha256, t0, status, created_at, updated_at, \
+                           lease_owner, lease_expires_at, last_seq";
+const ITEM_COLUMNS: &str = "item_id, status, attempts, started_at, finished_at, \
+                            result::text AS result, updated_at";
+const EVENT_COLUMNS: &str = "seq, at, kind, item_id, actor, data::text AS data";
+
+fn ts(t: OffsetDateTime) -> Result<Timestamp> {
+    Timestamp::from_nanosecond(t.unix_timestamp_nanos())
+        .map_err(|e| StoreError::Corrupt(format!("timestamp {t}: {e}")))
+}
+
+fn opt_ts(t: Option<OffsetDateTime>) -> Result<Option<Timestamp>> {
+    t.map(ts).transpose()
+}
+
+fn odt(t: Timestamp) -> Result<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(t.as_nanosecond())
+        .map_err(|e| StoreError::Corrupt(format!("timestamp {t}: {e}")))
+}
+
+fn json(text: &str) -> Result<Value> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("stored JSON: {e}")))
+}
+
+fn summary_from(row: &PgRow) -> Result<RunSummary> {
+    Ok(RunSummary {
+        id: row.try_get("id")?,
+        plan_name: row.try_get("plan_name")?,
+        plan_sha256: row.try_get("plan_sha256")?,
+        t0: opt_ts(row.try_get("t0")?)?,
+        status: row.try_get::<&str, _>("status")?.parse()?,
+        created_at: ts(row.try_get("created_at")?)?,
+        updated_at: ts(row.try_get("updated_at")?)?,
+        lease_owner: row.try_get("lease_owner")?,
+        lease_expires_at: opt_ts(row.try_get("lease_expires_at")?)?,
+        last_seq: row.try_get("last_seq")?,
+    })
+}
+
+fn item_from(row: &PgRow) -> Result<ItemState> {
+    let attempts: i32 = row.try_get("attempts")?;
+    Ok(ItemState {
+        item_id: row.try_get("item_id")?,
+        status: row.try_get::<&str, _>("status")?.parse()?,
+        attempts: u32::try_from(attempts)
+            .map_err(|_| StoreError::Corrupt(format!("{attempts} attempts")))?,
+        started_at: opt_ts(row.try_get("started_at")?)?,
+        finished_at: opt_ts(row.try_get("finished_at")?)?,
+        result: row
+            .try_get::<Option<&str>, _>("result")?
+            .map(json)
+            .transpose()?,
+        updated_at: ts(row.try_get("updated_at")?)?,
+    })
+}
+
+fn event_from(row: &PgRow) -> Result<Event> {
+    Ok(Event {
+        seq: row.try_get("seq")?,
+        at: ts(row.try_get("at")?)?,
+        kind: row.try_get("kind")?,
+        item_id: row.try_get("item_id")?,
+        actor: row.try_get("actor")?,
+        data: json(row.try_get("data")?)?,
+    })
+}
+
+fn confirmation_from(row: &PgRow) -> Result<Confirmation> {
+    Ok(Confirmation {
+        item_id: row.try_get("item_id")?,
+        by: row.try_get("by")?,
+        at: ts(row.try_get("at")?)?,
+        evidence: row.try_get("evidence")?,
+        skipped: row.try_get("skipped")?,
+        reason: row.try_get("reason")?,
+    })
+}
+
+fn signature_from(row: &PgRow) -> Result<Signature> {
+    Ok(Signature {
+        item_id: row.try_get("item_id")?,
+        role: row.try_get("role")?,
+        by: row.try_get("by")?,
+        at: ts(row.try_get("at")?)?,
+        decision: row.try_get::<&str, _>("decision")?.parse()?,
+        comment: row.try_get("comment")?,
+    })
+}
+
+fn ttl_ms(ttl: Duration) -> i64 {
+    i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2)
+}
+
+fn run_not_found(run: &RunId) -> StoreError {
+    StoreError::NotFound(format!("run {run}"))
+}
+
+async fn run_exists(conn: &mut PgConnection, run: &RunId) -> Result<bool> {
+    Ok(sqlx::query("SELECT 1 FROM runs WHERE id = $1")
+        .bind(run)
+        .fetch_optional(conn)
+        .await?
+        .is_some())
+}
+
+/// The item's status; NotFound names whichever of run and item is missing.
+async fn item_status(conn: &mut PgConnection, run: &RunId, item: &str) -> Result<ItemStatus> {
+    let status: Option<String> =
+        sqlx::query_scalar("SELECT status FROM items WHERE run_id = $1 AND item_id = $2")
+            .bind(run)
+            .bind(item)
+            .fetch_optional(&mut *conn)
+            .await?;
+    match status {
+        Some(s) => s.parse(),
+        None if run_exists(conn, run).await? => {
+            Err(StoreError::NotFound(format!("item `{item}` in run {run}")))
+        }
+        None => Err(run_not_found(run)),
+    }
+}
+
+/// Locks the run's row for this transaction, checking that `owner` holds
+/// its lease by the database clock (`None`: only that the run exists).
+async fn hold(tx: &mut Tx, run: &RunId, owner: Option<&str>) -> Result<()> {
+    let done = match owner {
+        Some(owner) => sqlx::query(
+            "UPDATE runs SET updated_at = now() \
+             WHERE id = $1 AND lease_owner = $2 AND lease_expires_at > now()",
+        )
+        .bind(run)
+        .bind(owner),
+        None => sqlx::query("UPDATE runs SET updated_at = now() WHERE id = $1").bind(run),
+    }
+    .execute(&mut **tx)
+    .await?;
+    if done.rows_affected() == 1 {
+        return Ok(());
+    }
+    match owner {
+        Some(owner) if run_exists(tx, run).await? => Err(StoreError::LeaseLost {
+            run: run.clone(),
+            owner: owner.to_string(),
+        }),
+        _ => Err(run_not_found(run)),
+    }
+}
+
+/// Appends the run's next event (seq = last_seq + 1).
+async fn append(
+    tx: &mut Tx,
+    run: &RunId,
+    kind: &str,
+    item: Option<&str>,
+    actor: Option<&str>,
+    data: Value,
+) -> Result<Event> {
+    let seq: i64 = sqlx::query_scalar(
+        "UPDATE runs SET last_seq = last_seq + 1, updated_at = now() WHERE id = $1 \
+         RETURNING last_seq",
+    )
+    .bind(run)
+    .fetch_one(&mut **tx)
+    .await?;
+    let at: OffsetDateTime = sqlx::query_scalar(
+        "INSERT INTO events (run_id, seq, kind, item_id, actor, data) \
+         VALUES ($1, $2, $3, $4, $5, $6::jsonb) RETURNING at",
+    )
+    .bind(run)
+    .bind(seq)
+    .bind(kind)
+    .bind(item)
+    .bind(actor)
+    .bind(data.to_string())
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(Event {
+        seq,
+        at: ts(at)?,
+        kind: kind.to_string(),
+        item_id: item.map(str::to_string),
+        actor: actor.map(str::to_string),
+        data,
+    })
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|d| d.is_unique_violation())
+}
+
+const START_ITEM: &str = "UPDATE items SET status = 'running', attempts = attempts + 1, \
+     started_at = now(), finished_at = NULL, result = NULL, updated_at = now() \
+     WHERE run_id = $1 AND item_id = $2 \
+     RETURNING item_id, status, attempts, started_at, finished_at, result::text AS result, \
+     updated_at";
+const FINISH_ITEM: &str = "UPDATE items SET status = $3, finished_at = now(), \
+     result = $4::jsonb, updated_at = now() WHERE run_id = $1 AND item_id = $2 \
+     RETURNING item_id, status, attempts, started_at, finished_at, result::text AS result, \
+     updated_at";
+const WAIT_ITEM: &str = "UPDATE items SET status = 'waiting', updated_at = now() \
+     WHERE run_id = $1 AND item_id = $2 \
+     RETURNING item_id, status, attempts, started_at, finished_at, result::text AS result, \
+     updated_at";
+
+impl PgStore {
+    async fn insert_run(&self, new: &NewRun, id: &RunId) -> Result<Run> {
+        let sha = sha256_hex(&new.plan_text);
+        let t0 = new.t0.map(to_millis).transpose()?;
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO runs (id, plan_name, plan_text, plan_sha256, t0, status) \
+             VALUES ($1, $2, $3, $4, $5, 'pending')",
+        )
+        .bind(id)
+        .bind(&new.plan_name)
+        .bind(&new.plan_text)
+        .bind(&sha)
+        .bind(t0.map(odt).transpose()?)
+        .execute(&mut *tx)
+        .await?;
+        let positions: Vec<i32> = (0..new.items.len())
+            .map(|i| i32::try_from(i).unwrap_or(i32::MAX))
+            .collect();
+        sqlx::query(
+            "INSERT INTO items (run_id, item_id, position, status) \
+             SELECT $1, item, position, 'pending' FROM UNNEST($2::text[], $3::int4[]) \
+             AS t(item, position)",
+        )
+        .bind(id)
+        .bind(&new.items)
+        .bind(&positions)
+        .execute(&mut *tx)
+        .await?;
+        let data = json!({
+            "plan_name": new.plan_name,
+            "plan_sha256": sha,
+            "t0": t0,
+            "items": new.items.len(),
+        });
+        append(
+            &mut tx,
+            id,
+            kind::RUN_CREATED,
+            None,
+            new.actor.as_deref(),
+            data,
+        )
+        .await?;
+        let row = sqlx::query(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1"))
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let summary = summary_from(&row)?;
+        tx.commit().await?;
+        Ok(Run {
+            summary,
+            plan_text: new.plan_text.clone(),
+        })
+    }
+
+    /// Moves one item inside a leased transaction and journals the move.
+    async fn move_item(
+        &self,
+        run: &RunId,
+        item: &str,
+        owner: &str,
+        mv: Move<'_>,
+    ) -> Result<ItemState> {
+        let mut tx = self.begin().await?;
+        hold(&mut tx, run, Some(owner)).await?;
+        let from = item_status(&mut tx, run, item).await?;
+        mv.check(item, from)?;
+        let query = match mv {
+            Move::Start => sqlx::query(START_ITEM).bind(run).bind(item),
+            Move::Finish(outcome, result) => sqlx::query(FINISH_ITEM)
+                .bind(run)
+                .bind(item)
+                .bind(outcome.as_str())
+                .bind(result.to_string()),
+            Move::Wait(_) => sqlx::query(WAIT_ITEM).bind(run).bind(item),
+        };
+        let state = item_from(&query.fetch_one(&mut *tx).await?)?;
+        let data = mv.data(from, &state);
+        append(&mut tx, run, mv.kind(), Some(item), Some(owner), data).await?;
+        tx.commit().await?;
+        Ok(state)
+    }
+}
+
+impl Store for PgStore {
+    async fn create_run(&self, new: &NewRun) -> Result<Run> {
+        self.ctx(async {
+            let mut seen = std::collections::HashSet::new();
+            if let Some(dup) = new.items.iter().find(|i| !seen.insert(i.as_str())) {
+                return Err(StoreError::Conflict(format!(
+                    "item `{dup}` is listed twice"
+                )));
+            }
+            let mut tries = 0;
+            loop {
+                let id = RunId::generate()?;
+                match self.insert_run(new, &id).await {
+                    Err(StoreError::Backend(e)) if is_unique_violation(&e) && tries < 5 => {
+                        tries += 1;
+                    }
+                    other => return other,
+                }
+            }
+        })
+        .await
+    }
+
+    async fn get_run(&self, run: &RunId) -> Result<Run> {
+        self.ctx(async {
+            let row = sqlx::query(&format!(
+                "SELECT {RUN_COLUMNS}, plan_text FROM runs WHERE id = $1"
+            ))
+            .bind(run)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| run_not_found(run))?;
+            Ok(Run {
+                summary: summary_from(&row)?,
+                plan_text: row.try_get("plan_text")?,
+            })
+        })
+        .await
+    }
+
+    async fn list_runs(&self, limit: u32) -> Result<Vec<RunSummary>> {
+        self.ctx(async {
+            sqlx::query(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs ORDER BY num DESC LIMIT $1"
+            ))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(summary_from)
+            .collect()
+        })
+        .await
+    }
+
+    async fn set_run_status(&self, run: &RunId, owner: &str, status: RunStatus) -> Result<()> {
+        self.ctx(async {
+            let mut tx = self.begin().await?;
+            hold(&mut tx, run, Some(owner)).await?;
+            let from: String = sqlx::query_scalar("SELECT status FROM runs WHERE id = $1")
+                .bind(run)
+                .fetch_one(&mut *tx)
+                .await?;
+            let from: RunStatus = from.parse()?;
+            if from == status {
+                return Ok(());
+            }
+            sqlx::query("UPDATE runs SET status = $2 WHERE id = $1")
+                .bind(run)
+                .bind(status.as_str())
+                .execute(&mut *tx)
+                .await?;
+            let data = json!({ "from": from, "to": status });
+            append(&mut tx, run, kind::RUN_STATUS, None, Some(owner), data).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn acquire_lease(&self, run: &RunId, owner: &str, ttl: Duration) -> Result<bool> {
+        self.ctx(async {
+            let mut tx = self.begin().await?;
+            // FOR UPDATE: a racing acquirer waits here, then sees this one's lease.
+            let row = sqlx::query(
+                "SELECT lease_owner, \
+                 (lease_owner IS NULL OR lease_owner = $2 OR lease_expires_at < now()) AS free \
+                 FROM runs WHERE id = $1 FOR UPDATE",
+            )
+            .bind(run)
+            .bind(owner)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| run_not_found(run))?;
+            if !row.try_get::<bool, _>("free")? {
+                return Ok(false);
+            }
+            let previous: Option<String> = row.try_get("lease_owner")?;
+            sqlx::query(
+                "UPDATE runs SET lease_owner = $2, \
+                 lease_expires_at = now() + make_interval(secs => $3) WHERE id = $1",
+            )
+            .bind(run)
+            .bind(owner)
+            .bind(ttl.as_secs_f64())
+            .execute(&mut *tx)
+            .await?;
+            if previous.as_deref() != Some(owner) {
+                let data = json!({ "previous": previous, "ttl_ms": ttl_ms(ttl) });
+                append(&mut tx, run, kind::LEASE_ACQUIRED, None, Some(owner), data).await?;
+            }
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn renew_lease(&self, run: &RunId, owner: &str, ttl: Duration) -> Result<()> {
+        self.ctx(async {
+            let mut tx = self.begin().await?;
+            hold(&mut tx, run, Some(owner)).await?;
+            sqlx::query(
+                "UPDATE runs SET lease_expires_at = now() + make_interval(secs => $2) \
+                 WHERE id = $1",
+            )
+            .bind(run)
+            .bind(ttl.as_secs_f64())
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn release_lease(&self, run: &RunId, owner: &str) -> Result<bool> {
+        self.ctx(async {
+            let mut tx = self.begin().await?;
+            let done = sqlx::query(
+                "UPDATE runs SET lease_owner = NULL, lease_expires_at = NULL \
+                 WHERE id = $1 AND lease_owner = $2",
+            )
+            .bind(run)
+            .bind(owner)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 0 {
+                return if run_exists(&mut tx, run).await? {
+                    Ok(false)
+                } else {
+                    Err(run_not_found(run))
+                };
+            }
+            append(
+                &mut tx,
+                run,
+                kind::LEASE_RELEASED,
+                None,
+                Some(owner),
+                json!({}),
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn start_item(&self, run: &RunId, item: &str, owner: &str) -> Result<ItemState> {
+        self.ctx(self.move_item(run, item, owner, Move::Start))
+            .await
+    }
+
+    async fn finish_item(
+        &self,
+        run: &RunId,
+        item: &str,
+        owner: &str,
+        outcome: crate::Outcome,
+        result: &Value,
+    ) -> Result<ItemState> {
+        self.ctx(self.move_item(run, item, owner, Move::Finish(outcome, result)))
+            .await
+    }
+
+    async fn set_item_waiting(
+        &self,
+        run: &RunId,
+        item: &str,
+        owner: &str,
+        detail: &Value,
+    ) -> Result<ItemState> {
+        self.ctx(self.move_item(run, item, owner, Move::Wait(detail)))
+            .await
+    }
+
+    async fn mark_interrupted(&self, run: &RunId, owner: &str) -> Result<Vec<String>> {
+        self.ctx(async {
+            let mut tx = self.begin().await?;
+            hold(&mut tx, run, Some(owner)).await?;
+            let rows = sqlx::query(
+                "UPDATE items SET status = 'interrupted', updated_at = now() \
+                 WHERE run_id = $1 AND status = 'running' RETURNING item_id, attempts, position",
+            )
+            .bind(run)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut interrupted = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let position: i32 = row.try_get("position")?;
+                let attempts: i32 = row.try_get("attempts")?;
+                let item: String = row.try_get("item_id")?;
+                interrupted.push((position, item, attempts));
+            }
+            interrupted.sort();
+            for (_, item, attempts) in &interrupted {
+                let data = json!({ "attempt": attempts });
+                append(
+                    &mut tx,
+                    run,
+                    kind::ITEM_INTERRUPTED,
+                    Some(item),
+                    Some(owner),
+                    data,
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(interrupted.into_iter().map(|(_, item, _)| item).collect())
+        })
+        .await
+    }
+
+    async fn item_states(&self, run: &RunId) -> Result<Vec<ItemState>> {
+        self.ctx(async {
+            let mut conn = self.pool.acquire().await?;
+            let rows = sqlx::query(&format!(
+                "SELECT {ITEM_COLUMNS} FROM items WHERE run_id = $1 ORDER BY position"
+            ))
+            .bind(run)
+            .fetch_all(&mut *conn)
+            .await?;
+            if rows.is_empty() && !run_exists(&mut conn, run).await? {
+                return Err(run_not_found(run));
+            }
+            rows.iter().map(item_from).collect()
+        })
+        .await
+    }
+
+    async fn append_event(&self, run: &RunId, owner: &str, event: &NewEvent) -> Result<Event> {
+        self.ctx(async {
+            let mut tx = self.begin().await?;
+            hold(&mut tx, run, Some(owner)).await?;
+            if let Some(item) = &event.item_id {
+                item_status(&mut tx, run, item).await?;
+            }
+            let event = append(
+                &mut tx,
+                run,
+                &event.kind,
+                event.item_id.as_deref(),
+                Some(owner),
+                event.data.clone(),
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(event)
+        })
+        .await
+    }
+
+    async fn events_after(&self, run: &RunId, after: i64, limit: u32) -> Result<Vec<Event>> {
+        self.ctx(async {
+            let mut conn = self.pool.acquire().await?;
+            let rows = sqlx::query(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE run_id = $1 AND seq > $2 \
+                 ORDER BY seq LIMIT $3"
+            ))
+            .bind(run)
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *conn)
+            .await?;
+            if rows.is_empty() && !run_exists(&mut conn, run).await? {
+                return Err(run_not_found(run));
+            }
+            rows.iter().map(event_from).collect()
+        })
+        .await
+    }
+
+    async fn confirm(
+        &self,
+        run: &RunId,
+        item: &str,
+        confirmation: &NewConfirmation,
+    ) -> Result<bool> {
+        self.ctx(async {
+            let mut tx = self.begin().await?;
+            hold(&mut tx, run, None).await?;
+            item_status(&mut tx, run, item).await?;
+            let c = confirmation;
+            let done = sqlx::query(
+                "INSERT INTO confirmations (run_id, item_id, by, evidence, skipped, reason) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (run_id, item_id) DO NOTHING",
+            )
+            .bind(run)
+            .bind(item)
+            .bind(&c.by)
+            .bind(&c.evidence)
+            .bind(c.skipped)
+            .bind(&c.reason)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Ok(false);
+            }
+            let data = json!({ "evidence": c.evidence, "skipped": c.skipped, "reason": c.reason });
+            append(
+                &mut tx,
+                run,
+                kind::ITEM_CONFIRMED,
+                Some(item),
+                Some(&c.by),
+                data,
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn confirmation(&self, run: &RunId, item: &str) -> Result<Option<Confirmation>> {
+        self.ctx(async {
+            let mut conn = self.pool.acquire().await?;
+            item_status(&mut conn, run, item).await?;
+            sqlx::query(
+                "SELECT item_id, by, at, evidence, skipped, reason FROM confirmations \
+                 WHERE run_id = $1 AND item_id = $2",
+            )
+            .bind(run)
+            .bind(item)
+            .fetch_optional(&mut *conn)
+            .await?
+            .as_ref()
+            .map(confirmation_from)
+            .transpose()
+        })
+        .await
+    }
+
+    async fn sign(&self, run: &RunId, item: &str, signature: &NewSignature) -> Result<bool> {
+        self.ctx(async {
+            let mut tx = self.begin().await?;
+            hold(&mut tx, run, None).await?;
+            item_status(&mut tx, run, item).await?;
+            let s = signature;
+            let done = sqlx::query(
+                "INSERT INTO signatures (run_id, item_id, role, by, decision, comment) \
+                 VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (run_id, item_id, role) DO NOTHING",
+            )
+            .bind(run)
+            .bind(item)
+            .bind(&s.role)
+            .bind(&s.by)
+            .bind(s.decision.as_str())
+            .bind(&s.comment)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Ok(false);
+            }
+            let data = json!({ "role": s.role, "decision": s.decision, "comment": s.comment });
+            append(
+                &mut tx,
+                run,
+                kind::ITEM_SIGNED,
+                Some(item),
+                Some(&s.by),
+                data,
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn signatures(&self, run: &RunId, item: &str) -> Result<Vec<Signature>> {
+        self.ctx(async {
+            let mut conn = self.pool.acquire().await?;
+            item_status(&mut conn, run, item).await?;
+            sqlx::query(
+                "SELECT item_id, role, by, at, decision, comment FROM signatures \
+                 WHERE run_id = $1 AND item_id = $2 ORDER BY at, role",
+            )
+            .bind(run)
+            .bind(item)
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(signature_from)
+            .collect()
+        })
+        .await
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}

@@ -1,0 +1,937 @@
+//! The SQLite backend: golive's default, one file and no set-up.
+//!
+//! Durability is the point: the journal is in WAL mode with
+//! `synchronous = FULL`, so a committed step survives `kill -9` and a power
+//! cut. Every write transaction starts with `BEGIN IMMEDIATE`, taking the
+//! write lock up front so concurrent writers (other processes on the same
+//! file) wait out the busy timeout instead of failing on a stale snapshot.
+//!
+//! Times come from the process clock, or a [`ManualClock`] that tests move
+//! by hand. A file or directory golive may not write is opened read-only:
+//! reads work, writes fail with [`StoreError::ReadOnly`].
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde_json::{Value, json};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
+};
+use sqlx::{ConnectOptions, Connection, Row};
+
+use crate::error::{is_cant_open, is_read_only};
+use crate::model::{Move, from_millis, sha256_hex, to_millis};
+use crate::{
+    Confirmation, DbUrl, Event, ItemState, ItemStatus, NewConfirmation, NewEvent, NewRun,
+    NewSignature, Outcome, Run, RunId, RunStatus, RunSummary, Signature, Store, StoreError, kind,
+    migrations,
+};
+
+type Result<T, E = StoreError> = std::result::Result<T, E>;
+type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
+
+/// How long a writer waits for another to finish before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A clock that stands still until a test moves it, for lease expiry
+/// without sleeping. Clones share the same time.
+#[derive(Clone, Debug)]
+pub struct ManualClock(Arc<AtomicI64>);
+
+impl ManualClock {
+    /// A clock showing `start` (to the millisecond).
+    pub fn new(start: Timestamp) -> ManualClock {
+        ManualClock(Arc::new(AtomicI64::new(start.as_millisecond())))
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&self, by: Duration) {
+        let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+        self.0.fetch_add(ms, Ordering::SeqCst);
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// A journal in one SQLite file. Cheap to clone (a pool handle).
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    url: DbUrl,
+    path: PathBuf,
+    clock: Option<ManualClock>,
+}
+
+impl SqliteStore {
+    /// Opens (creating the file and its directory if missing) and migrates
+    /// the journal at `path`.
+    pub async fn open(path: impl AsRef<Path>) -> Result<SqliteStore> {
+        let path = path.as_ref();
+        SqliteStore::open_named(path, DbUrl::new(path.display().to_string())).await
+    }
+
+    /// Uses `clock` instead of the process clock from now on.
+    pub fn with_clock(mut self, clock: ManualClock) -> SqliteStore {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The URL it was opened with.
+    pub fn url(&self) -> &DbUrl {
+        &self.url
+    }
+
+    pub(crate) async fn open_named(path: &Path, url: DbUrl) -> Result<SqliteStore> {
+        let unavailable = |e: std::io::Error| StoreError::Unavailable {
+            url: url.clone(),
+            source: sqlx::Error::Io(e),
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+            && !dir.exists()
+        {
+            std::fs::create_dir_all(dir).map_err(unavailable)?;
+        }
+        let base = SqliteConnectOptions::new()
+            .filename(path)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT)
+            .synchronous(SqliteSynchronous::Full)
+            .disable_statement_logging();
+        let writable = base
+            .clone()
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal);
+        // A file we may not write is opened read-only from the start, not
+        // through SQLite's silent fallback, so that no connection of the
+        // pool can end up writable.
+        let pool = if path.is_file() && !may_write(path) {
+            open_read_only(base, path, &url).await?
+        } else {
+            match connect(writable, &url).await {
+                Err(e) if cannot_write(&e) && path.is_file() => {
+                    open_read_only(base, path, &url).await?
+                }
+                other => other?,
+            }
+        };
+        Ok(SqliteStore {
+            pool,
+            url,
+            path: path.to_path_buf(),
+            clock: None,
+        })
+    }
+
+    fn now_ms(&self) -> i64 {
+        match &self.clock {
+            Some(clock) => clock.now_ms(),
+            None => Timestamp::now().as_millisecond(),
+        }
+    }
+
+    async fn begin(&self) -> Result<Tx> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// Runs one operation, naming this database in its errors.
+    async fn ctx<T>(&self, op: impl Future<Output = Result<T>>) -> Result<T> {
+        op.await.map_err(|e| e.at(&self.url))
+    }
+}
+
+/// Connects once to migrate (or check) the schema, then hands out a pool.
+async fn connect(options: SqliteConnectOptions, url: &DbUrl) -> Result<SqlitePool> {
+    let mut conn = SqliteConnection::connect_with(&options)
+        .await
+        .map_err(|source| StoreError::Unavailable {
+            url: url.clone(),
+            source,
+        })?;
+    migrations::apply(&migrations::SQLITE, &mut conn, url).await?;
+    conn.close()
+        .await
+        .map_err(|e| StoreError::from(e).at(url))?;
+    Ok(SqlitePoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(BUSY_TIMEOUT)
+        .connect_lazy_with(options))
+}
+
+/// Opens an existing journal for reading only. In a directory where no
+/// `-wal`/`-shm` can be created, SQLite can read a WAL database only as
+/// immutable, which is safe only when no WAL file holds commits not yet in
+/// the main file.
+async fn open_read_only(
+    base: SqliteConnectOptions,
+    path: &Path,
+    url: &DbUrl,
+) -> Result<SqlitePool> {
+    match connect(base.clone().read_only(true), url).await {
+        Err(e) if cannot_write(&e) && !wal_path(path).exists() => {
+            connect(base.read_only(true).immutable(true), url).await
+        }
+        other => other,
+    }
+}
+
+/// Whether this process may open the file for writing.
+fn may_write(path: &Path) -> bool {
+    std::fs::OpenOptions::new().append(true).open(path).is_ok()
+}
+
+/// The open or the migration failed because the file or its directory may
+/// not be written.
+fn cannot_write(e: &StoreError) -> bool {
+    let sqlx_error = match e {
+        StoreError::Unavailable { source, .. } | StoreError::ReadOnly { source, .. } => source,
+        StoreError::Migration {
+            source: sqlx::migrate::MigrateError::Execute(source),
+            ..
+        } => source,
+        _ => return false,
+    };
+    is_read_only(sqlx_error) || is_cant_open(sqlx_error)
+}
+
+fn wal_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push("-wal");
+    PathBuf::from(name)
+}
+
+const RUN_COLUMNS: &str = "id, plan_name, plan_sha256, t0, status, created_at, updated_at, \
+                           lease_owner, lease_expires_at, last_seq";
+const ITEM_COLUMNS: &str = "item_id, status, attempts, started_at, finished_at, result, updated_at";
+const EVENT_COLUMNS: &str = "seq, at, kind, item_id, actor, data";
+
+fn opt_time(ms: Option<i64>) -> Result<Option<Timestamp>> {
+    ms.map(from_millis).transpose()
+}
+
+fn json(text: &str) -> Result<Value> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("stored JSON: {e}")))
+}
+
+fn summary_from(row: &SqliteRow) -> Result<RunSummary> {
+    Ok(RunSummary {
+        id: row.try_get("id")?,
+        plan_name: row.try_get("plan_name")?,
+        plan_sha256: row.try_get("plan_sha256")?,
+        t0: opt_time(row.try_get("t0")?)?,
+        status: row.try_get::<&str, _>("status")?.parse()?,
+        created_at: from_millis(row.try_get("created_at")?)?,
+        updated_at: from_millis(row.try_get("updated_at")?)?,
+        lease_owner: row.try_get("lease_owner")?,
+        lease_expires_at: opt_time(row.try_get("lease_expires_at")?)?,
+        last_seq: row.try_get("last_seq")?,
+    })
+}
+
+fn item_from(row: &SqliteRow) -> Result<ItemState> {
+    let attempts: i64 = row.try_get("attempts")?;
+    Ok(ItemState {
+        item_id: row.try_get("item_id")?,
+        status: row.try_get::<&str, _>("status")?.parse()?,
+        attempts: u32::try_from(attempts)
+            .map_err(|_| StoreError::Corrupt(format!("{attempts} attempts")))?,
+        started_at: opt_time(row.try_get("started_at")?)?,
+        finished_at: opt_time(row.try_get("finished_at")?)?,
+        result: row
+            .try_get::<Option<&str>, _>("result")?
+            .map(json)
+            .transpose()?,
+        updated_at: from_millis(row.try_get("updated_at")?)?,
+    })
+}
+
+fn event_from(row: &SqliteRow) -> Result<Event> {
+    Ok(Event {
+        seq: row.try_get("seq")?,
+        at: from_millis(row.try_get("at")?)?,
+        kind: row.try_get("kind")?,
+        item_id: row.try_get("item_id")?,
+        actor: row.try_get("actor")?,
+        data: json(row.try_get("data")?)?,
+    })
+}
+
+fn confirmation_from(row: &SqliteRow) -> Result<Confirmation> {
+    Ok(Confirmation {
+        item_id: row.try_get("item_id")?,
+        by: row.try_get("by")?,
+        at: from_millis(row.try_get("at")?)?,
+        evidence: row.try_get("evidence")?,
+        skipped: row.try_get("skipped")?,
+        reason: row.try_get("reason")?,
+    })
+}
+
+fn signature_from(row: &SqliteRow) -> Result<Signature> {
+    Ok(Signature {
+        item_id: row.try_get("item_id")?,
+        role: row.try_get("role")?,
+        by: row.try_get("by")?,
+        at: from_millis(row.try_get("at")?)?,
+        decision: row.try_get::<&str, _>("decision")?.parse()?,
+        comment: row.try_get("comment")?,
+    })
+}
+
+fn ttl_ms(ttl: Duration) -> i64 {
+    i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2)
+}
+
+fn run_not_found(run: &RunId) -> StoreError {
+    StoreError::NotFound(format!("run {run}"))
+}
+
+async fn run_exists(conn: &mut SqliteConnection, run: &RunId) -> Result<bool> {
+    Ok(sqlx::query("SELECT 1 FROM runs WHERE id = $1")
+        .bind(run)
+        .fetch_optional(conn)
+        .await?
+        .is_some())
+}
+
+/// The item's status; NotFound names whichever of run and item is missing.
+async fn item_status(conn: &mut SqliteConnection, run: &RunId, item: &str) -> Result<ItemStatus> {
+    let status: Option<String> =
+        sqlx::query_scalar("SELECT status FROM items WHERE run_id = $1 AND item_id = $2")
+            .bind(run)
+            .bind(item)
+            .fetch_optional(&mut *conn)
+            .await?;
+    match status {
+        Some(s) => s.parse(),
+        None if run_exists(conn, run).await? => {
+            Err(StoreError::NotFound(format!("item `{item}` in run {run}")))
+        }
+        None => Err(run_not_found(run)),
+    }
+}
+
+/// Checks, inside the transaction, that `owner` holds the run's lease
+/// (`None`: only that the run exists), and marks the run updated.
+async fn hold(tx: &mut Tx, run: &RunId, owner: Option<&str>, now: i64) -> Result<()> {
+    let done = match owner {
+        Some(owner) => sqlx::query(
+            "UPDATE runs SET updated_at = $3 \
+             WHERE id = $1 AND lease_owner = $2 AND lease_expires_at > $3",
+        )
+        .bind(run)
+        .bind(owner)
+        .bind(now),
+        None => sqlx::query("UPDATE runs SET updated_at = $2 WHERE id = $1")
+            .bind(run)
+            .bind(now),
+    }
+    .execute(&mut **tx)
+    .await?;
+    if done.rows_affected() == 1 {
+        return Ok(());
+    }
+    match owner {
+        Some(owner) if run_exists(tx, run).await? => Err(StoreError::LeaseLost {
+            run: run.clone(),
+            owner: owner.to_string(),
+        }),
+        _ => Err(run_not_found(run)),
+    }
+}
+
+/// Appends the run's next event (seq = last_seq + 1).
+async fn append(
+    tx: &mut Tx,
+    run: &RunId,
+    now: i64,
+    kind: &str,
+    item: Option<&str>,
+    actor: Option<&str>,
+    data: Value,
+) -> Result<Event> {
+    let seq: i64 = sqlx::query_scalar(
+        "UPDATE runs SET last_seq = last_seq + 1, updated_at = $2 WHERE id = $1 \
+         RETURNING last_seq",
+    )
+    .bind(run)
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO events (run_id, seq, at, kind, item_id, actor, data) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(run)
+    .bind(seq)
+    .bind(now)
+    .bind(kind)
+    .bind(item)
+    .bind(actor)
+    .bind(data.to_string())
+    .execute(&mut **tx)
+    .await?;
+    Ok(Event {
+        seq,
+        at: from_millis(now)?,
+        kind: kind.to_string(),
+        item_id: item.map(str::to_string),
+        actor: actor.map(str::to_string),
+        data,
+    })
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|d| d.is_unique_violation())
+}
+
+impl SqliteStore {
+    async fn insert_run(&self, new: &NewRun, id: &RunId) -> Result<Run> {
+        let now = self.now_ms();
+        let sha = sha256_hex(&new.plan_text);
+        let t0 = new.t0.map(to_millis).transpose()?;
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO runs (id, plan_name, plan_text, plan_sha256, t0, status, created_at, \
+             updated_at) VALUES ($1, $2, $3, $4, $5, 'pending', $6, $6)",
+        )
+        .bind(id)
+        .bind(&new.plan_name)
+        .bind(&new.plan_text)
+        .bind(&sha)
+        .bind(t0.map(Timestamp::as_millisecond))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        for (position, item) in new.items.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO items (run_id, item_id, position, status, updated_at) \
+                 VALUES ($1, $2, $3, 'pending', $4)",
+            )
+            .bind(id)
+            .bind(item)
+            .bind(i64::try_from(position).unwrap_or(i64::MAX))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let data = json!({
+            "plan_name": new.plan_name,
+            "plan_sha256": sha,
+            "t0": t0,
+            "items": new.items.len(),
+        });
+        append(
+            &mut tx,
+            id,
+            now,
+            kind::RUN_CREATED,
+            None,
+            new.actor.as_deref(),
+            data,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Run {
+            summary: RunSummary {
+                id: id.clone(),
+                plan_name: new.plan_name.clone(),
+                plan_sha256: sha,
+                t0,
+                status: RunStatus::Pending,
+                created_at: from_millis(now)?,
+                updated_at: from_millis(now)?,
+                lease_owner: None,
+                lease_expires_at: None,
+                last_seq: 1,
+            },
+            plan_text: new.plan_text.clone(),
+        })
+    }
+
+    /// Moves one item inside a leased transaction and journals the move.
+    async fn move_item(
+        &self,
+        run: &RunId,
+        item: &str,
+        owner: &str,
+        mv: Move<'_>,
+    ) -> Result<ItemState> {
+        let now = self.now_ms();
+        let mut tx = self.begin().await?;
+        hold(&mut tx, run, Some(owner), now).await?;
+        let from = item_status(&mut tx, run, item).await?;
+        mv.check(item, from)?;
+        let query = match mv {
+            Move::Start => sqlx::query(START_ITEM).bind(run).bind(item).bind(now),
+            Move::Finish(outcome, result) => sqlx::query(FINISH_ITEM)
+                .bind(run)
+                .bind(item)
+                .bind(now)
+                .bind(outcome.as_str())
+                .bind(result.to_string()),
+            Move::Wait(_) => sqlx::query(WAIT_ITEM).bind(run).bind(item).bind(now),
+        };
+        let state = item_from(&query.fetch_one(&mut *tx).await?)?;
+        let data = mv.data(from, &state);
+        append(&mut tx, run, now, mv.kind(), Some(item), Some(owner), data).await?;
+        tx.commit().await?;
+        Ok(state)
+    }
+}
+
+const START_ITEM: &str = "UPDATE items SET status = 'running', attempts = attempts + 1, \
+     started_at = $3, finished_at = NULL, result = NULL, updated_at = $3 \
+     WHERE run_id = $1 AND item_id = $2 \
+     RETURNING item_id, status, attempts, started_at, finished_at, result, updated_at";
+const FINISH_ITEM: &str = "UPDATE items SET status = $4, finished_at = $3, result = $5, \
+     updated_at = $3 WHERE run_id = $1 AND item_id = $2 \
+     RETURNING item_id, status, attempts, started_at, finished_at, result, updated_at";
+const WAIT_ITEM: &str = "UPDATE items SET status = 'waiting', updated_at = $3 \
+     WHERE run_id = $1 AND item_id = $2 \
+     RETURNING item_id, status, attempts, started_at, finished_at, result, updated_at";
+
+impl Store for SqliteStore {
+    async fn create_run(&self, new: &NewRun) -> Result<Run> {
+        self.ctx(async {
+            let mut seen = std::collections::HashSet::new();
+            if let Some(dup) = new.items.iter().find(|i| !seen.insert(i.as_str())) {
+                return Err(StoreError::Conflict(format!(
+                    "item `{dup}` is listed twice"
+                )));
+            }
+            let mut tries = 0;
+            loop {
+                let id = RunId::generate()?;
+                match self.insert_run(new, &id).await {
+                    Err(StoreError::Backend(e)) if is_unique_violation(&e) && tries < 5 => {
+                        tries += 1;
+                    }
+                    other => return other,
+                }
+            }
+        })
+        .await
+    }
+
+    async fn get_run(&self, run: &RunId) -> Result<Run> {
+        self.ctx(async {
+            let row = sqlx::query(&format!(
+                "SELECT {RUN_COLUMNS}, plan_text FROM runs WHERE id = $1"
+            ))
+            .bind(run)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| run_not_found(run))?;
+            Ok(Run {
+                summary: summary_from(&row)?,
+                plan_text: row.try_get("plan_text")?,
+            })
+        })
+        .await
+    }
+
+    async fn list_runs(&self, limit: u32) -> Result<Vec<RunSummary>> {
+        self.ctx(async {
+            sqlx::query(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs ORDER BY num DESC LIMIT $1"
+            ))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(summary_from)
+            .collect()
+        })
+        .await
+    }
+
+    async fn set_run_status(&self, run: &RunId, owner: &str, status: RunStatus) -> Result<()> {
+        self.ctx(async {
+            let now = self.now_ms();
+            let mut tx = self.begin().await?;
+            hold(&mut tx, run, Some(owner), now).await?;
+            let from: String = sqlx::query_scalar("SELECT status FROM runs WHERE id = $1")
+                .bind(run)
+                .fetch_one(&mut *tx)
+                .await?;
+            let from: RunStatus = from.parse()?;
+            if from == status {
+                return Ok(());
+            }
+            sqlx::query("UPDATE runs SET status = $2 WHERE id = $1")
+                .bind(run)
+                .bind(status.as_str())
+                .execute(&mut *tx)
+                .await?;
+            let data = json!({ "from": from, "to": status });
+            append(&mut tx, run, now, kind::RUN_STATUS, None, Some(owner), data).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn acquire_lease(&self, run: &RunId, owner: &str, ttl: Duration) -> Result<bool> {
+        self.ctx(async {
+            let now = self.now_ms();
+            let mut tx = self.begin().await?;
+            let row = sqlx::query(
+                "SELECT lease_owner, \
+                 (lease_owner IS NULL OR lease_owner = $2 OR lease_expires_at < $3) AS free \
+                 FROM runs WHERE id = $1",
+            )
+            .bind(run)
+            .bind(owner)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| run_not_found(run))?;
+            if !row.try_get::<bool, _>("free")? {
+                return Ok(false);
+            }
+            let previous: Option<String> = row.try_get("lease_owner")?;
+            sqlx::query("UPDATE runs SET lease_owner = $2, lease_expires_at = $3 WHERE id = $1")
+                .bind(run)
+                .bind(owner)
+                .bind(now.saturating_add(ttl_ms(ttl)))
+                .execute(&mut *tx)
+                .await?;
+            if previous.as_deref() != Some(owner) {
+                let data = json!({ "previous": previous, "ttl_ms": ttl_ms(ttl) });
+                append(
+                    &mut tx,
+                    run,
+                    now,
+                    kind::LEASE_ACQUIRED,
+                    None,
+                    Some(owner),
+                    data,
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn renew_lease(&self, run: &RunId, owner: &str, ttl: Duration) -> Result<()> {
+        self.ctx(async {
+            let now = self.now_ms();
+            let mut tx = self.begin().await?;
+            hold(&mut tx, run, Some(owner), now).await?;
+            sqlx::query("UPDATE runs SET lease_expires_at = $2 WHERE id = $1")
+                .bind(run)
+                .bind(now.saturating_add(ttl_ms(ttl)))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn release_lease(&self, run: &RunId, owner: &str) -> Result<bool> {
+        self.ctx(async {
+            let now = self.now_ms();
+            let mut tx = self.begin().await?;
+            let done = sqlx::query(
+                "UPDATE runs SET lease_owner = NULL, lease_expires_at = NULL \
+                 WHERE id = $1 AND lease_owner = $2",
+            )
+            .bind(run)
+            .bind(owner)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 0 {
+                return if run_exists(&mut tx, run).await? {
+                    Ok(false)
+                } else {
+                    Err(run_not_found(run))
+                };
+            }
+            append(
+                &mut tx,
+                run,
+                now,
+                kind::LEASE_RELEASED,
+                None,
+                Some(owner),
+                json!({}),
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn start_item(&self, run: &RunId, item: &str, owner: &str) -> Result<ItemState> {
+        self.ctx(self.move_item(run, item, owner, Move::Start))
+            .await
+    }
+
+    async fn finish_item(
+        &self,
+        run: &RunId,
+        item: &str,
+        owner: &str,
+        outcome: Outcome,
+        result: &Value,
+    ) -> Result<ItemState> {
+        self.ctx(self.move_item(run, item, owner, Move::Finish(outcome, result)))
+            .await
+    }
+
+    async fn set_item_waiting(
+        &self,
+        run: &RunId,
+        item: &str,
+        owner: &str,
+        detail: &Value,
+    ) -> Result<ItemState> {
+        self.ctx(self.move_item(run, item, owner, Move::Wait(detail)))
+            .await
+    }
+
+    async fn mark_interrupted(&self, run: &RunId, owner: &str) -> Result<Vec<String>> {
+        self.ctx(async {
+            let now = self.now_ms();
+            let mut tx = self.begin().await?;
+            hold(&mut tx, run, Some(owner), now).await?;
+            let rows = sqlx::query(
+                "UPDATE items SET status = 'interrupted', updated_at = $2 \
+                 WHERE run_id = $1 AND status = 'running' RETURNING item_id, attempts, position",
+            )
+            .bind(run)
+            .bind(now)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut interrupted = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let position: i64 = row.try_get("position")?;
+                let attempts: i64 = row.try_get("attempts")?;
+                let item: String = row.try_get("item_id")?;
+                interrupted.push((position, item, attempts));
+            }
+            interrupted.sort();
+            for (_, item, attempts) in &interrupted {
+                let data = json!({ "attempt": attempts });
+                append(
+                    &mut tx,
+                    run,
+                    now,
+                    kind::ITEM_INTERRUPTED,
+                    Some(item),
+                    Some(owner),
+                    data,
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(interrupted.into_iter().map(|(_, item, _)| item).collect())
+        })
+        .await
+    }
+
+    async fn item_states(&self, run: &RunId) -> Result<Vec<ItemState>> {
+        self.ctx(async {
+            let mut conn = self.pool.acquire().await?;
+            let rows = sqlx::query(&format!(
+                "SELECT {ITEM_COLUMNS} FROM items WHERE run_id = $1 ORDER BY position"
+            ))
+            .bind(run)
+            .fetch_all(&mut *conn)
+            .await?;
+            if rows.is_empty() && !run_exists(&mut conn, run).await? {
+                return Err(run_not_found(run));
+            }
+            rows.iter().map(item_from).collect()
+        })
+        .await
+    }
+
+    async fn append_event(&self, run: &RunId, owner: &str, event: &NewEvent) -> Result<Event> {
+        self.ctx(async {
+            let now = self.now_ms();
+            let mut tx = self.begin().await?;
+            hold(&mut tx, run, Some(owner), now).await?;
+            if let Some(item) = &event.item_id {
+                item_status(&mut tx, run, item).await?;
+            }
+            let event = append(
+                &mut tx,
+                run,
+                now,
+                &event.kind,
+                event.item_id.as_deref(),
+                Some(owner),
+                event.data.clone(),
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(event)
+        })
+        .await
+    }
+
+    async fn events_after(&self, run: &RunId, after: i64, limit: u32) -> Result<Vec<Event>> {
+        self.ctx(async {
+            let mut conn = self.pool.acquire().await?;
+            let rows = sqlx::query(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE run_id = $1 AND seq > $2 \
+                 ORDER BY seq LIMIT $3"
+            ))
+            .bind(run)
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *conn)
+            .await?;
+            if rows.is_empty() && !run_exists(&mut conn, run).await? {
+                return Err(run_not_found(run));
+            }
+            rows.iter().map(event_from).collect()
+        })
+        .await
+    }
+
+    async fn confirm(
+        &self,
+        run: &RunId,
+        item: &str,
+        confirmation: &NewConfirmation,
+    ) -> Result<bool> {
+        self.ctx(async {
+            let now = self.now_ms();
+            let mut tx = self.begin().await?;
+            hold(&mut tx, run, None, now).await?;
+            item_status(&mut tx, run, item).await?;
+            let c = confirmation;
+            let done = sqlx::query(
+                "INSERT INTO confirmations (run_id, item_id, by, at, evidence, skipped, reason) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (run_id, item_id) DO NOTHING",
+            )
+            .bind(run)
+            .bind(item)
+            .bind(&c.by)
+            .bind(now)
+            .bind(&c.evidence)
+            .bind(c.skipped)
+            .bind(&c.reason)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Ok(false);
+            }
+            let data = json!({ "evidence": c.evidence, "skipped": c.skipped, "reason": c.reason });
+            append(
+                &mut tx,
+                run,
+                now,
+                kind::ITEM_CONFIRMED,
+                Some(item),
+                Some(&c.by),
+                data,
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn confirmation(&self, run: &RunId, item: &str) -> Result<Option<Confirmation>> {
+        self.ctx(async {
+            let mut conn = self.pool.acquire().await?;
+            item_status(&mut conn, run, item).await?;
+            sqlx::query(
+                "SELECT item_id, by, at, evidence, skipped, reason FROM confirmations \
+                 WHERE run_id = $1 AND item_id = $2",
+            )
+            .bind(run)
+            .bind(item)
+            .fetch_optional(&mut *conn)
+            .await?
+            .as_ref()
+            .map(confirmation_from)
+            .transpose()
+        })
+        .await
+    }
+
+    async fn sign(&self, run: &RunId, item: &str, signature: &NewSignature) -> Result<bool> {
+        self.ctx(async {
+            let now = self.now_ms();
+            let mut tx = self.begin().await?;
+            hold(&mut tx, run, None, now).await?;
+            item_status(&mut tx, run, item).await?;
+            let s = signature;
+            let done = sqlx::query(
+                "INSERT INTO signatures (run_id, item_id, role, by, at, decision, comment) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                 ON CONFLICT (run_id, item_id, role) DO NOTHING",
+            )
+            .bind(run)
+            .bind(item)
+            .bind(&s.role)
+            .bind(&s.by)
+            .bind(now)
+            .bind(s.decision.as_str())
+            .bind(&s.comment)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Ok(false);
+            }
+            let data = json!({ "role": s.role, "decision": s.decision, "comment": s.comment });
+            append(
+                &mut tx,
+                run,
+                now,
+                kind::ITEM_SIGNED,
+                Some(item),
+                Some(&s.by),
+                data,
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn signatures(&self, run: &RunId, item: &str) -> Result<Vec<Signature>> {
+        self.ctx(async {
+            let mut conn = self.pool.acquire().await?;
+            item_status(&mut conn, run, item).await?;
+            sqlx::query(
+                "SELECT item_id, role, by, at, decision, comment FROM signatures \
+                 WHERE run_id = $1 AND item_id = $2 ORDER BY at, role",
+            )
+            .bind(run)
+            .bind(item)
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(signature_from)
+            .collect()
+        })
+        .await
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}

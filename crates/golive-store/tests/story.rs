@@ -1,0 +1,832 @@
+//! The storage story: every story runs on SQLite and on PostgreSQL, with the
+//! same assertions (`NAME::sqlite`, `NAME::postgres`).
+
+mod util;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use golive_store::{
+    AnyStore, Decision, ItemStatus, NewConfirmation, NewEvent, NewRun, NewSignature, Outcome,
+    RunId, RunStatus, Store, StoreError, kind,
+};
+use serde_json::json;
+use util::Fixture;
+
+stories!(
+    runs_round_trip,
+    item_lifecycle,
+    resume_marks_running_items_interrupted,
+    journal_is_gap_free_and_atomic,
+    confirmations_and_signatures_count_once,
+    leases_expire_and_pass_on,
+    data_survives_reopening,
+    racing_processes_get_one_lease,
+    racing_people_confirm_once,
+    read_only_database_still_reads,
+    unknown_runs_and_items_are_not_found,
+);
+
+const PLAN: &str = "# go-live\nname: shop\r\nphases:\n  - id: prep   \n    items: [\"é\", \"✓\"]\n\n\ttrailing tab\t\n";
+const ME: &str = "host-a:1234";
+const OTHER: &str = "host-b:99";
+const LONG: Duration = Duration::from_secs(60);
+
+fn new_run(items: &[&str]) -> NewRun {
+    NewRun {
+        plan_name: "shop".into(),
+        plan_text: PLAN.into(),
+        t0: Some("2030-05-01T08:30:00.123Z".parse().expect("timestamp")),
+        items: items.iter().map(|s| s.to_string()).collect(),
+        actor: Some("alice".into()),
+    }
+}
+
+/// A run whose lease `ME` holds.
+async fn leased_run(store: &AnyStore, items: &[&str]) -> RunId {
+    let run = store.create_run(&new_run(items)).await.expect("create");
+    let id = run.summary.id;
+    assert!(store.acquire_lease(&id, ME, LONG).await.expect("lease"));
+    id
+}
+
+async fn events(store: &AnyStore, run: &RunId) -> Vec<golive_store::Event> {
+    store.events_after(run, 0, 10_000).await.expect("events")
+}
+
+async fn kinds(store: &AnyStore, run: &RunId) -> Vec<String> {
+    events(store, run)
+        .await
+        .into_iter()
+        .map(|e| e.kind)
+        .collect()
+}
+
+async fn runs_round_trip(fx: Fixture) {
+    let s = &fx.store;
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let mut new = new_run(&["a", "b"]);
+        new.plan_name = format!("shop-{n}");
+        let run = s.create_run(&new).await.expect("create");
+        assert_eq!(run.summary.status, RunStatus::Pending);
+        assert_eq!(run.summary.last_seq, 1);
+        assert_eq!(run.plan_text, PLAN);
+        ids.push(run.summary.id);
+    }
+    for id in &ids {
+        assert_eq!(id.as_str().len(), 10, "{id}");
+        assert!(id.as_str().parse::<RunId>().is_ok(), "{id}");
+    }
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 3);
+
+    let got = s.get_run(&ids[1]).await.expect("get");
+    assert_eq!(
+        got.plan_text, PLAN,
+        "the plan text round-trips byte for byte"
+    );
+    assert_eq!(got.summary.plan_name, "shop-1");
+    let digest = {
+        use sha2::Digest;
+        sha2::Sha256::digest(PLAN.as_bytes())
+    };
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(got.summary.plan_sha256, hex);
+    assert_eq!(
+        got.summary.t0.map(|t| t.to_string()),
+        Some("2030-05-01T08:30:00.123Z".to_string())
+    );
+    assert_eq!(got.summary.lease_owner, None);
+
+    let listed: Vec<RunId> = s
+        .list_runs(10)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    let newest_first: Vec<RunId> = ids.iter().rev().cloned().collect();
+    assert_eq!(listed, newest_first);
+    assert_eq!(s.list_runs(2).await.expect("list").len(), 2);
+
+    let created = &events(s, &ids[0]).await[0];
+    assert_eq!(created.seq, 1);
+    assert_eq!(created.kind, kind::RUN_CREATED);
+    assert_eq!(created.actor.as_deref(), Some("alice"));
+    assert_eq!(created.data["items"], json!(2));
+    assert_eq!(created.data["plan_sha256"], json!(got.summary.plan_sha256));
+
+    let dup = s.create_run(&new_run(&["a", "a"])).await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
+}
+
+async fn item_lifecycle(fx: Fixture) {
+    let s = &fx.store;
+    let run = leased_run(s, &["build", "deploy", "smoke", "notify"]).await;
+
+    let started = s.start_item(&run, "deploy", ME).await.expect("start");
+    assert_eq!(started.status, ItemStatus::Running);
+    assert_eq!(started.attempts, 1);
+    assert!(started.started_at.is_some());
+    let again = s.start_item(&run, "deploy", ME).await;
+    assert!(
+        matches!(again, Err(StoreError::Conflict(_))),
+        "running: {again:?}"
+    );
+
+    let result = json!({ "exit": 0, "stdout": "ok\n" });
+    let done = s
+        .finish_item(&run, "deploy", ME, Outcome::Passed, &result)
+        .await
+        .expect("finish");
+    assert_eq!(done.status, ItemStatus::Passed);
+    assert_eq!(done.result, Some(result.clone()));
+    assert!(done.finished_at.is_some());
+
+    for outcome in [Outcome::Failed, Outcome::Skipped] {
+        let r = s.finish_item(&run, "deploy", ME, outcome, &json!({})).await;
+        assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
+    }
+    match s.start_item(&run, "deploy", ME).await {
+        Err(StoreError::Conflict(msg)) => assert!(msg.contains("never runs again"), "{msg}"),
+        other => panic!("a passed item started again: {other:?}"),
+    }
+
+    // waiting → running counts a second attempt
+    s.start_item(&run, "smoke", ME).await.expect("start");
+    let waiting = s
+        .set_item_waiting(&run, "smoke", ME, &json!({ "until": "T+5m" }))
+        .await
+        .expect("wait");
+    assert_eq!(waiting.status, ItemStatus::Waiting);
+    let second = s.start_item(&run, "smoke", ME).await.expect("restart");
+    assert_eq!(second.attempts, 2);
+    s.finish_item(
+        &run,
+        "smoke",
+        ME,
+        Outcome::Failed,
+        &json!({ "status": 500 }),
+    )
+    .await
+    .expect("fail");
+
+    // a pending item can be skipped, not passed
+    let r = s
+        .finish_item(&run, "notify", ME, Outcome::Passed, &json!({}))
+        .await;
+    assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
+    s.finish_item(
+        &run,
+        "notify",
+        ME,
+        Outcome::Skipped,
+        &json!({ "reason": "--only" }),
+    )
+    .await
+    .expect("skip");
+
+    let states = s.item_states(&run).await.expect("states");
+    let seen: Vec<(&str, ItemStatus, u32)> = states
+        .iter()
+        .map(|i| (i.item_id.as_str(), i.status, i.attempts))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("build", ItemStatus::Pending, 0),
+            ("deploy", ItemStatus::Passed, 1),
+            ("smoke", ItemStatus::Failed, 2),
+            ("notify", ItemStatus::Skipped, 0),
+        ]
+    );
+    assert_eq!(states[1].result, Some(result));
+}
+
+async fn resume_marks_running_items_interrupted(fx: Fixture) {
+    let s = &fx.store;
+    let run = leased_run(s, &["a", "b", "c", "d"]).await;
+    s.start_item(&run, "a", ME).await.expect("start a");
+    s.finish_item(&run, "a", ME, Outcome::Passed, &json!({}))
+        .await
+        .expect("finish a");
+    // started out of plan order: the answer is still in plan order
+    s.start_item(&run, "c", ME).await.expect("start c");
+    s.start_item(&run, "b", ME).await.expect("start b");
+
+    let before = events(s, &run).await.len();
+    let interrupted = s.mark_interrupted(&run, ME).await.expect("interrupt");
+    assert_eq!(interrupted, ["b", "c"]);
+    let new: Vec<_> = events(s, &run).await.split_off(before);
+    assert_eq!(new.len(), 2);
+    assert!(new.iter().all(|e| e.kind == kind::ITEM_INTERRUPTED));
+    assert_eq!(new[0].item_id.as_deref(), Some("b"));
+
+    let states = s.item_states(&run).await.expect("states");
+    assert_eq!(states[0].status, ItemStatus::Passed);
+    assert_eq!(states[1].status, ItemStatus::Interrupted);
+    assert_eq!(states[2].status, ItemStatus::Interrupted);
+    assert_eq!(states[3].status, ItemStatus::Pending);
+
+    // an interrupted item runs again, as a new attempt
+    let b = s.start_item(&run, "b", ME).await.expect("rerun b");
+    assert_eq!((b.status, b.attempts), (ItemStatus::Running, 2));
+    assert_eq!(s.mark_interrupted(&run, ME).await.expect("again"), ["b"]);
+
+    let before = events(s, &run).await.len();
+    assert!(s.mark_interrupted(&run, ME).await.expect("none").is_empty());
+    assert_eq!(
+        events(s, &run).await.len(),
+        before,
+        "nothing changed, nothing journaled"
+    );
+
+    let r = s.mark_interrupted(&run, OTHER).await;
+    assert!(matches!(r, Err(StoreError::LeaseLost { .. })), "{r:?}");
+}
+
+async fn journal_is_gap_free_and_atomic(fx: Fixture) {
+    let s = &fx.store;
+    let run = leased_run(s, &["a", "b"]).await;
+    s.set_run_status(&run, ME, RunStatus::Running)
+        .await
+        .expect("running");
+    s.set_run_status(&run, ME, RunStatus::Running)
+        .await
+        .expect("unchanged");
+    s.start_item(&run, "a", ME).await.expect("start");
+    let note = NewEvent {
+        kind: "command.output".into(),
+        item_id: Some("a".into()),
+        data: json!({ "line": "migrating…" }),
+    };
+    let appended = s.append_event(&run, ME, &note).await.expect("append");
+    s.finish_item(&run, "a", ME, Outcome::Passed, &json!({ "exit": 0 }))
+        .await
+        .expect("finish");
+    // refused moves write nothing
+    assert!(s.start_item(&run, "a", ME).await.is_err());
+    assert!(s.start_item(&run, "a", OTHER).await.is_err());
+
+    let all = events(s, &run).await;
+    let seqs: Vec<i64> = all.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=all.len() as i64).collect::<Vec<_>>(), "gap-free");
+    assert_eq!(
+        all.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(),
+        [
+            kind::RUN_CREATED,
+            kind::LEASE_ACQUIRED,
+            kind::RUN_STATUS,
+            kind::ITEM_STARTED,
+            "command.output",
+            kind::ITEM_FINISHED,
+        ]
+    );
+    assert_eq!(appended.seq, 5);
+    assert_eq!(all[4], appended);
+    assert_eq!(all[2].data, json!({ "from": "pending", "to": "running" }));
+    assert_eq!(all[3].actor.as_deref(), Some(ME));
+    assert_eq!(all[5].data["result"], json!({ "exit": 0 }));
+    let run_now = s.get_run(&run).await.expect("get");
+    assert_eq!(run_now.summary.last_seq, 6);
+    assert_eq!(run_now.summary.status, RunStatus::Running);
+
+    // events after N, in pages
+    let tail = s.events_after(&run, 4, 100).await.expect("after 4");
+    assert_eq!(tail.iter().map(|e| e.seq).collect::<Vec<_>>(), [5, 6]);
+    let page = s.events_after(&run, 1, 2).await.expect("page");
+    assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), [2, 3]);
+    assert!(s.events_after(&run, 6, 10).await.expect("none").is_empty());
+
+    // a write whose lease is gone changes neither the state nor the journal
+    s.start_item(&run, "b", ME).await.expect("start b");
+    s.release_lease(&run, ME).await.expect("release");
+    assert!(s.acquire_lease(&run, OTHER, LONG).await.expect("take"));
+    let before = events(s, &run).await;
+    let lost = s
+        .finish_item(&run, "b", ME, Outcome::Passed, &json!({}))
+        .await;
+    match lost {
+        Err(StoreError::LeaseLost { run: r, owner }) => {
+            assert_eq!((r, owner.as_str()), (run.clone(), ME));
+        }
+        other => panic!("expected LeaseLost, got {other:?}"),
+    }
+    assert_eq!(events(s, &run).await, before);
+    let b = &s.item_states(&run).await.expect("states")[1];
+    assert_eq!((b.status, b.result.clone()), (ItemStatus::Running, None));
+    assert!(
+        s.append_event(&run, ME, &note).await.is_err(),
+        "no lease, no event"
+    );
+    assert_eq!(events(s, &run).await, before);
+}
+
+async fn confirmations_and_signatures_count_once(fx: Fixture) {
+    let s = &fx.store;
+    let run = leased_run(s, &["backup", "go"]).await;
+    let first = NewConfirmation {
+        by: "bob".into(),
+        evidence: Some("https://tickets.example/42".into()),
+        ..Default::default()
+    };
+    assert!(s.confirm(&run, "backup", &first).await.expect("confirm"));
+    let second = NewConfirmation {
+        by: "carol".into(),
+        skipped: true,
+        reason: Some("not needed".into()),
+        ..Default::default()
+    };
+    assert!(!s.confirm(&run, "backup", &second).await.expect("again"));
+    let c = s
+        .confirmation(&run, "backup")
+        .await
+        .expect("read")
+        .expect("one confirmation");
+    assert_eq!(c.by, "bob");
+    assert_eq!(c.evidence.as_deref(), Some("https://tickets.example/42"));
+    assert!(!c.skipped);
+    assert!(s.confirmation(&run, "go").await.expect("read").is_none());
+
+    let sign = |role: &str, by: &str, decision| NewSignature {
+        role: role.into(),
+        by: by.into(),
+        decision,
+        comment: Some(format!("{by} for {role}")),
+    };
+    assert!(
+        s.sign(&run, "go", &sign("qa", "dana", Decision::Approve))
+            .await
+            .expect("qa")
+    );
+    assert!(
+        !s.sign(&run, "go", &sign("qa", "dana", Decision::Approve))
+            .await
+            .expect("twice")
+    );
+    assert!(
+        !s.sign(&run, "go", &sign("qa", "erin", Decision::Reject))
+            .await
+            .expect("other")
+    );
+    assert!(
+        s.sign(&run, "go", &sign("ops", "erin", Decision::Reject))
+            .await
+            .expect("ops")
+    );
+    let sigs = s.signatures(&run, "go").await.expect("signatures");
+    let mut got: Vec<(String, String, Decision)> = sigs
+        .into_iter()
+        .map(|s| (s.role, s.by, s.decision))
+        .collect();
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        got,
+        [
+            ("ops".to_string(), "erin".to_string(), Decision::Reject),
+            ("qa".to_string(), "dana".to_string(), Decision::Approve),
+        ]
+    );
+    assert!(s.signatures(&run, "backup").await.expect("none").is_empty());
+
+    let journal = events(s, &run).await;
+    let confirmed: Vec<_> = journal
+        .iter()
+        .filter(|e| e.kind == kind::ITEM_CONFIRMED)
+        .collect();
+    assert_eq!(confirmed.len(), 1);
+    assert_eq!(confirmed[0].actor.as_deref(), Some("bob"));
+    assert_eq!(
+        journal
+            .iter()
+            .filter(|e| e.kind == kind::ITEM_SIGNED)
+            .count(),
+        2
+    );
+    let seqs: Vec<i64> = journal.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=journal.len() as i64).collect::<Vec<_>>());
+
+    // neither needs the lease, nor changes the item's status
+    assert_eq!(
+        s.item_states(&run).await.expect("states")[0].status,
+        ItemStatus::Pending
+    );
+}
+
+async fn leases_expire_and_pass_on(fx: Fixture) {
+    let s = &fx.store;
+    let run = s
+        .create_run(&new_run(&["a"]))
+        .await
+        .expect("create")
+        .summary
+        .id;
+    let r = s.start_item(&run, "a", ME).await;
+    assert!(
+        matches!(r, Err(StoreError::LeaseLost { .. })),
+        "no lease yet: {r:?}"
+    );
+
+    assert!(s.acquire_lease(&run, ME, LONG).await.expect("A takes"));
+    assert!(!s.acquire_lease(&run, OTHER, LONG).await.expect("B refused"));
+    assert!(s.acquire_lease(&run, ME, LONG).await.expect("A again"));
+    s.renew_lease(&run, ME, LONG).await.expect("A renews");
+    assert!(!s.acquire_lease(&run, OTHER, LONG).await.expect("B refused"));
+    let held = s.get_run(&run).await.expect("get").summary;
+    assert_eq!(held.lease_owner.as_deref(), Some(ME));
+    assert!(held.lease_expires_at > Some(held.updated_at));
+    let r = s.renew_lease(&run, OTHER, LONG).await;
+    assert!(matches!(r, Err(StoreError::LeaseLost { .. })), "{r:?}");
+
+    // A stalls: its lease runs out and B takes the run over
+    s.renew_lease(&run, ME, Duration::from_secs(1))
+        .await
+        .expect("short lease");
+    s.start_item(&run, "a", ME).await.expect("A starts a");
+    fx.pass_time(Duration::from_millis(1500)).await;
+    assert!(
+        s.acquire_lease(&run, OTHER, LONG)
+            .await
+            .expect("B takes over")
+    );
+    let taken = s.get_run(&run).await.expect("get").summary;
+    assert_eq!(taken.lease_owner.as_deref(), Some(OTHER));
+
+    for r in [
+        s.finish_item(&run, "a", ME, Outcome::Passed, &json!({}))
+            .await
+            .map(|_| ()),
+        s.renew_lease(&run, ME, LONG).await,
+        s.set_run_status(&run, ME, RunStatus::Failed).await,
+    ] {
+        assert!(matches!(r, Err(StoreError::LeaseLost { .. })), "{r:?}");
+    }
+    assert!(!s.acquire_lease(&run, ME, LONG).await.expect("A refused"));
+    assert!(!s.release_lease(&run, ME).await.expect("not A's"));
+    // B resumes: A's running item was interrupted
+    assert_eq!(
+        s.mark_interrupted(&run, OTHER).await.expect("resume"),
+        ["a"]
+    );
+    assert!(s.release_lease(&run, OTHER).await.expect("B releases"));
+    assert!(s.acquire_lease(&run, ME, LONG).await.expect("free again"));
+
+    let takeovers: Vec<_> = events(s, &run)
+        .await
+        .into_iter()
+        .filter(|e| e.kind == kind::LEASE_ACQUIRED)
+        .map(|e| (e.actor, e.data["previous"].clone()))
+        .collect();
+    assert_eq!(
+        takeovers,
+        [
+            (Some(ME.to_string()), json!(null)),
+            (Some(OTHER.to_string()), json!(ME)),
+            (Some(ME.to_string()), json!(null)),
+        ]
+    );
+}
+
+async fn data_survives_reopening(fx: Fixture) {
+    let run = leased_run(&fx.store, &["a", "b"]).await;
+    let s = &fx.store;
+    s.start_item(&run, "a", ME).await.expect("start");
+    s.finish_item(&run, "a", ME, Outcome::Failed, &json!({ "exit": 3 }))
+        .await
+        .expect("finish");
+    s.start_item(&run, "b", ME).await.expect("start b");
+    let confirmation = NewConfirmation {
+        by: "bob".into(),
+        ..Default::default()
+    };
+    s.confirm(&run, "b", &confirmation).await.expect("confirm");
+    let before = (
+        s.get_run(&run).await.expect("run"),
+        s.item_states(&run).await.expect("items"),
+        events(s, &run).await,
+    );
+    s.close().await;
+
+    let reopened = fx.open_another().await;
+    let after = (
+        reopened.get_run(&run).await.expect("run"),
+        reopened.item_states(&run).await.expect("items"),
+        events(&reopened, &run).await,
+    );
+    assert_eq!(after, before);
+    assert_eq!(after.0.plan_text, PLAN);
+    // and it goes on where it stopped
+    assert_eq!(
+        reopened.mark_interrupted(&run, ME).await.expect("resume"),
+        ["b"]
+    );
+    reopened.close().await;
+}
+
+async fn racing_processes_get_one_lease(fx: Fixture) {
+    let a = fx.store.clone();
+    let b = fx.open_another().await;
+    let run = a
+        .create_run(&new_run(&["x"]))
+        .await
+        .expect("create")
+        .summary
+        .id;
+    for round in 0..50 {
+        let owners = [format!("a-{round}"), format!("b-{round}")];
+        let tasks: Vec<_> = [a.clone(), b.clone()]
+            .into_iter()
+            .zip(owners.clone())
+            .map(|(store, owner)| {
+                let run = run.clone();
+                tokio::spawn(async move { store.acquire_lease(&run, &owner, LONG).await })
+            })
+            .collect();
+        let mut won = Vec::new();
+        for (task, owner) in tasks.into_iter().zip(&owners) {
+            if task.await.expect("task").expect("acquire") {
+                won.push(owner.clone());
+            }
+        }
+        assert_eq!(won.len(), 1, "round {round}: winners {won:?}");
+        let holder = a.get_run(&run).await.expect("get").summary.lease_owner;
+        assert_eq!(holder.as_ref(), Some(&won[0]));
+        assert!(a.release_lease(&run, &won[0]).await.expect("release"));
+    }
+    let journal = events(&a, &run).await;
+    assert_eq!(
+        journal.len(),
+        1 + 50 * 2,
+        "created, then acquired+released per round"
+    );
+    let seqs: Vec<i64> = journal.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=101).collect::<Vec<_>>());
+    b.close().await;
+}
+
+async fn racing_people_confirm_once(fx: Fixture) {
+    let a = fx.store.clone();
+    let b = fx.open_another().await;
+    let run = a
+        .create_run(&new_run(&["x", "y"]))
+        .await
+        .expect("create")
+        .summary
+        .id;
+    let mut tasks = Vec::new();
+    for n in 0..10 {
+        let store = if n % 2 == 0 { a.clone() } else { b.clone() };
+        let run = run.clone();
+        tasks.push(tokio::spawn(async move {
+            let c = NewConfirmation {
+                by: format!("person-{n}"),
+                ..Default::default()
+            };
+            let first = store.confirm(&run, "x", &c).await.expect("confirm");
+            let s = NewSignature {
+                role: format!("role-{n}"),
+                by: format!("person-{n}"),
+                decision: Decision::Approve,
+                comment: None,
+            };
+            let signed = store.sign(&run, "y", &s).await.expect("sign");
+            (first, signed)
+        }));
+    }
+    let mut firsts = 0;
+    for t in tasks {
+        let (first, signed) = t.await.expect("task");
+        firsts += usize::from(first);
+        assert!(signed, "each role signs once");
+    }
+    assert_eq!(firsts, 1, "exactly one confirmation wins");
+    assert_eq!(a.signatures(&run, "y").await.expect("sigs").len(), 10);
+    let journal = events(&a, &run).await;
+    assert_eq!(journal.len(), 1 + 1 + 10);
+    let seqs: Vec<i64> = journal.iter().map(|e| e.seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=12).collect::<Vec<_>>(),
+        "gap-free across processes"
+    );
+    b.close().await;
+}
+
+async fn read_only_database_still_reads(fx: Fixture) {
+    let run = leased_run(&fx.store, &["a"]).await;
+    fx.store.start_item(&run, "a", ME).await.expect("start");
+    let before = kinds(&fx.store, &run).await;
+    let Some(ro) = fx.reopen_read_only().await else {
+        return;
+    };
+    assert_eq!(ro.get_run(&run).await.expect("read").plan_text, PLAN);
+    assert_eq!(kinds(&ro, &run).await, before);
+    assert_eq!(
+        ro.item_states(&run).await.expect("items")[0].status,
+        ItemStatus::Running
+    );
+    let writes = [
+        ro.create_run(&new_run(&["a"])).await.map(|_| ()),
+        ro.finish_item(&run, "a", ME, Outcome::Passed, &json!({}))
+            .await
+            .map(|_| ()),
+        ro.confirm(&run, "a", &NewConfirmation::default())
+            .await
+            .map(|_| ()),
+    ];
+    for w in writes {
+        match w {
+            Err(e @ StoreError::ReadOnly { .. }) => {
+                assert!(e.to_string().contains("read-only"), "{e}");
+            }
+            other => panic!("{:?}: expected ReadOnly, got {other:?}", fx.backend),
+        }
+    }
+    assert_eq!(kinds(&ro, &run).await, before);
+    ro.close().await;
+}
+
+async fn unknown_runs_and_items_are_not_found(fx: Fixture) {
+    let s = &fx.store;
+    let nobody: RunId = "r-aaaaaaaa".parse().expect("id");
+    let not_found = |r: Result<(), StoreError>| {
+        assert!(matches!(r, Err(StoreError::NotFound(_))), "{r:?}");
+    };
+    not_found(s.get_run(&nobody).await.map(|_| ()));
+    not_found(s.item_states(&nobody).await.map(|_| ()));
+    not_found(s.events_after(&nobody, 0, 10).await.map(|_| ()));
+    not_found(s.acquire_lease(&nobody, ME, LONG).await.map(|_| ()));
+    not_found(s.renew_lease(&nobody, ME, LONG).await);
+    not_found(s.release_lease(&nobody, ME).await.map(|_| ()));
+    not_found(s.start_item(&nobody, "a", ME).await.map(|_| ()));
+    not_found(s.mark_interrupted(&nobody, ME).await.map(|_| ()));
+    not_found(
+        s.confirm(&nobody, "a", &NewConfirmation::default())
+            .await
+            .map(|_| ()),
+    );
+
+    let run = leased_run(s, &["a"]).await;
+    not_found(s.start_item(&run, "zz", ME).await.map(|_| ()));
+    not_found(
+        s.confirm(&run, "zz", &NewConfirmation::default())
+            .await
+            .map(|_| ()),
+    );
+    not_found(s.signatures(&run, "zz").await.map(|_| ()));
+    let msg = s
+        .start_item(&run, "zz", ME)
+        .await
+        .expect_err("unknown item")
+        .to_string();
+    assert!(msg.contains("zz") && msg.contains(run.as_str()), "{msg}");
+    assert_eq!(kinds(s, &run).await.len(), 2, "nothing journaled");
+}
+
+/// What only one backend has: files and directories, servers and URLs.
+mod backend_specific {
+    use std::time::Duration;
+
+    use golive_store::{
+        AnyStore, NewConfirmation, NewRun, SqliteStore, Store, StoreError, default_sqlite_path,
+        open,
+    };
+    use sqlx::{Connection, Row};
+
+    use crate::util::{PgSchema, SqliteDir};
+
+    #[tokio::test]
+    async fn sqlite_creates_its_directory_and_is_durable_by_default() {
+        let dir = SqliteDir::new();
+        let path = dir.path().join("nested/deeper/golive.db");
+        let store = SqliteStore::open(&path).await.expect("open");
+        let run = store
+            .create_run(&NewRun {
+                plan_name: "p".into(),
+                ..Default::default()
+            })
+            .await
+            .expect("create");
+        assert!(path.is_file());
+        assert_eq!(store.path(), path);
+        store.close().await;
+
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .expect("raw connection");
+        let mode: String = sqlx::query("PRAGMA journal_mode")
+            .fetch_one(&mut conn)
+            .await
+            .expect("pragma")
+            .get(0);
+        assert_eq!(mode, "wal");
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE run_id = $1")
+            .bind(&run.summary.id)
+            .fetch_one(&mut conn)
+            .await
+            .expect("count");
+        assert_eq!(n, 1);
+        let _ = conn.close().await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_in_a_read_only_directory_reads_and_refuses_writes() {
+        let dir = SqliteDir::new();
+        let url = format!("sqlite://{}", dir.db_path().display());
+        let store = open(&url).await.expect("open");
+        let run = store
+            .create_run(&NewRun {
+                plan_name: "p".into(),
+                items: vec!["a".into()],
+                ..Default::default()
+            })
+            .await
+            .expect("create");
+        store.close().await;
+        if !dir.lock(dir.path(), true) {
+            eprintln!("cannot make a directory read-only here; skipping");
+            return;
+        }
+        assert!(!dir.path().join("golive.db-wal").exists());
+
+        let ro = open(&url).await.expect("opens for reading");
+        assert_eq!(ro.get_run(&run.summary.id).await.expect("read"), run);
+        let w = ro
+            .confirm(&run.summary.id, "a", &NewConfirmation::default())
+            .await;
+        assert!(matches!(w, Err(StoreError::ReadOnly { .. })), "{w:?}");
+        ro.close().await;
+
+        // a new database cannot be created there: a clear error at open
+        let missing = format!("sqlite://{}", dir.path().join("other.db").display());
+        match open(&missing).await {
+            Err(e @ StoreError::Unavailable { .. }) => {
+                assert!(e.to_string().contains("other.db"), "{e}");
+            }
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn unreachable_postgres_is_unavailable_and_hides_the_password() {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            listener.local_addr().expect("addr").port()
+        };
+        let url = format!("postgres://golive:s3cr3t-pw@127.0.0.1:{port}/golive");
+        let opened = tokio::time::timeout(Duration::from_secs(30), open(&url))
+            .await
+            .expect("fails fast, no endless retry");
+        let err = match opened {
+            Err(e) => e,
+            Ok(_) => panic!("a closed port opened"),
+        };
+        assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
+        let shown = format!("{err} / {err:?}");
+        assert!(!shown.contains("s3cr3t-pw"), "{shown}");
+        assert!(
+            err.to_string()
+                .contains(&format!("postgres://golive:***@127.0.0.1:{port}/golive")),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn urls_pick_the_backend() {
+        let err = open("mysql://root@127.0.0.1/test").await.map(|_| ());
+        assert!(matches!(err, Err(StoreError::BadUrl { .. })), "{err:?}");
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            listener.local_addr().expect("addr").port()
+        };
+        let pg = open(&format!("postgresql://127.0.0.1:{port}/x"))
+            .await
+            .map(|_| ());
+        assert!(matches!(pg, Err(StoreError::Unavailable { .. })), "{pg:?}");
+        let dir = SqliteDir::new();
+        let plain = dir.db_path().display().to_string();
+        assert!(matches!(open(&plain).await, Ok(AnyStore::Sqlite(_))));
+        if let Some(p) = default_sqlite_path() {
+            assert!(p.ends_with("golive/golive.db"), "{}", p.display());
+        }
+    }
+
+    #[tokio::test]
+    async fn an_open_postgres_store_never_prints_its_password() {
+        let schema = PgSchema::create().await;
+        // trust auth ignores the password, so a URL can carry one here
+        let Some(url) = schema
+            .url()
+            .strip_prefix("postgres://postgres@")
+            .map(|rest| format!("postgres://postgres:hunter2@{rest}"))
+        else {
+            eprintln!("GOLIVE_TEST_DATABASE_URL has another shape; skipping");
+            return;
+        };
+        let store = open(&url).await.expect("open");
+        let shown = format!("{store:?} {}", store.url());
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("postgres:***@"), "{shown}");
+        store.close().await;
+    }
+}
