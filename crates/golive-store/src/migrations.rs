@@ -16,7 +16,9 @@ pub(crate) static SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");
 pub(crate) static POSTGRES: Migrator = sqlx::migrate!("migrations/postgres");
 
 /// Applies the pending migrations; on a database that refuses writes,
-/// checks instead that none is pending.
+/// checks instead that none is pending. A migration that fails because
+/// another process applied it at the same moment (two `golive` commands
+/// opening a fresh SQLite file together) is found applied and is no error.
 pub(crate) async fn apply<C: Migrate>(
     migrator: &Migrator,
     conn: &mut C,
@@ -27,7 +29,11 @@ pub(crate) async fn apply<C: Migrate>(
         Err(err) => err,
     };
     let refused = matches!(&err, MigrateError::Execute(e) if is_read_only(e));
-    if refused
+    let raced = matches!(
+        &err,
+        MigrateError::Execute(_) | MigrateError::ExecuteMigration(..)
+    );
+    if (refused || raced)
         && let Ok(applied) = conn.list_applied_migrations().await
         && migrator
             .iter()

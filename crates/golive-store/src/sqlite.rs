@@ -152,12 +152,25 @@ impl SqliteStore {
 
 /// Connects once to migrate (or check) the schema, then hands out a pool.
 async fn connect(options: SqliteConnectOptions, url: &DbUrl) -> Result<SqlitePool> {
-    let mut conn = SqliteConnection::connect_with(&options)
-        .await
-        .map_err(|source| StoreError::Unavailable {
-            url: url.clone(),
-            source,
-        })?;
+    // Switching a fresh file to WAL takes an exclusive lock that SQLite's
+    // busy timeout does not wait for, so processes opening the same new file
+    // together see SQLITE_BUSY here: wait and try again.
+    let mut attempt = 0u32;
+    let mut conn = loop {
+        match SqliteConnection::connect_with(&options).await {
+            Ok(conn) => break conn,
+            Err(source) if attempt < 50 && is_busy(&source) => {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(source) => {
+                return Err(StoreError::Unavailable {
+                    url: url.clone(),
+                    source,
+                });
+            }
+        }
+    };
     migrations::apply(&migrations::SQLITE, &mut conn, url).await?;
     conn.close()
         .await
@@ -183,6 +196,14 @@ async fn open_read_only(
         }
         other => other,
     }
+}
+
+/// SQLITE_BUSY or SQLITE_LOCKED: another connection holds the lock.
+fn is_busy(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .and_then(|c| c.parse::<i32>().ok())
+        .is_some_and(|c| matches!(c & 0xff, 5 | 6))
 }
 
 /// Whether this process may open the file for writing.

@@ -729,6 +729,24 @@ mod backend_specific {
         let _ = conn.close().await;
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn processes_opening_a_fresh_sqlite_file_together_all_succeed() {
+        // `golive run` and `golive status` started together both migrate a
+        // new file; the loser of that race must find the schema applied.
+        for round in 0..5 {
+            let dir = SqliteDir::new();
+            let path = dir.path().join(format!("race-{round}.db"));
+            let mut tasks = tokio::task::JoinSet::new();
+            for _ in 0..8 {
+                let path = path.clone();
+                tasks.spawn(async move { SqliteStore::open(&path).await.map(|_| ()) });
+            }
+            while let Some(r) = tasks.join_next().await {
+                r.expect("task").expect("every open succeeds");
+            }
+        }
+    }
+
     #[tokio::test]
     async fn sqlite_in_a_read_only_directory_reads_and_refuses_writes() {
         let dir = SqliteDir::new();
