@@ -60,6 +60,22 @@ pub enum Command {
     Plan(PlanCommand),
     /// Print the JSON Schema of the plan format (for editors).
     Schema,
+    /// Execute a plan (or resume a run), journaling every step.
+    ///
+    /// Prints the run id first, a line per item as it finishes, and the final
+    /// status. Exit code 0: succeeded; 1: failed or rolled back; 2: usage,
+    /// plan or journal error.
+    Run(RunArgs),
+    /// Confirm a task (or answer an interrupted item's question: rerun, or skip with --skip).
+    Confirm(ConfirmArgs),
+    /// Sign off an approval item for a role.
+    Approve(ApproveArgs),
+    /// Reject an approval item for a role: the item fails.
+    Reject(RejectArgs),
+    /// List the runs in the journal, newest first.
+    Runs(RunsArgs),
+    /// Show a run: its phase, each item's status, and who it waits for.
+    Status(StatusArgs),
     /// Print shell completions.
     Completions {
         /// The shell.
@@ -128,6 +144,113 @@ pub struct ImportArgs {
     /// Overwrite an existing output file.
     #[arg(long)]
     pub force: bool,
+}
+
+/// Where runs are journaled.
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// The SQLite journal file. Default: $GOLIVE_DATABASE_URL (e.g. a
+    /// postgres:// URL) if set, else the per-user data directory.
+    #[arg(long, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The plan file (not with --resume: a resumed run uses its stored plan).
+    pub plan: Option<PathBuf>,
+    /// Set a plan variable: `--var NAME=value` (repeatable).
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
+    /// The go-live moment (RFC 3339), overriding the plan's `t0`.
+    #[arg(long, value_name = "RFC3339")]
+    pub t0: Option<jiff::Timestamp>,
+    /// Resume this run from the journal instead of starting a new one.
+    #[arg(long, value_name = "RUN")]
+    pub resume: Option<golive_store::RunId>,
+    /// The lease's time to live (renewed every third of it); for tests.
+    #[arg(long, hide = true, value_parser = parse_duration)]
+    pub lease_ttl: Option<std::time::Duration>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfirmArgs {
+    /// The run.
+    pub run: golive_store::RunId,
+    /// The item.
+    pub item: String,
+    /// Who confirms.
+    #[arg(long)]
+    pub by: String,
+    /// Evidence: text, or @FILE to read it from a file.
+    #[arg(long)]
+    pub evidence: Option<String>,
+    /// Confirm the item as not done on purpose (needs --reason).
+    #[arg(long, requires = "reason")]
+    pub skip: bool,
+    /// Why it is skipped.
+    #[arg(long, requires = "skip")]
+    pub reason: Option<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// Who signs what.
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// The run.
+    pub run: golive_store::RunId,
+    /// The approval item.
+    pub item: String,
+    /// The role signed for (one of the approval's roles).
+    #[arg(long = "as", value_name = "ROLE")]
+    pub role: String,
+    /// Who signs (a member of ROLE in the plan).
+    #[arg(long)]
+    pub by: String,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    #[command(flatten)]
+    pub sign: SignArgs,
+    /// A comment.
+    #[arg(long)]
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RejectArgs {
+    #[command(flatten)]
+    pub sign: SignArgs,
+    /// Why (required).
+    #[arg(long)]
+    pub comment: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// How many runs to list.
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The run (default: the newest).
+    pub run: Option<golive_store::RunId>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    golive_plan::time::parse_duration(s)
 }
 
 fn parse_var(s: &str) -> Result<(String, String), String> {

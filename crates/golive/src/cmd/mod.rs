@@ -1,10 +1,14 @@
 //! Subcommands, one file each.
 
+mod confirm;
 mod import;
 mod init;
+mod journal;
 mod plan;
 mod ready;
+mod run;
 mod schema;
+mod status;
 mod validate;
 
 use std::process::ExitCode;
@@ -30,6 +34,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Validate(args) => validate::run(&args, output),
         Command::Plan(PlanCommand::Show(args)) => plan::show(&args, output),
         Command::Schema => schema::run(),
+        Command::Run(args) => run::run(&args, output),
+        Command::Confirm(args) => confirm::confirm(&args),
+        Command::Approve(args) => confirm::approve(&args),
+        Command::Reject(args) => confirm::reject(&args),
+        Command::Runs(args) => status::runs(&args, output),
+        Command::Status(args) => status::status(&args, output),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "golive", &mut std::io::stdout());

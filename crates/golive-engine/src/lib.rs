@@ -1,0 +1,518 @@
+//! The run engine: executes a compiled go-live [`Plan`] against the journal.
+//!
+//! Phases run in order and items in order. Every state change goes through
+//! the [`Store`], which writes its journal event in the same transaction, so
+//! a run killed at any moment can be resumed: items found `running` become
+//! `interrupted` and follow their `on_interrupt` policy, and a finished item
+//! never runs again.
+//!
+//! # Layout
+//! - [`Engine`] (this file): creating, executing and resuming runs; the
+//!   failure policy (stop, continue, rollback) and the interrupt policy
+//!   (rerun, skip, ask).
+//! - `lease`: the lease owner's name and the background task that renews
+//!   the lease every ttl/3 until the run ends.
+//! - `items`: one module per item kind — `command` (`run`), `check`,
+//!   `person` (`task` and `approval`, which wait for people), `wait`,
+//!   `notify` — and the kinds not supported yet (`flag`, `rollout`).
+
+#![deny(missing_docs)]
+
+mod items;
+mod lease;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use golive_plan::{Item, ItemKind, OnFailure, OnInterrupt, Plan};
+use golive_probe::{VarError, Vars};
+use golive_store::{
+    ItemState, ItemStatus, NewRun, Outcome, Run, RunId, RunStatus, Store, StoreError,
+};
+use jiff::Timestamp;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+pub use lease::owner_name;
+
+/// What the engine reports while it works, for a progress display.
+#[derive(Debug)]
+pub enum Progress<'a> {
+    /// Resuming found these items `running` and marked them `interrupted`.
+    Interrupted(&'a [String]),
+    /// The item now waits for a person (a confirmation or signatures).
+    Waiting {
+        /// The item.
+        item: &'a Item,
+        /// What it waits for (the `item.waiting` event's detail).
+        detail: &'a Value,
+    },
+    /// The item finished.
+    Finished {
+        /// The item.
+        item: &'a Item,
+        /// Passed, failed or skipped.
+        status: ItemStatus,
+        /// Its result as stored.
+        result: &'a Value,
+    },
+    /// The run's status changed.
+    Run(RunStatus),
+}
+
+/// Receives [`Progress`] reports.
+pub type Observer = Arc<dyn Fn(&Progress<'_>) + Send + Sync>;
+
+/// Why a run could not be created, executed or resumed.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The journal refused or failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The run has already ended.
+    #[error("run {run} has already finished ({status}); there is nothing to resume")]
+    Finished {
+        /// The run.
+        run: RunId,
+        /// How it ended.
+        status: RunStatus,
+    },
+    /// Another live process holds the run's lease.
+    #[error(
+        "run {run} is being driven by `{owner}` (lease until {until}); if that process died, resume again once the lease has expired"
+    )]
+    LeaseHeld {
+        /// The run.
+        run: RunId,
+        /// Who holds it.
+        owner: String,
+        /// Until when.
+        until: String,
+    },
+    /// The lease was lost while the run was executing.
+    #[error(
+        "run {run}: the lease was lost (another process took the run over, or the database was unreachable for too long); stopped"
+    )]
+    LeaseLost {
+        /// The run.
+        run: RunId,
+    },
+    /// The plan stored with the run no longer compiles.
+    #[error("the plan stored with run {run} does not compile: {message}")]
+    StoredPlan {
+        /// The run.
+        run: RunId,
+        /// The first error.
+        message: String,
+    },
+    /// Variables or secrets could not be resolved.
+    #[error(transparent)]
+    Vars(#[from] VarError),
+    /// No random source for the lease owner's name.
+    #[error("no random source for the lease owner's name: {0}")]
+    Random(String),
+}
+
+/// Compiles the plan text stored with a run (references to variables outside
+/// the plan were checked when the run was created, so they are accepted).
+pub fn stored_plan(run: &Run) -> Result<Plan, EngineError> {
+    let compiled = golive_plan::compile(&run.plan_text, &|_: &str| true);
+    compiled.plan.ok_or_else(|| EngineError::StoredPlan {
+        run: run.summary.id.clone(),
+        message: compiled
+            .diagnostics
+            .first()
+            .map(|d| d.message.clone())
+            .unwrap_or_default(),
+    })
+}
+
+/// Every item id of a plan in run order: the phases' items, then rollback's.
+pub fn item_ids(plan: &Plan) -> Vec<String> {
+    plan.items()
+        .map(|(_, i)| i)
+        .chain(plan.rollback.items.iter())
+        .map(|i| i.id.to_string())
+        .collect()
+}
+
+/// Executes plans against a store. One engine is one lease owner.
+pub struct Engine<S> {
+    store: Arc<S>,
+    owner: String,
+    lease_ttl: Duration,
+    poll: Duration,
+    observer: Option<Observer>,
+}
+
+/// Everything one execution of a run needs.
+struct Ctx<'a> {
+    run: &'a RunId,
+    plan: &'a Plan,
+    vars: &'a Vars,
+    t0: Option<Timestamp>,
+    lost: watch::Receiver<bool>,
+}
+
+impl<S: Store + 'static> Engine<S> {
+    /// An engine with a fresh lease owner name (`host:pid:random`), a 15 s
+    /// lease and a 250 ms poll for people's answers.
+    pub fn new(store: Arc<S>) -> Result<Self, EngineError> {
+        Ok(Engine {
+            store,
+            owner: owner_name()?,
+            lease_ttl: Duration::from_secs(15),
+            poll: Duration::from_millis(250),
+            observer: None,
+        })
+    }
+
+    /// Sets the lease's time to live (renewed every third of it).
+    pub fn with_lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = ttl.max(Duration::from_millis(300));
+        self
+    }
+
+    /// Sets how often the store is polled for confirmations and signatures.
+    pub fn with_poll_interval(mut self, poll: Duration) -> Self {
+        self.poll = poll;
+        self
+    }
+
+    /// Reports progress to `observer`.
+    pub fn with_observer(mut self, observer: Observer) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// The lease owner name this engine writes with.
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// Creates a run of `plan` (stored as `plan_text`) with every item
+    /// pending; `t0` overrides the plan's. Nothing executes yet.
+    pub async fn create(
+        &self,
+        plan_text: &str,
+        plan: &Plan,
+        t0: Option<Timestamp>,
+    ) -> Result<RunId, EngineError> {
+        let run = self
+            .store
+            .create_run(&NewRun {
+                plan_name: plan.name.clone(),
+                plan_text: plan_text.to_string(),
+                t0: t0.or(plan.t0),
+                items: item_ids(plan),
+                actor: Some(self.owner.clone()),
+            })
+            .await?;
+        Ok(run.summary.id)
+    }
+
+    /// Executes a run created by [`Engine::create`] to its end (or until a
+    /// failure stops it) and returns its final status.
+    pub async fn execute(
+        &self,
+        run: &RunId,
+        plan: &Plan,
+        vars: &Vars,
+    ) -> Result<RunStatus, EngineError> {
+        let stored = self.store.get_run(run).await?;
+        self.drive(&stored, plan, vars, false).await
+    }
+
+    /// Resumes a run from the journal: re-reads its stored plan, takes the
+    /// lease, marks items that were running as interrupted and applies their
+    /// `on_interrupt` policy; finished items are never run again.
+    pub async fn resume(
+        &self,
+        run: &RunId,
+        overrides: &[(String, String)],
+    ) -> Result<RunStatus, EngineError> {
+        let stored = self.store.get_run(run).await?;
+        if stored.summary.status.is_final() {
+            return Err(EngineError::Finished {
+                run: run.clone(),
+                status: stored.summary.status,
+            });
+        }
+        let plan = stored_plan(&stored)?;
+        let vars = Vars::resolve(&plan, overrides)?;
+        self.drive(&stored, &plan, &vars, true).await
+    }
+
+    /// Takes the lease, runs, and gives the lease back.
+    async fn drive(
+        &self,
+        stored: &Run,
+        plan: &Plan,
+        vars: &Vars,
+        resuming: bool,
+    ) -> Result<RunStatus, EngineError> {
+        let run = &stored.summary.id;
+        if !self
+            .store
+            .acquire_lease(run, &self.owner, self.lease_ttl)
+            .await?
+        {
+            let now = self.store.get_run(run).await?;
+            return Err(EngineError::LeaseHeld {
+                run: run.clone(),
+                owner: now.summary.lease_owner.unwrap_or_default(),
+                until: now
+                    .summary
+                    .lease_expires_at
+                    .map(|t| t.to_string())
+                    .unwrap_or_default(),
+            });
+        }
+        let keeper = lease::Keeper::spawn(
+            Arc::clone(&self.store),
+            run.clone(),
+            self.owner.clone(),
+            self.lease_ttl,
+        );
+        let ctx = Ctx {
+            run,
+            plan,
+            vars,
+            t0: stored.summary.t0,
+            lost: keeper.lost(),
+        };
+        let result = self.drive_held(&ctx, stored.summary.status, resuming).await;
+        let lost = keeper.stop().await;
+        let result = match result {
+            Err(EngineError::Store(StoreError::LeaseLost { .. })) => {
+                Err(EngineError::LeaseLost { run: run.clone() })
+            }
+            Err(e) if lost => Err(e),
+            other => other,
+        };
+        if !lost {
+            // Best effort: an unreleased lease only delays a resume by one ttl.
+            let _ = self.store.release_lease(run, &self.owner).await;
+        }
+        result
+    }
+
+    fn report(&self, p: &Progress<'_>) {
+        if let Some(o) = &self.observer {
+            o(p);
+        }
+    }
+
+    async fn set_status(&self, ctx: &Ctx<'_>, status: RunStatus) -> Result<(), EngineError> {
+        self.store
+            .set_run_status(ctx.run, &self.owner, status)
+            .await?;
+        self.report(&Progress::Run(status));
+        Ok(())
+    }
+
+    async fn drive_held(
+        &self,
+        ctx: &Ctx<'_>,
+        status: RunStatus,
+        resuming: bool,
+    ) -> Result<RunStatus, EngineError> {
+        if resuming {
+            let ids = self.store.mark_interrupted(ctx.run, &self.owner).await?;
+            if !ids.is_empty() {
+                self.report(&Progress::Interrupted(&ids));
+            }
+        }
+        let states: HashMap<String, ItemState> = self
+            .store
+            .item_states(ctx.run)
+            .await?
+            .into_iter()
+            .map(|s| (s.item_id.clone(), s))
+            .collect();
+        if status == RunStatus::RollingBack {
+            return self.rollback(ctx, &states).await;
+        }
+        self.set_status(ctx, RunStatus::Running).await?;
+        let mut critical_failed = false;
+        for (_, item) in ctx.plan.items() {
+            let outcome = self.settle(ctx, item, states.get(item.id.as_str())).await?;
+            if outcome != Some(Outcome::Failed) {
+                continue;
+            }
+            match item.on_failure {
+                OnFailure::Stop => {
+                    self.set_status(ctx, RunStatus::Failed).await?;
+                    return Ok(RunStatus::Failed);
+                }
+                OnFailure::Continue => critical_failed |= item.critical,
+                OnFailure::Rollback => return self.rollback(ctx, &states).await,
+            }
+        }
+        let end = if critical_failed {
+            RunStatus::Failed
+        } else {
+            RunStatus::Succeeded
+        };
+        self.set_status(ctx, end).await?;
+        Ok(end)
+    }
+
+    /// Runs the rollback items in order, each whatever the others did; the
+    /// run is rolled back when all of them passed (or were skipped), failed
+    /// otherwise.
+    async fn rollback(
+        &self,
+        ctx: &Ctx<'_>,
+        states: &HashMap<String, ItemState>,
+    ) -> Result<RunStatus, EngineError> {
+        self.set_status(ctx, RunStatus::RollingBack).await?;
+        let mut failed = false;
+        for item in &ctx.plan.rollback.items {
+            let outcome = self.settle(ctx, item, states.get(item.id.as_str())).await?;
+            failed |= outcome == Some(Outcome::Failed);
+        }
+        let end = if failed {
+            RunStatus::Failed
+        } else {
+            RunStatus::RolledBack
+        };
+        self.set_status(ctx, end).await?;
+        Ok(end)
+    }
+
+    /// Brings one item to a finished state, given its state when the run was
+    /// (re)started; `None` means nothing to judge (it cannot happen today but
+    /// keeps an unknown item from stopping a run).
+    async fn settle(
+        &self,
+        ctx: &Ctx<'_>,
+        item: &Item,
+        state: Option<&ItemState>,
+    ) -> Result<Option<Outcome>, EngineError> {
+        let Some(state) = state else {
+            return Ok(None);
+        };
+        let waits_for_people = matches!(item.kind, ItemKind::Task(_) | ItemKind::Approval(_));
+        match state.status {
+            ItemStatus::Passed => Ok(Some(Outcome::Passed)),
+            ItemStatus::Skipped => Ok(Some(Outcome::Skipped)),
+            // Finished before a crash that came before its policy was applied.
+            ItemStatus::Failed => Ok(Some(Outcome::Failed)),
+            ItemStatus::Interrupted => match item.on_interrupt {
+                OnInterrupt::Skip => {
+                    let result = json!({ "skipped": "interrupted; on_interrupt: skip" });
+                    self.finish(ctx, item, Outcome::Skipped, &result).await?;
+                    Ok(Some(Outcome::Skipped))
+                }
+                // Re-reading a recorded confirmation or signature is harmless.
+                OnInterrupt::Ask if !waits_for_people => self.ask(ctx, item).await.map(Some),
+                _ => self.execute_item(ctx, item).await.map(Some),
+            },
+            // A waiting item of a kind that does not wait for people was
+            // asking whether to rerun it when the engine stopped.
+            ItemStatus::Waiting if !waits_for_people => self.ask(ctx, item).await.map(Some),
+            ItemStatus::Pending | ItemStatus::Waiting | ItemStatus::Running => {
+                self.execute_item(ctx, item).await.map(Some)
+            }
+        }
+    }
+
+    /// `on_interrupt: ask`: waits for `golive confirm` (rerun) or
+    /// `golive confirm --skip` (skip).
+    async fn ask(&self, ctx: &Ctx<'_>, item: &Item) -> Result<Outcome, EngineError> {
+        let detail = json!({
+            "awaiting": "decision",
+            "reason": "interrupted while running; on_interrupt: ask",
+            "how": format!(
+                "golive confirm {} {} --by NAME to run it again, or add --skip --reason TEXT to skip it",
+                ctx.run, item.id
+            ),
+        });
+        self.wait_for(ctx, item, &detail).await?;
+        let confirmation = loop {
+            if let Some(c) = self.store.confirmation(ctx.run, item.id.as_str()).await? {
+                break c;
+            }
+            self.tick(ctx).await?;
+        };
+        if confirmation.skipped {
+            let result = json!({
+                "skipped": "interrupted; skipped on request",
+                "by": confirmation.by,
+                "reason": confirmation.reason,
+            });
+            self.finish(ctx, item, Outcome::Skipped, &result).await?;
+            return Ok(Outcome::Skipped);
+        }
+        self.execute_item(ctx, item).await
+    }
+
+    /// Runs one item from pending, waiting or interrupted to finished.
+    async fn execute_item(&self, ctx: &Ctx<'_>, item: &Item) -> Result<Outcome, EngineError> {
+        match &item.kind {
+            ItemKind::Task(task) => items::person::task(self, ctx, item, task).await,
+            ItemKind::Approval(a) => items::person::approval(self, ctx, item, a).await,
+            kind => {
+                self.store
+                    .start_item(ctx.run, item.id.as_str(), &self.owner)
+                    .await?;
+                let (outcome, result) = match kind {
+                    ItemKind::Run(r) => items::command::run(self, ctx, item, r).await?,
+                    ItemKind::Check(c) => items::check::run(c, ctx.vars).await,
+                    ItemKind::Wait(w) => items::wait::run(self, ctx, w).await?,
+                    ItemKind::Notify(n) => items::notify::run(self, ctx, item, n).await?,
+                    _ => items::unsupported(kind),
+                };
+                self.finish(ctx, item, outcome, &result).await?;
+                Ok(outcome)
+            }
+        }
+    }
+
+    /// Records the item's end and reports it.
+    async fn finish(
+        &self,
+        ctx: &Ctx<'_>,
+        item: &Item,
+        outcome: Outcome,
+        result: &Value,
+    ) -> Result<(), EngineError> {
+        self.store
+            .finish_item(ctx.run, item.id.as_str(), &self.owner, outcome, result)
+            .await?;
+        self.report(&Progress::Finished {
+            item,
+            status: outcome.into(),
+            result,
+        });
+        Ok(())
+    }
+
+    /// Marks the item waiting (once) and reports it.
+    async fn wait_for(
+        &self,
+        ctx: &Ctx<'_>,
+        item: &Item,
+        detail: &Value,
+    ) -> Result<(), EngineError> {
+        self.store
+            .set_item_waiting(ctx.run, item.id.as_str(), &self.owner, detail)
+            .await?;
+        self.report(&Progress::Waiting { item, detail });
+        Ok(())
+    }
+
+    /// One poll interval; fails once the lease is lost, so a run that was
+    /// taken over stops waiting instead of waiting forever.
+    async fn tick(&self, ctx: &Ctx<'_>) -> Result<(), EngineError> {
+        tokio::time::sleep(self.poll).await;
+        if *ctx.lost.borrow() {
+            return Err(EngineError::LeaseLost {
+                run: ctx.run.clone(),
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,56 @@
+//! Opening the journal for the run commands, the same way everywhere:
+//! `--db PATH` (SQLite), else `$GOLIVE_DATABASE_URL`, else the per-user
+//! SQLite file. Also the lookups `confirm`, `approve` and `status` share.
+
+use anyhow::{Context, Result, bail};
+use golive_plan::{Item, Plan};
+use golive_store::{AnyStore, DATABASE_URL_ENV, Run, RunId, Store, StoreError};
+
+use crate::cli::StoreArgs;
+
+/// A multi-threaded runtime for a command that talks to the journal.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Opens (creating and migrating as needed) the selected journal.
+pub async fn open(args: &StoreArgs) -> Result<AnyStore> {
+    let url = match (&args.db, std::env::var(DATABASE_URL_ENV)) {
+        (Some(path), _) => path.display().to_string(),
+        (None, Ok(url)) if !url.is_empty() => url,
+        (None, _) => golive_store::default_sqlite_path()
+            .context("no journal: pass --db PATH or set GOLIVE_DATABASE_URL (HOME is not set)")?
+            .display()
+            .to_string(),
+    };
+    Ok(golive_store::open(&url).await?)
+}
+
+/// The run, or a clear error naming the journal.
+pub async fn get_run(store: &AnyStore, run: &RunId) -> Result<Run> {
+    match store.get_run(run).await {
+        Ok(r) => Ok(r),
+        Err(StoreError::NotFound(_)) => {
+            bail!("no run {run} in the journal at {}", store.url())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The run's item with this id (phases and rollback), or an error listing
+/// the ids there are.
+pub fn find_item<'p>(plan: &'p Plan, run: &RunId, id: &str) -> Result<&'p Item> {
+    plan.items()
+        .map(|(_, i)| i)
+        .chain(plan.rollback.items.iter())
+        .find(|i| i.id.as_str() == id)
+        .with_context(|| {
+            format!(
+                "run {run} has no item `{id}`; its items are: {}",
+                golive_engine::item_ids(plan).join(", ")
+            )
+        })
+}

@@ -1,0 +1,304 @@
+//! Crash safety: `golive run` killed with SIGKILL at random moments and
+//! resumed each time until the run completes.
+//!
+//! What is asserted, per item of a 50-item plan whose items each append
+//! their id to `out.txt` (`on_interrupt: rerun`):
+//! - the run ends `succeeded` with every item `passed`;
+//! - every id appears in `out.txt` at least once;
+//! - an id appears at most `1 + k` times, where `k` is the number of
+//!   `item.interrupted` events the journal holds for that item (an item
+//!   killed mid-command may have run its command, and then runs it again) —
+//!   so an item never interrupted appears exactly once: a finished item is
+//!   never run again;
+//! - the journal's seqs are 1..=n without gaps.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use golive_store::{Store, kind};
+
+fn golive(args: &[&str], dir: &Path, db: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_golive"));
+    cmd.args(args)
+        .arg("--db")
+        .arg(db)
+        .current_dir(dir)
+        .env_remove("GOLIVE_DATABASE_URL")
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A pseudo-random delay (no extra crate; good enough to vary kill moments).
+fn random_delay(seed: &mut u64) -> Duration {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    Duration::from_millis(60 + *seed % 400)
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+const ITEMS: usize = 50;
+const KILLS: usize = 10;
+
+#[test]
+fn kill_9_and_resume_never_reruns_a_finished_item() {
+    let dir = scratch("engine-crash");
+    let db = dir.join("journal.db");
+    let mut plan = String::from("name: crash\nphases:\n  - title: all\n    items:\n");
+    for i in 0..ITEMS {
+        plan.push_str(&format!(
+            "      - id: s{i:02}\n        on_interrupt: rerun\n        run: {{command: 'echo s{i:02} >> out.txt; sleep 0.05'}}\n"
+        ));
+    }
+    std::fs::write(dir.join("plan.yaml"), plan).expect("plan");
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(88172645463325252)
+        | 1;
+    eprintln!("seed {seed}");
+
+    let mut run_id: Option<String> = None;
+    let mut kills = 0;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        assert!(Instant::now() < deadline, "the run never completed");
+        let mut cmd = match &run_id {
+            None => golive(&["run", "plan.yaml", "--lease-ttl", "1s"], &dir, &db),
+            Some(id) => golive(&["run", "--resume", id, "--lease-ttl", "1s"], &dir, &db),
+        };
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("golive starts");
+        let killed = if kills < KILLS {
+            std::thread::sleep(random_delay(&mut seed));
+            let alive = child.try_wait().expect("try_wait").is_none();
+            if alive {
+                child.kill().expect("SIGKILL");
+                kills += 1;
+            }
+            alive
+        } else {
+            false
+        };
+        let out = child.wait_with_output().expect("golive ends");
+        if run_id.is_none() {
+            // The first line names the run; the run is created before anything else.
+            let text = stderr(&out);
+            run_id = text
+                .split_whitespace()
+                .find(|w| w.starts_with("r-") && w.len() == 10)
+                .map(str::to_string);
+            if run_id.is_none() {
+                // Killed before the run was created: start again.
+                assert!(killed, "{text}");
+                continue;
+            }
+        }
+        if killed {
+            continue;
+        }
+        let text = stderr(&out);
+        if out.status.code() == Some(2) && text.contains("is being driven by") {
+            // The killed process's lease has not expired yet.
+            std::thread::sleep(Duration::from_millis(200));
+            continue;
+        }
+        assert_eq!(out.status.code(), Some(0), "{text}");
+        break;
+    }
+    assert!(kills >= 1, "the test killed nothing");
+    let run_id = run_id.expect("a run");
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (run, states, events) = rt.block_on(async {
+        let store = golive_store::open(&db.display().to_string())
+            .await
+            .expect("journal");
+        let id = run_id.parse().expect("run id");
+        let run = store.get_run(&id).await.expect("run");
+        let states = store.item_states(&id).await.expect("states");
+        let events = store.events_after(&id, 0, 1_000_000).await.expect("events");
+        store.close().await;
+        (run, states, events)
+    });
+    assert_eq!(run.summary.status.as_str(), "succeeded");
+    assert!(states.iter().all(|s| s.status.as_str() == "passed"));
+    let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
+    let expected: Vec<i64> = (1..=i64::try_from(seqs.len()).expect("len")).collect();
+    assert_eq!(seqs, expected, "gap-free journal");
+
+    let mut interrupted: HashMap<String, usize> = HashMap::new();
+    for e in &events {
+        if e.kind == kind::ITEM_INTERRUPTED {
+            if let Some(item) = &e.item_id {
+                *interrupted.entry(item.clone()).or_default() += 1;
+            }
+        }
+    }
+    let out = std::fs::read_to_string(dir.join("out.txt")).expect("out.txt");
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for line in out.lines() {
+        *counts.entry(line).or_default() += 1;
+    }
+    for i in 0..ITEMS {
+        let id = format!("s{i:02}");
+        let n = counts.get(id.as_str()).copied().unwrap_or(0);
+        let k = interrupted.get(&id).copied().unwrap_or(0);
+        assert!(n >= 1, "{id} never ran");
+        assert!(
+            n <= 1 + k,
+            "{id} ran {n} times but was interrupted only {k} times"
+        );
+    }
+    eprintln!(
+        "{kills} kills, {} interruptions, {} lines for {ITEMS} items",
+        interrupted.values().sum::<usize>(),
+        out.lines().count()
+    );
+}
+
+fn status_json(dir: &Path, db: &Path) -> serde_json::Value {
+    try_status_json(dir, db).expect("golive status")
+}
+
+/// `golive status --output json`, or `None` while there is no run yet.
+fn try_status_json(dir: &Path, db: &Path) -> Option<serde_json::Value> {
+    let o = golive(&["status", "--output", "json"], dir, db)
+        .output()
+        .expect("golive status");
+    if !o.status.success() {
+        assert!(stderr(&o).contains("no runs"), "{}", stderr(&o));
+        return None;
+    }
+    Some(serde_json::from_slice(&o.stdout).expect("JSON"))
+}
+
+fn item_status(status: &serde_json::Value, id: &str) -> String {
+    status["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|i| i["id"] == id))
+        .and_then(|i| i["status"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Polls `golive status` until `item` has `want` (up to 30 s).
+fn await_status(dir: &Path, db: &Path, item: &str, want: &str) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = try_status_json(dir, db).unwrap_or_default();
+        if item_status(&status, item) == want {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{item} never became {want}: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `on_interrupt: ask` (the default for commands): the resumed run waits
+/// until a person answers; `--skip --reason` skips the item and the run goes on.
+#[test]
+fn an_interrupted_command_asks_a_person_on_resume() {
+    let dir = scratch("engine-ask");
+    let db = dir.join("journal.db");
+    std::fs::write(
+        dir.join("plan.yaml"),
+        "name: ask\nphases:\n  - title: p\n    items:\n      - id: slow\n        run: {command: 'sleep 3'}\n      - id: after\n        run: {command: 'echo after > after.txt'}\n",
+    )
+    .expect("plan");
+    let mut child = golive(&["run", "plan.yaml", "--lease-ttl", "1s"], &dir, &db)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("golive starts");
+    // Wait for the run to exist before reading the journal from another
+    // process: two processes creating a fresh SQLite journal at the same
+    // moment race on its migrations (a store limitation, see the report).
+    let mut first = String::new();
+    let err = child.stderr.take().expect("stderr");
+    BufReader::new(err)
+        .read_line(&mut first)
+        .expect("first line");
+    assert!(first.contains("started"), "{first}");
+    await_status(&dir, &db, "slow", "running");
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    let run = status_json(&dir, &db)["run"]["id"]
+        .as_str()
+        .expect("run id")
+        .to_string();
+
+    let resumed = loop {
+        let mut child = golive(&["run", "--resume", &run, "--lease-ttl", "1s"], &dir, &db)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("golive resumes");
+        std::thread::sleep(Duration::from_millis(300));
+        if child.try_wait().expect("try_wait").is_none() {
+            break child;
+        }
+        let out = child.wait_with_output().expect("output");
+        assert!(
+            stderr(&out).contains("is being driven by"),
+            "{}",
+            stderr(&out)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let status = await_status(&dir, &db, "slow", "waiting");
+    assert_eq!(status["awaiting"][0]["item"], "slow");
+    assert!(
+        status["awaiting"][0]["how"]
+            .as_str()
+            .is_some_and(|h| h.contains("--skip")),
+        "{status}"
+    );
+    let o = golive(
+        &[
+            "confirm",
+            &run,
+            "slow",
+            "--by",
+            "carol",
+            "--skip",
+            "--reason",
+            "ran by hand",
+        ],
+        &dir,
+        &db,
+    )
+    .output()
+    .expect("confirm");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = resumed.wait_with_output().expect("resumed run ends");
+    let text = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("interrupted: slow"), "{text}");
+    let status = status_json(&dir, &db);
+    assert_eq!(item_status(&status, "slow"), "skipped");
+    assert_eq!(item_status(&status, "after"), "passed");
+    assert!(dir.join("after.txt").exists());
+}
