@@ -1,0 +1,58 @@
+//! `golive report`: a run's filled-in go-live record, read from the journal
+//! and rendered by `golive_engine::report` (which the server will share):
+//! Markdown (the completed checklist), HTML, JSON or JUnit.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use golive_engine::report;
+use golive_store::{AnyStore, Store};
+
+use crate::cli::{ReportArgs, ReportFormat};
+use crate::cmd::journal;
+
+pub fn run(args: &ReportArgs) -> Result<ExitCode> {
+    let text = journal::runtime()?.block_on(async {
+        let store = journal::open(&args.store).await?;
+        let result = render(&store, args).await;
+        store.close().await;
+        result
+    })?;
+    match &args.out {
+        Some(path) => std::fs::write(path, text)
+            .with_context(|| format!("cannot write {}", path.display()))?,
+        None => {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+                // A closed pipe (`golive report | head`) is not an error.
+                if e.kind() != std::io::ErrorKind::BrokenPipe {
+                    return Err(e).context("cannot write the report");
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn render(store: &AnyStore, args: &ReportArgs) -> Result<String> {
+    let id = match &args.run {
+        Some(id) => id.clone(),
+        None => store
+            .list_runs(1)
+            .await?
+            .into_iter()
+            .next()
+            .map(|r| r.id)
+            .with_context(|| format!("no runs in the journal at {}", store.url()))?,
+    };
+    // A clear "no run" error naming the journal, before the report reads it.
+    journal::get_run(store, &id).await?;
+    let r = report::build(store, &id).await?;
+    Ok(match args.format {
+        ReportFormat::Markdown => report::to_markdown(&r),
+        ReportFormat::Html => report::to_html(&r),
+        ReportFormat::Json => format!("{}\n", serde_json::to_string_pretty(&r)?),
+        ReportFormat::Junit => report::to_junit(&r),
+    })
+}
