@@ -15,15 +15,33 @@
 //! - `items`: one module per item kind — `command` (`run`), `check`,
 //!   `person` (`task` and `approval`, which wait for people), `wait`,
 //!   `notify` — and the kinds not supported yet (`flag`, `rollout`).
+//! - [`report`]: a run's filled-in go-live record, read from the journal,
+//!   as Markdown, HTML, JSON or JUnit (here so the server can serve it too).
+//! - `request`: a rollback asked for by another process (`golive rollback`),
+//!   recorded without the lease and read by the engine while it works.
+//! - `overrides`: the `--var` overrides kept with the run for `--resume`.
+//!
+//! # Stopping
+//! [`Engine::with_stop_signal`] gives the engine a signal number to watch
+//! (SIGINT/SIGTERM in `golive run`). When it turns set, the item's work (a
+//! command, a pause, a poll) is dropped — which kills the command's process
+//! group — but a journal write under way always completes; the items left
+//! `running` are marked `interrupted` (so a resume follows `on_interrupt`),
+//! the run becomes `paused` (unless it was rolling back), the lease is
+//! released and [`EngineError::Stopped`] is returned.
 
 #![deny(missing_docs)]
 
 mod items;
 mod lease;
+mod overrides;
+pub mod report;
+mod request;
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use golive_plan::{Item, ItemKind, OnFailure, OnInterrupt, Plan};
 use golive_probe::{VarError, Vars};
@@ -35,6 +53,10 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 pub use lease::owner_name;
+pub use overrides::RUN_VARS;
+pub use request::{
+    ROLLBACK_REQUESTED, ROLLBACK_ROLE, request_rollback, rollback_item, rollback_request,
+};
 
 /// What the engine reports while it works, for a progress display.
 #[derive(Debug)]
@@ -109,6 +131,26 @@ pub enum EngineError {
     /// Variables or secrets could not be resolved.
     #[error(transparent)]
     Vars(#[from] VarError),
+    /// A stop signal (SIGINT, SIGTERM) arrived: the running item was
+    /// stopped and marked interrupted, and the lease released.
+    #[error("run {run} stopped by signal {signal}; resume it with `golive run --resume {run}`")]
+    Stopped {
+        /// The run.
+        run: RunId,
+        /// The signal's number.
+        signal: i32,
+    },
+    /// Someone asked for a rollback while an item was under way. The engine
+    /// acts on it itself; `execute` and `resume` never return it.
+    #[error("run {run}: rollback requested by {by}")]
+    RollbackRequested {
+        /// The run.
+        run: RunId,
+        /// Who asked.
+        by: String,
+        /// Why.
+        reason: Option<String>,
+    },
     /// No random source for the lease owner's name.
     #[error("no random source for the lease owner's name: {0}")]
     Random(String),
@@ -144,6 +186,7 @@ pub struct Engine<S> {
     lease_ttl: Duration,
     poll: Duration,
     observer: Option<Observer>,
+    stop: Option<watch::Receiver<Option<i32>>>,
 }
 
 /// Everything one execution of a run needs.
@@ -153,6 +196,13 @@ struct Ctx<'a> {
     vars: &'a Vars,
     t0: Option<Timestamp>,
     lost: watch::Receiver<bool>,
+    /// `--var` overrides (stored ones merged with this command's); names the
+    /// plan does not declare go into commands' environment as they are.
+    overrides: &'a [(String, String)],
+    /// Rollback items are running: a rollback request changes nothing.
+    rolling_back: AtomicBool,
+    /// When a rollback request was last looked for between items.
+    last_request_check: Mutex<Option<Instant>>,
 }
 
 impl<S: Store + 'static> Engine<S> {
@@ -165,6 +215,7 @@ impl<S: Store + 'static> Engine<S> {
             lease_ttl: Duration::from_secs(15),
             poll: Duration::from_millis(250),
             observer: None,
+            stop: None,
         })
     }
 
@@ -183,6 +234,12 @@ impl<S: Store + 'static> Engine<S> {
     /// Reports progress to `observer`.
     pub fn with_observer(mut self, observer: Observer) -> Self {
         self.observer = Some(observer);
+        self
+    }
+
+    /// Stops the run once `signal` holds a signal number (see "Stopping").
+    pub fn with_stop_signal(mut self, signal: watch::Receiver<Option<i32>>) -> Self {
+        self.stop = Some(signal);
         self
     }
 
@@ -213,15 +270,19 @@ impl<S: Store + 'static> Engine<S> {
     }
 
     /// Executes a run created by [`Engine::create`] to its end (or until a
-    /// failure stops it) and returns its final status.
+    /// failure stops it) and returns its final status. The `--var`
+    /// `overrides` are journaled with the run (declared secrets left out) so
+    /// that a resume uses them again.
     pub async fn execute(
         &self,
         run: &RunId,
         plan: &Plan,
-        vars: &Vars,
+        overrides: &[(String, String)],
     ) -> Result<RunStatus, EngineError> {
         let stored = self.store.get_run(run).await?;
-        self.drive(&stored, plan, vars, false).await
+        let vars = Vars::resolve(plan, overrides)?;
+        self.drive(&stored, plan, &vars, overrides, overrides, false)
+            .await
     }
 
     /// Resumes a run from the journal: re-reads its stored plan, takes the
@@ -240,8 +301,10 @@ impl<S: Store + 'static> Engine<S> {
             });
         }
         let plan = stored_plan(&stored)?;
-        let vars = Vars::resolve(&plan, overrides)?;
-        self.drive(&stored, &plan, &vars, true).await
+        let merged = overrides::merge(&overrides::stored(&*self.store, run).await?, overrides);
+        let vars = Vars::resolve(&plan, &merged)?;
+        self.drive(&stored, &plan, &vars, &merged, overrides, true)
+            .await
     }
 
     /// Takes the lease, runs, and gives the lease back.
@@ -250,6 +313,8 @@ impl<S: Store + 'static> Engine<S> {
         stored: &Run,
         plan: &Plan,
         vars: &Vars,
+        merged: &[(String, String)],
+        given: &[(String, String)],
         resuming: bool,
     ) -> Result<RunStatus, EngineError> {
         let run = &stored.summary.id;
@@ -281,8 +346,37 @@ impl<S: Store + 'static> Engine<S> {
             vars,
             t0: stored.summary.t0,
             lost: keeper.lost(),
+            overrides: merged,
+            rolling_back: AtomicBool::new(false),
+            last_request_check: Mutex::new(None),
         };
-        let result = self.drive_held(&ctx, stored.summary.status, resuming).await;
+        let mut result = async {
+            if !given.is_empty()
+                && let Some(event) = overrides::event(plan, merged)
+            {
+                self.store.append_event(run, &self.owner, &event).await?;
+            }
+            self.drive_held(&ctx, stored.summary.status, resuming).await
+        }
+        .await;
+        if let Err(EngineError::Stopped { .. }) = &result {
+            // The command was killed; say so in the journal before letting
+            // go of the run. Should this fail, the resume's own
+            // `mark_interrupted` does the same.
+            match self.store.mark_interrupted(run, &self.owner).await {
+                Ok(ids) if !ids.is_empty() => self.report(&Progress::Interrupted(&ids)),
+                Ok(_) => {}
+                Err(e) => result = Err(e.into()),
+            }
+            if matches!(result, Err(EngineError::Stopped { .. }))
+                && !ctx.rolling_back.load(Ordering::SeqCst)
+            {
+                let _ = self
+                    .store
+                    .set_run_status(run, &self.owner, RunStatus::Paused)
+                    .await;
+            }
+        }
         let lost = keeper.stop().await;
         let result = match result {
             Err(EngineError::Store(StoreError::LeaseLost { .. })) => {
@@ -337,7 +431,17 @@ impl<S: Store + 'static> Engine<S> {
         self.set_status(ctx, RunStatus::Running).await?;
         let mut critical_failed = false;
         for (_, item) in ctx.plan.items() {
-            let outcome = self.settle(ctx, item, states.get(item.id.as_str())).await?;
+            self.check_stop(ctx)?;
+            if let Some((by, reason)) = self.requested(ctx, false).await? {
+                return self.requested_rollback(ctx, &states, &by, reason).await;
+            }
+            let outcome = match self.settle(ctx, item, states.get(item.id.as_str())).await {
+                Err(EngineError::RollbackRequested { by, reason, .. }) => {
+                    self.abandon(ctx, item, &by, reason.as_deref()).await?;
+                    return self.requested_rollback(ctx, &states, &by, reason).await;
+                }
+                other => other?,
+            };
             if outcome != Some(Outcome::Failed) {
                 continue;
             }
@@ -367,9 +471,11 @@ impl<S: Store + 'static> Engine<S> {
         ctx: &Ctx<'_>,
         states: &HashMap<String, ItemState>,
     ) -> Result<RunStatus, EngineError> {
+        ctx.rolling_back.store(true, Ordering::SeqCst);
         self.set_status(ctx, RunStatus::RollingBack).await?;
         let mut failed = false;
         for item in &ctx.plan.rollback.items {
+            self.check_stop(ctx)?;
             let outcome = self.settle(ctx, item, states.get(item.id.as_str())).await?;
             failed |= outcome == Some(Outcome::Failed);
         }
@@ -380,6 +486,116 @@ impl<S: Store + 'static> Engine<S> {
         };
         self.set_status(ctx, end).await?;
         Ok(end)
+    }
+
+    /// Journals who asked for the rollback and why, then rolls back.
+    async fn requested_rollback(
+        &self,
+        ctx: &Ctx<'_>,
+        states: &HashMap<String, ItemState>,
+        by: &str,
+        reason: Option<String>,
+    ) -> Result<RunStatus, EngineError> {
+        let event = golive_store::NewEvent {
+            kind: ROLLBACK_REQUESTED.into(),
+            item_id: None,
+            data: json!({ "by": by, "reason": reason }),
+        };
+        self.store
+            .append_event(ctx.run, &self.owner, &event)
+            .await?;
+        self.rollback(ctx, states).await
+    }
+
+    /// The item under way when a rollback was requested ends skipped.
+    async fn abandon(
+        &self,
+        ctx: &Ctx<'_>,
+        item: &Item,
+        by: &str,
+        reason: Option<&str>,
+    ) -> Result<(), EngineError> {
+        let result = json!({ "skipped": "rollback requested", "by": by, "reason": reason });
+        match self.finish(ctx, item, Outcome::Skipped, &result).await {
+            // It had not started (or already ended): nothing to abandon.
+            Err(EngineError::Store(StoreError::Conflict(_))) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// A rollback request not yet acted on: who asked and why. Between
+    /// items (`force` false) the store is asked at most once per poll
+    /// interval, so fast items do not pay a read each.
+    async fn requested(
+        &self,
+        ctx: &Ctx<'_>,
+        force: bool,
+    ) -> Result<Option<(String, Option<String>)>, EngineError> {
+        if ctx.rolling_back.load(Ordering::SeqCst) {
+            return Ok(None);
+        }
+        if !force {
+            let now = Instant::now();
+            let mut last = ctx
+                .last_request_check
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if last.is_some_and(|t| now.duration_since(t) < self.poll) {
+                return Ok(None);
+            }
+            *last = Some(now);
+        }
+        Ok(rollback_request(&*self.store, ctx.run, ctx.plan)
+            .await?
+            .map(|s| (s.by, s.comment)))
+    }
+
+    /// The stop signal's number, once it is set.
+    fn stop_signal(&self) -> Option<i32> {
+        self.stop.as_ref().and_then(|rx| *rx.borrow())
+    }
+
+    /// Fails with [`EngineError::Stopped`] once the stop signal is set.
+    fn check_stop(&self, ctx: &Ctx<'_>) -> Result<(), EngineError> {
+        match self.stop_signal() {
+            Some(signal) => Err(EngineError::Stopped {
+                run: ctx.run.clone(),
+                signal,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs `work` unless the stop signal comes first, in which case `work`
+    /// is dropped (a command's process group with it). Only an item's own
+    /// work goes through here, never a journal write, so no write is cut
+    /// short.
+    pub(crate) async fn guarded<T>(
+        &self,
+        ctx: &Ctx<'_>,
+        work: impl std::future::Future<Output = Result<T, EngineError>>,
+    ) -> Result<T, EngineError> {
+        self.check_stop(ctx)?;
+        let Some(rx) = &self.stop else {
+            return work.await;
+        };
+        let mut rx = rx.clone();
+        let stopped = async move {
+            loop {
+                if let Some(signal) = *rx.borrow_and_update() {
+                    return signal;
+                }
+                if rx.changed().await.is_err() {
+                    // The sender is gone: no stop can come any more.
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::select! {
+            biased;
+            signal = stopped => Err(EngineError::Stopped { run: ctx.run.clone(), signal }),
+            r = work => r,
+        }
     }
 
     /// Brings one item to a finished state, given its state when the run was
@@ -460,7 +676,10 @@ impl<S: Store + 'static> Engine<S> {
                     .await?;
                 let (outcome, result) = match kind {
                     ItemKind::Run(r) => items::command::run(self, ctx, item, r).await?,
-                    ItemKind::Check(c) => items::check::run(c, ctx.vars).await,
+                    ItemKind::Check(c) => {
+                        self.guarded(ctx, async { Ok(items::check::run(c, ctx.vars).await) })
+                            .await?
+                    }
                     ItemKind::Wait(w) => items::wait::run(self, ctx, w).await?,
                     ItemKind::Notify(n) => items::notify::run(self, ctx, item, n).await?,
                     _ => items::unsupported(kind),
@@ -507,10 +726,27 @@ impl<S: Store + 'static> Engine<S> {
     /// One poll interval; fails once the lease is lost, so a run that was
     /// taken over stops waiting instead of waiting forever.
     async fn tick(&self, ctx: &Ctx<'_>) -> Result<(), EngineError> {
-        tokio::time::sleep(self.poll).await;
+        self.guarded(ctx, async {
+            tokio::time::sleep(self.poll).await;
+            Ok(())
+        })
+        .await?;
+        self.check(ctx).await
+    }
+
+    /// Fails once the lease is lost, or with
+    /// [`EngineError::RollbackRequested`] once a rollback was asked for.
+    async fn check(&self, ctx: &Ctx<'_>) -> Result<(), EngineError> {
         if *ctx.lost.borrow() {
             return Err(EngineError::LeaseLost {
                 run: ctx.run.clone(),
+            });
+        }
+        if let Some((by, reason)) = self.requested(ctx, true).await? {
+            return Err(EngineError::RollbackRequested {
+                run: ctx.run.clone(),
+                by,
+                reason,
             });
         }
         Ok(())

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use golive_engine::Engine;
-use golive_probe::Vars;
 use golive_store::{RunStatus, SqliteStore, Store};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -22,7 +21,6 @@ async fn command_output_is_capped_redacted_and_sees_variables() {
     let plan = compiled
         .plan
         .unwrap_or_else(|| panic!("{:?}", compiled.diagnostics));
-    let vars = Vars::resolve(&plan, &[]).expect("vars");
     let store = Arc::new(
         SqliteStore::open(dir.path().join("j.db"))
             .await
@@ -30,7 +28,7 @@ async fn command_output_is_capped_redacted_and_sees_variables() {
     );
     let engine = Engine::new(Arc::clone(&store)).expect("engine");
     let run = engine.create(&src, &plan, None).await.expect("create");
-    let status = engine.execute(&run, &plan, &vars).await.expect("execute");
+    let status = engine.execute(&run, &plan, &[]).await.expect("execute");
     assert_eq!(status, RunStatus::Succeeded);
     let states = store.item_states(&run).await.expect("states");
     let big = states[0].result.clone().expect("result");

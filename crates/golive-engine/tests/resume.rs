@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use golive_engine::{Engine, EngineError, item_ids};
 use golive_plan::Plan;
-use golive_probe::Vars;
 use golive_store::{ItemStatus, NewRun, RunId, RunStatus, SqliteStore, Store};
 
 fn plan(src: &str) -> Plan {
@@ -113,10 +112,7 @@ async fn unsupported_and_impossible_items_fail_and_continue_keeps_going() {
     let p = plan(src);
     let engine = Engine::new(Arc::clone(&store)).expect("engine");
     let run = engine.create(src, &p, None).await.expect("create");
-    let status = engine
-        .execute(&run, &p, &Vars::default())
-        .await
-        .expect("execute");
+    let status = engine.execute(&run, &p, &[]).await.expect("execute");
     assert_eq!(status, RunStatus::Failed, "a critical item failed");
     let states = store.item_states(&run).await.expect("states");
     let result = |id: &str| {

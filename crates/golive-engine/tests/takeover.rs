@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use golive_engine::{Engine, EngineError};
-use golive_probe::Vars;
 use golive_store::{ItemStatus, NewConfirmation, RunStatus, Store};
 use sqlx::Connection;
 
@@ -46,7 +45,7 @@ async fn a_second_engine_takes_over_after_the_first_is_gone() {
     let run = a.create(PLAN, &plan, None).await.expect("create");
     let driven = {
         let (run, plan) = (run.clone(), plan.clone());
-        tokio::spawn(async move { a.execute(&run, &plan, &Vars::default()).await })
+        tokio::spawn(async move { a.execute(&run, &plan, &[]).await })
     };
     // Wait until the first engine is blocked on the task.
     let deadline = Instant::now() + Duration::from_secs(10);

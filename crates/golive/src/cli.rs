@@ -64,7 +64,8 @@ pub enum Command {
     ///
     /// Prints the run id first, a line per item as it finishes, and the final
     /// status. Exit code 0: succeeded; 1: failed or rolled back; 2: usage,
-    /// plan or journal error.
+    /// plan or journal error; 130/143: stopped by SIGINT/SIGTERM (the running
+    /// item is marked interrupted; resume with --resume RUN).
     Run(RunArgs),
     /// Confirm a task (or answer an interrupted item's question: rerun, or skip with --skip).
     Confirm(ConfirmArgs),
@@ -72,10 +73,17 @@ pub enum Command {
     Approve(ApproveArgs),
     /// Reject an approval item for a role: the item fails.
     Reject(RejectArgs),
+    /// Ask the engine driving a run to stop and run the plan's rollback items.
+    ///
+    /// Records who asked and why. A live `golive run` acts on it at its next
+    /// poll; if none is running, `golive run --resume RUN` performs it.
+    Rollback(RollbackArgs),
     /// List the runs in the journal, newest first.
     Runs(RunsArgs),
     /// Show a run: its phase, each item's status, and who it waits for.
     Status(StatusArgs),
+    /// Print a run's filled-in go-live record (Markdown, HTML, JSON or JUnit).
+    Report(ReportArgs),
     /// Print shell completions.
     Completions {
         /// The shell.
@@ -193,6 +201,24 @@ pub struct ConfirmArgs {
     /// Why it is skipped.
     #[arg(long, requires = "skip")]
     pub reason: Option<String>,
+    /// Fill in a blank of the record: `--field "Start Time=14:02"` (repeatable;
+    /// the task's `fields`, its phase's `record` or the plan's `record`).
+    #[arg(long = "field", value_name = "NAME=VALUE", value_parser = parse_var)]
+    pub fields: Vec<(String, String)>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The run.
+    pub run: golive_store::RunId,
+    /// Why the run is rolled back.
+    #[arg(long)]
+    pub reason: String,
+    /// Who asks for it.
+    #[arg(long)]
+    pub by: String,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -247,6 +273,33 @@ pub struct StatusArgs {
     pub run: Option<golive_store::RunId>,
     #[command(flatten)]
     pub store: StoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The run (default: the newest).
+    pub run: Option<golive_store::RunId>,
+    /// The report's format.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Markdown)]
+    pub format: ReportFormat,
+    /// Write the report to FILE instead of standard output.
+    #[arg(long = "out", short = 'o', value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// Formats of `golive report`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// The completed checklist.
+    Markdown,
+    /// One self-contained page.
+    Html,
+    /// The stable JSON shape (see the `golive_engine::report` docs).
+    Json,
+    /// One test case per item.
+    Junit,
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {

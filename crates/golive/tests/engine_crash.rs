@@ -1,8 +1,9 @@
 //! Crash safety: `golive run` killed with SIGKILL at random moments and
 //! resumed each time until the run completes.
 //!
-//! What is asserted, per item of a 50-item plan whose items each append
-//! their id to `out.txt` (`on_interrupt: rerun`):
+//! Two sizes: 50 items × 10 kills, and the full 200 items × 50
+//! kills (cheap items). What is asserted, per item of a plan whose items
+//! each append their id to `out.txt` (`on_interrupt: rerun`):
 //! - the run ends `succeeded` with every item `passed`;
 //! - every id appears in `out.txt` at least once;
 //! - an id appears at most `1 + k` times, where `k` is the number of
@@ -37,11 +38,13 @@ fn stderr(o: &Output) -> String {
 
 /// A pseudo-random delay (no extra crate; good enough to vary kill moments).
 fn random_delay(seed: &mut u64) -> Duration {
-    *seed ^= *seed << 13;
-    *seed ^= *seed >> 7;
-    *seed ^= *seed << 17;
+    next(seed);
     Duration::from_millis(60 + *seed % 400)
 }
+
+/// Short, so that 50 takeovers stay quick; renewed every third of it.
+const LEASE_TTL: &str = "500ms";
+const LEASE_WAIT: Duration = Duration::from_millis(600);
 
 fn scratch(name: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
@@ -50,47 +53,114 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-const ITEMS: usize = 50;
-const KILLS: usize = 10;
-
+/// The 50 × 10 test: items that take 50 ms, killed 60–460 ms after each start.
 #[test]
 fn kill_9_and_resume_never_reruns_a_finished_item() {
-    let dir = scratch("engine-crash");
-    let db = dir.join("journal.db");
-    let mut plan = String::from("name: crash\nphases:\n  - title: all\n    items:\n");
-    for i in 0..ITEMS {
-        plan.push_str(&format!(
-            "      - id: s{i:02}\n        on_interrupt: rerun\n        run: {{command: 'echo s{i:02} >> out.txt; sleep 0.05'}}\n"
-        ));
-    }
-    std::fs::write(dir.join("plan.yaml"), plan).expect("plan");
-    let mut seed = std::time::SystemTime::now()
+    let mut seed = seed();
+    kill_and_resume("engine-crash", 50, 10, "; sleep 0.05", &mut |_| {
+        random_delay(&mut seed)
+    });
+}
+
+/// The full size: 200 cheap items (no sleep), 50 kills. Each kill
+/// comes once the process has appended 1–3 more lines to `out.txt` (so it
+/// lands while the run is live and making progress), plus a random 0–3 ms,
+/// so kills fall anywhere: mid-command, between journal writes, during
+/// start-up of the next item. 50 kills × at most 3 lines cannot finish 200
+/// items, so all 50 land.
+#[test]
+fn kill_9_at_full_size_200_items_50_kills() {
+    const ITEMS: usize = 200;
+    let mut seed = seed();
+    let began = Instant::now();
+    let kills = kill_and_resume("engine-crash-full", ITEMS, 50, "", &mut |dir| {
+        let lines = |dir: &Path| {
+            std::fs::read_to_string(dir.join("out.txt"))
+                .map(|t| t.lines().count())
+                .unwrap_or(0)
+        };
+        let from = lines(dir);
+        next(&mut seed);
+        let grow = 1 + (seed % 3) as usize;
+        // Bounded: a process that ends early (it cannot here) must not hang the test.
+        let give_up = Instant::now() + Duration::from_secs(30);
+        while lines(dir) < from + grow && Instant::now() < give_up {
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        next(&mut seed);
+        Duration::from_micros(seed % 3_000)
+    });
+    eprintln!("{kills} kills in {:?}", began.elapsed());
+    assert_eq!(kills, 50, "every kill moment must hit a live process");
+}
+
+fn seed() -> u64 {
+    let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(88172645463325252)
         | 1;
     eprintln!("seed {seed}");
+    seed
+}
+
+fn next(seed: &mut u64) {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+}
+
+fn crash_plan(items: usize, extra: &str) -> String {
+    let mut plan = String::from("name: crash\nphases:\n  - title: all\n    items:\n");
+    for i in 0..items {
+        plan.push_str(&format!(
+            "      - id: s{i:03}\n        on_interrupt: rerun\n        run: {{command: 'echo s{i:03} >> out.txt{extra}'}}\n"
+        ));
+    }
+    plan
+}
+
+/// Runs a plan of `items` items, each appending its id to `out.txt`, and
+/// kills `golive run` (then each `--resume`) `kills` times, `delay(dir)`
+/// after it starts, until the run completes; then checks the journal and
+/// `out.txt`. The number of kills that hit a live process.
+fn kill_and_resume(
+    name: &str,
+    items: usize,
+    kills_wanted: usize,
+    extra: &str,
+    delay: &mut dyn FnMut(&Path) -> Duration,
+) -> usize {
+    let dir = scratch(name);
+    let db = dir.join("journal.db");
+    std::fs::write(dir.join("plan.yaml"), crash_plan(items, extra)).expect("plan");
 
     let mut run_id: Option<String> = None;
     let mut kills = 0;
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + Duration::from_secs(300);
     loop {
         assert!(Instant::now() < deadline, "the run never completed");
         let mut cmd = match &run_id {
-            None => golive(&["run", "plan.yaml", "--lease-ttl", "1s"], &dir, &db),
-            Some(id) => golive(&["run", "--resume", id, "--lease-ttl", "1s"], &dir, &db),
+            None => golive(&["run", "plan.yaml", "--lease-ttl", LEASE_TTL], &dir, &db),
+            Some(id) => golive(
+                &["run", "--resume", id, "--lease-ttl", LEASE_TTL],
+                &dir,
+                &db,
+            ),
         };
         let mut child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("golive starts");
-        let killed = if kills < KILLS {
-            std::thread::sleep(random_delay(&mut seed));
+        let killed = if kills < kills_wanted {
+            std::thread::sleep(delay(&dir));
             let alive = child.try_wait().expect("try_wait").is_none();
             if alive {
                 child.kill().expect("SIGKILL");
                 kills += 1;
+                // The killed process's lease must expire before a resume may take over.
+                std::thread::sleep(LEASE_WAIT);
             }
             alive
         } else {
@@ -119,12 +189,15 @@ fn kill_9_and_resume_never_reruns_a_finished_item() {
             std::thread::sleep(Duration::from_millis(200));
             continue;
         }
+        if out.status.code() == Some(2) && text.contains("has already finished") {
+            // A kill moment fell after the end: the run is complete.
+            break;
+        }
         assert_eq!(out.status.code(), Some(0), "{text}");
         break;
     }
     assert!(kills >= 1, "the test killed nothing");
     let run_id = run_id.expect("a run");
-
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -159,8 +232,8 @@ fn kill_9_and_resume_never_reruns_a_finished_item() {
     for line in out.lines() {
         *counts.entry(line).or_default() += 1;
     }
-    for i in 0..ITEMS {
-        let id = format!("s{i:02}");
+    for i in 0..items {
+        let id = format!("s{i:03}");
         let n = counts.get(id.as_str()).copied().unwrap_or(0);
         let k = interrupted.get(&id).copied().unwrap_or(0);
         assert!(n >= 1, "{id} never ran");
@@ -170,10 +243,11 @@ fn kill_9_and_resume_never_reruns_a_finished_item() {
         );
     }
     eprintln!(
-        "{kills} kills, {} interruptions, {} lines for {ITEMS} items",
+        "{kills} kills, {} interruptions, {} lines for {items} items",
         interrupted.values().sum::<usize>(),
         out.lines().count()
     );
+    kills
 }
 
 fn status_json(dir: &Path, db: &Path) -> serde_json::Value {

@@ -59,12 +59,14 @@ pub(crate) async fn run<S: Store + 'static>(
     item: &Item,
     run: &Run,
 ) -> Result<(Outcome, Value), EngineError> {
-    let env = environment(ctx.plan, ctx.vars);
+    let env = environment(ctx.plan, ctx.vars, ctx.overrides);
     let mut delay = run.backoff;
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let a = attempt(run, ctx.vars, &env).await;
+        let a = engine
+            .guarded(ctx, async { Ok(attempt(run, ctx.vars, &env).await) })
+            .await?;
         let passed = a.exit_code == Some(0) && !a.timed_out && a.error.is_none();
         let result = json!({
             "command": run.command,
@@ -99,17 +101,31 @@ pub(crate) async fn run<S: Store + 'static>(
             .store
             .append_event(ctx.run, &engine.owner, &event)
             .await?;
-        tokio::time::sleep(delay).await;
+        engine
+            .guarded(ctx, async {
+                tokio::time::sleep(delay).await;
+                Ok(())
+            })
+            .await?;
         delay = delay.saturating_mul(2);
     }
 }
 
-/// The plan's variables and secrets, as the command's environment.
-fn environment(plan: &Plan, vars: &Vars) -> Vec<(String, String)> {
-    plan.variables
-        .keys()
-        .chain(plan.secrets.keys())
-        .filter_map(|k| vars.get(k).map(|v| (k.clone(), v.to_string())))
+/// The plan's variables and secrets, and `--var`s for names the plan does
+/// not declare (so that the shell expands `${NAME}` for them too), as the
+/// command's environment.
+fn environment(plan: &Plan, vars: &Vars, overrides: &[(String, String)]) -> Vec<(String, String)> {
+    let declared = |k: &str| plan.variables.contains_key(k) || plan.secrets.contains_key(k);
+    overrides
+        .iter()
+        .filter(|(k, _)| !declared(k))
+        .cloned()
+        .chain(
+            plan.variables
+                .keys()
+                .chain(plan.secrets.keys())
+                .filter_map(|k| vars.get(k).map(|v| (k.clone(), v.to_string()))),
+        )
         .collect()
 }
 
@@ -123,7 +139,9 @@ async fn attempt(run: &Run, vars: &Vars, env: &[(String, String)]) -> Attempt {
         stderr: Captured::default(),
         duration: started.elapsed(),
     };
-    let mut command = Command::new("sh");
+    // `/bin/sh` as system(3) uses: no PATH search (eight failed `execve`s
+    // per item on a typical PATH).
+    let mut command = Command::new("/bin/sh");
     command
         .arg("-c")
         .arg(&run.command)

@@ -59,11 +59,14 @@ async fn sleep<S: Store + 'static>(
         if now >= end {
             return Ok(());
         }
-        tokio::time::sleep((end - now).min(engine.poll.max(Duration::from_millis(250)))).await;
-        if *ctx.lost.borrow() {
-            return Err(EngineError::LeaseLost {
-                run: ctx.run.clone(),
-            });
-        }
+        let step = (end - now).min(engine.poll.max(Duration::from_millis(250)));
+        engine
+            .guarded(ctx, async {
+                tokio::time::sleep(step).await;
+                Ok(())
+            })
+            .await?;
+        // A lost lease or a rollback request ends the pause.
+        engine.check(ctx).await?;
     }
 }

@@ -67,7 +67,13 @@ async fn confirm_in(store: &AnyStore, args: &ConfirmArgs) -> Result<ExitCode> {
                     args.item
                 );
             }
+            check_fields(&plan, item, &task.fields, &args.fields)?;
         }
+        _ if !args.fields.is_empty() => bail!(
+            "item `{}` is a {} item; only tasks take --field",
+            args.item,
+            item.kind.name()
+        ),
         ItemKind::Approval(_) => bail!(
             "item `{}` is an approval: sign it with `golive approve` or `golive reject`",
             args.item
@@ -90,6 +96,7 @@ async fn confirm_in(store: &AnyStore, args: &ConfirmArgs) -> Result<ExitCode> {
         },
         None => None,
     };
+    let evidence = golive_engine::report::encode_evidence(evidence.as_deref(), &args.fields);
     let new = NewConfirmation {
         by: args.by.clone(),
         evidence,
@@ -106,6 +113,46 @@ async fn confirm_in(store: &AnyStore, args: &ConfirmArgs) -> Result<ExitCode> {
     let what = if args.skip { "skipped" } else { "confirmed" };
     eprintln!("{what} `{}` of run {} by {}", args.item, args.run, args.by);
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--field NAME=VALUE` fills a blank of the record: one of the task's
+/// `fields`, its phase's `record` or the plan's `record`. The values ride in
+/// the confirmation's evidence (see `golive_engine::report::encode_evidence`).
+fn check_fields(
+    plan: &golive_plan::Plan,
+    item: &golive_plan::Item,
+    task_fields: &[String],
+    given: &[(String, String)],
+) -> Result<()> {
+    let phase_record = plan
+        .phases
+        .iter()
+        .find(|p| p.items.iter().any(|i| i.id == item.id))
+        .map(|p| p.record.as_slice())
+        .unwrap_or_default();
+    let known: Vec<&String> = task_fields
+        .iter()
+        .chain(phase_record)
+        .chain(&plan.record)
+        .collect();
+    for (name, _) in given {
+        if !known.contains(&name) {
+            let list = if known.is_empty() {
+                "none: the task, its phase and the plan have no blanks".to_string()
+            } else {
+                known
+                    .iter()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            bail!(
+                "`{name}` is not a blank of task `{}`; it can fill: {list}",
+                item.id
+            );
+        }
+    }
+    Ok(())
 }
 
 pub fn approve(args: &ApproveArgs) -> Result<ExitCode> {

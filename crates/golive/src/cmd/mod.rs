@@ -6,6 +6,8 @@ mod init;
 mod journal;
 mod plan;
 mod ready;
+mod report;
+mod rollback;
 mod run;
 mod schema;
 mod status;
@@ -38,8 +40,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Confirm(args) => confirm::confirm(&args),
         Command::Approve(args) => confirm::approve(&args),
         Command::Reject(args) => confirm::reject(&args),
+        Command::Rollback(args) => rollback::run(&args),
         Command::Runs(args) => status::runs(&args, output),
         Command::Status(args) => status::status(&args, output),
+        Command::Report(args) => report::run(&args),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "golive", &mut std::io::stdout());

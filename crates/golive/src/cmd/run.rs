@@ -4,12 +4,18 @@
 //! run's questions with `golive confirm` / `golive approve` from another
 //! terminal while this one waits. One line per item as it finishes, then the
 //! final status.
+//!
+//! SIGINT and SIGTERM stop the run cleanly: the running command's process
+//! group is killed, the item is marked interrupted (a resume follows its
+//! `on_interrupt`), the lease is released, and golive exits 130 or 143.
+//! `--var`s are kept with the run (declared secrets excepted), so
+//! `--resume` needs only the secrets again.
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Result, bail};
-use golive_engine::{Engine, Progress};
+use golive_engine::{Engine, EngineError, Progress};
 use golive_probe::Vars;
 use golive_store::{AnyStore, ItemStatus, RunStatus, Store};
 use serde_json::Value;
@@ -34,14 +40,16 @@ pub fn run(args: &RunArgs, output: Output) -> Result<ExitCode> {
 }
 
 async fn run_in(store: AnyStore, args: &RunArgs, output: Output) -> Result<ExitCode> {
-    let mut engine = Engine::new(Arc::new(store.clone()))?.with_observer(Arc::new(print_progress));
+    let mut engine = Engine::new(Arc::new(store.clone()))?
+        .with_observer(Arc::new(print_progress))
+        .with_stop_signal(stop_signal()?);
     if let Some(ttl) = args.lease_ttl {
         engine = engine.with_lease_ttl(ttl);
     }
     let (run, status) = match &args.resume {
         Some(run) => {
             eprintln!("resuming run {run} (journal {})", store.url());
-            (run.clone(), engine.resume(run, &args.vars).await?)
+            (run.clone(), stopped(engine.resume(run, &args.vars).await)?)
         }
         None => {
             let path = args.plan.clone().unwrap_or_else(|| "golive.yaml".into());
@@ -54,25 +62,65 @@ async fn run_in(store: AnyStore, args: &RunArgs, output: Output) -> Result<ExitC
                 );
                 return Ok(ExitCode::from(2));
             };
-            let vars = Vars::resolve(plan, &args.vars)?;
+            // Resolved here too so that a missing secret fails before a run exists.
+            Vars::resolve(plan, &args.vars)?;
             let run = engine.create(&loaded.source.text, plan, args.t0).await?;
             eprintln!(
                 "run {run} started: plan `{}` (journal {})",
                 plan.name,
                 store.url()
             );
-            let status = engine.execute(&run, plan, &vars).await?;
+            let status = stopped(engine.execute(&run, plan, &args.vars).await)?;
             (run, status)
         }
     };
-    eprintln!("run {run} {status}");
+    let shown = match &status {
+        Ok(s) => s.as_str().to_string(),
+        Err(_) => "stopped".to_string(),
+    };
+    match &status {
+        Ok(s) => eprintln!("run {run} {s}"),
+        Err(signal) => eprintln!(
+            "run {run} stopped by signal {signal}; the running item was marked interrupted; resume with `golive run --resume {run}`"
+        ),
+    }
     if output == Output::Json {
-        println!("{}", serde_json::json!({ "run": run, "status": status }));
+        println!("{}", serde_json::json!({ "run": run, "status": shown }));
     }
     Ok(match status {
-        RunStatus::Succeeded => ExitCode::SUCCESS,
-        _ => ExitCode::from(1),
+        Ok(RunStatus::Succeeded) => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::from(1),
+        Err(signal) => ExitCode::from(u8::try_from(128 + signal).unwrap_or(1)),
     })
+}
+
+/// A stop by signal is an outcome (exit 128 + signal), not an error.
+fn stopped(result: Result<RunStatus, EngineError>) -> Result<Result<RunStatus, i32>, EngineError> {
+    match result {
+        Ok(status) => Ok(Ok(status)),
+        Err(EngineError::Stopped { signal, .. }) => Ok(Err(signal)),
+        Err(e) => Err(e),
+    }
+}
+
+/// A flag set to the signal's number when SIGINT or SIGTERM arrives. The
+/// handlers stay installed, so a second signal does not kill golive while
+/// it records the interruption.
+fn stop_signal() -> Result<tokio::sync::watch::Receiver<Option<i32>>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (tx, rx) = tokio::sync::watch::channel(None);
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::spawn(async move {
+        let number = tokio::select! {
+            _ = int.recv() => 2,
+            _ = term.recv() => 15,
+        };
+        let _ = tx.send(Some(number));
+        // Keep the sender (and the handlers) alive until the process ends.
+        std::future::pending::<()>().await;
+    });
+    Ok(rx)
 }
 
 /// One line per event worth a person's attention, on stderr. A closed

@@ -80,11 +80,15 @@ async fn status_in(store: &AnyStore, args: &StatusArgs, output: Output) -> Resul
         }
         items.push(item_json(phase_title, item, state));
     }
+    let rollback = golive_engine::rollback_request(store, &id, &plan)
+        .await?
+        .map(|r| json!({ "by": r.by, "reason": r.comment, "at": r.at.to_string() }));
     let report = json!({
         "run": run.summary,
         "phase": phase,
         "items": items,
         "awaiting": awaiting,
+        "rollback_requested": rollback,
     });
     if output == Output::Json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -97,6 +101,15 @@ async fn status_in(store: &AnyStore, args: &StatusArgs, output: Output) -> Resul
     }
     if let Some(p) = &phase {
         println!("phase: {p}");
+    }
+    if let Some(r) = &rollback {
+        let text = |k: &str| r.get(k).map(plain).unwrap_or_default();
+        println!(
+            "rollback requested by {} at {}: {}",
+            text("by"),
+            text("at"),
+            text("reason")
+        );
     }
     let mut table = Table::new();
     table.load_preset(comfy_table::presets::NOTHING);
