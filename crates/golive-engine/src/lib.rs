@@ -54,9 +54,7 @@ use tokio::sync::watch;
 
 pub use lease::owner_name;
 pub use overrides::RUN_VARS;
-pub use request::{
-    ROLLBACK_REQUESTED, ROLLBACK_ROLE, request_rollback, rollback_item, rollback_request,
-};
+pub use request::{ROLLBACK, ROLLBACK_REQUESTED, request_rollback, rollback_request};
 
 /// What the engine reports while it works, for a progress display.
 #[derive(Debug)]
@@ -545,9 +543,9 @@ impl<S: Store + 'static> Engine<S> {
             }
             *last = Some(now);
         }
-        Ok(rollback_request(&*self.store, ctx.run, ctx.plan)
+        Ok(rollback_request(&*self.store, ctx.run)
             .await?
-            .map(|s| (s.by, s.comment)))
+            .map(|r| (r.by, r.reason)))
     }
 
     /// The stop signal's number, once it is set.

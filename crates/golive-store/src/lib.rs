@@ -42,7 +42,8 @@ use serde_json::Value;
 pub use error::StoreError;
 pub use model::{
     Confirmation, Decision, Event, InvalidRunId, ItemState, ItemStatus, NewConfirmation, NewEvent,
-    NewRun, NewSignature, Outcome, Run, RunId, RunStatus, RunSummary, Signature, kind,
+    NewRequest, NewRun, NewSignature, Outcome, Request, Run, RunId, RunStatus, RunSummary,
+    Signature, kind,
 };
 pub use postgres::PgStore;
 pub use sqlite::{ManualClock, SqliteStore};
@@ -198,6 +199,21 @@ pub trait Store: Send + Sync {
         run: &RunId,
         item: &str,
     ) -> impl Future<Output = Result<Vec<Signature>, StoreError>> + Send;
+
+    /// Records a request to the run from someone who does not drive it
+    /// (`run.requested`); needs no lease. One per kind: `false` if that kind
+    /// was already requested, and the first request stands.
+    fn request(
+        &self,
+        run: &RunId,
+        request: &NewRequest,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The run's requests, oldest first.
+    fn requests(
+        &self,
+        run: &RunId,
+    ) -> impl Future<Output = Result<Vec<Request>, StoreError>> + Send;
 
     /// Closes the connections, waiting for them (SQLite checkpoints its WAL).
     fn close(&self) -> impl Future<Output = ()> + Send;
@@ -368,6 +384,14 @@ impl Store for AnyStore {
 
     async fn signatures(&self, run: &RunId, item: &str) -> Result<Vec<Signature>, StoreError> {
         delegate!(self, s => s.signatures(run, item))
+    }
+
+    async fn request(&self, run: &RunId, request: &NewRequest) -> Result<bool, StoreError> {
+        delegate!(self, s => s.request(run, request))
+    }
+
+    async fn requests(&self, run: &RunId) -> Result<Vec<Request>, StoreError> {
+        delegate!(self, s => s.requests(run))
     }
 
     async fn close(&self) {

@@ -495,6 +495,30 @@ pub struct Signature {
     pub comment: Option<String>,
 }
 
+/// A request to a run from someone who does not drive it, e.g. a rollback.
+#[derive(Clone, Debug)]
+pub struct NewRequest {
+    /// What is asked, e.g. `rollback`.
+    pub kind: String,
+    /// Who asks.
+    pub by: String,
+    /// Why.
+    pub reason: Option<String>,
+}
+
+/// A stored request.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Request {
+    /// What was asked.
+    pub kind: String,
+    /// Who asked.
+    pub by: String,
+    /// When.
+    pub at: Timestamp,
+    /// Why.
+    pub reason: Option<String>,
+}
+
 /// The event kinds the store writes with each state change.
 pub mod kind {
     /// `create_run`. Data: `plan_name`, `plan_sha256`, `t0`, `items`.
@@ -517,6 +541,8 @@ pub mod kind {
     pub const ITEM_CONFIRMED: &str = "item.confirmed";
     /// `sign`. Data: `role`, `decision`, `comment`.
     pub const ITEM_SIGNED: &str = "item.signed";
+    /// `request`. Data: `kind`, `reason`; actor: who asked.
+    pub const RUN_REQUESTED: &str = "run.requested";
 }
 
 /// Lowercase hex SHA-256 of a plan text.

@@ -26,9 +26,9 @@ use sqlx::{ConnectOptions, Connection, Row};
 use crate::error::{is_cant_open, is_read_only};
 use crate::model::{Move, from_millis, sha256_hex, to_millis};
 use crate::{
-    Confirmation, DbUrl, Event, ItemState, ItemStatus, NewConfirmation, NewEvent, NewRun,
-    NewSignature, Outcome, Run, RunId, RunStatus, RunSummary, Signature, Store, StoreError, kind,
-    migrations,
+    Confirmation, DbUrl, Event, ItemState, ItemStatus, NewConfirmation, NewEvent, NewRequest,
+    NewRun, NewSignature, Outcome, Request, Run, RunId, RunStatus, RunSummary, Signature, Store,
+    StoreError, kind, migrations,
 };
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -947,6 +947,68 @@ impl Store for SqliteStore {
             .await?
             .iter()
             .map(signature_from)
+            .collect()
+        })
+        .await
+    }
+
+    async fn request(&self, run: &RunId, request: &NewRequest) -> Result<bool> {
+        self.ctx(async {
+            let now = self.now_ms();
+            let mut tx = self.begin().await?;
+            hold(&mut tx, run, None, now).await?;
+            let done = sqlx::query(
+                "INSERT INTO requests (run_id, kind, by, at, reason) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (run_id, kind) DO NOTHING",
+            )
+            .bind(run)
+            .bind(&request.kind)
+            .bind(&request.by)
+            .bind(now)
+            .bind(&request.reason)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Ok(false);
+            }
+            let data = json!({ "kind": request.kind, "reason": request.reason });
+            append(
+                &mut tx,
+                run,
+                now,
+                kind::RUN_REQUESTED,
+                None,
+                Some(&request.by),
+                data,
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn requests(&self, run: &RunId) -> Result<Vec<Request>> {
+        self.ctx(async {
+            let mut conn = self.pool.acquire().await?;
+            if !run_exists(&mut conn, run).await? {
+                return Err(run_not_found(run));
+            }
+            sqlx::query(
+                "SELECT kind, by, at, reason FROM requests WHERE run_id = $1 ORDER BY at, kind",
+            )
+            .bind(run)
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(Request {
+                    kind: row.try_get("kind")?,
+                    by: row.try_get("by")?,
+                    at: from_millis(row.try_get("at")?)?,
+                    reason: row.try_get("reason")?,
+                })
+            })
             .collect()
         })
         .await

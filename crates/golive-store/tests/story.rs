@@ -7,8 +7,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use golive_store::{
-    AnyStore, Decision, ItemStatus, NewConfirmation, NewEvent, NewRun, NewSignature, Outcome,
-    RunId, RunStatus, Store, StoreError, kind,
+    AnyStore, Decision, ItemStatus, NewConfirmation, NewEvent, NewRequest, NewRun, NewSignature,
+    Outcome, RunId, RunStatus, Store, StoreError, kind,
 };
 use serde_json::json;
 use util::Fixture;
@@ -23,6 +23,7 @@ stories!(
     data_survives_reopening,
     racing_processes_get_one_lease,
     racing_people_confirm_once,
+    requests_count_once_and_need_no_lease,
     read_only_database_still_reads,
     unknown_runs_and_items_are_not_found,
 );
@@ -562,6 +563,50 @@ async fn racing_processes_get_one_lease(fx: Fixture) {
     let seqs: Vec<i64> = journal.iter().map(|e| e.seq).collect();
     assert_eq!(seqs, (1..=101).collect::<Vec<_>>());
     b.close().await;
+}
+
+async fn requests_count_once_and_need_no_lease(fx: Fixture) {
+    let s = &fx.store;
+    // The run is leased by ME; the request comes from someone else, with no lease.
+    let run = leased_run(s, &["go"]).await;
+    let before = events(s, &run).await.len();
+    let ask = |by: &str, reason: &str| NewRequest {
+        kind: "rollback".into(),
+        by: by.into(),
+        reason: Some(reason.into()),
+    };
+    assert!(
+        s.request(&run, &ask("alice", "error rate up"))
+            .await
+            .expect("request")
+    );
+    assert!(!s.request(&run, &ask("bob", "me too")).await.expect("again"));
+    let requests = s.requests(&run).await.expect("requests");
+    assert_eq!(requests.len(), 1);
+    assert_eq!(
+        (requests[0].kind.as_str(), requests[0].by.as_str()),
+        ("rollback", "alice")
+    );
+    assert_eq!(requests[0].reason.as_deref(), Some("error rate up"));
+    let evs = events(s, &run).await;
+    assert_eq!(
+        evs.len(),
+        before + 1,
+        "one event, for the first request only"
+    );
+    let last = evs.last().expect("event");
+    assert_eq!(last.kind, kind::RUN_REQUESTED);
+    assert_eq!(last.actor.as_deref(), Some("alice"));
+    assert_eq!(last.data["reason"], "error rate up");
+    let unknown: RunId = "r-aaaaaaaa".parse().expect("id");
+    assert!(matches!(
+        s.requests(&unknown).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.request(&unknown, &ask("alice", "x")).await,
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 async fn racing_people_confirm_once(fx: Fixture) {

@@ -197,6 +197,16 @@ fn rollback_from_a_second_process() {
         text.contains("rollback requested by alice") && text.contains("error rate up"),
         "{text}"
     );
+    // The record says who asked for the rollback, and why.
+    let report = output(&["report", &run, "--format", "json"], &dir);
+    let report: Value = serde_json::from_slice(&report.stdout).expect("report json");
+    let asked = report["rollback_events"]
+        .as_array()
+        .expect("rollback events")
+        .iter()
+        .find(|e| e["by"] == "alice")
+        .unwrap_or_else(|| panic!("no rollback event by alice: {report:#}"));
+    assert_eq!(asked["reason"], "error rate up");
     // A finished run cannot be rolled back again.
     let again = output(&["rollback", &run, "--reason", "x", "--by", "bob"], &dir);
     assert_eq!(again.status.code(), Some(2), "{}", stderr(&again));

@@ -548,6 +548,9 @@ pub async fn build<S: Store>(store: &S, run: &RunId) -> Result<Report, EngineErr
         .filter_map(|e| {
             let to = e.data.get("to").and_then(Value::as_str);
             let is_rollback = e.kind.starts_with("rollback")
+                || e.kind == crate::ROLLBACK_REQUESTED
+                || (e.kind == kind::RUN_REQUESTED
+                    && e.data.get("kind").and_then(Value::as_str) == Some(crate::ROLLBACK))
                 || (e.kind == kind::RUN_STATUS
                     && matches!(to, Some("rolling-back" | "rolled-back")));
             is_rollback.then(|| RollbackEvent {

@@ -37,14 +37,10 @@ async fn run_in(store: &AnyStore, args: &RollbackArgs) -> Result<ExitCode> {
             run.summary.status
         );
     }
-    let plan = golive_engine::stored_plan(&run)?;
-    if golive_engine::rollback_item(&plan).is_none() {
-        bail!("the plan of run {} has no items", args.run);
-    }
     let recorded =
-        golive_engine::request_rollback(store, &args.run, &plan, &args.by, &args.reason).await?;
+        golive_engine::request_rollback(store, &args.run, &args.by, &args.reason).await?;
     if !recorded {
-        let earlier = golive_engine::rollback_request(store, &args.run, &plan).await?;
+        let earlier = golive_engine::rollback_request(store, &args.run).await?;
         let who = earlier.map(|s| s.by).unwrap_or_default();
         eprintln!(
             "run {}: a rollback was already requested by {who}; it stands",

@@ -80,9 +80,9 @@ async fn status_in(store: &AnyStore, args: &StatusArgs, output: Output) -> Resul
         }
         items.push(item_json(phase_title, item, state));
     }
-    let rollback = golive_engine::rollback_request(store, &id, &plan)
+    let rollback = golive_engine::rollback_request(store, &id)
         .await?
-        .map(|r| json!({ "by": r.by, "reason": r.comment, "at": r.at.to_string() }));
+        .map(|r| json!({ "by": r.by, "reason": r.reason, "at": r.at.to_string() }));
     let report = json!({
         "run": run.summary,
         "phase": phase,
