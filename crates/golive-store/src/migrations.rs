@@ -17,37 +17,49 @@ pub(crate) static POSTGRES: Migrator = sqlx::migrate!("migrations/postgres");
 
 /// Applies the pending migrations; on a database that refuses writes,
 /// checks instead that none is pending. A migration that fails because
-/// another process applied it at the same moment (two `golive` commands
-/// opening a fresh SQLite file together) is found applied and is no error.
+/// another process is applying the same migrations at the same moment (two
+/// `golive` commands opening a fresh SQLite file together) is retried: the
+/// next pass skips what the other process applied.
 pub(crate) async fn apply<C: Migrate>(
     migrator: &Migrator,
     conn: &mut C,
     url: &DbUrl,
 ) -> Result<(), StoreError> {
-    let err = match migrator.run_direct(conn).await {
-        Ok(()) => return Ok(()),
-        Err(err) => err,
-    };
-    let refused = matches!(&err, MigrateError::Execute(e) if is_read_only(e));
-    let raced = matches!(
-        &err,
-        MigrateError::Execute(_) | MigrateError::ExecuteMigration(..)
-    );
-    if (refused || raced)
-        && let Ok(applied) = conn.list_applied_migrations().await
-        && migrator
-            .iter()
-            .filter(|m| m.migration_type.is_up_migration())
-            .all(|m| {
-                applied
-                    .iter()
-                    .any(|a| a.version == m.version && a.checksum == m.checksum)
-            })
-    {
-        return Ok(());
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let err = match migrator.run_direct(conn).await {
+            Ok(()) => return Ok(()),
+            Err(err) => err,
+        };
+        let refused = matches!(&err, MigrateError::Execute(e) if is_read_only(e));
+        let raced = matches!(
+            &err,
+            MigrateError::Execute(_) | MigrateError::ExecuteMigration(..)
+        );
+        if (refused || raced) && all_applied(migrator, conn).await {
+            return Ok(());
+        }
+        if refused || !raced || attempts >= 20 {
+            return Err(StoreError::Migration {
+                url: url.clone(),
+                source: err,
+            });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
-    Err(StoreError::Migration {
-        url: url.clone(),
-        source: err,
-    })
+}
+
+async fn all_applied<C: Migrate>(migrator: &Migrator, conn: &mut C) -> bool {
+    let Ok(applied) = conn.list_applied_migrations().await else {
+        return false;
+    };
+    migrator
+        .iter()
+        .filter(|m| m.migration_type.is_up_migration())
+        .all(|m| {
+            applied
+                .iter()
+                .any(|a| a.version == m.version && a.checksum == m.checksum)
+        })
 }
