@@ -14,9 +14,11 @@
 //!   against an observation, and the default conditions of each probe kind.
 //! - `tlsconf`: the rustls settings shared by the HTTP, TLS and Prometheus
 //!   probes (ring provider, webpki roots plus an optional CA file).
+//! - [`shell`]: `sh -c` in its own process group with capped output, shared
+//!   by the command probe and the engine's `run` items.
 //!
-//! The public surface is [`Vars`], [`run_check`] and [`CheckResult`]; the
-//! `golive ready` command and the run engine build on it.
+//! The public surface is [`Vars`], [`run_check`] and [`CheckResult`] (and
+//! [`shell`]); the `golive ready` command and the run engine build on it.
 
 #![deny(missing_docs)]
 
@@ -30,6 +32,7 @@ mod observation;
 mod postgres;
 mod prometheus;
 mod redis;
+pub mod shell;
 mod tcp;
 mod tls;
 mod tlsconf;

@@ -2,38 +2,22 @@
 //! variables and secrets as environment variables, a timeout per attempt,
 //! retries with a doubling backoff, and output captured, capped and redacted.
 //!
-//! The whole process group is killed when an attempt times out and when the
-//! shell exits (as the command probe does), so a step never leaves a stuck
-//! child behind holding its output pipes open.
+//! Process handling — its own process group, killed when an attempt times
+//! out, when the shell exits and when the attempt is cancelled (a stop
+//! signal) — is `golive_probe::shell`'s, shared with the command probe.
 
-use std::os::unix::process::ExitStatusExt;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use golive_plan::{Item, Plan, Run};
 use golive_probe::Vars;
+use golive_probe::shell::{self, Captured, Shell};
 use golive_store::{NewEvent, Outcome, Store};
-use rustix::process::{Pid, Signal, kill_process_group};
 use serde_json::{Value, json};
-use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::process::Command;
 
 use crate::{Ctx, Engine, EngineError};
 
 /// Output kept per stream; the rest is read and dropped.
 const MAX_OUTPUT: usize = 64 * 1024;
-
-/// Kills a process group when dropped, also when the attempt is cancelled.
-struct GroupGuard(Option<Pid>);
-
-impl Drop for GroupGuard {
-    fn drop(&mut self) {
-        if let Some(pid) = self.0.take() {
-            // ESRCH (the group is already gone) is the common, fine case.
-            let _ = kill_process_group(pid, Signal::KILL);
-        }
-    }
-}
 
 /// What one attempt produced.
 struct Attempt {
@@ -43,12 +27,6 @@ struct Attempt {
     stdout: Captured,
     stderr: Captured,
     duration: Duration,
-}
-
-#[derive(Default)]
-struct Captured {
-    text: String,
-    truncated: bool,
 }
 
 /// Runs the command until an attempt exits 0 or the retries are used up.
@@ -130,102 +108,37 @@ fn environment(plan: &Plan, vars: &Vars, overrides: &[(String, String)]) -> Vec<
 }
 
 async fn attempt(run: &Run, vars: &Vars, env: &[(String, String)]) -> Attempt {
+    let mut env = env.to_vec();
+    env.extend(run.env.iter().map(|(k, v)| (k.clone(), vars.expand(v))));
+    let shell = Shell {
+        command: &run.command,
+        env,
+        workdir: run.workdir.as_ref().map(|d| vars.expand(d)),
+        timeout: Some(run.timeout),
+        max_output: MAX_OUTPUT,
+    };
     let started = Instant::now();
-    let failed = |error: String| Attempt {
-        exit_code: None,
-        timed_out: false,
-        error: Some(vars.redact(&error)),
-        stdout: Captured::default(),
-        stderr: Captured::default(),
-        duration: started.elapsed(),
-    };
-    // `/bin/sh` as system(3) uses: no PATH search (eight failed `execve`s
-    // per item on a typical PATH).
-    let mut command = Command::new("/bin/sh");
-    command
-        .arg("-c")
-        .arg(&run.command)
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .envs(run.env.iter().map(|(k, v)| (k.clone(), vars.expand(v))))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    if let Some(dir) = &run.workdir {
-        let dir = vars.expand(dir);
-        if !std::path::Path::new(&dir).is_dir() {
-            return failed(format!("workdir `{dir}` is not a directory"));
-        }
-        command.current_dir(dir);
-    }
-    let mut child = match command.spawn() {
-        Ok(c) => c,
-        Err(e) => return failed(format!("cannot start `sh -c`: {e}")),
-    };
-    let mut guard = GroupGuard(
-        child
-            .id()
-            .and_then(|id| i32::try_from(id).ok())
-            .and_then(Pid::from_raw),
-    );
-    let stdout = child.stdout.take();
-    let stderr = child.stderr.take();
-    let wait = async {
-        let status = tokio::select! {
-            s = child.wait() => Some(s),
-            _ = tokio::time::sleep(run.timeout) => None,
-        };
-        // Done or out of time: the whole group goes, which also closes the
-        // pipes the reads wait on.
-        drop(std::mem::replace(&mut guard, GroupGuard(None)));
-        match status {
-            Some(s) => (s, false),
-            None => (child.wait().await, true),
-        }
-    };
-    let ((status, timed_out), out, err) =
-        tokio::join!(wait, read_capped(stdout), read_capped(stderr));
-    let (exit_code, error) = match status {
-        Ok(s) => (s.code().or_else(|| s.signal().map(|sig| 128 + sig)), None),
-        Err(e) => (None, Some(format!("waiting for the command: {e}"))),
-    };
-    Attempt {
-        exit_code: if timed_out { None } else { exit_code },
-        timed_out,
-        error: if timed_out {
-            Some(format!(
-                "timed out after {}",
-                golive_plan::time::format_duration(run.timeout)
-            ))
-        } else {
-            error
+    match shell::run(shell).await {
+        Ok(done) => Attempt {
+            exit_code: done.exit_code,
+            timed_out: done.timed_out,
+            error: done.timed_out.then(|| {
+                format!(
+                    "timed out after {}",
+                    golive_plan::time::format_duration(run.timeout)
+                )
+            }),
+            stdout: done.stdout,
+            stderr: done.stderr,
+            duration: done.duration,
         },
-        stdout: out,
-        stderr: err,
-        duration: started.elapsed(),
-    }
-}
-
-async fn read_capped(stream: Option<impl AsyncRead + Unpin>) -> Captured {
-    let Some(mut stream) = stream else {
-        return Captured::default();
-    };
-    let mut kept = Vec::new();
-    let mut truncated = false;
-    let mut buf = [0u8; 8192];
-    loop {
-        match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                let room = MAX_OUTPUT.saturating_sub(kept.len());
-                truncated |= n > room;
-                kept.extend_from_slice(&buf[..n.min(room)]);
-            }
-        }
-    }
-    Captured {
-        text: String::from_utf8_lossy(&kept).into_owned(),
-        truncated,
+        Err(error) => Attempt {
+            exit_code: None,
+            timed_out: false,
+            error: Some(vars.redact(&error)),
+            stdout: Captured::default(),
+            stderr: Captured::default(),
+            duration: started.elapsed(),
+        },
     }
 }
