@@ -435,3 +435,79 @@ fn a_failed_step_stops_the_run_and_rollback_runs_the_rollback_items() {
     assert_eq!(item(&status, "never")["status"], "pending");
     assert_eq!(item(&status, "undo")["status"], "passed");
 }
+
+/// Several golive processes on one PostgreSQL: while one drives a run,
+/// another cannot; after the driver is killed (kill -9), two processes race
+/// to resume and exactly one executes the run, once its lease has expired.
+#[test]
+fn processes_sharing_postgres_never_drive_one_run_twice() {
+    let dir = scratch("engine-postgres-race");
+    let schema = PgSchema::create();
+    let journal = Journal::Postgres(schema.url());
+    std::fs::write(
+        dir.join("plan.yaml"),
+        "name: race\nphases:\n  - title: all\n    items:\n      - id: a\n        on_interrupt: rerun\n        run: {command: 'echo a >> out.txt; sleep 3'}\n      - id: b\n        run: {command: 'echo b >> out.txt'}\n",
+    )
+    .expect("plan");
+    let lines = |dir: &Path| std::fs::read_to_string(dir.join("out.txt")).unwrap_or_default();
+
+    let mut first = Running::start(&dir, &journal, &["run", "plan.yaml", "--lease-ttl", "1s"]);
+    let run = first.run_id();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !lines(&dir).contains('a') {
+        assert!(Instant::now() < deadline, "item a never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // While the first process drives the run, a second one is refused.
+    let o = golive(
+        &["run", "--resume", &run, "--lease-ttl", "1s"],
+        &dir,
+        &journal,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("is being driven by"), "{}", stderr(&o));
+
+    first.child.kill().expect("kill -9");
+    let _ = first.child.wait();
+    // Let the dead process's lease expire, then race two resumes.
+    std::thread::sleep(Duration::from_millis(1500));
+    let racers: Vec<Child> = (0..2)
+        .map(|_| {
+            command(
+                &["run", "--resume", &run, "--lease-ttl", "1s"],
+                &dir,
+                &journal,
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("golive starts")
+        })
+        .collect();
+    let outcomes: Vec<Output> = racers
+        .into_iter()
+        .map(|c| c.wait_with_output().expect("golive ends"))
+        .collect();
+    let winners = outcomes
+        .iter()
+        .filter(|o| o.status.code() == Some(0))
+        .count();
+    let refused = outcomes
+        .iter()
+        .filter(|o| o.status.code() == Some(2) && stderr(o).contains("is being driven by"))
+        .count();
+    assert_eq!(
+        (winners, refused),
+        (1, 1),
+        "{:?}",
+        outcomes.iter().map(stderr).collect::<Vec<_>>()
+    );
+    // `a` was killed mid-command and rerun once; `b` ran exactly once.
+    assert_eq!(lines(&dir), "a\na\nb\n");
+    let status = json(&golive(
+        &["status", &run, "--output", "json"],
+        &dir,
+        &journal,
+    ));
+    assert_eq!(status["run"]["status"], "succeeded", "{status:#}");
+}
