@@ -9,6 +9,7 @@
 use std::fmt::Write as _;
 
 use comfy_table::{Cell, Table, presets::UTF8_FULL_CONDENSED};
+use golive_engine::report::xml_escape as xml;
 use golive_probe::{CheckResult, Status};
 use serde::Serialize;
 
@@ -311,24 +312,6 @@ fn subject(condition: &str) -> &str {
 
 fn md(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
-}
-
-/// Escapes text for XML attributes and content, dropping characters XML 1.0 forbids.
-pub fn xml(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\t' | '\n' | '\r' => out.push(c),
-            c if (c as u32) < 0x20 || c == '\u{fffe}' || c == '\u{ffff}' => {}
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

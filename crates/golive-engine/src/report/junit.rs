@@ -17,7 +17,8 @@ pub fn to_junit(r: &Report) -> String {
 }
 
 /// Escapes text for XML content and attribute values; drops characters XML 1.0 forbids.
-fn esc(s: &str) -> String {
+/// Shared with `golive ready`'s JUnit report.
+pub fn xml_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -73,14 +74,14 @@ fn write_report(out: &mut String, r: &Report) -> std::fmt::Result {
     writeln!(
         out,
         "<testsuites name=\"{}\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\">",
-        esc(&format!("golive {} {}", r.plan.name, r.run.id)),
+        xml_escape(&format!("golive {} {}", r.plan.name, r.run.id)),
         all.len()
     )?;
     for (title, items) in &suites {
         writeln!(
             out,
             "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\">",
-            esc(title),
+            xml_escape(title),
             items.len(),
             count(items, &[ResultKind::Failed]),
             count(
@@ -96,8 +97,8 @@ fn write_report(out: &mut String, r: &Report) -> std::fmt::Result {
             write!(
                 out,
                 "    <testcase name=\"{}\" classname=\"{}\" time=\"{:.3}\"",
-                esc(&i.title),
-                esc(&format!("{}.{}", i.kind, i.id)),
+                xml_escape(&i.title),
+                xml_escape(&format!("{}.{}", i.kind, i.id)),
                 seconds(i)
             )?;
             match i.result {
@@ -123,8 +124,8 @@ fn write_report(out: &mut String, r: &Report) -> std::fmt::Result {
                     writeln!(
                         out,
                         "      <failure message=\"{}\">{}</failure>",
-                        esc(&message),
-                        esc(&body)
+                        xml_escape(&message),
+                        xml_escape(&body)
                     )?;
                     writeln!(out, "    </testcase>")?;
                 }
@@ -142,7 +143,7 @@ fn write_report(out: &mut String, r: &Report) -> std::fmt::Result {
                         (other, _) => format!("not finished: {}", other.as_str()),
                     };
                     writeln!(out, ">")?;
-                    writeln!(out, "      <skipped message=\"{}\"/>", esc(&message))?;
+                    writeln!(out, "      <skipped message=\"{}\"/>", xml_escape(&message))?;
                     writeln!(out, "    </testcase>")?;
                 }
             }

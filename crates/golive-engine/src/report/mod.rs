@@ -44,7 +44,7 @@ use serde_json::Value;
 use crate::{EngineError, stored_plan};
 
 pub use html::to_html;
-pub use junit::to_junit;
+pub use junit::{to_junit, xml_escape};
 pub use markdown::to_markdown;
 
 /// The version of the JSON shape; raised only if a field changes meaning.

@@ -30,6 +30,20 @@ pub async fn open(args: &StoreArgs) -> Result<AnyStore> {
 }
 
 /// The run, or a clear error naming the journal.
+/// The given run, or the newest in the journal when none is given.
+pub async fn run_or_newest(store: &AnyStore, run: Option<&RunId>) -> Result<RunId> {
+    match run {
+        Some(id) => Ok(id.clone()),
+        None => store
+            .list_runs(1)
+            .await?
+            .into_iter()
+            .next()
+            .map(|r| r.id)
+            .with_context(|| format!("no runs in the journal at {}", store.url())),
+    }
+}
+
 pub async fn get_run(store: &AnyStore, run: &RunId) -> Result<Run> {
     match store.get_run(run).await {
         Ok(r) => Ok(r),

@@ -36,16 +36,7 @@ pub fn run(args: &ReportArgs) -> Result<ExitCode> {
 }
 
 async fn render(store: &AnyStore, args: &ReportArgs) -> Result<String> {
-    let id = match &args.run {
-        Some(id) => id.clone(),
-        None => store
-            .list_runs(1)
-            .await?
-            .into_iter()
-            .next()
-            .map(|r| r.id)
-            .with_context(|| format!("no runs in the journal at {}", store.url()))?,
-    };
+    let id = journal::run_or_newest(store, args.run.as_ref()).await?;
     // A clear "no run" error naming the journal, before the report reads it.
     journal::get_run(store, &id).await?;
     let r = report::build(store, &id).await?;

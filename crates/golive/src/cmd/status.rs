@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use comfy_table::Table;
 use golive_plan::{Item, ItemKind, Plan};
 use golive_store::{AnyStore, Decision, ItemState, ItemStatus, Run, Store};
@@ -52,16 +52,7 @@ pub fn status(args: &StatusArgs, output: Output) -> Result<ExitCode> {
 }
 
 async fn status_in(store: &AnyStore, args: &StatusArgs, output: Output) -> Result<ExitCode> {
-    let id = match &args.run {
-        Some(id) => id.clone(),
-        None => store
-            .list_runs(1)
-            .await?
-            .into_iter()
-            .next()
-            .map(|r| r.id)
-            .with_context(|| format!("no runs in the journal at {}", store.url()))?,
-    };
+    let id = journal::run_or_newest(store, args.run.as_ref()).await?;
     let run = journal::get_run(store, &id).await?;
     let plan = golive_engine::stored_plan(&run)?;
     let states = store.item_states(&id).await?;
