@@ -269,6 +269,9 @@ fn the_demo_record_in_every_format() {
         "**Change Ticket**: CHG-1042 (by bob)",
         "**Verified at**: 14:02 (by bob)",
         "  - **Orders placed**: 3 (by bob)",
+        // Nobody gave the deployment phase's start time: the journal does.
+        "**Start Time**: 20",
+        "(by the journal)",
         "- [x] Release manager and ops agree to go live — approved",
         "  - **release-manager**: approved by alice at ",
         "— “ship <it> & go”",

@@ -521,7 +521,10 @@ pub async fn build<S: Store>(store: &S, run: &RunId) -> Result<Report, EngineErr
             record: phase
                 .record
                 .iter()
-                .map(|r| blank(r, first_given(r, &in_phase)))
+                .map(|r| {
+                    let b = blank(r, first_given(r, &in_phase));
+                    from_journal(b, started_at, finished_at)
+                })
                 .collect(),
             items,
         });
@@ -531,12 +534,6 @@ pub async fn build<S: Store>(store: &S, run: &RunId) -> Result<Report, EngineErr
         .items
         .iter()
         .filter_map(|i| reports.remove(i.id.as_str()))
-        .collect();
-    let anywhere = |_: &str| true;
-    let record = plan
-        .record
-        .iter()
-        .map(|r| blank(r, first_given(r, &anywhere)))
         .collect();
 
     let mut summary = BTreeMap::new();
@@ -582,6 +579,15 @@ pub async fn build<S: Store>(store: &S, run: &RunId) -> Result<Report, EngineErr
         None
     };
     let started_at = states.values().filter_map(|s| s.started_at).min();
+    let anywhere = |_: &str| true;
+    let record = plan
+        .record
+        .iter()
+        .map(|r| {
+            let b = blank(r, first_given(r, &anywhere));
+            from_journal(b, started_at, finished_at)
+        })
+        .collect();
 
     Ok(Report {
         report_version: REPORT_VERSION,
@@ -691,6 +697,47 @@ fn item_report(
 }
 
 /// A time as people read it in a record: `2026-11-25 14:02:11 UTC`.
+/// Who fills a blank that the journal answers.
+pub const JOURNAL: &str = "the journal";
+
+/// Fills a blank a checklist leaves for the go-live's own clock ("Start
+/// Time", "Phase 1 Complete Time", "Deployment Date") from the journal, when
+/// nobody gave it a value. Other blanks are left as they are.
+fn from_journal(b: Blank, started: Option<Timestamp>, finished: Option<Timestamp>) -> Blank {
+    if b.value.is_some() {
+        return b;
+    }
+    let name = b.name.to_ascii_lowercase();
+    let ends = |suffixes: &[&str]| suffixes.iter().any(|s| name.ends_with(s));
+    let (at, date_only) = if ends(&["start time", "started", "started at"]) {
+        (started, false)
+    } else if ends(&[
+        "complete time",
+        "completion time",
+        "end time",
+        "finish time",
+        "completed at",
+        "finished at",
+    ]) {
+        (finished, false)
+    } else if ends(&["deployment date", "go-live date", "release date"]) {
+        (started, true)
+    } else {
+        return b;
+    };
+    let Some(at) = at else { return b };
+    Blank {
+        value: Some(if date_only {
+            at.strftime("%Y-%m-%d").to_string()
+        } else {
+            when(at)
+        }),
+        by: Some(JOURNAL.to_string()),
+        at: Some(at),
+        ..b
+    }
+}
+
 pub(crate) fn when(t: Timestamp) -> String {
     t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
@@ -713,6 +760,50 @@ mod tests {
         let (text, got) = decode_evidence(Some("{\"plain\": 1}"));
         assert_eq!(text.as_deref(), Some("{\"plain\": 1}"));
         assert!(got.is_empty());
+    }
+
+    #[test]
+    fn clock_blanks_are_filled_from_the_journal_and_people_win() {
+        let started: Timestamp = "2026-12-01T14:02:00Z".parse().expect("ts");
+        let finished: Timestamp = "2026-12-01T14:17:30Z".parse().expect("ts");
+        let empty = |name: &str| Blank {
+            name: name.into(),
+            value: None,
+            by: None,
+            at: None,
+        };
+        let filled = |name: &str| from_journal(empty(name), Some(started), Some(finished));
+        assert_eq!(
+            filled("Start Time").value.as_deref(),
+            Some("2026-12-01 14:02:00 UTC")
+        );
+        assert_eq!(filled("Start Time").by.as_deref(), Some(JOURNAL));
+        assert_eq!(
+            filled("Phase 1 Complete Time").value.as_deref(),
+            Some("2026-12-01 14:17:30 UTC")
+        );
+        assert_eq!(
+            filled("Deployment Date").value.as_deref(),
+            Some("2026-12-01")
+        );
+        // A person's blank stays a person's.
+        assert_eq!(filled("Deployment Engineer").value, None);
+        assert_eq!(filled("Date").value, None);
+        let given = Blank {
+            value: Some("14:00".into()),
+            by: Some("alice".into()),
+            ..empty("Start Time")
+        };
+        let kept = from_journal(given, Some(started), Some(finished));
+        assert_eq!(
+            (kept.value.as_deref(), kept.by.as_deref()),
+            (Some("14:00"), Some("alice"))
+        );
+        // A phase not finished yet leaves its end blank.
+        assert_eq!(
+            from_journal(empty("End Time"), Some(started), None).value,
+            None
+        );
     }
 
     #[test]
