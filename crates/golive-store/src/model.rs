@@ -545,6 +545,11 @@ pub mod kind {
     pub const RUN_REQUESTED: &str = "run.requested";
 }
 
+/// Parses JSON the store wrote itself; anything else means the database was changed behind its back.
+pub(crate) fn json(text: &str) -> Result<serde_json::Value, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("stored JSON: {e}")))
+}
+
 /// Lowercase hex SHA-256 of a plan text.
 pub(crate) fn sha256_hex(text: &str) -> String {
     use sha2::Digest;

@@ -15,7 +15,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRo
 use sqlx::{ConnectOptions, Connection, Row};
 use time::OffsetDateTime;
 
-use crate::model::{Move, sha256_hex, to_millis};
+use crate::model::{Move, json, sha256_hex, to_millis};
 use crate::{
     Confirmation, DbUrl, Event, ItemState, ItemStatus, NewConfirmation, NewEvent, NewRequest,
     NewRun, NewSignature, Request, Run, RunId, RunStatus, RunSummary, Signature, Store, StoreError,
@@ -95,10 +95,6 @@ fn opt_ts(t: Option<OffsetDateTime>) -> Result<Option<Timestamp>> {
 fn odt(t: Timestamp) -> Result<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp_nanos(t.as_nanosecond())
         .map_err(|e| StoreError::Corrupt(format!("timestamp {t}: {e}")))
-}
-
-fn json(text: &str) -> Result<Value> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("stored JSON: {e}")))
 }
 
 fn summary_from(row: &PgRow) -> Result<RunSummary> {

@@ -24,7 +24,7 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Connection, Row};
 
 use crate::error::{is_cant_open, is_read_only};
-use crate::model::{Move, from_millis, sha256_hex, to_millis};
+use crate::model::{Move, from_millis, json, sha256_hex, to_millis};
 use crate::{
     Confirmation, DbUrl, Event, ItemState, ItemStatus, NewConfirmation, NewEvent, NewRequest,
     NewRun, NewSignature, Outcome, Request, Run, RunId, RunStatus, RunSummary, Signature, Store,
@@ -238,10 +238,6 @@ const EVENT_COLUMNS: &str = "seq, at, kind, item_id, actor, data";
 
 fn opt_time(ms: Option<i64>) -> Result<Option<Timestamp>> {
     ms.map(from_millis).transpose()
-}
-
-fn json(text: &str) -> Result<Value> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("stored JSON: {e}")))
 }
 
 fn summary_from(row: &SqliteRow) -> Result<RunSummary> {
