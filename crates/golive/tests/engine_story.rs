@@ -3,14 +3,15 @@
 //! the refusals (`approve` by a non-member, an unknown item, resuming a
 //! finished run) are clear, exit 2 and leave the journal untouched.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+mod util;
+
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sqlx::Connection;
+use util::Running;
 
 /// Where a test's journal lives.
 enum Journal {
@@ -91,67 +92,10 @@ phases:
         notify: {channel: log, message: "going live, ${GREETING}"}
 "#;
 
-/// `golive run` in the background, with its stderr lines on a channel.
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Running {
-    fn start(dir: &Path, journal: &Journal, args: &[&str]) -> Running {
-        let mut child = command(args, dir, journal)
-            .env("STORY_TOKEN", "s3cret-token")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("golive run starts");
-        let (tx, lines) = mpsc::channel();
-        let err = child.stderr.take().expect("stderr");
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Running {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Waits (up to 30 s) for a stderr line containing `needle`.
-    fn wait_for(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.contains(needle) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!("no `{needle}` on stderr; saw:\n{}", self.seen.join("\n")),
-            }
-        }
-    }
-
-    fn run_id(&mut self) -> String {
-        let line = self.wait_for("started");
-        line.split_whitespace()
-            .nth(1)
-            .expect("run id on the first line")
-            .to_string()
-    }
-
-    fn finish(mut self) -> (i32, Vec<String>) {
-        let status = self.child.wait().expect("golive run ends");
-        self.seen.extend(self.lines.iter());
-        (status.code().unwrap_or(-1), self.seen)
-    }
+fn start(dir: &Path, journal: &Journal, args: &[&str]) -> Running {
+    let mut cmd = command(args, dir, journal);
+    cmd.env("STORY_TOKEN", "s3cret-token");
+    Running::spawn(cmd, Duration::from_secs(30))
 }
 
 fn item<'a>(status: &'a Value, id: &str) -> &'a Value {
@@ -170,7 +114,7 @@ fn last_seq(dir: &Path, journal: &Journal, run: &str) -> i64 {
 /// run` waits; then the refusals.
 fn story(dir: &Path, journal: &Journal) {
     std::fs::write(dir.join("plan.yaml"), PLAN).expect("plan");
-    let mut running = Running::start(dir, journal, &["run", "plan.yaml"]);
+    let mut running = start(dir, journal, &["run", "plan.yaml"]);
     let run = running.run_id();
     let run = run.as_str();
     running.wait_for("waiting     runbook (task)");
@@ -451,7 +395,7 @@ fn processes_sharing_postgres_never_drive_one_run_twice() {
     .expect("plan");
     let lines = |dir: &Path| std::fs::read_to_string(dir.join("out.txt")).unwrap_or_default();
 
-    let mut first = Running::start(&dir, &journal, &["run", "plan.yaml", "--lease-ttl", "1s"]);
+    let mut first = start(&dir, &journal, &["run", "plan.yaml", "--lease-ttl", "1s"]);
     let run = first.run_id();
     let deadline = Instant::now() + Duration::from_secs(30);
     while !lines(&dir).contains('a') {

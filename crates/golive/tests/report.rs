@@ -4,13 +4,14 @@
 //! filled blanks and sign-offs, HTML escaped, JUnit that parses, JSON with
 //! its documented fields); failures and skips in JUnit.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+mod util;
+
+use std::process::{Command, Output};
+use std::time::Duration;
 
 use serde_json::Value;
+use util::Running;
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -49,70 +50,19 @@ fn ok(o: Output) -> String {
     String::from_utf8(o.stdout).expect("UTF-8 output")
 }
 
-/// `golive run` in the background, with its stderr lines on a channel.
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
+fn start(dir: &Path, args: &[&str]) -> Running {
+    Running::spawn(command(args, dir), Duration::from_secs(60))
 }
 
-impl Running {
-    fn start(dir: &Path, args: &[&str]) -> Running {
-        let mut child = command(args, dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("golive run starts");
-        let (tx, lines) = mpsc::channel();
-        let err = child.stderr.take().expect("stderr");
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Running {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    fn wait_for(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.contains(needle) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!("no `{needle}` on stderr; saw:\n{}", self.seen.join("\n")),
-            }
-        }
-    }
-
-    fn run_id(&mut self) -> String {
-        let line = self.wait_for("started");
-        line.split_whitespace()
-            .nth(1)
-            .expect("run id on the first line")
-            .to_string()
-    }
-
-    fn finish(mut self) -> i32 {
-        let status = self.child.wait().expect("golive run ends");
-        self.seen.extend(self.lines.iter());
-        assert!(
-            self.seen.iter().any(|l| l.contains(" succeeded")),
-            "{}",
-            self.seen.join("\n")
-        );
-        status.code().unwrap_or(-1)
-    }
+/// Waits for the run to end; it must have succeeded.
+fn finish(running: Running) -> i32 {
+    let (code, seen) = running.finish();
+    assert!(
+        seen.iter().any(|l| l.contains(" succeeded")),
+        "{}",
+        seen.join("\n")
+    );
+    code
 }
 
 #[test]
@@ -123,7 +73,7 @@ fn an_imported_checklist_comes_back_as_a_completed_copy() {
     let source_arg = source.display().to_string();
     ok(golive(&["import", &source_arg, "-o", "plan.yaml"], &dir));
 
-    let mut running = Running::start(&dir, &["run", "plan.yaml"]);
+    let mut running = start(&dir, &["run", "plan.yaml"]);
     let run = running.run_id();
     // Every task of the phases, confirmed from a second process.
     let status: Value =
@@ -141,7 +91,7 @@ fn an_imported_checklist_comes_back_as_a_completed_copy() {
         confirmed += 1;
     }
     assert_eq!(confirmed, 84);
-    assert_eq!(running.finish(), 0);
+    assert_eq!(finish(running), 0);
 
     let report = ok(golive(&["report", &run], &dir));
     // Every checklist item of the source, ticked.
@@ -187,7 +137,7 @@ fn demo_run(name: &str) -> (PathBuf, String) {
     let plan = workspace().join("examples/golive-demo.yaml");
     let plan = plan.display().to_string();
     let out = format!("OUT={}", dir.join("out").display());
-    let mut running = Running::start(
+    let mut running = start(
         &dir,
         &["run", &plan, "--var", &out, "--t0", "2026-12-01T14:00:00Z"],
     );
@@ -253,7 +203,7 @@ fn demo_run(name: &str) -> (PathBuf, String) {
         ],
         &dir,
     ));
-    assert_eq!(running.finish(), 0);
+    assert_eq!(finish(running), 0);
     (dir, run)
 }
 
@@ -388,7 +338,7 @@ phases:
 "#,
     )
     .expect("plan");
-    let mut running = Running::start(&dir, &["run", "plan.yaml"]);
+    let mut running = start(&dir, &["run", "plan.yaml"]);
     let run = running.run_id();
     running.wait_for("waiting     later");
     ok(golive(
@@ -404,7 +354,7 @@ phases:
         ],
         &dir,
     ));
-    assert_eq!(running.finish(), 0);
+    assert_eq!(finish(running), 0);
 
     let xml = ok(golive(&["report", &run, "--format", "junit"], &dir));
     let doc = roxmltree::Document::parse(&xml).expect("JUnit parses as XML");

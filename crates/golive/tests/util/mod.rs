@@ -1,0 +1,75 @@
+//! Helpers shared by the integration tests that drive `golive run` in the
+//! background while a second process answers it.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// `golive run` in the background, with its stderr lines on a channel.
+pub struct Running {
+    pub child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+    patience: Duration,
+}
+
+impl Running {
+    /// Starts `cmd` (stdout discarded, stderr read line by line); `wait_for`
+    /// waits up to `patience` for a line.
+    pub fn spawn(mut cmd: Command, patience: Duration) -> Running {
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("golive run starts");
+        let (tx, lines) = mpsc::channel();
+        let err = child.stderr.take().expect("stderr");
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running {
+            child,
+            lines,
+            seen: Vec::new(),
+            patience,
+        }
+    }
+
+    /// Waits for a stderr line containing `needle`.
+    pub fn wait_for(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + self.patience;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!("no `{needle}` on stderr; saw:\n{}", self.seen.join("\n")),
+            }
+        }
+    }
+
+    /// The run id, from the first line (`started r-… …`).
+    pub fn run_id(&mut self) -> String {
+        let line = self.wait_for("started");
+        line.split_whitespace()
+            .nth(1)
+            .expect("run id on the first line")
+            .to_string()
+    }
+
+    /// Waits for the process; its exit code and every stderr line.
+    pub fn finish(mut self) -> (i32, Vec<String>) {
+        let status = self.child.wait().expect("golive run ends");
+        self.seen.extend(self.lines.iter());
+        (status.code().unwrap_or(-1), self.seen)
+    }
+}
