@@ -10,6 +10,10 @@
 //! an engine names the lease owner and fails with [`StoreError::LeaseLost`]
 //! once that owner no longer holds the run.
 //!
+//! The war-room server keeps its feature flags and API tokens here too, and
+//! an audit log of every mutation made through it or the CLI: each flag or
+//! token change writes its audit entry in the same transaction.
+//!
 //! # Layout
 //! - [`Store`] (this file): the one storage trait, its operations and their
 //!   rules; [`AnyStore`], the backend chosen once by [`open`] from the URL.
@@ -18,7 +22,8 @@
 //! - [`postgres`]: [`PgStore`], for several processes sharing one database;
 //!   the database's clock decides leases.
 //! - `model`: runs, item states, events, confirmations, signatures, and the
-//!   item transitions both backends enforce.
+//!   item transitions both backends enforce; the server's feature flags, API
+//!   tokens and audit log.
 //! - `url`: [`DbUrl`] (never prints a password), backend choice,
 //!   [`default_sqlite_path`].
 //! - `error`: [`StoreError`] and the sorting of database errors.
@@ -41,9 +46,10 @@ use serde_json::Value;
 
 pub use error::StoreError;
 pub use model::{
-    Confirmation, Decision, Event, InvalidRunId, ItemState, ItemStatus, NewConfirmation, NewEvent,
-    NewRequest, NewRun, NewSignature, Outcome, Request, Run, RunId, RunStatus, RunSummary,
-    Signature, kind,
+    Actor, AuditEntry, AuditFilter, Confirmation, Decision, Event, FlagRecord, InvalidRunId,
+    ItemState, ItemStatus, NewAudit, NewConfirmation, NewEvent, NewRequest, NewRun, NewSignature,
+    NewToken, Outcome, Request, Run, RunId, RunStatus, RunSummary, Signature, TokenRecord, action,
+    kind,
 };
 pub use postgres::PgStore;
 pub use sqlite::{ManualClock, SqliteStore};
@@ -214,6 +220,105 @@ pub trait Store: Send + Sync {
         &self,
         run: &RunId,
     ) -> impl Future<Output = Result<Vec<Request>, StoreError>> + Send;
+
+    /// Creates or replaces a flag. `expected_version`: `None` creates or
+    /// updates unconditionally; `Some(0)`: the flag must not exist yet;
+    /// `Some(v)`: it must currently be at version `v`; otherwise
+    /// [`StoreError::Conflict`] and nothing is written. The version starts
+    /// at 1 and grows by 1 per change. The same transaction appends the
+    /// audit entry ([`action::FLAG_CREATED`], or [`action::FLAG_UPDATED`]
+    /// with the old definition as `before`; target: the key, after: the new
+    /// definition) and bumps [`Store::flags_revision`]. An update whose
+    /// definition equals the stored one writes nothing and returns the
+    /// record unchanged.
+    ///
+    /// Flag writers are serialized (one at a time per database), so of two
+    /// writers expecting the same version exactly one succeeds.
+    fn put_flag(
+        &self,
+        key: &str,
+        definition: &Value,
+        expected_version: Option<i64>,
+        actor: &Actor,
+        reason: Option<&str>,
+    ) -> impl Future<Output = Result<FlagRecord, StoreError>> + Send;
+
+    /// Deletes a flag, auditing [`action::FLAG_DELETED`] (before: the old
+    /// definition) and bumping [`Store::flags_revision`] in the same
+    /// transaction; `false` if there was none (nothing written).
+    fn delete_flag(
+        &self,
+        key: &str,
+        actor: &Actor,
+        reason: Option<&str>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The flag, if it exists.
+    fn get_flag(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<FlagRecord>, StoreError>> + Send;
+
+    /// All flags, by key.
+    fn list_flags(&self) -> impl Future<Output = Result<Vec<FlagRecord>, StoreError>> + Send;
+
+    /// A number that grows whenever any flag is created, updated or deleted,
+    /// by any process sharing the database (a one-row counter bumped in the
+    /// change's transaction; 0 before the first change). One primary-key
+    /// lookup: servers poll it to refresh their in-memory flags. Read it
+    /// before [`Store::list_flags`], so that a change made in between shows
+    /// as a newer revision at the next poll.
+    fn flags_revision(&self) -> impl Future<Output = Result<i64, StoreError>> + Send;
+
+    /// The seq of the newest audit entry (0 when there is none): where a
+    /// reader that wants only entries from now on starts.
+    fn audit_head(&self) -> impl Future<Output = Result<i64, StoreError>> + Send;
+
+    /// Appends an audit entry for a mutation made elsewhere (run
+    /// confirmations through the API, token changes, …).
+    fn append_audit(
+        &self,
+        actor: &Actor,
+        entry: &NewAudit,
+    ) -> impl Future<Output = Result<AuditEntry, StoreError>> + Send;
+
+    /// The audit entries `filter` selects, oldest first (by seq). On
+    /// PostgreSQL, seqs are taken in write order but committed in commit
+    /// order: a reader paging by seq may, rarely, miss an entry whose lower
+    /// seq committed after it read a higher one.
+    fn audit(
+        &self,
+        filter: &AuditFilter,
+    ) -> impl Future<Output = Result<Vec<AuditEntry>, StoreError>> + Send;
+
+    /// Stores a token (the caller hashes the secret; the store never sees
+    /// it), auditing [`action::TOKEN_CREATED`] (after: `id`, `name`, `role`,
+    /// `expires_at`, never the hash) in the same transaction. A duplicate id
+    /// or hash is a [`StoreError::Conflict`].
+    fn create_token(
+        &self,
+        token: &NewToken,
+        actor: &Actor,
+    ) -> impl Future<Output = Result<TokenRecord, StoreError>> + Send;
+
+    /// The token with this secret hash, if any: expired and revoked ones
+    /// too, the caller decides and says why.
+    fn token_by_secret(
+        &self,
+        secret_sha256: &str,
+    ) -> impl Future<Output = Result<Option<TokenRecord>, StoreError>> + Send;
+
+    /// All tokens, oldest first (revoked and expired ones too).
+    fn list_tokens(&self) -> impl Future<Output = Result<Vec<TokenRecord>, StoreError>> + Send;
+
+    /// Revokes a token, auditing [`action::TOKEN_REVOKED`] (after: `id`,
+    /// `name`, `role`, `revoked_at`) in the same transaction; `false` if it
+    /// is unknown or already revoked (nothing written).
+    fn revoke_token(
+        &self,
+        id: &str,
+        actor: &Actor,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Closes the connections, waiting for them (SQLite checkpoints its WAL).
     fn close(&self) -> impl Future<Output = ()> + Send;
@@ -392,6 +497,77 @@ impl Store for AnyStore {
 
     async fn requests(&self, run: &RunId) -> Result<Vec<Request>, StoreError> {
         delegate!(self, s => s.requests(run))
+    }
+
+    async fn put_flag(
+        &self,
+        key: &str,
+        definition: &Value,
+        expected_version: Option<i64>,
+        actor: &Actor,
+        reason: Option<&str>,
+    ) -> Result<FlagRecord, StoreError> {
+        delegate!(self, s => s.put_flag(key, definition, expected_version, actor, reason))
+    }
+
+    async fn delete_flag(
+        &self,
+        key: &str,
+        actor: &Actor,
+        reason: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        delegate!(self, s => s.delete_flag(key, actor, reason))
+    }
+
+    async fn get_flag(&self, key: &str) -> Result<Option<FlagRecord>, StoreError> {
+        delegate!(self, s => s.get_flag(key))
+    }
+
+    async fn list_flags(&self) -> Result<Vec<FlagRecord>, StoreError> {
+        delegate!(self, s => s.list_flags())
+    }
+
+    async fn flags_revision(&self) -> Result<i64, StoreError> {
+        delegate!(self, s => s.flags_revision())
+    }
+
+    async fn audit_head(&self) -> Result<i64, StoreError> {
+        delegate!(self, s => s.audit_head())
+    }
+
+    async fn append_audit(
+        &self,
+        actor: &Actor,
+        entry: &NewAudit,
+    ) -> Result<AuditEntry, StoreError> {
+        delegate!(self, s => s.append_audit(actor, entry))
+    }
+
+    async fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
+        delegate!(self, s => s.audit(filter))
+    }
+
+    async fn create_token(
+        &self,
+        token: &NewToken,
+        actor: &Actor,
+    ) -> Result<TokenRecord, StoreError> {
+        delegate!(self, s => s.create_token(token, actor))
+    }
+
+    async fn token_by_secret(
+        &self,
+        secret_sha256: &str,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        delegate!(self, s => s.token_by_secret(secret_sha256))
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        delegate!(self, s => s.list_tokens())
+    }
+
+    async fn revoke_token(&self, id: &str, actor: &Actor) -> Result<bool, StoreError> {
+        delegate!(self, s => s.revoke_token(id, actor))
     }
 
     async fn close(&self) {

@@ -519,6 +519,192 @@ pub struct Request {
     pub reason: Option<String>,
 }
 
+/// Who made a change, as the audit log records it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Actor {
+    /// A token's name or a person.
+    pub name: String,
+    /// Where the change came from: a client address such as
+    /// `127.0.0.1:50312`, or `cli`.
+    pub source: Option<String>,
+}
+
+/// A stored feature flag. Its definition is opaque JSON to the store (the
+/// flags crate parses it).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FlagRecord {
+    /// The flag's key.
+    pub key: String,
+    /// The definition, exactly as JSON compares (object key order is not
+    /// kept by PostgreSQL).
+    pub definition: Value,
+    /// 1 when created, one more per change.
+    pub version: i64,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it last changed.
+    pub updated_at: Timestamp,
+    /// Who changed it last ([`Actor::name`]).
+    pub updated_by: String,
+}
+
+/// One audit-log entry: every mutation made through the server or the CLI.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AuditEntry {
+    /// Position in the log: strictly increasing, not gap-free. On
+    /// PostgreSQL a seq is taken when the entry is written, so with
+    /// concurrent writers a lower seq may commit after a higher one: a
+    /// reader paging by seq can, rarely, miss such an entry.
+    pub seq: i64,
+    /// When it was written.
+    pub at: Timestamp,
+    /// Who ([`Actor::name`]).
+    pub actor: String,
+    /// From where ([`Actor::source`]).
+    pub source: Option<String>,
+    /// What was done, e.g. `flag.updated`; see [`action`].
+    pub action: String,
+    /// What it was done to: a flag's key, a token's id, a run's id, …
+    pub target: String,
+    /// The target before, if it existed and the action records it.
+    pub before: Option<Value>,
+    /// The target after, if it still exists and the action records it.
+    pub after: Option<Value>,
+    /// Why, as the actor said.
+    pub reason: Option<String>,
+}
+
+/// An audit entry to append ([`Store::append_audit`](crate::Store::append_audit)).
+#[derive(Clone, Debug, Default)]
+pub struct NewAudit {
+    /// What was done, e.g. `run.confirmed`.
+    pub action: String,
+    /// What it was done to.
+    pub target: String,
+    /// The target before.
+    pub before: Option<Value>,
+    /// The target after.
+    pub after: Option<Value>,
+    /// Why.
+    pub reason: Option<String>,
+}
+
+/// Which audit entries to list: every filter is optional and they are
+/// AND-ed; entries come oldest first (by seq), after `after_seq`, at most
+/// `limit` of them (0 gives none). Callers page by passing the last seq
+/// they saw as `after_seq`.
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    /// Only this actor's entries.
+    pub actor: Option<String>,
+    /// Only actions starting with this (case-sensitive), e.g. `flag.`.
+    pub action_prefix: Option<String>,
+    /// Only entries about this target.
+    pub target: Option<String>,
+    /// Only entries written at or after this moment.
+    pub since: Option<Timestamp>,
+    /// Only entries with a greater seq (0: from the start).
+    pub after_seq: i64,
+    /// At most this many entries.
+    pub limit: u32,
+}
+
+/// An API token to store. The caller generates the secret and hashes it;
+/// the store never sees the secret.
+#[derive(Clone, Debug)]
+pub struct NewToken {
+    /// Its public id (unique).
+    pub id: String,
+    /// A name for people and for the audit log.
+    pub name: String,
+    /// What it may do (the server's business).
+    pub role: String,
+    /// Lowercase hex SHA-256 of the secret (unique).
+    pub secret_sha256: String,
+    /// When it stops working, if ever (stored to the millisecond).
+    pub expires_at: Option<Timestamp>,
+}
+
+/// A stored API token. Serializing it never shows the secret's hash.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TokenRecord {
+    /// Its public id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// What it may do.
+    pub role: String,
+    /// Lowercase hex SHA-256 of the secret; never serialized.
+    #[serde(skip)]
+    pub secret_sha256: String,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it stops working, if ever.
+    pub expires_at: Option<Timestamp>,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<Timestamp>,
+    /// Who created it ([`Actor::name`]).
+    pub created_by: String,
+}
+
+/// An audit entry as both backends write it, borrowed from its parts.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct AuditRef<'a> {
+    pub(crate) action: &'a str,
+    pub(crate) target: &'a str,
+    pub(crate) before: Option<&'a Value>,
+    pub(crate) after: Option<&'a Value>,
+    pub(crate) reason: Option<&'a str>,
+}
+
+impl<'a> From<&'a NewAudit> for AuditRef<'a> {
+    fn from(e: &'a NewAudit) -> Self {
+        AuditRef {
+            action: &e.action,
+            target: &e.target,
+            before: e.before.as_ref(),
+            after: e.after.as_ref(),
+            reason: e.reason.as_deref(),
+        }
+    }
+}
+
+impl AuditRef<'_> {
+    /// The stored entry, once the database gave it its seq and time.
+    pub(crate) fn entry(self, seq: i64, at: Timestamp, actor: &Actor) -> AuditEntry {
+        AuditEntry {
+            seq,
+            at,
+            actor: actor.name.clone(),
+            source: actor.source.clone(),
+            action: self.action.to_string(),
+            target: self.target.to_string(),
+            before: self.before.cloned(),
+            after: self.after.cloned(),
+            reason: self.reason.map(str::to_string),
+        }
+    }
+}
+
+/// The audit actions the store writes itself.
+pub mod action {
+    /// `put_flag` created the flag. Target: the key; after: the definition.
+    pub const FLAG_CREATED: &str = "flag.created";
+    /// `put_flag` changed the flag. Target: the key; before and after: the
+    /// definitions.
+    pub const FLAG_UPDATED: &str = "flag.updated";
+    /// `delete_flag`. Target: the key; before: the definition.
+    pub const FLAG_DELETED: &str = "flag.deleted";
+    /// `create_token`. Target: the id; after: `id`, `name`, `role`,
+    /// `expires_at` (never the hash).
+    pub const TOKEN_CREATED: &str = "token.created";
+    /// `revoke_token`. Target: the id; after: `id`, `name`, `role`,
+    /// `revoked_at`.
+    pub const TOKEN_REVOKED: &str = "token.revoked";
+    /// The prefix of every flag action.
+    pub const FLAG_PREFIX: &str = "flag.";
+}
+
 /// The event kinds the store writes with each state change.
 pub mod kind {
     /// `create_run`. Data: `plan_name`, `plan_sha256`, `t0`, `items`.
@@ -548,6 +734,97 @@ pub mod kind {
 /// Parses JSON the store wrote itself; anything else means the database was changed behind its back.
 pub(crate) fn json(text: &str) -> Result<serde_json::Value, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("stored JSON: {e}")))
+}
+
+/// The smallest string greater than every string starting with `prefix`
+/// (in code point order, which is UTF-8 byte order), or `None` if there is
+/// none: `prefix <= s < upper` exactly when `s` starts with `prefix`.
+pub(crate) fn prefix_upper_bound(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = (u32::from(last) + 1..=u32::from(char::MAX)).find_map(char::from_u32);
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+/// The first whole millisecond at or after `t`, for "at or after" filters
+/// on millisecond timestamps.
+pub(crate) fn ceil_millis(t: Timestamp) -> i64 {
+    let ns = t.as_nanosecond();
+    let ms = ns.div_euclid(1_000_000) + i128::from(ns.rem_euclid(1_000_000) != 0);
+    i64::try_from(ms).unwrap_or(if ms < 0 { i64::MIN } else { i64::MAX })
+}
+
+/// What the audit log records of a token: never its hash.
+pub(crate) fn token_json(token: &TokenRecord) -> Value {
+    serde_json::json!({
+        "id": token.id,
+        "name": token.name,
+        "role": token.role,
+        "expires_at": token.expires_at,
+    })
+}
+
+/// What the audit log records of a revoked token.
+pub(crate) fn revoked_json(token: &TokenRecord) -> Value {
+    serde_json::json!({
+        "id": token.id,
+        "name": token.name,
+        "role": token.role,
+        "revoked_at": token.revoked_at,
+    })
+}
+
+/// A token refused because its id (`same_id`) or its secret hash is
+/// already stored; the message never shows the hash.
+pub(crate) fn token_taken(id: &str, same_id: bool) -> StoreError {
+    if same_id {
+        StoreError::Conflict(format!("a token with id `{id}` already exists"))
+    } else {
+        StoreError::Conflict(format!(
+            "token `{id}`: another token already has this secret"
+        ))
+    }
+}
+
+/// Sorts the error of inserting a token: a unique violation (a writer that
+/// raced past the check) is a conflict.
+pub(crate) fn token_insert_error(e: sqlx::Error, id: &str) -> StoreError {
+    if e.as_database_error()
+        .is_some_and(|d| d.is_unique_violation())
+    {
+        StoreError::Conflict(format!(
+            "token `{id}`: its id or its secret is already stored"
+        ))
+    } else {
+        StoreError::from(e)
+    }
+}
+
+/// What a flag's writer must find, given `expected_version`, when the flag
+/// is at `current` (`None`: it does not exist).
+pub(crate) fn check_flag_version(
+    key: &str,
+    expected: Option<i64>,
+    current: Option<i64>,
+) -> Result<(), StoreError> {
+    match (expected, current) {
+        (None, _) | (Some(0), None) => Ok(()),
+        (Some(0), Some(v)) => Err(StoreError::Conflict(format!(
+            "flag `{key}` already exists (version {v})"
+        ))),
+        (Some(want), None) => Err(StoreError::Conflict(format!(
+            "flag `{key}` does not exist (expected version {want})"
+        ))),
+        (Some(want), Some(v)) if want == v => Ok(()),
+        (Some(want), Some(v)) => Err(StoreError::Conflict(format!(
+            "flag `{key}` is at version {v}, not {want}: it changed meanwhile"
+        ))),
+    }
 }
 
 /// Lowercase hex SHA-256 of a plan text.
@@ -630,6 +907,46 @@ mod tests {
         assert!(transition::finish("x", ItemStatus::Pending, Outcome::Skipped).is_ok());
         assert!(transition::finish("x", ItemStatus::Pending, Outcome::Passed).is_err());
         assert!(transition::finish("x", ItemStatus::Passed, Outcome::Skipped).is_err());
+    }
+
+    #[test]
+    fn prefix_bounds_cover_exactly_the_prefixed_strings() {
+        assert_eq!(prefix_upper_bound("flag.").as_deref(), Some("flag/"));
+        assert_eq!(prefix_upper_bound("a\u{10FFFF}").as_deref(), Some("b"));
+        assert_eq!(prefix_upper_bound("\u{D7FF}").as_deref(), Some("\u{E000}"));
+        assert_eq!(prefix_upper_bound("\u{10FFFF}"), None);
+        assert_eq!(prefix_upper_bound(""), None);
+        let upper = prefix_upper_bound("ab").expect("bound");
+        for s in ["ab", "ab\u{10FFFF}", "abz", "ab.x"] {
+            assert!("ab" <= s && s < upper.as_str(), "{s}");
+        }
+        for s in ["a", "aa\u{10FFFF}", "ac", "b"] {
+            assert!(!("ab" <= s && s < upper.as_str()), "{s}");
+        }
+    }
+
+    #[test]
+    fn since_rounds_up_to_the_millisecond() {
+        let t = |s: &str| s.parse::<Timestamp>().expect("timestamp");
+        assert_eq!(ceil_millis(t("1970-01-01T00:00:01Z")), 1000);
+        assert_eq!(ceil_millis(t("1970-01-01T00:00:01.000001Z")), 1001);
+        assert_eq!(ceil_millis(t("1969-12-31T23:59:59.9995Z")), 0);
+    }
+
+    #[test]
+    fn flag_versions() {
+        assert!(check_flag_version("k", None, Some(3)).is_ok());
+        assert!(check_flag_version("k", Some(0), None).is_ok());
+        assert!(check_flag_version("k", Some(3), Some(3)).is_ok());
+        for (want, cur) in [(Some(0), Some(1)), (Some(2), Some(3)), (Some(1), None)] {
+            assert!(
+                matches!(
+                    check_flag_version("k", want, cur),
+                    Err(StoreError::Conflict(_))
+                ),
+                "{want:?} {cur:?}"
+            );
+        }
     }
 
     #[test]

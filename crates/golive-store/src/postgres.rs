@@ -15,11 +15,15 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRo
 use sqlx::{ConnectOptions, Connection, Row};
 use time::OffsetDateTime;
 
-use crate::model::{Move, json, sha256_hex, to_millis};
+use crate::model::{
+    AuditRef, Move, check_flag_version, json, prefix_upper_bound, revoked_json, sha256_hex,
+    to_millis, token_insert_error, token_json, token_taken,
+};
 use crate::{
-    Confirmation, DbUrl, Event, ItemState, ItemStatus, NewConfirmation, NewEvent, NewRequest,
-    NewRun, NewSignature, Request, Run, RunId, RunStatus, RunSummary, Signature, Store, StoreError,
-    kind, migrations,
+    Actor, AuditEntry, AuditFilter, Confirmation, DbUrl, Event, FlagRecord, ItemState, ItemStatus,
+    NewAudit, NewConfirmation, NewEvent, NewRequest, NewRun, NewSignature, NewToken, Request, Run,
+    RunId, RunStatus, RunSummary, Signature, Store, StoreError, TokenRecord, action, kind,
+    migrations,
 };
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -257,6 +261,108 @@ async fn append(
         actor: actor.map(str::to_string),
         data,
     })
+}
+
+const FLAG_COLUMNS: &str = "key, definition::text AS definition, version, created_at, \
+                            updated_at, updated_by";
+const AUDIT_COLUMNS: &str = "seq, at, actor, source, action, target, before::text AS before, \
+                             after::text AS after, reason";
+const TOKEN_COLUMNS: &str =
+    "id, name, role, secret_sha256, created_at, expires_at, revoked_at, created_by";
+
+fn flag_from(row: &PgRow) -> Result<FlagRecord> {
+    Ok(FlagRecord {
+        key: row.try_get("key")?,
+        definition: json(row.try_get("definition")?)?,
+        version: row.try_get("version")?,
+        created_at: ts(row.try_get("created_at")?)?,
+        updated_at: ts(row.try_get("updated_at")?)?,
+        updated_by: row.try_get("updated_by")?,
+    })
+}
+
+fn audit_from(row: &PgRow) -> Result<AuditEntry> {
+    let opt_json = |column: &str| -> Result<Option<Value>> {
+        row.try_get::<Option<&str>, _>(column)?
+            .map(json)
+            .transpose()
+    };
+    Ok(AuditEntry {
+        seq: row.try_get("seq")?,
+        at: ts(row.try_get("at")?)?,
+        actor: row.try_get("actor")?,
+        source: row.try_get("source")?,
+        action: row.try_get("action")?,
+        target: row.try_get("target")?,
+        before: opt_json("before")?,
+        after: opt_json("after")?,
+        reason: row.try_get("reason")?,
+    })
+}
+
+fn token_from(row: &PgRow) -> Result<TokenRecord> {
+    Ok(TokenRecord {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        role: row.try_get("role")?,
+        secret_sha256: row.try_get("secret_sha256")?,
+        created_at: ts(row.try_get("created_at")?)?,
+        expires_at: opt_ts(row.try_get("expires_at")?)?,
+        revoked_at: opt_ts(row.try_get("revoked_at")?)?,
+        created_by: row.try_get("created_by")?,
+    })
+}
+
+/// Appends an audit entry inside the transaction of the change it records.
+async fn audit_in(tx: &mut Tx, actor: &Actor, entry: AuditRef<'_>) -> Result<AuditEntry> {
+    let row = sqlx::query(
+        "INSERT INTO audit (actor, source, action, target, before, after, reason) \
+         VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7) RETURNING seq, at",
+    )
+    .bind(&actor.name)
+    .bind(&actor.source)
+    .bind(entry.action)
+    .bind(entry.target)
+    .bind(entry.before.map(Value::to_string))
+    .bind(entry.after.map(Value::to_string))
+    .bind(entry.reason)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(entry.entry(row.try_get("seq")?, ts(row.try_get("at")?)?, actor))
+}
+
+/// Takes the flag writers' lock (the `flags_revision` row) for this
+/// transaction: flag changes are serialized, so each one reads the state
+/// the previous one committed.
+async fn lock_flags(tx: &mut Tx) -> Result<()> {
+    sqlx::query("SELECT revision FROM flags_revision WHERE id = 1 FOR UPDATE")
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Tells pollers of `flags_revision` that the flags changed.
+async fn bump_flags_revision(tx: &mut Tx) -> Result<()> {
+    sqlx::query("UPDATE flags_revision SET revision = revision + 1 WHERE id = 1")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Refuses a token whose id or secret hash is already stored.
+async fn check_token_is_new(tx: &mut Tx, token: &NewToken) -> Result<()> {
+    let same_id: Option<bool> = sqlx::query_scalar(
+        "SELECT id = $1 FROM tokens WHERE id = $1 OR secret_sha256 = $2 ORDER BY id = $1 DESC \
+         LIMIT 1",
+    )
+    .bind(&token.id)
+    .bind(&token.secret_sha256)
+    .fetch_optional(&mut **tx)
+    .await?;
+    match same_id {
+        None => Ok(()),
+        Some(same_id) => Err(token_taken(&token.id, same_id)),
+    }
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
@@ -828,6 +934,286 @@ impl Store for PgStore {
                 })
             })
             .collect()
+        })
+        .await
+    }
+
+    async fn put_flag(
+        &self,
+        key: &str,
+        definition: &Value,
+        expected_version: Option<i64>,
+        actor: &Actor,
+        reason: Option<&str>,
+    ) -> Result<FlagRecord> {
+        self.ctx(async {
+            let mut tx = self.begin().await?;
+            lock_flags(&mut tx).await?;
+            let current = sqlx::query(&format!("SELECT {FLAG_COLUMNS} FROM flags WHERE key = $1"))
+                .bind(key)
+                .fetch_optional(&mut *tx)
+                .await?
+                .as_ref()
+                .map(flag_from)
+                .transpose()?;
+            check_flag_version(key, expected_version, current.as_ref().map(|f| f.version))?;
+            let audit = AuditRef {
+                action: action::FLAG_CREATED,
+                target: key,
+                before: None,
+                after: Some(definition),
+                reason,
+            };
+            let record = match current {
+                Some(current) if current.definition == *definition => return Ok(current),
+                Some(current) => {
+                    let row = sqlx::query(&format!(
+                        "UPDATE flags SET definition = $2::jsonb, version = version + 1, \
+                         updated_at = now(), updated_by = $3 WHERE key = $1 \
+                         RETURNING {FLAG_COLUMNS}"
+                    ))
+                    .bind(key)
+                    .bind(definition.to_string())
+                    .bind(&actor.name)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    let audit = AuditRef {
+                        action: action::FLAG_UPDATED,
+                        before: Some(&current.definition),
+                        ..audit
+                    };
+                    audit_in(&mut tx, actor, audit).await?;
+                    flag_from(&row)?
+                }
+                None => {
+                    let row = sqlx::query(&format!(
+                        "INSERT INTO flags (key, definition, version, updated_by) \
+                         VALUES ($1, $2::jsonb, 1, $3) RETURNING {FLAG_COLUMNS}"
+                    ))
+                    .bind(key)
+                    .bind(definition.to_string())
+                    .bind(&actor.name)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    audit_in(&mut tx, actor, audit).await?;
+                    flag_from(&row)?
+                }
+            };
+            bump_flags_revision(&mut tx).await?;
+            tx.commit().await?;
+            Ok(record)
+        })
+        .await
+    }
+
+    async fn delete_flag(&self, key: &str, actor: &Actor, reason: Option<&str>) -> Result<bool> {
+        self.ctx(async {
+            let mut tx = self.begin().await?;
+            lock_flags(&mut tx).await?;
+            let old: Option<String> =
+                sqlx::query_scalar("DELETE FROM flags WHERE key = $1 RETURNING definition::text")
+                    .bind(key)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let Some(old) = old else {
+                return Ok(false);
+            };
+            let audit = AuditRef {
+                action: action::FLAG_DELETED,
+                target: key,
+                before: Some(&json(&old)?),
+                after: None,
+                reason,
+            };
+            audit_in(&mut tx, actor, audit).await?;
+            bump_flags_revision(&mut tx).await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn get_flag(&self, key: &str) -> Result<Option<FlagRecord>> {
+        self.ctx(async {
+            sqlx::query(&format!("SELECT {FLAG_COLUMNS} FROM flags WHERE key = $1"))
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?
+                .as_ref()
+                .map(flag_from)
+                .transpose()
+        })
+        .await
+    }
+
+    async fn list_flags(&self) -> Result<Vec<FlagRecord>> {
+        self.ctx(async {
+            // `key` is COLLATE "C": byte order, as on SQLite.
+            sqlx::query(&format!("SELECT {FLAG_COLUMNS} FROM flags ORDER BY key"))
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(flag_from)
+                .collect()
+        })
+        .await
+    }
+
+    async fn flags_revision(&self) -> Result<i64> {
+        self.ctx(async {
+            Ok(
+                sqlx::query_scalar("SELECT revision FROM flags_revision WHERE id = 1")
+                    .fetch_one(&self.pool)
+                    .await?,
+            )
+        })
+        .await
+    }
+
+    async fn audit_head(&self) -> Result<i64> {
+        self.ctx(async {
+            Ok(
+                sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM audit")
+                    .fetch_one(&self.pool)
+                    .await?,
+            )
+        })
+        .await
+    }
+
+    async fn append_audit(&self, actor: &Actor, entry: &NewAudit) -> Result<AuditEntry> {
+        self.ctx(async {
+            let mut tx = self.begin().await?;
+            let entry = audit_in(&mut tx, actor, entry.into()).await?;
+            tx.commit().await?;
+            Ok(entry)
+        })
+        .await
+    }
+
+    async fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>> {
+        self.ctx(async {
+            let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(format!(
+                "SELECT {AUDIT_COLUMNS} FROM audit WHERE seq > "
+            ));
+            q.push_bind(filter.after_seq);
+            if let Some(actor) = &filter.actor {
+                q.push(" AND actor = ").push_bind(actor.as_str());
+            }
+            if let Some(prefix) = filter.action_prefix.as_deref().filter(|p| !p.is_empty()) {
+                // `action` is COLLATE "C": byte order, so the prefix is an
+                // index range.
+                q.push(" AND action >= ").push_bind(prefix);
+                if let Some(upper) = prefix_upper_bound(prefix) {
+                    q.push(" AND action < ").push_bind(upper);
+                }
+            }
+            if let Some(target) = &filter.target {
+                q.push(" AND target = ").push_bind(target.as_str());
+            }
+            if let Some(since) = filter.since {
+                q.push(" AND at >= ").push_bind(odt(since)?);
+            }
+            q.push(" ORDER BY seq LIMIT ")
+                .push_bind(i64::from(filter.limit));
+            q.build()
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(audit_from)
+                .collect()
+        })
+        .await
+    }
+
+    async fn create_token(&self, token: &NewToken, actor: &Actor) -> Result<TokenRecord> {
+        self.ctx(async {
+            let expires_at = token.expires_at.map(to_millis).transpose()?;
+            let mut tx = self.begin().await?;
+            check_token_is_new(&mut tx, token).await?;
+            let row = sqlx::query(&format!(
+                "INSERT INTO tokens (id, name, role, secret_sha256, expires_at, created_by) \
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING {TOKEN_COLUMNS}"
+            ))
+            .bind(&token.id)
+            .bind(&token.name)
+            .bind(&token.role)
+            .bind(&token.secret_sha256)
+            .bind(expires_at.map(odt).transpose()?)
+            .bind(&actor.name)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| token_insert_error(e, &token.id))?;
+            let record = token_from(&row)?;
+            let after = token_json(&record);
+            let audit = AuditRef {
+                action: action::TOKEN_CREATED,
+                target: &record.id,
+                before: None,
+                after: Some(&after),
+                reason: None,
+            };
+            audit_in(&mut tx, actor, audit).await?;
+            tx.commit().await?;
+            Ok(record)
+        })
+        .await
+    }
+
+    async fn token_by_secret(&self, secret_sha256: &str) -> Result<Option<TokenRecord>> {
+        self.ctx(async {
+            sqlx::query(&format!(
+                "SELECT {TOKEN_COLUMNS} FROM tokens WHERE secret_sha256 = $1"
+            ))
+            .bind(secret_sha256)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(token_from)
+            .transpose()
+        })
+        .await
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<TokenRecord>> {
+        self.ctx(async {
+            sqlx::query(&format!(
+                "SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created_at, id"
+            ))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(token_from)
+            .collect()
+        })
+        .await
+    }
+
+    async fn revoke_token(&self, id: &str, actor: &Actor) -> Result<bool> {
+        self.ctx(async {
+            let mut tx = self.begin().await?;
+            let row = sqlx::query(&format!(
+                "UPDATE tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL \
+                 RETURNING {TOKEN_COLUMNS}"
+            ))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(row) = row else {
+                return Ok(false);
+            };
+            let token = token_from(&row)?;
+            let after = revoked_json(&token);
+            let audit = AuditRef {
+                action: action::TOKEN_REVOKED,
+                target: id,
+                before: None,
+                after: Some(&after),
+                reason: None,
+            };
+            audit_in(&mut tx, actor, audit).await?;
+            tx.commit().await?;
+            Ok(true)
         })
         .await
     }

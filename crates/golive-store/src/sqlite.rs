@@ -24,11 +24,15 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Connection, Row};
 
 use crate::error::{is_cant_open, is_read_only};
-use crate::model::{Move, from_millis, json, sha256_hex, to_millis};
+use crate::model::{
+    AuditRef, Move, ceil_millis, check_flag_version, from_millis, json, prefix_upper_bound,
+    revoked_json, sha256_hex, to_millis, token_insert_error, token_json, token_taken,
+};
 use crate::{
-    Confirmation, DbUrl, Event, ItemState, ItemStatus, NewConfirmation, NewEvent, NewRequest,
-    NewRun, NewSignature, Outcome, Request, Run, RunId, RunStatus, RunSummary, Signature, Store,
-    StoreError, kind, migrations,
+    Actor, AuditEntry, AuditFilter, Confirmation, DbUrl, Event, FlagRecord, ItemState, ItemStatus,
+    NewAudit, NewConfirmation, NewEvent, NewRequest, NewRun, NewSignature, NewToken, Outcome,
+    Request, Run, RunId, RunStatus, RunSummary, Signature, Store, StoreError, TokenRecord, action,
+    kind, migrations,
 };
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -406,6 +410,97 @@ async fn append(
         actor: actor.map(str::to_string),
         data,
     })
+}
+
+const FLAG_COLUMNS: &str = "key, definition, version, created_at, updated_at, updated_by";
+const AUDIT_COLUMNS: &str = "seq, at, actor, source, action, target, before, after, reason";
+const TOKEN_COLUMNS: &str =
+    "id, name, role, secret_sha256, created_at, expires_at, revoked_at, created_by";
+
+fn flag_from(row: &SqliteRow) -> Result<FlagRecord> {
+    Ok(FlagRecord {
+        key: row.try_get("key")?,
+        definition: json(row.try_get("definition")?)?,
+        version: row.try_get("version")?,
+        created_at: from_millis(row.try_get("created_at")?)?,
+        updated_at: from_millis(row.try_get("updated_at")?)?,
+        updated_by: row.try_get("updated_by")?,
+    })
+}
+
+fn audit_from(row: &SqliteRow) -> Result<AuditEntry> {
+    let opt_json = |column: &str| -> Result<Option<Value>> {
+        row.try_get::<Option<&str>, _>(column)?
+            .map(json)
+            .transpose()
+    };
+    Ok(AuditEntry {
+        seq: row.try_get("seq")?,
+        at: from_millis(row.try_get("at")?)?,
+        actor: row.try_get("actor")?,
+        source: row.try_get("source")?,
+        action: row.try_get("action")?,
+        target: row.try_get("target")?,
+        before: opt_json("before")?,
+        after: opt_json("after")?,
+        reason: row.try_get("reason")?,
+    })
+}
+
+fn token_from(row: &SqliteRow) -> Result<TokenRecord> {
+    Ok(TokenRecord {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        role: row.try_get("role")?,
+        secret_sha256: row.try_get("secret_sha256")?,
+        created_at: from_millis(row.try_get("created_at")?)?,
+        expires_at: opt_time(row.try_get("expires_at")?)?,
+        revoked_at: opt_time(row.try_get("revoked_at")?)?,
+        created_by: row.try_get("created_by")?,
+    })
+}
+
+/// Appends an audit entry inside the transaction of the change it records.
+async fn audit_in(tx: &mut Tx, now: i64, actor: &Actor, entry: AuditRef<'_>) -> Result<AuditEntry> {
+    let seq: i64 = sqlx::query_scalar(
+        "INSERT INTO audit (at, actor, source, action, target, before, after, reason) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING seq",
+    )
+    .bind(now)
+    .bind(&actor.name)
+    .bind(&actor.source)
+    .bind(entry.action)
+    .bind(entry.target)
+    .bind(entry.before.map(Value::to_string))
+    .bind(entry.after.map(Value::to_string))
+    .bind(entry.reason)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(entry.entry(seq, from_millis(now)?, actor))
+}
+
+/// Tells pollers of `flags_revision` that the flags changed.
+async fn bump_flags_revision(tx: &mut Tx) -> Result<()> {
+    sqlx::query("UPDATE flags_revision SET revision = revision + 1 WHERE id = 1")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Refuses a token whose id or secret hash is already stored.
+async fn check_token_is_new(tx: &mut Tx, token: &NewToken) -> Result<()> {
+    let same_id: Option<bool> = sqlx::query_scalar(
+        "SELECT id = $1 FROM tokens WHERE id = $1 OR secret_sha256 = $2 ORDER BY id = $1 DESC \
+         LIMIT 1",
+    )
+    .bind(&token.id)
+    .bind(&token.secret_sha256)
+    .fetch_optional(&mut **tx)
+    .await?;
+    match same_id {
+        None => Ok(()),
+        Some(same_id) => Err(token_taken(&token.id, same_id)),
+    }
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
@@ -1006,6 +1101,300 @@ impl Store for SqliteStore {
                 })
             })
             .collect()
+        })
+        .await
+    }
+
+    async fn put_flag(
+        &self,
+        key: &str,
+        definition: &Value,
+        expected_version: Option<i64>,
+        actor: &Actor,
+        reason: Option<&str>,
+    ) -> Result<FlagRecord> {
+        self.ctx(async {
+            let now = self.now_ms();
+            let mut tx = self.begin().await?;
+            let current = sqlx::query(&format!("SELECT {FLAG_COLUMNS} FROM flags WHERE key = $1"))
+                .bind(key)
+                .fetch_optional(&mut *tx)
+                .await?
+                .as_ref()
+                .map(flag_from)
+                .transpose()?;
+            check_flag_version(key, expected_version, current.as_ref().map(|f| f.version))?;
+            let audit = AuditRef {
+                action: action::FLAG_CREATED,
+                target: key,
+                before: None,
+                after: Some(definition),
+                reason,
+            };
+            let record = match current {
+                Some(current) if current.definition == *definition => return Ok(current),
+                Some(current) => {
+                    let row = sqlx::query(&format!(
+                        "UPDATE flags SET definition = $2, version = version + 1, \
+                         updated_at = $3, updated_by = $4 WHERE key = $1 \
+                         RETURNING {FLAG_COLUMNS}"
+                    ))
+                    .bind(key)
+                    .bind(definition.to_string())
+                    .bind(now)
+                    .bind(&actor.name)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    let audit = AuditRef {
+                        action: action::FLAG_UPDATED,
+                        before: Some(&current.definition),
+                        ..audit
+                    };
+                    audit_in(&mut tx, now, actor, audit).await?;
+                    flag_from(&row)?
+                }
+                None => {
+                    let row = sqlx::query(&format!(
+                        "INSERT INTO flags (key, definition, version, created_at, updated_at, \
+                         updated_by) VALUES ($1, $2, 1, $3, $3, $4) RETURNING {FLAG_COLUMNS}"
+                    ))
+                    .bind(key)
+                    .bind(definition.to_string())
+                    .bind(now)
+                    .bind(&actor.name)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    audit_in(&mut tx, now, actor, audit).await?;
+                    flag_from(&row)?
+                }
+            };
+            bump_flags_revision(&mut tx).await?;
+            tx.commit().await?;
+            Ok(record)
+        })
+        .await
+    }
+
+    async fn delete_flag(&self, key: &str, actor: &Actor, reason: Option<&str>) -> Result<bool> {
+        self.ctx(async {
+            let now = self.now_ms();
+            let mut tx = self.begin().await?;
+            let old: Option<String> =
+                sqlx::query_scalar("DELETE FROM flags WHERE key = $1 RETURNING definition")
+                    .bind(key)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let Some(old) = old else {
+                return Ok(false);
+            };
+            let audit = AuditRef {
+                action: action::FLAG_DELETED,
+                target: key,
+                before: Some(&json(&old)?),
+                after: None,
+                reason,
+            };
+            audit_in(&mut tx, now, actor, audit).await?;
+            bump_flags_revision(&mut tx).await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn get_flag(&self, key: &str) -> Result<Option<FlagRecord>> {
+        self.ctx(async {
+            sqlx::query(&format!("SELECT {FLAG_COLUMNS} FROM flags WHERE key = $1"))
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?
+                .as_ref()
+                .map(flag_from)
+                .transpose()
+        })
+        .await
+    }
+
+    async fn list_flags(&self) -> Result<Vec<FlagRecord>> {
+        self.ctx(async {
+            sqlx::query(&format!("SELECT {FLAG_COLUMNS} FROM flags ORDER BY key"))
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(flag_from)
+                .collect()
+        })
+        .await
+    }
+
+    async fn flags_revision(&self) -> Result<i64> {
+        self.ctx(async {
+            Ok(
+                sqlx::query_scalar("SELECT revision FROM flags_revision WHERE id = 1")
+                    .fetch_one(&self.pool)
+                    .await?,
+            )
+        })
+        .await
+    }
+
+    async fn audit_head(&self) -> Result<i64> {
+        self.ctx(async {
+            Ok(
+                sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM audit")
+                    .fetch_one(&self.pool)
+                    .await?,
+            )
+        })
+        .await
+    }
+
+    async fn append_audit(&self, actor: &Actor, entry: &NewAudit) -> Result<AuditEntry> {
+        self.ctx(async {
+            let now = self.now_ms();
+            let mut tx = self.begin().await?;
+            let entry = audit_in(&mut tx, now, actor, entry.into()).await?;
+            tx.commit().await?;
+            Ok(entry)
+        })
+        .await
+    }
+
+    async fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>> {
+        self.ctx(async {
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
+                "SELECT {AUDIT_COLUMNS} FROM audit WHERE seq > "
+            ));
+            q.push_bind(filter.after_seq);
+            if let Some(actor) = &filter.actor {
+                q.push(" AND actor = ").push_bind(actor.as_str());
+            }
+            if let Some(prefix) = filter.action_prefix.as_deref().filter(|p| !p.is_empty()) {
+                // BINARY collation: byte order, so the prefix is an index range.
+                q.push(" AND action >= ").push_bind(prefix);
+                if let Some(upper) = prefix_upper_bound(prefix) {
+                    q.push(" AND action < ").push_bind(upper);
+                }
+            }
+            if let Some(target) = &filter.target {
+                q.push(" AND target = ").push_bind(target.as_str());
+            }
+            if let Some(since) = filter.since {
+                q.push(" AND at >= ").push_bind(ceil_millis(since));
+            }
+            q.push(" ORDER BY seq LIMIT ")
+                .push_bind(i64::from(filter.limit));
+            q.build()
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(audit_from)
+                .collect()
+        })
+        .await
+    }
+
+    async fn create_token(&self, token: &NewToken, actor: &Actor) -> Result<TokenRecord> {
+        self.ctx(async {
+            let now = self.now_ms();
+            let expires_at = token.expires_at.map(to_millis).transpose()?;
+            let mut tx = self.begin().await?;
+            check_token_is_new(&mut tx, token).await?;
+            sqlx::query(
+                "INSERT INTO tokens (id, name, role, secret_sha256, created_at, expires_at, \
+                 created_by) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&token.id)
+            .bind(&token.name)
+            .bind(&token.role)
+            .bind(&token.secret_sha256)
+            .bind(now)
+            .bind(expires_at.map(Timestamp::as_millisecond))
+            .bind(&actor.name)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| token_insert_error(e, &token.id))?;
+            let record = TokenRecord {
+                id: token.id.clone(),
+                name: token.name.clone(),
+                role: token.role.clone(),
+                secret_sha256: token.secret_sha256.clone(),
+                created_at: from_millis(now)?,
+                expires_at,
+                revoked_at: None,
+                created_by: actor.name.clone(),
+            };
+            let after = token_json(&record);
+            let audit = AuditRef {
+                action: action::TOKEN_CREATED,
+                target: &record.id,
+                before: None,
+                after: Some(&after),
+                reason: None,
+            };
+            audit_in(&mut tx, now, actor, audit).await?;
+            tx.commit().await?;
+            Ok(record)
+        })
+        .await
+    }
+
+    async fn token_by_secret(&self, secret_sha256: &str) -> Result<Option<TokenRecord>> {
+        self.ctx(async {
+            sqlx::query(&format!(
+                "SELECT {TOKEN_COLUMNS} FROM tokens WHERE secret_sha256 = $1"
+            ))
+            .bind(secret_sha256)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(token_from)
+            .transpose()
+        })
+        .await
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<TokenRecord>> {
+        self.ctx(async {
+            sqlx::query(&format!(
+                "SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created_at, id"
+            ))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(token_from)
+            .collect()
+        })
+        .await
+    }
+
+    async fn revoke_token(&self, id: &str, actor: &Actor) -> Result<bool> {
+        self.ctx(async {
+            let now = self.now_ms();
+            let mut tx = self.begin().await?;
+            let row = sqlx::query(&format!(
+                "UPDATE tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL \
+                 RETURNING {TOKEN_COLUMNS}"
+            ))
+            .bind(id)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(row) = row else {
+                return Ok(false);
+            };
+            let token = token_from(&row)?;
+            let after = revoked_json(&token);
+            let audit = AuditRef {
+                action: action::TOKEN_REVOKED,
+                target: id,
+                before: None,
+                after: Some(&after),
+                reason: None,
+            };
+            audit_in(&mut tx, now, actor, audit).await?;
+            tx.commit().await?;
+            Ok(true)
         })
         .await
     }

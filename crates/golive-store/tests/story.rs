@@ -7,8 +7,9 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use golive_store::{
-    AnyStore, Decision, ItemStatus, NewConfirmation, NewEvent, NewRequest, NewRun, NewSignature,
-    Outcome, RunId, RunStatus, Store, StoreError, kind,
+    Actor, AnyStore, AuditEntry, AuditFilter, Decision, ItemStatus, NewAudit, NewConfirmation,
+    NewEvent, NewRequest, NewRun, NewSignature, NewToken, Outcome, RunId, RunStatus, Store,
+    StoreError, action, kind,
 };
 use serde_json::json;
 use util::Fixture;
@@ -26,6 +27,10 @@ stories!(
     requests_count_once_and_need_no_lease,
     read_only_database_still_reads,
     unknown_runs_and_items_are_not_found,
+    flags_round_trip,
+    racing_flag_writers_one_wins,
+    audit_filters_and_pages,
+    tokens_round_trip,
 );
 
 const PLAN: &str = "# go-live\nname: shop\r\nphases:\n  - id: prep   \n    items: [\"é\", \"✓\"]\n\n\ttrailing tab\t\n";
@@ -728,14 +733,622 @@ async fn unknown_runs_and_items_are_not_found(fx: Fixture) {
     assert_eq!(kinds(s, &run).await.len(), 2, "nothing journaled");
 }
 
+fn actor(name: &str, source: &str) -> Actor {
+    Actor {
+        name: name.into(),
+        source: Some(source.into()),
+    }
+}
+
+/// The whole audit log, oldest first.
+async fn audit_log(store: &AnyStore) -> Vec<AuditEntry> {
+    let all = AuditFilter {
+        limit: 10_000,
+        ..Default::default()
+    };
+    store.audit(&all).await.expect("audit")
+}
+
+async fn last_audit(store: &AnyStore) -> AuditEntry {
+    audit_log(store).await.pop().expect("an audit entry")
+}
+
+async fn revision(store: &AnyStore) -> i64 {
+    store.flags_revision().await.expect("revision")
+}
+
+fn conflict<T: std::fmt::Debug>(r: Result<T, StoreError>) {
+    assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
+}
+
+async fn flags_round_trip(fx: Fixture) {
+    let s = &fx.store;
+    let alice = actor("alice", "127.0.0.1:50312");
+    let bob = actor("bob", "cli");
+    assert_eq!(revision(s).await, 0);
+    assert!(s.get_flag("checkout").await.expect("get").is_none());
+    assert!(s.list_flags().await.expect("list").is_empty());
+
+    // create
+    let v1 = json!({ "enabled": true, "rollout": { "percent": 10 }, "note": "é ✓" });
+    let created = s
+        .put_flag("checkout", &v1, Some(0), &alice, Some("launch"))
+        .await
+        .expect("create");
+    assert_eq!(
+        (created.key.as_str(), created.version, &created.definition),
+        ("checkout", 1, &v1)
+    );
+    assert_eq!(created.updated_by, "alice");
+    assert_eq!(created.created_at, created.updated_at);
+    assert_eq!(
+        s.get_flag("checkout").await.expect("get"),
+        Some(created.clone())
+    );
+    let r1 = revision(s).await;
+    assert!(r1 > 0);
+    let entry = last_audit(s).await;
+    assert_eq!(
+        (entry.action.as_str(), entry.target.as_str()),
+        (action::FLAG_CREATED, "checkout")
+    );
+    assert_eq!((entry.before, entry.after), (None, Some(v1.clone())));
+    assert_eq!(entry.reason.as_deref(), Some("launch"));
+    assert_eq!(entry.actor, "alice");
+    assert_eq!(entry.source.as_deref(), Some("127.0.0.1:50312"));
+
+    // update
+    fx.pass_time(Duration::from_millis(20)).await;
+    let v2 = json!({ "enabled": true, "rollout": { "percent": 50 } });
+    let updated = s
+        .put_flag("checkout", &v2, Some(1), &bob, None)
+        .await
+        .expect("update");
+    assert_eq!((updated.version, &updated.definition), (2, &v2));
+    assert_eq!(updated.created_at, created.created_at);
+    assert!(updated.updated_at > created.updated_at);
+    assert_eq!(updated.updated_by, "bob");
+    assert_eq!(
+        s.get_flag("checkout").await.expect("get"),
+        Some(updated.clone())
+    );
+    let r2 = revision(s).await;
+    assert!(r2 > r1);
+    let entry = last_audit(s).await;
+    assert_eq!(entry.action, action::FLAG_UPDATED);
+    assert_eq!(
+        (entry.before, entry.after),
+        (Some(v1.clone()), Some(v2.clone()))
+    );
+    assert_eq!((entry.actor.as_str(), entry.reason), ("bob", None));
+
+    // an identical definition (key order aside) writes nothing
+    let log = audit_log(s).await;
+    let same = json!({ "rollout": { "percent": 50 }, "enabled": true });
+    for expected in [None, Some(2)] {
+        let r = s
+            .put_flag("checkout", &same, expected, &alice, Some("again"))
+            .await
+            .expect("no-op");
+        assert_eq!(r, updated, "returned unchanged");
+    }
+    assert_eq!(revision(s).await, r2, "a no-op does not bump the revision");
+    assert_eq!(audit_log(s).await, log, "a no-op is not audited");
+
+    // expected versions
+    let v3 = json!({ "enabled": false });
+    conflict(s.put_flag("checkout", &v3, Some(0), &alice, None).await);
+    conflict(s.put_flag("checkout", &v3, Some(1), &alice, None).await);
+    conflict(s.put_flag("checkout", &v3, Some(5), &alice, None).await);
+    conflict(s.put_flag("nope", &v3, Some(3), &alice, None).await);
+    assert_eq!(
+        s.get_flag("checkout").await.expect("get"),
+        Some(updated.clone())
+    );
+    assert!(s.get_flag("nope").await.expect("get").is_none());
+    assert_eq!(revision(s).await, r2, "refused writes change nothing");
+    assert_eq!(audit_log(s).await, log);
+
+    // unconditional writes
+    let search = s
+        .put_flag("search", &json!(true), None, &alice, None)
+        .await
+        .expect("create");
+    assert_eq!(search.version, 1);
+    let search = s
+        .put_flag("search", &json!(false), None, &alice, None)
+        .await
+        .expect("update");
+    assert_eq!(search.version, 2);
+    s.put_flag("banner", &json!({ "text": "hi" }), Some(0), &bob, None)
+        .await
+        .expect("banner");
+    s.put_flag("Zeta", &json!([1, 2.5, null, "x"]), None, &bob, None)
+        .await
+        .expect("Zeta");
+    let keys: Vec<String> = s
+        .list_flags()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|f| f.key)
+        .collect();
+    assert_eq!(keys, ["Zeta", "banner", "checkout", "search"], "byte order");
+
+    // delete
+    let before = revision(s).await;
+    assert!(
+        s.delete_flag("checkout", &alice, Some("done"))
+            .await
+            .expect("delete")
+    );
+    assert!(s.get_flag("checkout").await.expect("get").is_none());
+    let after_delete = revision(s).await;
+    assert!(after_delete > before);
+    let entry = last_audit(s).await;
+    assert_eq!(
+        (entry.action.as_str(), entry.target.as_str()),
+        (action::FLAG_DELETED, "checkout")
+    );
+    assert_eq!((entry.before, entry.after), (Some(v2.clone()), None));
+    assert_eq!(entry.reason.as_deref(), Some("done"));
+    let log = audit_log(s).await;
+    assert!(
+        !s.delete_flag("checkout", &alice, None)
+            .await
+            .expect("again")
+    );
+    assert_eq!(revision(s).await, after_delete);
+    assert_eq!(
+        audit_log(s).await,
+        log,
+        "nothing to delete, nothing audited"
+    );
+    // created anew, from version 1
+    let again = s
+        .put_flag("checkout", &v3, Some(0), &alice, None)
+        .await
+        .expect("recreate");
+    assert_eq!(again.version, 1);
+
+    // another process sees the same flags and revision, and its changes
+    let other = fx.open_another().await;
+    assert_eq!(revision(&other).await, revision(s).await);
+    assert_eq!(
+        other.list_flags().await.expect("list"),
+        s.list_flags().await.expect("list")
+    );
+    let before = revision(s).await;
+    let banner = other
+        .put_flag("banner", &json!({ "text": "bye" }), Some(1), &bob, None)
+        .await
+        .expect("other writes");
+    assert!(revision(s).await > before, "seen by the first handle");
+    assert_eq!(s.get_flag("banner").await.expect("get"), Some(banner));
+    other.close().await;
+}
+
+async fn racing_flag_writers_one_wins(fx: Fixture) {
+    let a = fx.store.clone();
+    let b = fx.open_another().await;
+    const ROUNDS: i64 = 20;
+    for round in 0..ROUNDS {
+        // round 0 creates (Some(0)); round n expects version n
+        let expected = Some(round);
+        let tasks: Vec<_> = [a.clone(), b.clone()]
+            .into_iter()
+            .enumerate()
+            .map(|(writer, store)| {
+                tokio::spawn(async move {
+                    let definition = json!({ "round": round, "writer": writer });
+                    let who = actor(&format!("writer-{writer}"), "test");
+                    let r = store
+                        .put_flag("race", &definition, expected, &who, None)
+                        .await;
+                    (definition, r)
+                })
+            })
+            .collect();
+        let mut won = Vec::new();
+        for task in tasks {
+            match task.await.expect("task") {
+                (definition, Ok(record)) => won.push((definition, record)),
+                (_, Err(StoreError::Conflict(_))) => {}
+                (_, Err(e)) => panic!("round {round}: {e:?}"),
+            }
+        }
+        assert_eq!(won.len(), 1, "round {round}: {won:?}");
+        let (definition, record) = &won[0];
+        assert_eq!(record.version, round + 1);
+        let stored = a.get_flag("race").await.expect("get").expect("flag");
+        assert_eq!(
+            (&stored.definition, stored.version),
+            (definition, round + 1)
+        );
+    }
+    let audited = a
+        .audit(&AuditFilter {
+            target: Some("race".into()),
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .expect("audit");
+    assert_eq!(audited.len(), ROUNDS as usize, "one entry per winner");
+    assert_eq!(revision(&a).await, ROUNDS);
+    b.close().await;
+}
+
+async fn audit_filters_and_pages(fx: Fixture) {
+    let s = &fx.store;
+    let alice = actor("alice", "10.0.0.1:1");
+    let bob = actor("bob", "cli");
+    let carol = Actor {
+        name: "carol".into(),
+        source: None,
+    };
+    let note = |action: &str, target: &str| NewAudit {
+        action: action.into(),
+        target: target.into(),
+        after: Some(json!({ "by": "test" })),
+        ..Default::default()
+    };
+    assert_eq!(s.audit_head().await.expect("head"), 0, "an empty log");
+    let mut appended = Vec::new();
+    appended.push(
+        s.append_audit(&alice, &note("run.confirmed", "r-1"))
+            .await
+            .expect("append"),
+    );
+    appended.push(
+        s.append_audit(
+            &bob,
+            &NewAudit {
+                reason: Some("looks good".into()),
+                ..note("run.signed", "r-1")
+            },
+        )
+        .await
+        .expect("append"),
+    );
+    s.put_flag("f", &json!(1), None, &alice, None)
+        .await
+        .expect("flag");
+    fx.pass_time(Duration::from_millis(50)).await;
+    appended.push(
+        s.append_audit(&carol, &note("flagship.launched", "f"))
+            .await
+            .expect("append"),
+    );
+    s.put_flag("f", &json!(2), None, &bob, None)
+        .await
+        .expect("flag");
+    s.delete_flag("f", &alice, None).await.expect("delete");
+    appended.push(
+        s.append_audit(&bob, &note("run.confirmed", "r-2"))
+            .await
+            .expect("append"),
+    );
+
+    let all = audit_log(s).await;
+    assert_eq!(all.len(), 7);
+    assert_eq!(
+        s.audit_head().await.expect("head"),
+        all[6].seq,
+        "the head is the newest entry"
+    );
+    assert!(
+        all.windows(2).all(|w| w[0].seq < w[1].seq),
+        "strictly increasing"
+    );
+    for entry in &appended {
+        assert!(all.contains(entry), "{entry:?} is listed as appended");
+    }
+    assert_eq!(all[1].reason.as_deref(), Some("looks good"));
+    assert_eq!(
+        (all[3].actor.as_str(), all[3].source.as_deref()),
+        ("carol", None)
+    );
+
+    let seqs = |entries: Vec<AuditEntry>| -> Vec<i64> { entries.iter().map(|e| e.seq).collect() };
+    let pick = |idx: &[usize]| -> Vec<i64> { idx.iter().map(|i| all[*i].seq).collect() };
+    let find = |filter: AuditFilter| async move {
+        let filter = AuditFilter {
+            limit: 100,
+            ..filter
+        };
+        seqs(s.audit(&filter).await.expect("audit"))
+    };
+    assert_eq!(
+        find(AuditFilter {
+            actor: Some("alice".into()),
+            ..Default::default()
+        })
+        .await,
+        pick(&[0, 2, 5])
+    );
+    assert_eq!(
+        find(AuditFilter {
+            action_prefix: Some(action::FLAG_PREFIX.into()),
+            ..Default::default()
+        })
+        .await,
+        pick(&[2, 4, 5]),
+        "`flag.` does not match `flagship.`"
+    );
+    assert_eq!(
+        find(AuditFilter {
+            action_prefix: Some("run.".into()),
+            ..Default::default()
+        })
+        .await,
+        pick(&[0, 1, 6])
+    );
+    assert_eq!(
+        find(AuditFilter {
+            action_prefix: Some("RUN.".into()),
+            ..Default::default()
+        })
+        .await,
+        Vec::<i64>::new(),
+        "case-sensitive"
+    );
+    assert_eq!(
+        find(AuditFilter {
+            action_prefix: Some(String::new()),
+            ..Default::default()
+        })
+        .await,
+        seqs(all.clone()),
+        "an empty prefix matches everything"
+    );
+    assert_eq!(
+        find(AuditFilter {
+            target: Some("f".into()),
+            ..Default::default()
+        })
+        .await,
+        pick(&[2, 3, 4, 5])
+    );
+    assert_eq!(
+        find(AuditFilter {
+            actor: Some("bob".into()),
+            action_prefix: Some("run.".into()),
+            ..Default::default()
+        })
+        .await,
+        pick(&[1, 6]),
+        "filters are AND-ed"
+    );
+    assert_eq!(
+        find(AuditFilter {
+            since: Some(all[3].at),
+            ..Default::default()
+        })
+        .await,
+        pick(&[3, 4, 5, 6]),
+        "since is inclusive"
+    );
+    assert_eq!(
+        find(AuditFilter {
+            since: Some(all[3].at),
+            actor: Some("alice".into()),
+            ..Default::default()
+        })
+        .await,
+        pick(&[5])
+    );
+    assert_eq!(
+        find(AuditFilter {
+            actor: Some("nobody".into()),
+            ..Default::default()
+        })
+        .await,
+        Vec::<i64>::new()
+    );
+
+    // paging by after_seq
+    let mut paged = Vec::new();
+    let mut after_seq = 0;
+    loop {
+        let page = s
+            .audit(&AuditFilter {
+                after_seq,
+                limit: 2,
+                ..Default::default()
+            })
+            .await
+            .expect("page");
+        assert!(page.len() <= 2);
+        let Some(last) = page.last() else { break };
+        after_seq = last.seq;
+        paged.extend(page);
+    }
+    assert_eq!(paged, all);
+    let page = s
+        .audit(&AuditFilter {
+            actor: Some("alice".into()),
+            after_seq: all[0].seq,
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .expect("page");
+    assert_eq!(seqs(page), pick(&[2]));
+    assert!(
+        s.audit(&AuditFilter::default())
+            .await
+            .expect("limit 0")
+            .is_empty()
+    );
+}
+
+async fn tokens_round_trip(fx: Fixture) {
+    use sha2::Digest;
+    let s = &fx.store;
+    let admin = actor("admin", "cli");
+    let hash = |secret: &str| -> String {
+        sha2::Sha256::digest(secret.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    let (h1, h2) = (hash("secret-1"), hash("secret-2"));
+    let expires: jiff::Timestamp = "2030-01-01T00:00:00.123456789Z".parse().expect("timestamp");
+    let t1 = s
+        .create_token(
+            &NewToken {
+                id: "tok_1".into(),
+                name: "deploy-bot".into(),
+                role: "operator".into(),
+                secret_sha256: h1.clone(),
+                expires_at: Some(expires),
+            },
+            &admin,
+        )
+        .await
+        .expect("create");
+    assert_eq!(
+        (t1.id.as_str(), t1.name.as_str(), t1.role.as_str()),
+        ("tok_1", "deploy-bot", "operator")
+    );
+    assert_eq!(t1.secret_sha256, h1);
+    assert_eq!(t1.created_by, "admin");
+    assert_eq!(t1.revoked_at, None);
+    assert_eq!(
+        t1.expires_at.map(|t| t.to_string()).as_deref(),
+        Some("2030-01-01T00:00:00.123Z"),
+        "stored to the millisecond"
+    );
+    let shown = serde_json::to_value(&t1).expect("serialize");
+    assert!(shown.get("secret_sha256").is_none(), "{shown}");
+    assert_eq!(shown["name"], "deploy-bot");
+
+    assert_eq!(
+        s.token_by_secret(&h1).await.expect("lookup"),
+        Some(t1.clone())
+    );
+    assert!(s.token_by_secret(&h2).await.expect("lookup").is_none());
+
+    let t2 = s
+        .create_token(
+            &NewToken {
+                id: "tok_2".into(),
+                name: "viewer".into(),
+                role: "viewer".into(),
+                secret_sha256: h2.clone(),
+                expires_at: None,
+            },
+            &admin,
+        )
+        .await
+        .expect("create");
+    assert_eq!(
+        s.list_tokens().await.expect("list"),
+        [t1.clone(), t2.clone()]
+    );
+
+    // duplicates
+    let log = audit_log(s).await;
+    let same_hash = s
+        .create_token(
+            &NewToken {
+                id: "tok_3".into(),
+                name: "copy".into(),
+                role: "admin".into(),
+                secret_sha256: h1.clone(),
+                expires_at: None,
+            },
+            &admin,
+        )
+        .await;
+    match same_hash {
+        Err(e @ StoreError::Conflict(_)) => assert!(!e.to_string().contains(&h1), "{e}"),
+        other => panic!("expected Conflict, got {other:?}"),
+    }
+    let same_id = s
+        .create_token(
+            &NewToken {
+                id: "tok_1".into(),
+                name: "copy".into(),
+                role: "admin".into(),
+                secret_sha256: hash("secret-3"),
+                expires_at: None,
+            },
+            &admin,
+        )
+        .await;
+    conflict(same_id);
+    assert_eq!(s.list_tokens().await.expect("list").len(), 2);
+    assert_eq!(audit_log(s).await, log, "refused tokens are not audited");
+
+    // revoke
+    let root = actor("root", "127.0.0.1:4000");
+    assert!(s.revoke_token("tok_1", &root).await.expect("revoke"));
+    assert!(!s.revoke_token("tok_1", &root).await.expect("twice"));
+    assert!(!s.revoke_token("tok_9", &root).await.expect("unknown"));
+    let revoked = s
+        .token_by_secret(&h1)
+        .await
+        .expect("lookup")
+        .expect("revoked tokens are still found");
+    assert!(revoked.revoked_at.is_some());
+    assert_eq!(
+        s.token_by_secret(&h2).await.expect("lookup"),
+        Some(t2.clone())
+    );
+
+    let audited = s
+        .audit(&AuditFilter {
+            action_prefix: Some("token.".into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .expect("audit");
+    let what: Vec<(&str, &str, &str)> = audited
+        .iter()
+        .map(|e| (e.action.as_str(), e.target.as_str(), e.actor.as_str()))
+        .collect();
+    assert_eq!(
+        what,
+        [
+            (action::TOKEN_CREATED, "tok_1", "admin"),
+            (action::TOKEN_CREATED, "tok_2", "admin"),
+            (action::TOKEN_REVOKED, "tok_1", "root"),
+        ]
+    );
+    assert_eq!(
+        audited[0].after,
+        Some(json!({
+            "id": "tok_1",
+            "name": "deploy-bot",
+            "role": "operator",
+            "expires_at": "2030-01-01T00:00:00.123Z",
+        }))
+    );
+    assert_eq!(audited[0].before, None);
+    assert_eq!(audited[2].source.as_deref(), Some("127.0.0.1:4000"));
+    assert_eq!(
+        audited[2].after.as_ref().map(|a| a["revoked_at"].clone()),
+        Some(json!(revoked.revoked_at))
+    );
+    let everything = serde_json::to_string(&audit_log(s).await).expect("serialize");
+    assert!(
+        !everything.contains(&h1) && !everything.contains(&h2),
+        "the audit log never holds a secret's hash"
+    );
+}
+
 /// What only one backend has: files and directories, servers and URLs.
 mod backend_specific {
     use std::time::Duration;
 
     use golive_store::{
-        AnyStore, NewConfirmation, NewRun, SqliteStore, Store, StoreError, default_sqlite_path,
-        open,
+        Actor, AnyStore, AuditFilter, NewConfirmation, NewRun, RunId, SqliteStore, Store,
+        StoreError, default_sqlite_path, open,
     };
+    use sqlx::migrate::Migrator;
     use sqlx::{Connection, Row};
 
     use crate::util::{PgSchema, SqliteDir};
@@ -872,6 +1485,115 @@ mod backend_specific {
         if let Some(p) = default_sqlite_path() {
             assert!(p.ends_with("golive/golive.db"), "{}", p.display());
         }
+    }
+
+    /// The migrations of an earlier release: this crate's files up to
+    /// `last` (the checksums match the embedded ones).
+    async fn migrations_up_to(backend: &str, last: i64) -> (tempfile::TempDir, Migrator) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let source =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("migrations/{backend}"));
+        for entry in std::fs::read_dir(&source).expect("migrations") {
+            let path = entry.expect("entry").path();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            let version: i64 = name
+                .split('_')
+                .next()
+                .and_then(|v| v.parse().ok())
+                .expect("numbered migration");
+            if version <= last {
+                std::fs::copy(&path, dir.path().join(name)).expect("copy");
+            }
+        }
+        let migrator = Migrator::new(dir.path()).await.expect("old migrations");
+        (dir, migrator)
+    }
+
+    const OLD_RUN: &str = "INSERT INTO runs (id, plan_name, plan_text, plan_sha256, status, \
+                           created_at, updated_at) VALUES ('r-aaaaaaaa', 'old', 'name: old', \
+                           'x', 'pending', $1, $1)";
+
+    /// A database made by the previous release keeps its runs and gains
+    /// the server's tables.
+    async fn upgraded_store_works(store: &AnyStore) {
+        let old: RunId = "r-aaaaaaaa".parse().expect("id");
+        assert_eq!(
+            store.get_run(&old).await.expect("old run").plan_text,
+            "name: old"
+        );
+        assert_eq!(store.flags_revision().await.expect("revision"), 0);
+        let who = Actor {
+            name: "upgrader".into(),
+            source: None,
+        };
+        store
+            .put_flag("f", &serde_json::json!(true), Some(0), &who, None)
+            .await
+            .expect("flag");
+        assert_eq!(store.flags_revision().await.expect("revision"), 1);
+        assert_eq!(store.list_flags().await.expect("list").len(), 1);
+        let audit = AuditFilter {
+            limit: 10,
+            ..Default::default()
+        };
+        assert_eq!(store.audit(&audit).await.expect("audit").len(), 1);
+    }
+
+    #[tokio::test]
+    async fn sqlite_databases_of_the_previous_release_are_migrated() {
+        let dir = SqliteDir::new();
+        let path = dir.db_path();
+        let (_old_dir, old) = migrations_up_to("sqlite", 2).await;
+        assert_eq!(old.iter().count(), 2);
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true);
+        let mut conn = sqlx::SqliteConnection::connect_with(&options)
+            .await
+            .expect("connect");
+        old.run(&mut conn).await.expect("previous schema");
+        sqlx::query(OLD_RUN)
+            .bind(0_i64)
+            .execute(&mut conn)
+            .await
+            .expect("old run");
+        let _ = conn.close().await;
+
+        let url = format!("sqlite://{}", path.display());
+        let store = open(&url).await.expect("migrates");
+        upgraded_store_works(&store).await;
+        store.close().await;
+        // and opens again, with nothing left to apply
+        let again = open(&url).await.expect("reopen");
+        assert_eq!(again.list_flags().await.expect("list").len(), 1);
+        again.close().await;
+    }
+
+    #[tokio::test]
+    async fn postgres_databases_of_the_previous_release_are_migrated() {
+        let schema = PgSchema::create().await;
+        let (_old_dir, old) = migrations_up_to("postgres", 2).await;
+        assert_eq!(old.iter().count(), 2);
+        let mut conn = sqlx::PgConnection::connect(&schema.url())
+            .await
+            .expect("connect");
+        old.run(&mut conn).await.expect("previous schema");
+        sqlx::query(OLD_RUN)
+            .bind(time::OffsetDateTime::UNIX_EPOCH)
+            .execute(&mut conn)
+            .await
+            .expect("old run");
+        let _ = conn.close().await;
+
+        let store = open(&schema.url()).await.expect("migrates");
+        upgraded_store_works(&store).await;
+        store.close().await;
+        let again = open(&schema.url()).await.expect("reopen");
+        assert_eq!(again.list_flags().await.expect("list").len(), 1);
+        again.close().await;
     }
 
     #[tokio::test]
