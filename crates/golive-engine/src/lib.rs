@@ -20,6 +20,8 @@
 //! - `request`: a rollback asked for by another process (`golive rollback`),
 //!   recorded without the lease and read by the engine while it works.
 //! - `overrides`: the `--var` overrides kept with the run for `--resume`.
+//! - [`answers`]: people's answers (confirm, sign, ask for a rollback),
+//!   checked against the stored plan; shared by the CLI and the server.
 //!
 //! # Stopping
 //! [`Engine::with_stop_signal`] gives the engine a signal number to watch
@@ -32,6 +34,7 @@
 
 #![deny(missing_docs)]
 
+pub mod answers;
 mod items;
 mod lease;
 mod overrides;

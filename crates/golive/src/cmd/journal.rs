@@ -1,9 +1,8 @@
 //! Opening the journal for the run commands, the same way everywhere:
 //! `--db PATH` (SQLite), else `$GOLIVE_DATABASE_URL`, else the per-user
-//! SQLite file. Also the lookups `confirm`, `approve` and `status` share.
+//! SQLite file. Also the run lookups `status` and `report` share.
 
 use anyhow::{Context, Result, bail};
-use golive_plan::{Item, Plan};
 use golive_store::{AnyStore, DATABASE_URL_ENV, Run, RunId, Store, StoreError};
 
 use crate::cli::StoreArgs;
@@ -52,19 +51,4 @@ pub async fn get_run(store: &AnyStore, run: &RunId) -> Result<Run> {
         }
         Err(e) => Err(e.into()),
     }
-}
-
-/// The run's item with this id (phases and rollback), or an error listing
-/// the ids there are.
-pub fn find_item<'p>(plan: &'p Plan, run: &RunId, id: &str) -> Result<&'p Item> {
-    plan.items()
-        .map(|(_, i)| i)
-        .chain(plan.rollback.items.iter())
-        .find(|i| i.id.as_str() == id)
-        .with_context(|| {
-            format!(
-                "run {run} has no item `{id}`; its items are: {}",
-                golive_engine::item_ids(plan).join(", ")
-            )
-        })
 }

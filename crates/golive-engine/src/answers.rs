@@ -1,0 +1,380 @@
+//! People's answers to a running go-live — a confirmation, a sign-off, a
+//! rollback request — checked against the stored plan and written to the
+//! journal. `golive confirm/approve/reject/rollback` and the server's API
+//! both come through here, so both refuse the same things in the same words.
+//!
+//! Everything that can be checked is checked before anything is written: the
+//! run and the item exist, the run has not finished, the item is of the
+//! right kind and not finished, evidence is given when the task requires it,
+//! fields name blanks of the record, the signer is a member of a role the
+//! approval asks. The engine driving the run picks the answer up at its next
+//! poll.
+
+use golive_plan::{Item, ItemKind, Plan};
+use golive_store::{
+    Decision, ItemStatus, NewConfirmation, NewSignature, Run, RunId, RunStatus, Store, StoreError,
+};
+use jiff::Timestamp;
+
+use crate::{EngineError, item_ids, request, stored_plan};
+
+/// Why an answer was refused. [`AnswerError::class`] sorts them for HTTP.
+#[derive(Debug, thiserror::Error)]
+pub enum AnswerError {
+    /// No such run.
+    #[error("no run {0} in the journal")]
+    NoRun(RunId),
+    /// No such item in the run's plan.
+    #[error("run {run} has no item `{item}`; its items are: {known}")]
+    NoItem {
+        /// The run.
+        run: RunId,
+        /// The id asked for.
+        item: String,
+        /// The ids there are, comma-separated.
+        known: String,
+    },
+    /// The run has ended.
+    #[error("run {run} has already finished ({status}); {what}")]
+    RunFinished {
+        /// The run.
+        run: RunId,
+        /// How it ended.
+        status: RunStatus,
+        /// What therefore cannot happen.
+        what: &'static str,
+    },
+    /// The item has finished.
+    #[error("item `{item}` of run {run} is already {status}")]
+    ItemFinished {
+        /// The run.
+        run: RunId,
+        /// The item.
+        item: String,
+        /// How it finished.
+        status: ItemStatus,
+    },
+    /// The answer does not fit the item, or lacks something it needs.
+    #[error("{0}")]
+    Invalid(String),
+    /// The same answer was already given: the first one stands.
+    #[error("{0}")]
+    AlreadyAnswered(String),
+    /// The journal failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The stored plan no longer compiles.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// How an [`AnswerError`] should be reported to a client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AnswerClass {
+    /// Unknown run or item (HTTP 404).
+    NotFound,
+    /// Refused as given (HTTP 400 / 422).
+    Invalid,
+    /// Conflicts with the run's state (HTTP 409).
+    Conflict,
+    /// The journal failed (HTTP 500 / 503).
+    Internal,
+}
+
+impl AnswerError {
+    /// How to report it.
+    pub fn class(&self) -> AnswerClass {
+        match self {
+            AnswerError::NoRun(_) | AnswerError::NoItem { .. } => AnswerClass::NotFound,
+            AnswerError::Invalid(_) => AnswerClass::Invalid,
+            AnswerError::RunFinished { .. }
+            | AnswerError::ItemFinished { .. }
+            | AnswerError::AlreadyAnswered(_) => AnswerClass::Conflict,
+            AnswerError::Store(StoreError::NotFound(_)) => AnswerClass::NotFound,
+            AnswerError::Store(_) | AnswerError::Engine(_) => AnswerClass::Internal,
+        }
+    }
+}
+
+/// A confirmation of a task (or of an interrupted item's question).
+#[derive(Clone, Debug, Default)]
+pub struct Confirm {
+    /// Who confirms.
+    pub by: String,
+    /// Evidence text (a file's content already read by the caller).
+    pub evidence: Option<String>,
+    /// Blanks of the record filled: `(name, value)`.
+    pub fields: Vec<(String, String)>,
+    /// Confirmed as not done on purpose.
+    pub skip: bool,
+    /// Why it was skipped.
+    pub reason: Option<String>,
+}
+
+/// A sign-off for one role of an approval.
+#[derive(Clone, Debug)]
+pub struct Sign {
+    /// The role signed for.
+    pub role: String,
+    /// Who signs; must be a member of the role in the plan.
+    pub by: String,
+    /// Approve or reject.
+    pub decision: Decision,
+    /// A comment (required by the CLI for a rejection).
+    pub comment: Option<String>,
+}
+
+/// What a rollback request found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RollbackAnswer {
+    /// Recorded; `driver` is the process holding the run, if one is alive.
+    Recorded {
+        /// The live lease owner, who acts at its next poll.
+        driver: Option<String>,
+    },
+    /// A rollback had already been requested by `by`; it stands.
+    AlreadyRequested {
+        /// Who asked first.
+        by: String,
+    },
+}
+
+async fn get_run<S: Store>(store: &S, run: &RunId) -> Result<Run, AnswerError> {
+    match store.get_run(run).await {
+        Ok(r) => Ok(r),
+        Err(StoreError::NotFound(_)) => Err(AnswerError::NoRun(run.clone())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn refuse_finished(run: &Run, what: &'static str) -> Result<(), AnswerError> {
+    if run.summary.status.is_final() {
+        return Err(AnswerError::RunFinished {
+            run: run.summary.id.clone(),
+            status: run.summary.status,
+            what,
+        });
+    }
+    Ok(())
+}
+
+/// The run's item with this id (phases and rollback).
+pub fn find_item<'p>(plan: &'p Plan, run: &RunId, id: &str) -> Result<&'p Item, AnswerError> {
+    plan.items()
+        .map(|(_, i)| i)
+        .chain(plan.rollback.items.iter())
+        .find(|i| i.id.as_str() == id)
+        .ok_or_else(|| AnswerError::NoItem {
+            run: run.clone(),
+            item: id.to_string(),
+            known: item_ids(plan).join(", "),
+        })
+}
+
+async fn open_item<S: Store>(store: &S, run: &Run, item: &str) -> Result<ItemStatus, AnswerError> {
+    let status = store
+        .item_states(&run.summary.id)
+        .await?
+        .into_iter()
+        .find(|s| s.item_id == item)
+        .map(|s| s.status)
+        .ok_or_else(|| AnswerError::NoItem {
+            run: run.summary.id.clone(),
+            item: item.to_string(),
+            known: String::new(),
+        })?;
+    if status.is_finished() {
+        return Err(AnswerError::ItemFinished {
+            run: run.summary.id.clone(),
+            item: item.to_string(),
+            status,
+        });
+    }
+    Ok(status)
+}
+
+const NOT_SIGNED: &str = "nothing can be confirmed or signed";
+
+/// Confirms (or skips) an item: a task, or an item interrupted with
+/// `on_interrupt: ask` whose question is answered this way.
+pub async fn confirm<S: Store>(
+    store: &S,
+    run_id: &RunId,
+    item_id: &str,
+    answer: &Confirm,
+) -> Result<(), AnswerError> {
+    if answer.by.trim().is_empty() {
+        return Err(AnswerError::Invalid(
+            "the confirmer's name must not be empty: the record says who did it".into(),
+        ));
+    }
+    let run = get_run(store, run_id).await?;
+    refuse_finished(&run, NOT_SIGNED)?;
+    let plan = stored_plan(&run)?;
+    let item = find_item(&plan, run_id, item_id)?;
+    let status = open_item(store, &run, item_id).await?;
+    match &item.kind {
+        ItemKind::Task(task) => {
+            if task.evidence_required && !answer.skip && answer.evidence.is_none() {
+                return Err(AnswerError::Invalid(format!(
+                    "task `{item_id}` requires evidence: add --evidence TEXT or --evidence @FILE"
+                )));
+            }
+            check_fields(&plan, item, &task.fields, &answer.fields)?;
+        }
+        _ if !answer.fields.is_empty() => {
+            return Err(AnswerError::Invalid(format!(
+                "item `{item_id}` is a {} item; only tasks take --field",
+                item.kind.name()
+            )));
+        }
+        ItemKind::Approval(_) => {
+            return Err(AnswerError::Invalid(format!(
+                "item `{item_id}` is an approval: sign it with `golive approve` or `golive reject`"
+            )));
+        }
+        // An interrupted item's question (rerun or skip) is answered the same way.
+        _ if matches!(status, ItemStatus::Interrupted | ItemStatus::Waiting) => {}
+        kind => {
+            return Err(AnswerError::Invalid(format!(
+                "item `{item_id}` is a {} item ({status}); only tasks, and items interrupted with `on_interrupt: ask`, are confirmed",
+                kind.name()
+            )));
+        }
+    }
+    let new = NewConfirmation {
+        by: answer.by.clone(),
+        evidence: crate::report::encode_evidence(answer.evidence.as_deref(), &answer.fields),
+        skipped: answer.skip,
+        reason: answer.reason.clone(),
+    };
+    if !store.confirm(run_id, item_id, &new).await? {
+        return Err(AnswerError::AlreadyAnswered(format!(
+            "item `{item_id}` of run {run_id} was already confirmed; the first confirmation stands"
+        )));
+    }
+    Ok(())
+}
+
+/// `fields` fill blanks of the record: one of the task's `fields`, its
+/// phase's `record` or the plan's `record`. The values ride in the
+/// confirmation's evidence (see [`crate::report::encode_evidence`]).
+fn check_fields(
+    plan: &Plan,
+    item: &Item,
+    task_fields: &[String],
+    given: &[(String, String)],
+) -> Result<(), AnswerError> {
+    let phase_record = plan
+        .phases
+        .iter()
+        .find(|p| p.items.iter().any(|i| i.id == item.id))
+        .map(|p| p.record.as_slice())
+        .unwrap_or_default();
+    let known: Vec<&String> = task_fields
+        .iter()
+        .chain(phase_record)
+        .chain(&plan.record)
+        .collect();
+    for (name, _) in given {
+        if !known.contains(&name) {
+            let list = if known.is_empty() {
+                "none: the task, its phase and the plan have no blanks".to_string()
+            } else {
+                known
+                    .iter()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            return Err(AnswerError::Invalid(format!(
+                "`{name}` is not a blank of task `{}`; it can fill: {list}",
+                item.id
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Signs an approval for one role. Only a member of a role the approval
+/// asks may sign for it; the first decision of a role stands.
+pub async fn sign<S: Store>(
+    store: &S,
+    run_id: &RunId,
+    item_id: &str,
+    answer: &Sign,
+) -> Result<(), AnswerError> {
+    let run = get_run(store, run_id).await?;
+    refuse_finished(&run, NOT_SIGNED)?;
+    let plan = stored_plan(&run)?;
+    let item = find_item(&plan, run_id, item_id)?;
+    let ItemKind::Approval(approval) = &item.kind else {
+        return Err(AnswerError::Invalid(format!(
+            "item `{item_id}` is a {} item, not an approval",
+            item.kind.name()
+        )));
+    };
+    if !approval.roles.iter().any(|r| r.as_str() == answer.role) {
+        let roles: Vec<&str> = approval.roles.iter().map(|r| r.as_str()).collect();
+        return Err(AnswerError::Invalid(format!(
+            "approval `{item_id}` does not ask role `{}`; it asks: {}",
+            answer.role,
+            roles.join(", ")
+        )));
+    }
+    let members = plan
+        .roles
+        .get(answer.role.as_str())
+        .map(|r| r.members.as_slice())
+        .unwrap_or_default();
+    if !members.contains(&answer.by) {
+        return Err(AnswerError::Invalid(format!(
+            "`{}` is not a member of role `{}` in the plan (members: {})",
+            answer.by,
+            answer.role,
+            members.join(", ")
+        )));
+    }
+    open_item(store, &run, item_id).await?;
+    let new = NewSignature {
+        role: answer.role.clone(),
+        by: answer.by.clone(),
+        decision: answer.decision,
+        comment: answer.comment.clone(),
+    };
+    if !store.sign(run_id, item_id, &new).await? {
+        return Err(AnswerError::AlreadyAnswered(format!(
+            "role `{}` already signed `{item_id}` of run {run_id}; the first decision stands",
+            answer.role
+        )));
+    }
+    Ok(())
+}
+
+/// Asks for a run to be rolled back (see [`crate::request_rollback`]).
+pub async fn rollback<S: Store>(
+    store: &S,
+    run_id: &RunId,
+    by: &str,
+    reason: &str,
+) -> Result<RollbackAnswer, AnswerError> {
+    if reason.trim().is_empty() || by.trim().is_empty() {
+        return Err(AnswerError::Invalid(
+            "--reason and --by must not be empty: the journal records who rolled back and why"
+                .into(),
+        ));
+    }
+    let run = get_run(store, run_id).await?;
+    refuse_finished(&run, "there is nothing to roll back")?;
+    if !request::request_rollback(store, run_id, by, reason).await? {
+        let earlier = request::rollback_request(store, run_id).await?;
+        return Ok(RollbackAnswer::AlreadyRequested {
+            by: earlier.map(|s| s.by).unwrap_or_default(),
+        });
+    }
+    let driver = match (&run.summary.lease_owner, run.summary.lease_expires_at) {
+        (Some(owner), Some(until)) if until > Timestamp::now() => Some(owner.clone()),
+        _ => None,
+    };
+    Ok(RollbackAnswer::Recorded { driver })
+}
