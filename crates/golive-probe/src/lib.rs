@@ -235,6 +235,17 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
+/// An HTTP client for golive's own API calls (`--server`): the webpki roots,
+/// ring, and the same TLS settings as the probes.
+pub fn api_client(timeout: std::time::Duration) -> Result<reqwest::Client, String> {
+    let tls = tlsconf::http_config(None, true)?;
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .timeout(timeout)
+        .build()
+        .map_err(|e| format!("HTTP client setup: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -84,6 +84,20 @@ pub enum Command {
     Status(StatusArgs),
     /// Print a run's filled-in go-live record (Markdown, HTML, JSON or JUnit).
     Report(ReportArgs),
+    /// Serve the war-room API: runs, answers, feature flags (admin API and
+    /// OpenFeature OFREP), tokens, audit log, live events, /health, /metrics.
+    ///
+    /// Every setting also comes from the environment (GOLIVE_LISTEN,
+    /// GOLIVE_CORS_ORIGINS, GOLIVE_DATABASE_URL, ...). SIGTERM or SIGINT stop
+    /// it cleanly: runs executing in it are marked interrupted and the next
+    /// server resumes them.
+    Serve(ServeArgs),
+    /// Make, list and revoke API tokens (stored hashed; shown once).
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Read and change feature flags, in the journal or through a server.
+    #[command(subcommand)]
+    Flags(FlagsCommand),
     /// Print shell completions.
     Completions {
         /// The shell.
@@ -325,4 +339,120 @@ mod tests {
     fn the_cli_definition_is_consistent() {
         Cli::command().debug_assert();
     }
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "GOLIVE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// A browser origin allowed to call the API (repeatable; none by default).
+    #[arg(
+        long = "cors-origin",
+        env = "GOLIVE_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
+    /// How often flags changed by other servers sharing the database are re-read.
+    #[arg(long, env = "GOLIVE_FLAGS_REFRESH", default_value = "1s", value_parser = parse_duration)]
+    pub flags_refresh: std::time::Duration,
+    /// The lease of runs executed by this server.
+    #[arg(long, env = "GOLIVE_LEASE_TTL", default_value = "15s", value_parser = parse_duration)]
+    pub lease_ttl: std::time::Duration,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make a token; its text is printed once and stored only as a hash.
+    Create {
+        /// Who or what holds it; for a sign-off role, a member of that role in the plan.
+        #[arg(long)]
+        name: String,
+        /// viewer, operator, admin, or a plan's sign-off role (e.g. security).
+        #[arg(long)]
+        role: String,
+        /// Lifetime, e.g. 30d (default: no expiry).
+        #[arg(long)]
+        expires: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List tokens (never their secrets).
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Revoke a token by id.
+    Revoke {
+        /// The token's id (as `golive token list` shows it).
+        id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+/// Where `golive flags` acts: a server, or the journal directly.
+#[derive(Debug, Args)]
+pub struct RemoteArgs {
+    /// Act through this golive server instead of the local journal.
+    #[arg(long, env = "GOLIVE_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+    /// The API token for --server.
+    #[arg(long, env = "GOLIVE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Who you are, for the audit log (local journal only; a server records the token's name).
+    #[arg(long, env = "USER", hide_env_values = true, default_value = "cli")]
+    pub by: String,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FlagsCommand {
+    /// List flags.
+    List {
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Show one flag.
+    Get {
+        /// The flag's key.
+        key: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Create a flag, or change the fields given of an existing one.
+    Set {
+        /// The flag's key.
+        key: String,
+        /// Turn it on.
+        #[arg(long, conflicts_with = "disable")]
+        enable: bool,
+        /// Turn it off.
+        #[arg(long)]
+        disable: bool,
+        /// Roll out to this percentage of targeting keys (0-100, 2 decimals).
+        #[arg(long)]
+        percentage: Option<f64>,
+        /// Further fields as JSON, e.g. '{"stickiness": "userId"}'.
+        #[arg(long, value_name = "JSON")]
+        json: Option<String>,
+        /// Why, for the audit log.
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Delete a flag.
+    Delete {
+        /// The flag's key.
+        key: String,
+        /// Why, for the audit log.
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
 }

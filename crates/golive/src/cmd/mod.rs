@@ -1,6 +1,7 @@
 //! Subcommands, one file each.
 
 mod confirm;
+mod flags;
 mod import;
 mod init;
 mod journal;
@@ -10,7 +11,9 @@ mod report;
 mod rollback;
 mod run;
 mod schema;
+mod serve;
 mod status;
+mod token;
 mod validate;
 
 use std::process::ExitCode;
@@ -44,6 +47,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Runs(args) => status::runs(&args, output),
         Command::Status(args) => status::status(&args, output),
         Command::Report(args) => report::run(&args),
+        Command::Serve(args) => serve::run(&args),
+        Command::Token(command) => token::run(command, output),
+        Command::Flags(command) => flags::run(command, output),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "golive", &mut std::io::stdout());

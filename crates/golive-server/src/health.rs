@@ -1,0 +1,69 @@
+//! The server's own health: `/health` (the process answers), `/ready` (the
+//! store answers, its migrations applied — they are applied or checked when
+//! it opens — and the flags loaded), `/metrics`.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use golive_store::Store;
+use serde_json::json;
+
+use crate::runs;
+use crate::state::AppState;
+
+/// `GET /health`: liveness; touches nothing.
+pub async fn health() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// `GET /ready`: 200 when the store answers, else 503 with why.
+pub async fn ready(State(state): State<AppState>) -> Response {
+    let checks = async {
+        state.store().list_runs(1).await?;
+        state.store().flags_revision().await
+    };
+    match checks.await {
+        Ok(revision) => {
+            Json(json!({ "status": "ready", "flags_revision": revision })).into_response()
+        }
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "unavailable", "error": e.to_string() })),
+        )
+            .into_response(),
+    }
+}
+
+/// `GET /metrics`
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    match runs::counts(&state).await {
+        Ok((by_run, by_item)) => {
+            state.metrics.runs.clear();
+            state.metrics.items.clear();
+            for (status, n) in by_run {
+                state
+                    .metrics
+                    .runs
+                    .get_or_create(&crate::metrics::StateLabels { state: status })
+                    .set(n);
+            }
+            for (status, n) in by_item {
+                state
+                    .metrics
+                    .items
+                    .get_or_create(&crate::metrics::StateLabels { state: status })
+                    .set(n);
+            }
+        }
+        Err(e) => eprintln!("golive serve: /metrics cannot count runs: {}", e.message),
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+        .into_response()
+}

@@ -1,0 +1,402 @@
+//! The OpenAPI 3.1 document at `/openapi.json`, built from one table of the
+//! routes ([`ROUTES`]): method, path, the role each needs, and the Rust
+//! types of their bodies and queries, whose JSON Schemas schemars derives —
+//! so the document cannot drift from the types the handlers parse. The
+//! auth tests walk the same table, route by route.
+
+use schemars::generate::SchemaSettings;
+use schemars::{JsonSchema, SchemaGenerator};
+use serde_json::{Map, Value, json};
+
+use crate::auth::Need;
+use crate::{audit, events, flags, runs};
+
+type SchemaFn = fn(&mut SchemaGenerator) -> Value;
+
+fn schema<T: JsonSchema>(g: &mut SchemaGenerator) -> Value {
+    g.subschema_for::<T>().to_value()
+}
+
+/// One route.
+pub struct Route {
+    /// `GET`, `POST`, …
+    pub method: &'static str,
+    /// The path, with `{name}` parameters.
+    pub path: &'static str,
+    /// The least role it needs.
+    pub need: Need,
+    /// What it does.
+    pub summary: &'static str,
+    /// The JSON body's schema.
+    pub body: Option<SchemaFn>,
+    /// The query's schema (an object; each property becomes a parameter).
+    pub query: Option<SchemaFn>,
+    /// The 2xx answer's schema, where it has a type of its own.
+    pub response: Option<SchemaFn>,
+}
+
+const fn route(
+    method: &'static str,
+    path: &'static str,
+    need: Need,
+    summary: &'static str,
+) -> Route {
+    Route {
+        method,
+        path,
+        need,
+        summary,
+        body: None,
+        query: None,
+        response: None,
+    }
+}
+
+/// Every route the server answers.
+pub const ROUTES: &[Route] = &[
+    route(
+        "GET",
+        "/health",
+        Need::Public,
+        "Liveness: the process answers",
+    ),
+    route(
+        "GET",
+        "/ready",
+        Need::Public,
+        "Readiness: the store answers and its migrations are applied",
+    ),
+    route(
+        "GET",
+        "/metrics",
+        Need::Public,
+        "Prometheus metrics (OpenMetrics text)",
+    ),
+    route("GET", "/openapi.json", Need::Public, "This document"),
+    Route {
+        query: Some(schema::<runs::ListQuery>),
+        ..route("GET", "/api/runs", Need::Viewer, "Runs, newest first")
+    },
+    Route {
+        body: Some(schema::<runs::StartBody>),
+        ..route(
+            "POST",
+            "/api/runs",
+            Need::Operator,
+            "Start a run of a plan in this server",
+        )
+    },
+    route(
+        "GET",
+        "/api/runs/{run}",
+        Need::Viewer,
+        "A run and its items",
+    ),
+    Route {
+        query: Some(schema::<runs::EventsQuery>),
+        ..route(
+            "GET",
+            "/api/runs/{run}/events",
+            Need::Viewer,
+            "A run's journal",
+        )
+    },
+    Route {
+        query: Some(schema::<runs::ReportQuery>),
+        ..route(
+            "GET",
+            "/api/runs/{run}/report",
+            Need::Viewer,
+            "The filled-in go-live record (json, markdown, html, junit)",
+        )
+    },
+    route(
+        "POST",
+        "/api/runs/{run}/resume",
+        Need::Operator,
+        "Resume a stopped run in this server",
+    ),
+    Route {
+        body: Some(schema::<runs::RollbackBody>),
+        response: Some(schema::<runs::RollbackView>),
+        ..route(
+            "POST",
+            "/api/runs/{run}/rollback",
+            Need::Operator,
+            "Ask for the run to be rolled back",
+        )
+    },
+    Route {
+        body: Some(schema::<runs::ConfirmBody>),
+        ..route(
+            "POST",
+            "/api/runs/{run}/items/{item}/confirm",
+            Need::Operator,
+            "Confirm (or skip) a task, as the token's name",
+        )
+    },
+    Route {
+        body: Some(schema::<runs::SignBody>),
+        ..route(
+            "POST",
+            "/api/runs/{run}/items/{item}/approve",
+            Need::Viewer,
+            "Approve, with a token of the sign-off role",
+        )
+    },
+    Route {
+        body: Some(schema::<runs::SignBody>),
+        ..route(
+            "POST",
+            "/api/runs/{run}/items/{item}/reject",
+            Need::Viewer,
+            "Reject, with a token of the sign-off role",
+        )
+    },
+    Route {
+        body: Some(schema::<runs::PlanBody>),
+        ..route(
+            "POST",
+            "/api/plans/validate",
+            Need::Viewer,
+            "Validate a plan: every diagnostic",
+        )
+    },
+    Route {
+        query: Some(schema::<audit::AuditQuery>),
+        ..route(
+            "GET",
+            "/api/audit",
+            Need::Operator,
+            "The audit log, oldest first",
+        )
+    },
+    Route {
+        query: Some(schema::<events::EventsQuery>),
+        ..route(
+            "GET",
+            "/api/events",
+            Need::Viewer,
+            "Live events (Server-Sent Events): flag changes, and a run's journal",
+        )
+    },
+    Route {
+        body: Some(schema::<audit::TokenBody>),
+        ..route(
+            "POST",
+            "/api/tokens",
+            Need::Admin,
+            "Make a token (its text is shown once)",
+        )
+    },
+    route("GET", "/api/tokens", Need::Admin, "Tokens, without secrets"),
+    route("DELETE", "/api/tokens/{id}", Need::Admin, "Revoke a token"),
+    Route {
+        response: Some(schema::<Vec<flags::FlagView>>),
+        ..route("GET", "/api/admin/feature-flags", Need::Viewer, "Flags")
+    },
+    Route {
+        body: Some(flag_body),
+        response: Some(schema::<flags::FlagView>),
+        ..route(
+            "POST",
+            "/api/admin/feature-flags",
+            Need::Operator,
+            "Create a flag, or change the fields given of an existing one",
+        )
+    },
+    Route {
+        response: Some(schema::<flags::FlagView>),
+        ..route(
+            "GET",
+            "/api/admin/feature-flags/{key}",
+            Need::Viewer,
+            "A flag",
+        )
+    },
+    Route {
+        body: Some(flag_body),
+        response: Some(schema::<flags::FlagView>),
+        ..route(
+            "PUT",
+            "/api/admin/feature-flags/{key}",
+            Need::Operator,
+            "Replace a flag",
+        )
+    },
+    Route {
+        body: Some(flag_body),
+        response: Some(schema::<flags::FlagView>),
+        ..route(
+            "PATCH",
+            "/api/admin/feature-flags/{key}",
+            Need::Operator,
+            "Change the fields given",
+        )
+    },
+    Route {
+        query: Some(schema::<flags::ReasonQuery>),
+        ..route(
+            "DELETE",
+            "/api/admin/feature-flags/{key}",
+            Need::Admin,
+            "Delete a flag",
+        )
+    },
+    Route {
+        body: Some(ofrep_body),
+        ..route(
+            "POST",
+            "/ofrep/v1/evaluate/flags/{key}",
+            Need::Viewer,
+            "OFREP: evaluate one flag",
+        )
+    },
+    Route {
+        body: Some(ofrep_body),
+        ..route(
+            "POST",
+            "/ofrep/v1/evaluate/flags",
+            Need::Viewer,
+            "OFREP: evaluate every flag (ETag / If-None-Match)",
+        )
+    },
+    route(
+        "GET",
+        "/ofrep/v1/configuration",
+        Need::Viewer,
+        "OFREP: what this server supports",
+    ),
+];
+
+/// The flag JSON (see the golive-flags crate), plus an optional `reason`.
+fn flag_body(_: &mut SchemaGenerator) -> Value {
+    json!({
+        "type": "object",
+        "required": ["enabled"],
+        "properties": {
+            "flag": {"type": "string", "description": "The key (alias `key`)"},
+            "enabled": {"type": "boolean"},
+            "description": {"type": ["string", "null"]},
+            "percentage": {"type": ["number", "null"], "minimum": 0, "maximum": 100},
+            "stickiness": {"type": ["string", "null"]},
+            "group_id": {"type": ["string", "null"]},
+            "variants": {"type": ["array", "null"], "items": {"type": "object", "required": ["name", "value", "weight"],
+                "properties": {"name": {"type": "string"}, "value": {}, "weight": {"type": "integer", "minimum": 0}}}},
+            "default_variant": {"type": ["string", "null"]},
+            "targeting": {"type": ["object", "null"]},
+            "reason": {"type": ["string", "null"], "description": "Why, for the audit log"}
+        }
+    })
+}
+
+fn ofrep_body(_: &mut SchemaGenerator) -> Value {
+    json!({"type": "object", "properties": {"context": {"type": "object",
+        "properties": {"targetingKey": {"type": "string"}}, "additionalProperties": true}}})
+}
+
+/// The document.
+pub fn document() -> Value {
+    let mut settings = SchemaSettings::draft2020_12();
+    settings.definitions_path = "/components/schemas".into();
+    settings.meta_schema = None;
+    let mut g = settings.into_generator();
+    let mut paths = Map::new();
+    for r in ROUTES {
+        let mut op = Map::new();
+        op.insert("summary".into(), json!(r.summary));
+        op.insert(
+            "operationId".into(),
+            json!(format!("{} {}", r.method, r.path)),
+        );
+        op.insert("x-golive-role".into(), json!(r.need.as_str()));
+        if r.need != Need::Public {
+            op.insert("security".into(), json!([{"bearer": []}, {"apiKey": []}]));
+        } else {
+            op.insert("security".into(), json!([]));
+        }
+        let mut params: Vec<Value> = r
+            .path
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .collect();
+        if let Some(q) = r.query {
+            let mut s = q(&mut g);
+            resolve(&mut s, &g);
+            if let Some(props) = s.get("properties").and_then(Value::as_object) {
+                for (name, schema) in props {
+                    params.push(
+                        json!({"name": name, "in": "query", "required": false, "schema": schema,
+                        "description": schema.get("description").cloned().unwrap_or(Value::Null)}),
+                    );
+                }
+            }
+        }
+        if !params.is_empty() {
+            op.insert("parameters".into(), Value::Array(params));
+        }
+        if let Some(b) = r.body {
+            op.insert(
+                "requestBody".into(),
+                json!({"required": true, "content": {"application/json": {"schema": b(&mut g)}}}),
+            );
+        }
+        let ok = match r.response {
+            Some(s) => {
+                json!({"description": "OK", "content": {"application/json": {"schema": s(&mut g)}}})
+            }
+            None => json!({"description": "OK"}),
+        };
+        let mut responses = Map::new();
+        responses.insert("2XX".into(), ok);
+        if r.need != Need::Public {
+            responses.insert(
+                "401".into(),
+                json!({"description": "No token, or an unknown, expired or revoked one"}),
+            );
+            responses.insert(
+                "403".into(),
+                json!({"description": "The token's role is not enough"}),
+            );
+            responses.insert(
+                "429".into(),
+                json!({"description": "Too many refused tokens from this address"}),
+            );
+        }
+        op.insert("responses".into(), Value::Object(responses));
+        let entry = paths
+            .entry(r.path.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Some(m) = entry.as_object_mut() {
+            m.insert(r.method.to_lowercase(), Value::Object(op));
+        }
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "golive", "version": env!("CARGO_PKG_VERSION"),
+                 "description": "The war-room API of golive: runs, people's answers, feature flags (admin and OFREP), tokens, audit log, live events."},
+        "paths": paths,
+        "components": {
+            "schemas": g.take_definitions(true),
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}
+            }
+        }
+    })
+}
+
+/// Inlines a top-level `$ref` (query parameter objects must be expanded).
+fn resolve(schema: &mut Value, g: &SchemaGenerator) {
+    let target = schema
+        .get("$ref")
+        .and_then(Value::as_str)
+        .and_then(|r| r.rsplit('/').next())
+        .map(str::to_string);
+    if let Some(name) = target {
+        if let Some(def) = g.definitions().get(&name) {
+            *schema = def.clone();
+        }
+    }
+}

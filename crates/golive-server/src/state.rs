@@ -1,0 +1,96 @@
+//! What every handler shares: the store, the flags in memory, token checks,
+//! metrics, and the runs this process executes.
+
+use std::ops::Deref;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use golive_store::AnyStore;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::auth::Auth;
+use crate::flags::FlagCache;
+use crate::metrics::Metrics;
+
+/// The server's settings.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Where to listen.
+    pub listen: std::net::SocketAddr,
+    /// Browser origins allowed to call the API (CORS); none by default.
+    pub cors_origins: Vec<String>,
+    /// How often flags written by other servers are looked for.
+    pub flags_refresh: Duration,
+    /// How often live event streams look for new events.
+    pub events_poll: Duration,
+    /// The lease of runs this server executes.
+    pub lease_ttl: Duration,
+    /// Refused tokens allowed per client address per minute before 429.
+    pub auth_failure_limit: u32,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 8080)),
+            cors_origins: Vec::new(),
+            flags_refresh: Duration::from_secs(1),
+            events_poll: Duration::from_millis(500),
+            lease_ttl: Duration::from_secs(15),
+            auth_failure_limit: crate::auth::FAILURE_LIMIT,
+        }
+    }
+}
+
+/// Shared by every handler (cheap to clone).
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+/// The shared parts.
+pub struct Inner {
+    store: AnyStore,
+    /// Settings.
+    pub config: ServerConfig,
+    /// Token checks.
+    pub auth: Auth,
+    /// The flags, in memory.
+    pub flags: FlagCache,
+    /// Counters and histograms for `/metrics`.
+    pub metrics: Metrics,
+    /// Runs executing in this process.
+    pub runs: Mutex<JoinSet<()>>,
+    /// Set to a signal number when the server shuts down: running engines
+    /// stop, mark their item interrupted and release their lease.
+    pub stop: watch::Sender<Option<i32>>,
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// State over an open store.
+    pub fn new(store: AnyStore, config: ServerConfig) -> Self {
+        let (stop, _) = watch::channel(None);
+        AppState(Arc::new(Inner {
+            store,
+            config,
+            auth: Auth::default(),
+            flags: FlagCache::default(),
+            metrics: Metrics::new(),
+            runs: Mutex::new(JoinSet::new()),
+            stop,
+        }))
+    }
+}
+
+impl Inner {
+    /// The journal.
+    pub fn store(&self) -> &AnyStore {
+        &self.store
+    }
+}

@@ -1,0 +1,211 @@
+//! Test servers: `golive_server::serve_on` on a free loopback port, over a
+//! fresh SQLite file or a fresh PostgreSQL schema, stopped (and the schema
+//! dropped) at the end.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use golive_server::ServerConfig;
+use golive_store::{Actor, AnyStore, RunId, Store};
+use serde_json::Value;
+use sqlx::Connection;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub fn pg_base_url() -> String {
+    std::env::var("GOLIVE_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
+}
+
+/// A fresh database: a SQLite file in a temporary directory, or a
+/// PostgreSQL schema dropped when this is dropped.
+pub enum Db {
+    Sqlite(tempfile::TempDir),
+    Postgres(String),
+}
+
+impl Db {
+    pub fn sqlite() -> Db {
+        Db::Sqlite(tempfile::tempdir().expect("tempdir"))
+    }
+
+    pub async fn postgres() -> Db {
+        let id = RunId::generate().expect("random");
+        let name = format!("golive_s_{}", &id.as_str()[2..]);
+        let mut conn = sqlx::PgConnection::connect(&pg_base_url())
+            .await
+            .expect("PostgreSQL for tests (set GOLIVE_TEST_DATABASE_URL)");
+        sqlx::query(&format!("CREATE SCHEMA {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("create schema");
+        let _ = conn.close().await;
+        Db::Postgres(name)
+    }
+
+    pub fn url(&self) -> String {
+        match self {
+            Db::Sqlite(dir) => format!("sqlite://{}", dir.path().join("journal.db").display()),
+            Db::Postgres(name) => {
+                let base = pg_base_url();
+                let sep = if base.contains('?') { '&' } else { '?' };
+                format!("{base}{sep}options=-csearch_path%3D{name}")
+            }
+        }
+    }
+
+    pub async fn open(&self) -> AnyStore {
+        golive_store::open(&self.url()).await.expect("open store")
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        if let Db::Postgres(name) = self {
+            let name = name.clone();
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                rt.block_on(async {
+                    let mut conn = sqlx::PgConnection::connect(&pg_base_url()).await?;
+                    sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
+                        .execute(&mut conn)
+                        .await?;
+                    conn.close().await
+                })
+            })
+            .join();
+        }
+    }
+}
+
+/// A server running in this process.
+pub struct TestServer {
+    pub base: String,
+    stop: Option<oneshot::Sender<i32>>,
+    handle: Option<JoinHandle<Result<(), golive_server::ServerError>>>,
+    pub client: reqwest::Client,
+}
+
+pub fn fast_config() -> ServerConfig {
+    ServerConfig {
+        flags_refresh: Duration::from_millis(200),
+        events_poll: Duration::from_millis(100),
+        lease_ttl: Duration::from_secs(2),
+        auth_failure_limit: 10_000,
+        ..ServerConfig::default()
+    }
+}
+
+impl TestServer {
+    pub async fn start(db: &Db, config: ServerConfig) -> TestServer {
+        let store = db.open().await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let (tx, rx) = oneshot::channel::<i32>();
+        let handle = tokio::spawn(golive_server::serve_on(
+            listener,
+            store,
+            config,
+            async move { rx.await.unwrap_or(15) },
+        ));
+        let client = golive_probe::api_client(Duration::from_secs(20)).expect("client");
+        let server = TestServer {
+            base,
+            stop: Some(tx),
+            handle: Some(handle),
+            client,
+        };
+        // Wait until it answers.
+        for _ in 0..100 {
+            if server
+                .client
+                .get(server.url("/health"))
+                .send()
+                .await
+                .is_ok()
+            {
+                return server;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("test server did not start");
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Stops it as SIGTERM would and waits for it to finish.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(15);
+        }
+        if let Some(h) = self.handle.take() {
+            h.await.expect("server task").expect("server result");
+        }
+    }
+
+    /// A request with a token.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("body");
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, value)
+    }
+}
+
+/// Makes a token directly in the store.
+pub async fn token(store: &AnyStore, name: &str, role: &str, expires: Option<&str>) -> String {
+    let actor = Actor {
+        name: "test".into(),
+        source: None,
+    };
+    golive_server::audit::create_token(store, name, role, expires, &actor)
+        .await
+        .expect("token")
+        .0
+}
+
+/// Polls `check` until it returns Some, or panics after `within`.
+pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if start.elapsed() > within {
+            panic!("timed out after {within:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Used by stores that need closing after direct setup.
+pub async fn close(store: AnyStore) {
+    store.close().await;
+}
