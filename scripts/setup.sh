@@ -21,6 +21,9 @@ need_pkg() { # need_pkg COMMAND PACKAGE
 }
 need_pkg prometheus prometheus
 need_pkg redis-server redis-server
+# The rollout tests put HAProxy and nginx in front of demo services.
+need_pkg haproxy haproxy
+need_pkg nginx nginx
 
 # The machine's PostgreSQL (127.0.0.1:5432, trust auth, database `test`) and
 # Redis (127.0.0.1:6379) are normally running; start them if they are not.

@@ -25,6 +25,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use golive_flags::{Flag, FlagKey};
+use golive_rollout::traffic::flagstore::{self, FlagWriteError};
 use golive_store::{Actor, FlagRecord, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -206,11 +207,8 @@ async fn refreshed(state: &AppState) {
     }
 }
 
-/// Merges `patch` (flag fields) into the stored flag — or, with `create`,
-/// makes the flag from `patch` when there is none — retrying when another
-/// writer got there first, so concurrent merges are all kept. `expected`
-/// (If-Match) makes it conditional instead. Returns the record and whether
-/// it was created. Shared with `golive flags set` on a local journal.
+/// Merges `patch` into a stored flag (see
+/// `golive_rollout::traffic::flagstore::upsert`), answering as the API does.
 pub async fn upsert<S: Store>(
     store: &S,
     key: &FlagKey,
@@ -220,58 +218,17 @@ pub async fn upsert<S: Store>(
     actor: &Actor,
     reason: Option<&str>,
 ) -> Result<(FlagRecord, bool), ApiError> {
-    for _ in 0..5 {
-        let current = store.get_flag(key.as_str()).await?;
-        let (flag, version, created) = match &current {
-            Some(record) => {
-                if expected.is_some_and(|v| v != record.version) {
-                    return Err(ApiError::new(
-                        StatusCode::PRECONDITION_FAILED,
-                        "version_mismatch",
-                        format!(
-                            "flag `{key}` is at version {}, not the If-Match given",
-                            record.version
-                        ),
-                    ));
-                }
-                let stored = Flag::from_json(&record.definition).map_err(flag_error)?;
-                (
-                    stored.apply(patch).map_err(flag_error)?,
-                    record.version,
-                    false,
-                )
+    flagstore::upsert(store, key, patch, expected, create, actor, reason)
+        .await
+        .map_err(|e| match e {
+            FlagWriteError::Invalid(e) => flag_error(e),
+            FlagWriteError::NotFound(_) => ApiError::not_found(e.to_string()),
+            FlagWriteError::VersionMismatch(m) => {
+                ApiError::new(StatusCode::PRECONDITION_FAILED, "version_mismatch", m)
             }
-            None if create => {
-                let mut body = patch.clone();
-                if let Some(map) = body.as_object_mut() {
-                    if !map.contains_key("key") {
-                        map.entry("flag")
-                            .or_insert_with(|| Value::String(key.to_string()));
-                    }
-                }
-                (Flag::from_json(&body).map_err(flag_error)?, 0, true)
-            }
-            None => return Err(ApiError::not_found(format!("no flag `{key}`"))),
-        };
-        match store
-            .put_flag(key.as_str(), &flag.to_json(), Some(version), actor, reason)
-            .await
-        {
-            Ok(record) => return Ok((record, created)),
-            Err(StoreError::Conflict(_)) if expected.is_none() => continue,
-            Err(StoreError::Conflict(m)) => {
-                return Err(ApiError::new(
-                    StatusCode::PRECONDITION_FAILED,
-                    "version_mismatch",
-                    m,
-                ));
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(ApiError::conflict(format!(
-        "flag `{key}` kept changing while this change was applied; try again"
-    )))
+            FlagWriteError::KeptChanging(_) => ApiError::conflict(e.to_string()),
+            FlagWriteError::Store(e) => e.into(),
+        })
 }
 
 /// Parses a flag key, refusing a bad one with why.

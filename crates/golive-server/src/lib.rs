@@ -191,6 +191,11 @@ pub async fn serve_on(
     let state = AppState::new(store, config);
     state.flags.refresh(state.store(), true).await?;
     let poller = tokio::spawn(flags::poll(state.clone(), state.config.flags_refresh));
+    let addr = listener.local_addr()?;
+    eprintln!(
+        "golive serve: listening on http://{addr} (journal {})",
+        state.store().url()
+    );
     match runs::resume_interrupted(&state).await {
         Ok(ids) if !ids.is_empty() => {
             let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
@@ -205,11 +210,6 @@ pub async fn serve_on(
             e.message
         ),
     }
-    let addr = listener.local_addr()?;
-    eprintln!(
-        "golive serve: listening on http://{addr} (journal {})",
-        state.store().url()
-    );
     let stop = state.stop.clone();
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let result = axum::serve(listener, app)

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests that drive `golive run` in the
 //! background while a second process answers it.
 
+#![allow(dead_code)] // each test file uses its own part
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;

@@ -1,0 +1,3 @@
+//! Traffic actuators (being written).
+
+pub mod flagstore;

@@ -1,0 +1,267 @@
+//! `golive serve` as a process: tokens made with `golive token create`, a
+//! run started through the API executing inside the server, SIGTERM in the
+//! middle of a command, and a restarted server resuming the run without
+//! losing or repeating a step; `golive flags --server` against it.
+
+mod util;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use golive_store::{ItemStatus, RunStatus, Store};
+use serde_json::{Value, json};
+use util::Running;
+
+fn golive(args: &[&str], dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_golive"));
+    cmd.args(args)
+        .arg("--db")
+        .arg(dir.join("journal.db"))
+        .current_dir(dir)
+        .env_remove("GOLIVE_DATABASE_URL")
+        .env_remove("GOLIVE_SERVER")
+        .env_remove("GOLIVE_TOKEN")
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+fn token(dir: &Path, name: &str, role: &str) -> String {
+    let out = golive(&["token", "create", "--name", name, "--role", role], dir)
+        .output()
+        .expect("token create");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_string()
+}
+
+/// `golive serve` on a free port; its base URL.
+fn serve(dir: &Path) -> (Running, String) {
+    let mut server = Running::spawn(
+        golive(
+            &["serve", "--listen", "127.0.0.1:0", "--lease-ttl", "2s"],
+            dir,
+        ),
+        Duration::from_secs(30),
+    );
+    let line = server.wait_for("listening on");
+    let base = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("address")
+        .to_string();
+    (server, base)
+}
+
+fn call(base: &str, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let client = golive_probe::api_client(Duration::from_secs(10)).expect("client");
+        let mut req = client
+            .request(method.parse().expect("method"), format!("{base}{path}"))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_string());
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    })
+}
+
+fn sigterm(server: &Running) {
+    let pid = server.child.id().to_string();
+    let ok = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(ok.success());
+}
+
+fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+const PLAN: &str = r#"
+name: served
+phases:
+  - title: Deploy
+    items:
+      - id: one
+        title: First
+        run: { command: "echo one >> steps.log" }
+      - id: two
+        title: Slow second
+        on_interrupt: rerun
+        run: { command: "echo started >> attempts.log; sleep 3; echo two >> steps.log" }
+      - id: three
+        title: Third
+        run: { command: "echo three >> steps.log" }
+"#;
+
+#[test]
+fn sigterm_during_a_run_then_restart_loses_and_repeats_nothing() {
+    let dir = scratch("serve-sigterm");
+    let operator = token(&dir, "olga", "operator");
+    let (server, base) = serve(&dir);
+    let (s, v) = call(
+        &base,
+        &operator,
+        "POST",
+        "/api/runs",
+        Some(json!({"plan": PLAN})),
+    );
+    assert_eq!(s, 201, "{v}");
+    let run = v["run"].as_str().expect("run id").to_string();
+    wait_until("item two to start", || {
+        std::fs::read_to_string(dir.join("attempts.log")).is_ok_and(|t| t.contains("started"))
+    });
+    sigterm(&server);
+    let (code, lines) = server.finish();
+    assert_eq!(code, 0, "a SIGTERM is a clean stop:\n{}", lines.join("\n"));
+    assert!(
+        lines.iter().any(|l| l.contains("stopped by the shutdown")),
+        "{}",
+        lines.join("\n")
+    );
+    // The journal says exactly where it stopped.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let id: golive_store::RunId = run.parse().expect("run id");
+    let (status, items) = rt.block_on(async {
+        let store = golive_store::open(&dir.join("journal.db").display().to_string())
+            .await
+            .expect("store");
+        let run = store.get_run(&id).await.expect("run");
+        let items = store.item_states(&id).await.expect("items");
+        store.close().await;
+        (run.summary.status, items)
+    });
+    assert_eq!(status, RunStatus::Paused);
+    let by_id = |items: &[golive_store::ItemState], id: &str| {
+        items
+            .iter()
+            .find(|i| i.item_id == id)
+            .map(|i| i.status)
+            .expect("item")
+    };
+    assert_eq!(by_id(&items, "one"), ItemStatus::Passed);
+    assert_eq!(by_id(&items, "two"), ItemStatus::Interrupted);
+    assert_eq!(by_id(&items, "three"), ItemStatus::Pending);
+
+    // A new server resumes it: `two` again (rerun), `one` never again.
+    let (mut server, base) = serve(&dir);
+    server.wait_for(&format!("resuming runs stopped by a shutdown: {run}"));
+    wait_until("the run to succeed", || {
+        let (_, v) = call(&base, &operator, "GET", &format!("/api/runs/{run}"), None);
+        v["run"]["status"] == "succeeded"
+    });
+    let steps = std::fs::read_to_string(dir.join("steps.log")).expect("steps");
+    assert_eq!(steps, "one\ntwo\nthree\n");
+    let attempts = std::fs::read_to_string(dir.join("attempts.log")).expect("attempts");
+    assert_eq!(attempts.lines().count(), 2, "interrupted once, rerun once");
+    let (_, audit) = call(&base, &operator, "GET", "/api/audit?action=server.", None);
+    let actions: Vec<&str> = audit
+        .as_array()
+        .expect("audit")
+        .iter()
+        .map(|e| e["action"].as_str().expect("action"))
+        .collect();
+    assert_eq!(actions, ["server.interrupted", "server.resumed"]);
+
+    // `golive flags --server` acts through the API, as the token's name.
+    let out = golive(
+        &[
+            "flags",
+            "set",
+            "maintenance_mode",
+            "--enable",
+            "--percentage",
+            "5",
+            "--reason",
+            "T-0",
+            "--server",
+            &base,
+            "--token",
+            &operator,
+            "--output",
+            "json",
+        ],
+        &dir,
+    )
+    .output()
+    .expect("flags set");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(shown[0]["definition"]["percentage"], 5);
+    assert_eq!(shown[0]["updated_by"], "olga");
+    let out = golive(
+        &[
+            "flags",
+            "set",
+            "maintenance_mode",
+            "--percentage",
+            "500",
+            "--server",
+            &base,
+            "--token",
+            &operator,
+        ],
+        &dir,
+    )
+    .output()
+    .expect("flags set");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("percentage") && err.contains("422"), "{err}");
+    let out = golive(
+        &[
+            "flags",
+            "list",
+            "--server",
+            &base,
+            "--token",
+            "glv_nope_nope",
+        ],
+        &dir,
+    )
+    .output()
+    .expect("flags list");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
+    sigterm(&server);
+    let (code, _) = server.finish();
+    assert_eq!(code, 0);
+}
