@@ -14,12 +14,14 @@
 //!   the lease every ttl/3 until the run ends.
 //! - `items`: one module per item kind — `command` (`run`), `check`,
 //!   `person` (`task` and `approval`, which wait for people), `wait`,
-//!   `notify` — and the kinds not supported yet (`flag`, `rollout`).
+//!   `notify`, `flag` — and the kind not supported yet (`rollout`).
 //! - [`report`]: a run's filled-in go-live record, read from the journal,
 //!   as Markdown, HTML, JSON or JUnit (here so the server can serve it too).
 //! - `request`: a rollback asked for by another process (`golive rollback`),
 //!   recorded without the lease and read by the engine while it works.
 //! - `overrides`: the `--var` overrides kept with the run for `--resume`.
+//! - [`status`]: where a run stands (phase, items, who is awaited), as
+//!   `golive status` and the server show it.
 //! - [`answers`]: people's answers (confirm, sign, ask for a rollback),
 //!   checked against the stored plan; shared by the CLI and the server.
 //!
@@ -40,6 +42,7 @@ mod lease;
 mod overrides;
 pub mod report;
 mod request;
+pub mod status;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -683,6 +686,7 @@ impl<S: Store + 'static> Engine<S> {
                     }
                     ItemKind::Wait(w) => items::wait::run(self, ctx, w).await?,
                     ItemKind::Notify(n) => items::notify::run(self, ctx, item, n).await?,
+                    ItemKind::Flag(f) => items::flag::run(self, ctx, item, f).await?,
                     _ => items::unsupported(kind),
                 };
                 self.finish(ctx, item, outcome, &result).await?;

@@ -106,7 +106,7 @@ async fn resume_refuses_a_run_whose_lease_another_process_holds() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unsupported_and_impossible_items_fail_and_continue_keeps_going() {
-    let src = "name: p\nphases:\n  - title: a\n    items:\n      - id: until\n        on_failure: continue\n        wait: {until: T+0}\n      - id: flag\n        on_failure: continue\n        critical: true\n        flag: {key: k, enabled: true}\n      - id: last\n        run: {command: 'true'}\n";
+    let src = "name: p\nphases:\n  - title: a\n    items:\n      - id: until\n        on_failure: continue\n        wait: {until: T+0}\n      - id: flag\n        on_failure: continue\n        critical: true\n        flag: {key: k, percentage: 5}\n      - id: last\n        run: {command: 'true'}\n";
     let dir = tempfile::tempdir().expect("dir");
     let store = store(&dir).await;
     let p = plan(src);
@@ -130,12 +130,58 @@ async fn unsupported_and_impossible_items_fail_and_continue_keeps_going() {
     assert!(
         result("flag")["error"]
             .as_str()
-            .is_some_and(|e| e.starts_with("not supported yet"))
+            .is_some_and(|e| e.contains("does not exist")),
+        "a flag item that only sets a percentage does not create the flag"
     );
     assert_eq!(status_of(&store, &run, "last").await, ItemStatus::Passed);
     let summary = store.get_run(&run).await.expect("run").summary;
     assert_eq!(
         summary.lease_owner, None,
         "the lease is released at the end"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn flag_items_change_the_flag_store_and_are_audited() {
+    let src = "name: p\nphases:\n  - title: a\n    items:\n      - id: create\n        flag: {key: new-checkout, enabled: true, percentage: 0}\n      - id: widen\n        flag: {key: new-checkout, percentage: 25}\n      - id: off\n        flag: {key: new-checkout, enabled: false}\n      - id: bad\n        on_failure: continue\n        flag: {key: new-checkout, percentage: 0.001}\n";
+    let dir = tempfile::tempdir().expect("dir");
+    let store = store(&dir).await;
+    let p = plan(src);
+    let engine = Engine::new(Arc::clone(&store)).expect("engine");
+    let run = engine.create(src, &p, None).await.expect("create");
+    let status = engine.execute(&run, &p, &[]).await.expect("execute");
+    assert_eq!(status, RunStatus::Succeeded);
+    let flag = store
+        .get_flag("new-checkout")
+        .await
+        .expect("get")
+        .expect("the first item created the flag");
+    assert_eq!(flag.version, 3);
+    assert_eq!(flag.definition["enabled"], false);
+    assert_eq!(
+        flag.definition["percentage"], 25,
+        "turning it off keeps the rollout"
+    );
+    let states = store.item_states(&run).await.expect("states");
+    let bad = states.iter().find(|s| s.item_id == "bad").expect("bad");
+    assert_eq!(bad.status, ItemStatus::Failed);
+    let error = bad.result.as_ref().expect("result")["error"].to_string();
+    assert!(error.contains("percentage"), "{error}");
+    let audit = store
+        .audit(&golive_store::AuditFilter {
+            target: Some("new-checkout".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .expect("audit");
+    let actions: Vec<&str> = audit.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["flag.created", "flag.updated", "flag.updated"]);
+    assert!(
+        audit.iter().all(|e| e.actor == engine.owner()
+            && e.reason
+                .as_deref()
+                .is_some_and(|r| r.contains(run.as_str()))),
+        "{audit:?}"
     );
 }

@@ -79,6 +79,7 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi_json))
         .route("/api/runs", get(runs::list).post(runs::start))
         .route("/api/runs/{run}", get(runs::get))
+        .route("/api/runs/{run}/status", get(runs::status))
         .route("/api/runs/{run}/events", get(runs::events))
         .route("/api/runs/{run}/report", get(runs::report))
         .route("/api/runs/{run}/resume", post(runs::resume))

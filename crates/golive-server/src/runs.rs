@@ -80,6 +80,22 @@ pub async fn get(
     })))
 }
 
+/// `GET /api/runs/{run}/status`: where the run stands — its phase, each
+/// item, who it waits for — as `golive status` shows it.
+pub async fn status(
+    State(state): State<AppState>,
+    _: AnyToken,
+    Path(raw): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = run_id(&raw)?;
+    state.store().get_run(&id).await?;
+    Ok(Json(
+        golive_engine::status::status(state.store(), &id)
+            .await
+            .map_err(engine_error)?,
+    ))
+}
+
 /// `?after=&limit=`
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct EventsQuery {

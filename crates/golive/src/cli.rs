@@ -173,8 +173,14 @@ pub struct ImportArgs {
 pub struct StoreArgs {
     /// The SQLite journal file. Default: $GOLIVE_DATABASE_URL (e.g. a
     /// postgres:// URL) if set, else the per-user data directory.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", conflicts_with = "server")]
     pub db: Option<PathBuf>,
+    /// Act through this golive server (its API) instead of the journal.
+    #[arg(long, env = "GOLIVE_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+    /// The API token for --server (see `golive token create`).
+    #[arg(long, env = "GOLIVE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -203,9 +209,9 @@ pub struct ConfirmArgs {
     pub run: golive_store::RunId,
     /// The item.
     pub item: String,
-    /// Who confirms.
-    #[arg(long)]
-    pub by: String,
+    /// Who confirms (with --server: the token's name is recorded).
+    #[arg(long, required_unless_present = "server")]
+    pub by: Option<String>,
     /// Evidence: text, or @FILE to read it from a file.
     #[arg(long)]
     pub evidence: Option<String>,
@@ -230,9 +236,9 @@ pub struct RollbackArgs {
     /// Why the run is rolled back.
     #[arg(long)]
     pub reason: String,
-    /// Who asks for it.
-    #[arg(long)]
-    pub by: String,
+    /// Who asks for it (with --server: the token's name is recorded).
+    #[arg(long, required_unless_present = "server")]
+    pub by: Option<String>,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -247,9 +253,9 @@ pub struct SignArgs {
     /// The role signed for (one of the approval's roles).
     #[arg(long = "as", value_name = "ROLE")]
     pub role: String,
-    /// Who signs (a member of ROLE in the plan).
-    #[arg(long)]
-    pub by: String,
+    /// Who signs (a member of ROLE in the plan; with --server: the token's name).
+    #[arg(long, required_unless_present = "server")]
+    pub by: Option<String>,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -285,6 +291,9 @@ pub struct RunsArgs {
 pub struct StatusArgs {
     /// The run (default: the newest).
     pub run: Option<golive_store::RunId>,
+    /// Keep showing it as it changes, until the run ends.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -341,6 +350,15 @@ mod tests {
     }
 }
 
+/// The journal only (commands that never go through a server).
+#[derive(Debug, Args)]
+pub struct JournalArgs {
+    /// The SQLite journal file. Default: $GOLIVE_DATABASE_URL (e.g. a
+    /// postgres:// URL) if set, else the per-user data directory.
+    #[arg(long, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+}
+
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address to listen on.
@@ -360,7 +378,7 @@ pub struct ServeArgs {
     #[arg(long, env = "GOLIVE_LEASE_TTL", default_value = "15s", value_parser = parse_duration)]
     pub lease_ttl: std::time::Duration,
     #[command(flatten)]
-    pub store: StoreArgs,
+    pub store: JournalArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -377,31 +395,25 @@ pub enum TokenCommand {
         #[arg(long)]
         expires: Option<String>,
         #[command(flatten)]
-        store: StoreArgs,
+        store: JournalArgs,
     },
     /// List tokens (never their secrets).
     List {
         #[command(flatten)]
-        store: StoreArgs,
+        store: JournalArgs,
     },
     /// Revoke a token by id.
     Revoke {
         /// The token's id (as `golive token list` shows it).
         id: String,
         #[command(flatten)]
-        store: StoreArgs,
+        store: JournalArgs,
     },
 }
 
 /// Where `golive flags` acts: a server, or the journal directly.
 #[derive(Debug, Args)]
 pub struct RemoteArgs {
-    /// Act through this golive server instead of the local journal.
-    #[arg(long, env = "GOLIVE_SERVER", value_name = "URL")]
-    pub server: Option<String>,
-    /// The API token for --server.
-    #[arg(long, env = "GOLIVE_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
     /// Who you are, for the audit log (local journal only; a server records the token's name).
     #[arg(long, env = "USER", hide_env_values = true, default_value = "cli")]
     pub by: String,

@@ -198,6 +198,13 @@ fn sigterm_during_a_run_then_restart_loses_and_repeats_nothing() {
     assert_eq!(actions, ["server.interrupted", "server.resumed"]);
 
     // `golive flags --server` acts through the API, as the token's name.
+    let golive = |args: &[&str], dir: &Path| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_golive"));
+        cmd.args(args)
+            .current_dir(dir)
+            .env_remove("GOLIVE_DATABASE_URL");
+        cmd
+    };
     let out = golive(
         &[
             "flags",
@@ -262,6 +269,125 @@ fn sigterm_during_a_run_then_restart_loses_and_repeats_nothing() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
     sigterm(&server);
+    let (code, _) = server.finish();
+    assert_eq!(code, 0);
+}
+
+const ANSWERED: &str = r#"
+name: answered
+roles:
+  security: { members: [sam] }
+phases:
+  - title: Prep
+    items:
+      - id: backup
+        title: Take a backup
+        task: { evidence: required }
+      - id: signoff
+        title: Security sign-off
+        approval: { roles: [security] }
+      - id: done
+        title: Done
+        run: { command: "true" }
+"#;
+
+#[test]
+fn the_cli_acts_through_a_server() {
+    let dir = scratch("serve-cli");
+    std::fs::write(dir.join("plan.yaml"), ANSWERED).expect("plan");
+    let olga = token(&dir, "olga", "operator");
+    let sam = token(&dir, "sam", "security");
+    let (mut server, base) = serve(&dir);
+    let remote = |args: &[&str], tok: &str| {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--server", base.as_str(), "--token", tok]);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_golive"));
+        cmd.args(&all)
+            .current_dir(&dir)
+            .env_remove("GOLIVE_DATABASE_URL");
+        cmd
+    };
+    // `golive run --server` starts the run in the server and follows it.
+    let mut run = Running::spawn(
+        remote(&["run", "plan.yaml"], &olga),
+        Duration::from_secs(30),
+    );
+    let line = run.wait_for("started in the server");
+    let id = line.split_whitespace().nth(1).expect("run id").to_string();
+    run.wait_for("waiting     backup");
+    let mut follow = Running::spawn(
+        remote(&["status", &id, "--follow"], &olga),
+        Duration::from_secs(30),
+    );
+    let out = remote(&["status", &id, "--output", "json"], &olga)
+        .output()
+        .expect("status");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(doc["awaiting"][0]["item"], "backup", "{doc}");
+    // Answers go through the API, recorded as the token's holder.
+    let out = remote(&["confirm", &id, "backup"], &olga)
+        .output()
+        .expect("confirm");
+    assert_eq!(out.status.code(), Some(2), "evidence is required");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("requires evidence"));
+    let out = remote(&["confirm", &id, "backup", "--evidence", "s3://b/1"], &olga)
+        .output()
+        .expect("confirm");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("by olga"));
+    run.wait_for("waiting     signoff");
+    let out = remote(&["approve", &id, "signoff", "--as", "security"], &olga)
+        .output()
+        .expect("approve");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an operator token cannot sign for security"
+    );
+    let out = remote(&["approve", &id, "signoff", "--as", "security"], &sam)
+        .output()
+        .expect("approve");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (code, lines) = run.finish();
+    assert_eq!(code, 0, "{}", lines.join("\n"));
+    assert!(
+        lines.iter().any(|l| l.contains("succeeded")),
+        "{}",
+        lines.join("\n")
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while follow.child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = follow.child.kill();
+            panic!("`status --follow` did not end with the run");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (code, _) = follow.finish();
+    assert_eq!(code, 0, "--follow ends with the run");
+    let out = remote(&["report", &id], &olga).output().expect("report");
+    let md = String::from_utf8_lossy(&out.stdout);
+    assert!(md.contains("s3://b/1") && md.contains("sam"), "{md}");
+    let out = remote(&["runs", "--output", "json"], &olga)
+        .output()
+        .expect("runs");
+    let runs: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(runs[0]["id"], id.as_str());
+    sigterm(&server);
+    server.wait_for("stopping");
     let (code, _) = server.finish();
     assert_eq!(code, 0);
 }

@@ -3,6 +3,7 @@
 
 pub(crate) mod check;
 pub(crate) mod command;
+pub(crate) mod flag;
 pub(crate) mod notify;
 pub(crate) mod person;
 pub(crate) mod wait;
@@ -11,13 +12,13 @@ use golive_plan::ItemKind;
 use golive_store::Outcome;
 use serde_json::{Value, json};
 
-/// `flag` and `rollout` items: failed on purpose, so that nobody mistakes a
-/// plan that contains them for one that went live.
+/// `rollout` items: failed on purpose until the rollout engine lands, so
+/// that nobody mistakes a plan that contains them for one that went live.
 pub(crate) fn unsupported(kind: &ItemKind) -> (Outcome, Value) {
     (
         Outcome::Failed,
         json!({
-            "error": "not supported yet: rollout/flag items arrive with the rollout engine",
+            "error": "not supported yet: rollout items arrive with the rollout engine",
             "kind": kind.name(),
         }),
     )

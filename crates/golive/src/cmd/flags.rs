@@ -4,7 +4,6 @@
 //! only the fields given change) and audit who and why.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use golive_server::flags::{FlagView, parse_key, upsert};
@@ -13,6 +12,7 @@ use serde_json::{Map, Value, json};
 
 use crate::cli::{FlagsCommand, Output, RemoteArgs};
 use crate::cmd::journal;
+use crate::cmd::remote::Remote;
 
 pub fn run(command: FlagsCommand, output: Output) -> Result<ExitCode> {
     journal::runtime()?.block_on(async {
@@ -126,50 +126,6 @@ fn view(record: golive_store::FlagRecord) -> Result<Value> {
     Ok(serde_json::to_value(FlagView::from(record))?)
 }
 
-/// A request to the server, with the token; the server's error message on failure.
-async fn call(
-    remote: &RemoteArgs,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> Result<Value> {
-    let server = remote
-        .server
-        .as_deref()
-        .unwrap_or_default()
-        .trim_end_matches('/');
-    let token = remote.token.as_deref().context(
-        "--server needs a token: --token T or GOLIVE_TOKEN (make one with `golive token create`)",
-    )?;
-    let client = golive_probe::api_client(Duration::from_secs(30)).map_err(anyhow::Error::msg)?;
-    let mut request = client
-        .request(method.clone(), format!("{server}{path}"))
-        .bearer_auth(token);
-    if let Some(b) = body {
-        request = request
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(b.to_string());
-    }
-    let response = request
-        .send()
-        .await
-        .with_context(|| format!("cannot reach the golive server at {server}"))?;
-    let status = response.status();
-    let text = response.text().await.unwrap_or_default();
-    if !status.is_success() {
-        let message = serde_json::from_str::<Value>(&text)
-            .ok()
-            .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
-            .unwrap_or(text);
-        bail!("{server} answered {status} to {method} {path}: {message}");
-    }
-    if text.is_empty() {
-        return Ok(Value::Null);
-    }
-    serde_json::from_str(&text)
-        .with_context(|| format!("{server} answered {path} with something that is not JSON"))
-}
-
 fn path_key(key: &str) -> Result<String> {
     // Keys are [A-Za-z0-9_.:-], safe in a path once checked.
     Ok(parse_key(key)
@@ -178,14 +134,10 @@ fn path_key(key: &str) -> Result<String> {
 }
 
 async fn list(remote: &RemoteArgs) -> Result<Vec<Value>> {
-    if remote.server.is_some() {
-        let v = call(
-            remote,
-            reqwest::Method::GET,
-            "/api/admin/feature-flags",
-            None,
-        )
-        .await?;
+    if let Some(server) = Remote::from_args(&remote.store)? {
+        let v = server
+            .call(reqwest::Method::GET, "/api/admin/feature-flags", None)
+            .await?;
         return Ok(v.as_array().cloned().unwrap_or_default());
     }
     let store = journal::open(&remote.store).await?;
@@ -196,14 +148,14 @@ async fn list(remote: &RemoteArgs) -> Result<Vec<Value>> {
 
 async fn get(remote: &RemoteArgs, key: &str) -> Result<Value> {
     let key = path_key(key)?;
-    if remote.server.is_some() {
-        return call(
-            remote,
-            reqwest::Method::GET,
-            &format!("/api/admin/feature-flags/{key}"),
-            None,
-        )
-        .await;
+    if let Some(server) = Remote::from_args(&remote.store)? {
+        return server
+            .call(
+                reqwest::Method::GET,
+                &format!("/api/admin/feature-flags/{key}"),
+                None,
+            )
+            .await;
     }
     let store = journal::open(&remote.store).await?;
     let record = store.get_flag(&key).await;
@@ -221,18 +173,18 @@ async fn set(
     reason: Option<&str>,
 ) -> Result<Value> {
     let key = parse_key(key).map_err(|e| anyhow::anyhow!(e.message))?;
-    if remote.server.is_some() {
+    if let Some(server) = Remote::from_args(&remote.store)? {
         patch.insert("flag".into(), Value::String(key.to_string()));
         if let Some(r) = reason {
             patch.insert("reason".into(), Value::String(r.to_string()));
         }
-        return call(
-            remote,
-            reqwest::Method::POST,
-            "/api/admin/feature-flags",
-            Some(Value::Object(patch)),
-        )
-        .await;
+        return server
+            .call(
+                reqwest::Method::POST,
+                "/api/admin/feature-flags",
+                Some(&Value::Object(patch)),
+            )
+            .await;
     }
     let store = journal::open(&remote.store).await?;
     let result = upsert(
@@ -252,7 +204,7 @@ async fn set(
 
 async fn delete(remote: &RemoteArgs, key: &str, reason: Option<&str>) -> Result<()> {
     let key = path_key(key)?;
-    if remote.server.is_some() {
+    if let Some(server) = Remote::from_args(&remote.store)? {
         let mut path = format!("/api/admin/feature-flags/{key}");
         if let Some(r) = reason {
             let encoded: String = r
@@ -266,7 +218,7 @@ async fn delete(remote: &RemoteArgs, key: &str, reason: Option<&str>) -> Result<
                 .collect();
             path.push_str(&format!("?reason={encoded}"));
         }
-        call(remote, reqwest::Method::DELETE, &path, None).await?;
+        server.call(reqwest::Method::DELETE, &path, None).await?;
         return Ok(());
     }
     let store = journal::open(&remote.store).await?;

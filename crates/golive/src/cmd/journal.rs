@@ -17,7 +17,12 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
 
 /// Opens (creating and migrating as needed) the selected journal.
 pub async fn open(args: &StoreArgs) -> Result<AnyStore> {
-    let url = match (&args.db, std::env::var(DATABASE_URL_ENV)) {
+    open_db(args.db.as_deref()).await
+}
+
+/// Opens the journal at `--db PATH`, else as [`open`] does.
+pub async fn open_db(db: Option<&std::path::Path>) -> Result<AnyStore> {
+    let url = match (db, std::env::var(DATABASE_URL_ENV)) {
         (Some(path), _) => path.display().to_string(),
         (None, Ok(url)) if !url.is_empty() => url,
         (None, _) => golive_store::default_sqlite_path()

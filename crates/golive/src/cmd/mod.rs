@@ -7,6 +7,7 @@ mod init;
 mod journal;
 mod plan;
 mod ready;
+mod remote;
 mod report;
 mod rollback;
 mod run;

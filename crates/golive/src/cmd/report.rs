@@ -1,6 +1,7 @@
 //! `golive report`: a run's filled-in go-live record, read from the journal
-//! and rendered by `golive_engine::report` (which the server will share):
-//! Markdown (the completed checklist), HTML, JSON or JUnit.
+//! (or a server's `/api/runs/{run}/report`) and rendered by
+//! `golive_engine::report`: Markdown (the completed checklist), HTML, JSON
+//! or JUnit.
 
 use std::process::ExitCode;
 
@@ -10,9 +11,13 @@ use golive_store::{AnyStore, Store};
 
 use crate::cli::{ReportArgs, ReportFormat};
 use crate::cmd::journal;
+use crate::cmd::remote::Remote;
 
 pub fn run(args: &ReportArgs) -> Result<ExitCode> {
     let text = journal::runtime()?.block_on(async {
+        if let Some(server) = Remote::from_args(&args.store)? {
+            return remote(&server, args).await;
+        }
         let store = journal::open(&args.store).await?;
         let result = render(&store, args).await;
         store.close().await;
@@ -45,5 +50,35 @@ async fn render(store: &AnyStore, args: &ReportArgs) -> Result<String> {
         ReportFormat::Html => report::to_html(&r),
         ReportFormat::Json => format!("{}\n", serde_json::to_string_pretty(&r)?),
         ReportFormat::Junit => report::to_junit(&r),
+    })
+}
+
+async fn remote(server: &Remote, args: &ReportArgs) -> Result<String> {
+    let id = match &args.run {
+        Some(id) => id.to_string(),
+        None => {
+            let v = server
+                .call(reqwest::Method::GET, "/api/runs?limit=1", None)
+                .await?;
+            v["runs"][0]["id"]
+                .as_str()
+                .context("the server has no runs")?
+                .to_string()
+        }
+    };
+    let format = match args.format {
+        ReportFormat::Markdown => "markdown",
+        ReportFormat::Html => "html",
+        ReportFormat::Json => "json",
+        ReportFormat::Junit => "junit",
+    };
+    let path = format!("/api/runs/{id}/report?format={format}");
+    let text = server.text(reqwest::Method::GET, &path, None).await?;
+    Ok(match args.format {
+        ReportFormat::Json => {
+            let v: serde_json::Value = serde_json::from_str(&text)?;
+            format!("{}\n", serde_json::to_string_pretty(&v)?)
+        }
+        _ => text,
     })
 }

@@ -1,5 +1,5 @@
 //! `golive rollback RUN --reason TEXT --by NAME`: ask for a run to be rolled
-//! back, from any process.
+//! back, from any process (or through a server with `--server`).
 //!
 //! The request is journaled at once (who and why, see
 //! `golive_engine::answers::rollback`); the engine that holds the run acts on
@@ -12,19 +12,37 @@ use std::process::ExitCode;
 use anyhow::Result;
 use golive_engine::answers::{self, RollbackAnswer};
 use golive_store::Store;
+use serde_json::json;
 
 use crate::cli::RollbackArgs;
-use crate::cmd::confirm::refusal;
+use crate::cmd::confirm::{by, refusal};
 use crate::cmd::journal;
+use crate::cmd::remote::Remote;
 
 pub fn run(args: &RollbackArgs) -> Result<ExitCode> {
     journal::runtime()?.block_on(async {
-        let store = journal::open(&args.store).await?;
-        let result = answers::rollback(&store, &args.run, &args.by, &args.reason)
-            .await
-            .map_err(|e| refusal(&store, e));
-        store.close().await;
-        match result? {
+        let answer = if let Some(server) = Remote::from_args(&args.store)? {
+            let path = format!("/api/runs/{}/rollback", args.run);
+            let v = server
+                .call(reqwest::Method::POST, &path, Some(&json!({"reason": args.reason})))
+                .await?;
+            match v["outcome"].as_str() {
+                Some("already-requested") => RollbackAnswer::AlreadyRequested {
+                    by: v["by"].as_str().unwrap_or_default().to_string(),
+                },
+                _ => RollbackAnswer::Recorded {
+                    driver: v["driver"].as_str().map(str::to_string),
+                },
+            }
+        } else {
+            let store = journal::open(&args.store).await?;
+            let result = answers::rollback(&store, &args.run, &by(&args.by)?, &args.reason)
+                .await
+                .map_err(|e| refusal(&store, e));
+            store.close().await;
+            result?
+        };
+        match answer {
             RollbackAnswer::AlreadyRequested { by } => eprintln!(
                 "run {}: a rollback was already requested by {by}; it stands",
                 args.run

@@ -14,7 +14,7 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use golive_engine::{Engine, EngineError, Progress};
 use golive_probe::Vars;
 use golive_store::{AnyStore, ItemStatus, RunStatus, Store};
@@ -22,6 +22,7 @@ use serde_json::Value;
 
 use crate::cli::{Output, RunArgs};
 use crate::cmd::journal;
+use crate::cmd::remote::Remote;
 use crate::load::{load, render};
 
 pub fn run(args: &RunArgs, output: Output) -> Result<ExitCode> {
@@ -32,10 +33,113 @@ pub fn run(args: &RunArgs, output: Output) -> Result<ExitCode> {
         bail!("--resume keeps the run's t0; leave out --t0");
     }
     journal::runtime()?.block_on(async {
+        if let Some(server) = Remote::from_args(&args.store)? {
+            return remote(&server, args, output).await;
+        }
         let store = journal::open(&args.store).await?;
         let result = run_in(store.clone(), args, output).await;
         store.close().await;
         result
+    })
+}
+
+/// `--server`: the run executes inside the server; this process starts (or
+/// resumes) it and follows its journal on the live event stream, printing
+/// a line per finished item, until it ends. Stopping this process does not
+/// stop the run.
+async fn remote(server: &Remote, args: &RunArgs, output: Output) -> Result<ExitCode> {
+    let run = match &args.resume {
+        Some(run) => {
+            server
+                .call(
+                    reqwest::Method::POST,
+                    &format!("/api/runs/{run}/resume"),
+                    None,
+                )
+                .await?;
+            eprintln!("run {run} resumed in the server");
+            run.to_string()
+        }
+        None => {
+            let path = args.plan.clone().unwrap_or_else(|| "golive.yaml".into());
+            let loaded = load(&path, &args.vars)?;
+            if loaded.compiled.plan.is_none() {
+                eprint!("{}", render(&loaded.source, &loaded.compiled.diagnostics));
+                eprintln!(
+                    "{} is invalid; fix it before running it",
+                    loaded.source.name
+                );
+                return Ok(ExitCode::from(2));
+            }
+            let vars: serde_json::Map<String, Value> = args
+                .vars
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect();
+            let body = serde_json::json!({
+                "plan": loaded.source.text.to_string(),
+                "t0": args.t0.map(|t| t.to_string()),
+                "vars": vars,
+            });
+            let v = server
+                .call(reqwest::Method::POST, "/api/runs", Some(&body))
+                .await?;
+            let run = v["run"].as_str().unwrap_or_default().to_string();
+            eprintln!("run {run} started in the server");
+            run
+        }
+    };
+    let mut stream = server.events(&run).await?;
+    let mut buffer = String::new();
+    let status = loop {
+        let Some(chunk) = stream.chunk().await.context("the event stream broke")? else {
+            anyhow::bail!("the server closed the event stream before run {run} ended");
+        };
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        let mut ended = None;
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            if !block.contains("event: run") {
+                continue;
+            }
+            let data: String = block
+                .lines()
+                .filter_map(|l| l.strip_prefix("data:"))
+                .map(str::trim_start)
+                .collect();
+            let Ok(event) = serde_json::from_str::<Value>(&data) else {
+                continue;
+            };
+            let item = event["item_id"].as_str().unwrap_or_default();
+            match event["kind"].as_str() {
+                Some("item.finished") => eprintln!(
+                    "  {:<11} {item}",
+                    event["data"]["status"].as_str().unwrap_or_default()
+                ),
+                Some("item.waiting") => eprintln!("  waiting     {item}"),
+                Some("run.status") => {
+                    let s = event["data"]["to"].as_str().unwrap_or_default().to_string();
+                    if matches!(
+                        s.as_str(),
+                        "succeeded" | "failed" | "rolled-back" | "aborted" | "paused"
+                    ) {
+                        ended = Some(s);
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Some(s) = ended {
+            break s;
+        }
+    };
+    eprintln!("run {run} {status}");
+    if output == Output::Json {
+        println!("{}", serde_json::json!({ "run": run, "status": status }));
+    }
+    Ok(match status.as_str() {
+        "succeeded" => ExitCode::SUCCESS,
+        _ => ExitCode::from(1),
     })
 }
 

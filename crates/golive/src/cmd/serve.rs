@@ -11,7 +11,7 @@ use crate::cmd::journal;
 
 pub fn run(args: &ServeArgs) -> Result<ExitCode> {
     journal::runtime()?.block_on(async {
-        let store = journal::open(&args.store).await?;
+        let store = journal::open_db(args.store.db.as_deref()).await?;
         let config = ServerConfig {
             listen: args.listen,
             cors_origins: args.cors_origins.clone(),

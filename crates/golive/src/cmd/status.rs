@@ -2,24 +2,35 @@
 //! there are, and where one of them stands: its phase, each item's status,
 //! and who it is waiting for.
 
-use std::collections::BTreeSet;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use comfy_table::Table;
-use golive_plan::{Item, ItemKind, Plan};
-use golive_store::{AnyStore, Decision, ItemState, ItemStatus, Run, Store};
-use serde_json::{Value, json};
+use golive_store::{AnyStore, Store};
+use serde_json::Value;
 
 use crate::cli::{Output, RunsArgs, StatusArgs};
 use crate::cmd::journal;
+use crate::cmd::remote::Remote;
 
 pub fn runs(args: &RunsArgs, output: Output) -> Result<ExitCode> {
     journal::runtime()?.block_on(async {
-        let store = journal::open(&args.store).await?;
-        let result = store.list_runs(args.limit).await;
-        store.close().await;
-        let runs = result?;
+        let runs: Vec<Value> = match Remote::from_args(&args.store)? {
+            Some(server) => {
+                let path = format!("/api/runs?limit={}", args.limit);
+                let v = server.call(reqwest::Method::GET, &path, None).await?;
+                v["runs"].as_array().cloned().unwrap_or_default()
+            }
+            None => {
+                let store = journal::open(&args.store).await?;
+                let result = store.list_runs(args.limit).await;
+                store.close().await;
+                result?
+                    .iter()
+                    .map(serde_json::to_value)
+                    .collect::<Result<_, _>>()?
+            }
+        };
         if output == Output::Json {
             println!("{}", serde_json::to_string_pretty(&runs)?);
             return Ok(ExitCode::SUCCESS);
@@ -28,14 +39,17 @@ pub fn runs(args: &RunsArgs, output: Output) -> Result<ExitCode> {
         table.load_preset(comfy_table::presets::NOTHING);
         table.set_header(["run", "plan", "status", "t0", "created", "updated"]);
         for r in &runs {
-            table.add_row([
-                r.id.to_string(),
-                r.plan_name.clone(),
-                r.status.to_string(),
-                r.t0.map(|t| t.to_string()).unwrap_or_default(),
-                r.created_at.to_string(),
-                r.updated_at.to_string(),
-            ]);
+            table.add_row(
+                [
+                    "id",
+                    "plan_name",
+                    "status",
+                    "t0",
+                    "created_at",
+                    "updated_at",
+                ]
+                .map(|k| plain(&r[k])),
+            );
         }
         println!("{table}");
         Ok(ExitCode::SUCCESS)
@@ -44,86 +58,134 @@ pub fn runs(args: &RunsArgs, output: Output) -> Result<ExitCode> {
 
 pub fn status(args: &StatusArgs, output: Output) -> Result<ExitCode> {
     journal::runtime()?.block_on(async {
-        let store = journal::open(&args.store).await?;
-        let result = status_in(&store, args, output).await;
-        store.close().await;
-        result
+        match Remote::from_args(&args.store)? {
+            Some(server) => remote_status(&server, args, output).await,
+            None => {
+                let store = journal::open(&args.store).await?;
+                let result = local_status(&store, args, output).await;
+                store.close().await;
+                result
+            }
+        }
     })
 }
 
-async fn status_in(store: &AnyStore, args: &StatusArgs, output: Output) -> Result<ExitCode> {
+/// From the journal; `--follow` re-reads it every second and prints again
+/// when the run's journal has grown, until the run ends.
+async fn local_status(store: &AnyStore, args: &StatusArgs, output: Output) -> Result<ExitCode> {
     let id = journal::run_or_newest(store, args.run.as_ref()).await?;
-    let run = journal::get_run(store, &id).await?;
-    let plan = golive_engine::stored_plan(&run)?;
-    let states = store.item_states(&id).await?;
-    let mut items = Vec::new();
-    let mut awaiting = Vec::new();
-    let mut phase: Option<String> = None;
-    for (phase_title, item) in all_items(&plan) {
-        let Some(state) = states.iter().find(|s| s.item_id == item.id.as_str()) else {
-            continue;
+    journal::get_run(store, &id).await?;
+    let mut shown = -1;
+    loop {
+        let doc = golive_engine::status::status(store, &id).await?;
+        let seq = doc["run"]["last_seq"].as_i64().unwrap_or(0);
+        if seq != shown {
+            print_status(&doc, output, args.follow)?;
+            shown = seq;
+        }
+        if !args.follow || is_final(&doc) {
+            return Ok(ExitCode::SUCCESS);
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+}
+
+/// From a server; `--follow` prints again at each event of the run's
+/// journal on the server's live stream, until the run ends.
+async fn remote_status(server: &Remote, args: &StatusArgs, output: Output) -> Result<ExitCode> {
+    let id = match &args.run {
+        Some(id) => id.to_string(),
+        None => {
+            let v = server
+                .call(reqwest::Method::GET, "/api/runs?limit=1", None)
+                .await?;
+            v["runs"][0]["id"]
+                .as_str()
+                .context("the server has no runs")?
+                .to_string()
+        }
+    };
+    let path = format!("/api/runs/{id}/status");
+    let mut events = if args.follow {
+        Some(server.events(&id).await?)
+    } else {
+        None
+    };
+    loop {
+        let doc = server.call(reqwest::Method::GET, &path, None).await?;
+        print_status(&doc, output, args.follow)?;
+        let Some(stream) = events.as_mut().filter(|_| !is_final(&doc)) else {
+            return Ok(ExitCode::SUCCESS);
         };
-        if phase.is_none() && !state.status.is_finished() {
-            phase = Some(phase_title.to_string());
+        // Wait for the next journal event of the run (several may come at once).
+        loop {
+            match stream.chunk().await.context("the event stream broke")? {
+                Some(chunk) if String::from_utf8_lossy(&chunk).contains("event: run") => break,
+                Some(_) => continue,
+                None => return Ok(ExitCode::SUCCESS),
+            }
         }
-        if state.status == ItemStatus::Waiting {
-            awaiting.push(awaited(store, &run, &plan, item).await?);
-        }
-        items.push(item_json(phase_title, item, state));
     }
-    let rollback = golive_engine::rollback_request(store, &id)
-        .await?
-        .map(|r| json!({ "by": r.by, "reason": r.reason, "at": r.at.to_string() }));
-    let report = json!({
-        "run": run.summary,
-        "phase": phase,
-        "items": items,
-        "awaiting": awaiting,
-        "rollback_requested": rollback,
-    });
+}
+
+fn is_final(doc: &Value) -> bool {
+    matches!(
+        doc["run"]["status"].as_str(),
+        Some("succeeded" | "failed" | "rolled-back" | "aborted")
+    )
+}
+
+/// Prints a status document; with `--follow` and JSON, one line per
+/// document (JSON Lines), so a program can read them one by one.
+fn print_status(doc: &Value, output: Output, follow: bool) -> Result<()> {
     if output == Output::Json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(ExitCode::SUCCESS);
+        if follow {
+            println!("{}", serde_json::to_string(doc)?);
+        } else {
+            println!("{}", serde_json::to_string_pretty(doc)?);
+        }
+        return Ok(());
     }
-    let s = &run.summary;
-    println!("run {}  plan `{}`  {}", s.id, s.plan_name, s.status);
-    if let Some(t0) = s.t0 {
-        println!("t0 {t0}");
+    let s = &doc["run"];
+    let text = |v: &Value| plain(v);
+    println!(
+        "run {}  plan `{}`  {}",
+        text(&s["id"]),
+        text(&s["plan_name"]),
+        text(&s["status"])
+    );
+    if !s["t0"].is_null() {
+        println!("t0 {}", text(&s["t0"]));
     }
-    if let Some(p) = &phase {
-        println!("phase: {p}");
+    if !doc["phase"].is_null() {
+        println!("phase: {}", text(&doc["phase"]));
     }
-    if let Some(r) = &rollback {
-        let text = |k: &str| r.get(k).map(plain).unwrap_or_default();
+    let r = &doc["rollback_requested"];
+    if !r.is_null() {
         println!(
             "rollback requested by {} at {}: {}",
-            text("by"),
-            text("at"),
-            text("reason")
+            text(&r["by"]),
+            text(&r["at"]),
+            text(&r["reason"])
         );
     }
     let mut table = Table::new();
     table.load_preset(comfy_table::presets::NOTHING);
     table.set_header(["phase", "item", "kind", "status", "attempts"]);
-    for i in &items {
-        let text = |k: &str| i.get(k).map(plain).unwrap_or_default();
+    for i in doc["items"].as_array().into_iter().flatten() {
         table.add_row([
-            text("phase"),
-            text("id"),
-            text("kind"),
-            text("status"),
-            text("attempts"),
+            text(&i["phase"]),
+            text(&i["id"]),
+            text(&i["kind"]),
+            text(&i["status"]),
+            text(&i["attempts"]),
         ]);
     }
     println!("{table}");
-    for a in &awaiting {
-        println!(
-            "waiting for {}: {}",
-            a.get("who").map(plain).unwrap_or_default(),
-            a.get("how").map(plain).unwrap_or_default()
-        );
+    for a in doc["awaiting"].as_array().into_iter().flatten() {
+        println!("waiting for {}: {}", text(&a["who"]), text(&a["how"]));
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 fn plain(v: &Value) -> String {
@@ -132,92 +194,4 @@ fn plain(v: &Value) -> String {
         Value::Null => String::new(),
         other => other.to_string(),
     }
-}
-
-/// Every item with the title of its phase; rollback items under `rollback`.
-fn all_items(plan: &Plan) -> Vec<(&str, &Item)> {
-    plan.items()
-        .map(|(p, i)| (p.title.as_str(), i))
-        .chain(plan.rollback.items.iter().map(|i| ("rollback", i)))
-        .collect()
-}
-
-fn item_json(phase: &str, item: &Item, state: &ItemState) -> Value {
-    json!({
-        "phase": phase,
-        "id": item.id,
-        "title": item.title,
-        "kind": item.kind.name(),
-        "status": state.status,
-        "attempts": state.attempts,
-        "started_at": state.started_at,
-        "finished_at": state.finished_at,
-        "result": state.result,
-    })
-}
-
-/// Who a waiting item waits for, and the command that answers it.
-async fn awaited(store: &AnyStore, run: &Run, plan: &Plan, item: &Item) -> Result<Value> {
-    let id = &run.summary.id;
-    let members = |role: &str| -> Vec<String> {
-        plan.roles
-            .get(role)
-            .map(|r| r.members.clone())
-            .unwrap_or_default()
-    };
-    Ok(match &item.kind {
-        ItemKind::Task(_) => {
-            let who = match &item.owner {
-                Some(role) => format!("{role} ({})", members(role.as_str()).join(", ")),
-                None => "anyone".into(),
-            };
-            json!({
-                "item": item.id,
-                "kind": "task",
-                "who": who,
-                "how": format!("golive confirm {id} {} --by NAME", item.id),
-            })
-        }
-        ItemKind::Approval(a) => {
-            let signed: BTreeSet<String> = store
-                .signatures(id, item.id.as_str())
-                .await?
-                .into_iter()
-                .filter(|s| s.decision == Decision::Approve)
-                .map(|s| s.role)
-                .collect();
-            let missing: Vec<Value> = a
-                .roles
-                .iter()
-                .filter(|r| !signed.contains(r.as_str()))
-                .map(|r| json!({ "role": r, "members": members(r.as_str()) }))
-                .collect();
-            let need = (a.min as usize).saturating_sub(signed.len());
-            let who = format!(
-                "{need} more of {}",
-                missing
-                    .iter()
-                    .filter_map(|m| m.get("role").and_then(Value::as_str))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-            json!({
-                "item": item.id,
-                "kind": "approval",
-                "who": who,
-                "need": need,
-                "roles": missing,
-                "how": format!("golive approve {id} {} --as ROLE --by NAME", item.id),
-            })
-        }
-        kind => json!({
-            "item": item.id,
-            "kind": kind.name(),
-            "who": "anyone: it was interrupted and asks whether to run it again",
-            "how": format!(
-                "golive confirm {id} {} --by NAME (rerun) or --skip --reason TEXT",
-                item.id
-            ),
-        }),
-    })
 }

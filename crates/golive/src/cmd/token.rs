@@ -22,7 +22,7 @@ pub fn run(command: TokenCommand, output: Output) -> Result<ExitCode> {
     journal::runtime()?.block_on(async {
         match command {
             TokenCommand::Create { name, role, expires, store } => {
-                let store = journal::open(&store).await?;
+                let store = journal::open_db(store.db.as_deref()).await?;
                 let made = golive_server::audit::create_token(
                     &store,
                     &name,
@@ -52,7 +52,7 @@ pub fn run(command: TokenCommand, output: Output) -> Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
             TokenCommand::List { store } => {
-                let store = journal::open(&store).await?;
+                let store = journal::open_db(store.db.as_deref()).await?;
                 let tokens = store.list_tokens().await;
                 store.close().await;
                 let tokens = tokens?;
@@ -77,7 +77,7 @@ pub fn run(command: TokenCommand, output: Output) -> Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
             TokenCommand::Revoke { id, store } => {
-                let store = journal::open(&store).await?;
+                let store = journal::open_db(store.db.as_deref()).await?;
                 let done = store.revoke_token(&id, &actor()).await;
                 store.close().await;
                 if !done? {
