@@ -378,3 +378,88 @@ pub async fn rollback<S: Store>(
     };
     Ok(RollbackAnswer::Recorded { driver })
 }
+
+/// A person's say over a rollout under way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RolloutCommand {
+    /// End the current pause: on to the next step.
+    Promote,
+    /// Hold the rollout where it is (analysis goes on).
+    Pause,
+    /// Let a held rollout go on.
+    Resume,
+    /// Roll the rollout back (the canary's weight to 0).
+    Abort,
+}
+
+impl RolloutCommand {
+    /// The request kind's prefix (see `items::rollout::request`).
+    pub fn kind(self) -> &'static str {
+        use crate::items::rollout::request;
+        match self {
+            RolloutCommand::Promote => request::PROMOTE,
+            RolloutCommand::Pause => request::PAUSE,
+            RolloutCommand::Resume => request::RESUME,
+            RolloutCommand::Abort => request::ABORT,
+        }
+    }
+}
+
+/// Records `promote`, `pause`, `resume` or `abort` for the run's rollout
+/// (lease-free, journaled with who and why); the engine acts at its next
+/// evaluation. Numbered kinds (`promote:3`) let a command be repeated;
+/// `false` when the same request was just made by someone else (the first
+/// stands).
+pub async fn rollout<S: Store>(
+    store: &S,
+    run_id: &RunId,
+    command: RolloutCommand,
+    by: &str,
+    reason: Option<&str>,
+) -> Result<bool, AnswerError> {
+    if by.trim().is_empty() {
+        return Err(AnswerError::Invalid(
+            "--by must not be empty: the journal records who decided".into(),
+        ));
+    }
+    if command == RolloutCommand::Abort && reason.is_none_or(|r| r.trim().is_empty()) {
+        return Err(AnswerError::Invalid(
+            "abort needs --reason: the journal records why".into(),
+        ));
+    }
+    let run = get_run(store, run_id).await?;
+    refuse_finished(&run, "there is no rollout to steer")?;
+    let requests = store.requests(run_id).await?;
+    let count = |prefix: &str| {
+        requests
+            .iter()
+            .filter(|r| r.kind.split(':').next() == Some(prefix))
+            .count()
+    };
+    let paused = count(RolloutCommand::Pause.kind()) > count(RolloutCommand::Resume.kind());
+    match command {
+        RolloutCommand::Pause if paused => {
+            return Err(AnswerError::AlreadyAnswered(format!(
+                "run {run_id} is already paused; `golive resume {run_id}` lets it go on"
+            )));
+        }
+        RolloutCommand::Resume if !paused => {
+            return Err(AnswerError::Invalid(format!("run {run_id} is not paused")));
+        }
+        _ => {}
+    }
+    let kind = match command {
+        RolloutCommand::Abort => command.kind().to_string(),
+        _ => format!("{}:{}", command.kind(), count(command.kind()) + 1),
+    };
+    Ok(store
+        .request(
+            run_id,
+            &golive_store::NewRequest {
+                kind,
+                by: by.into(),
+                reason: reason.map(str::to_string),
+            },
+        )
+        .await?)
+}

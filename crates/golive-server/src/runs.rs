@@ -671,3 +671,110 @@ pub async fn counts(
     }
     Ok((by_status.into_iter().collect(), items.into_iter().collect()))
 }
+
+/// `POST /api/runs/{run}/promote|pause|resume|abort` body.
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+pub struct SteerBody {
+    /// Why (required to abort).
+    pub reason: Option<String>,
+}
+
+async fn steer(
+    state: &AppState,
+    caller: &Caller,
+    raw: &str,
+    command: golive_engine::answers::RolloutCommand,
+    body: SteerBody,
+) -> Result<Json<Value>, ApiError> {
+    let id = run_id(raw)?;
+    let recorded = answers::rollout(
+        state.store(),
+        &id,
+        command,
+        &caller.name,
+        body.reason.as_deref(),
+    )
+    .await?;
+    if recorded {
+        audit(
+            state,
+            &caller.actor(),
+            &format!("rollout.{}", command.kind()),
+            id.as_str(),
+            body.reason,
+            None,
+        )
+        .await;
+    }
+    Ok(Json(
+        json!({ "run": id, "request": command.kind(), "by": caller.name, "recorded": recorded }),
+    ))
+}
+
+/// `POST /api/runs/{run}/promote`: end the rollout's current pause.
+pub async fn promote(
+    State(state): State<AppState>,
+    Authed(caller): OperatorToken,
+    Path(raw): Path<String>,
+    Json(body): Json<SteerBody>,
+) -> Result<Json<Value>, ApiError> {
+    steer(
+        &state,
+        &caller,
+        &raw,
+        golive_engine::answers::RolloutCommand::Promote,
+        body,
+    )
+    .await
+}
+
+/// `POST /api/runs/{run}/pause`: hold the rollout's traffic where it is.
+pub async fn pause(
+    State(state): State<AppState>,
+    Authed(caller): OperatorToken,
+    Path(raw): Path<String>,
+    Json(body): Json<SteerBody>,
+) -> Result<Json<Value>, ApiError> {
+    steer(
+        &state,
+        &caller,
+        &raw,
+        golive_engine::answers::RolloutCommand::Pause,
+        body,
+    )
+    .await
+}
+
+/// `POST /api/runs/{run}/unpause`: let a held rollout go on.
+pub async fn unpause(
+    State(state): State<AppState>,
+    Authed(caller): OperatorToken,
+    Path(raw): Path<String>,
+    Json(body): Json<SteerBody>,
+) -> Result<Json<Value>, ApiError> {
+    steer(
+        &state,
+        &caller,
+        &raw,
+        golive_engine::answers::RolloutCommand::Resume,
+        body,
+    )
+    .await
+}
+
+/// `POST /api/runs/{run}/abort`: roll the rollout back now.
+pub async fn abort(
+    State(state): State<AppState>,
+    Authed(caller): OperatorToken,
+    Path(raw): Path<String>,
+    Json(body): Json<SteerBody>,
+) -> Result<Json<Value>, ApiError> {
+    steer(
+        &state,
+        &caller,
+        &raw,
+        golive_engine::answers::RolloutCommand::Abort,
+        body,
+    )
+    .await
+}

@@ -78,6 +78,14 @@ pub enum Command {
     /// Records who asked and why. A live `golive run` acts on it at its next
     /// poll; if none is running, `golive run --resume RUN` performs it.
     Rollback(RollbackArgs),
+    /// Rollouts: end the current pause and move to the next step.
+    Promote(SteerArgs),
+    /// Rollouts: hold traffic where it is (analysis goes on) until `golive resume`.
+    Pause(SteerArgs),
+    /// Rollouts: let a paused rollout go on.
+    Resume(SteerArgs),
+    /// Rollouts: roll back now (canary weight to 0; the item fails). Needs --reason.
+    Abort(SteerArgs),
     /// List the runs in the journal, newest first.
     Runs(RunsArgs),
     /// Show a run: its phase, each item's status, and who it waits for.
@@ -239,6 +247,21 @@ pub struct RollbackArgs {
     /// Who asks for it (with --server: the token's name is recorded).
     #[arg(long, required_unless_present = "server")]
     pub by: Option<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// A person's say over a run's rollout.
+#[derive(Debug, Args)]
+pub struct SteerArgs {
+    /// The run.
+    pub run: golive_store::RunId,
+    /// Who decides (with --server: the token's name is recorded).
+    #[arg(long, required_unless_present = "server")]
+    pub by: Option<String>,
+    /// Why (required for abort).
+    #[arg(long)]
+    pub reason: Option<String>,
     #[command(flatten)]
     pub store: StoreArgs,
 }

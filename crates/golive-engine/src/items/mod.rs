@@ -6,6 +6,7 @@ pub(crate) mod command;
 pub(crate) mod flag;
 pub(crate) mod notify;
 pub(crate) mod person;
+pub mod rollout;
 pub(crate) mod wait;
 
 use golive_plan::ItemKind;

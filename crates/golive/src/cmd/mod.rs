@@ -14,12 +14,14 @@ mod run;
 mod schema;
 mod serve;
 mod status;
+mod steer;
 mod token;
 mod validate;
 
 use std::process::ExitCode;
 
 use anyhow::Result;
+use golive_engine::answers::RolloutCommand;
 
 use crate::cli::{Cli, Command, Output, PlanCommand};
 
@@ -45,6 +47,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Approve(args) => confirm::approve(&args),
         Command::Reject(args) => confirm::reject(&args),
         Command::Rollback(args) => rollback::run(&args),
+        Command::Promote(args) => steer::run(&args, RolloutCommand::Promote),
+        Command::Pause(args) => steer::run(&args, RolloutCommand::Pause),
+        Command::Resume(args) => steer::run(&args, RolloutCommand::Resume),
+        Command::Abort(args) => steer::run(&args, RolloutCommand::Abort),
         Command::Runs(args) => status::runs(&args, output),
         Command::Status(args) => status::status(&args, output),
         Command::Report(args) => report::run(&args),
