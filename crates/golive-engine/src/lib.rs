@@ -85,6 +85,16 @@ pub enum Progress<'a> {
     },
     /// The run's status changed.
     Run(RunStatus),
+    /// Something worth a line while an item works (a rollout's weight, a
+    /// decision): the journal event's kind and data.
+    Note {
+        /// The item.
+        item: &'a Item,
+        /// The event's kind, e.g. `rollout.weight`.
+        kind: &'a str,
+        /// Its data.
+        data: &'a Value,
+    },
 }
 
 /// Receives [`Progress`] reports.

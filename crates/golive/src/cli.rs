@@ -106,6 +106,12 @@ pub enum Command {
     /// Read and change feature flags, in the journal or through a server.
     #[command(subcommand)]
     Flags(FlagsCommand),
+    /// Run the demo go-live: two service versions, load, a canary through a
+    /// feature flag judged from live metrics, and the record. About a minute.
+    ///
+    /// Needs nothing but this binary. `--fault` breaks v2 at 25% to show the
+    /// automatic rollback. Exit code 0 when the demo went as it should.
+    Demo(DemoArgs),
     /// Print shell completions.
     Completions {
         /// The shell.
@@ -490,4 +496,17 @@ pub enum FlagsCommand {
         #[command(flatten)]
         remote: RemoteArgs,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Make v2 answer 20% errors once it reaches 25%: golive rolls back by itself.
+    #[arg(long)]
+    pub fault: bool,
+    /// Sign the go/no-go yourself (the command is printed) instead of the demo.
+    #[arg(long)]
+    pub interactive: bool,
+    /// The journal (default: a fresh SQLite file in the temporary directory).
+    #[arg(long, value_name = "PATH")]
+    pub db: Option<PathBuf>,
 }

@@ -219,6 +219,13 @@ impl<S: Store + 'static> Rolling<'_, S> {
     }
 
     async fn journal(&self, kind: &str, data: Value) -> Result<(), EngineError> {
+        if kind != event::ANALYSIS {
+            self.engine.report(&crate::Progress::Note {
+                item: self.item,
+                kind,
+                data: &data,
+            });
+        }
         self.engine
             .store
             .append_event(

@@ -1,6 +1,7 @@
 //! Subcommands, one file each.
 
 mod confirm;
+mod demo;
 mod flags;
 mod import;
 mod init;
@@ -55,6 +56,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Status(args) => status::status(&args, output),
         Command::Report(args) => report::run(&args),
         Command::Serve(args) => serve::run(&args),
+        Command::Demo(args) => demo::run(&args, output),
         Command::Token(command) => token::run(command, output),
         Command::Flags(command) => flags::run(command, output),
         Command::Completions { shell } => {

@@ -229,7 +229,7 @@ fn stop_signal() -> Result<tokio::sync::watch::Receiver<Option<i32>>> {
 
 /// One line per event worth a person's attention, on stderr. A closed
 /// stderr must not stop a go-live, so write errors are ignored.
-fn print_progress(p: &Progress<'_>) {
+pub(crate) fn print_progress(p: &Progress<'_>) {
     use std::io::Write;
     let mut err = std::io::stderr().lock();
     let _ = match p {
@@ -277,6 +277,25 @@ fn print_progress(p: &Progress<'_>) {
             )
         }
         Progress::Run(RunStatus::RollingBack) => writeln!(err, "  rolling back"),
+        Progress::Note { item, kind, data } => match *kind {
+            "rollout.weight" => writeln!(
+                err,
+                "  {:<11} {}: canary {}%, stable {}% ({})",
+                "traffic",
+                item.id,
+                data["weight"],
+                data["stable"],
+                data["why"].as_str().unwrap_or_default()
+            ),
+            _ => {
+                let text = |k: &str| data[k].as_str().unwrap_or_default().to_string();
+                let what = match data.get("level").and_then(Value::as_str) {
+                    Some(level) => format!("level `{level}` acts ({})", text("actions")),
+                    None => format!("{}: {}", text("action"), text("why")),
+                };
+                writeln!(err, "  {:<11} {}: {what}", "decision", item.id)
+            }
+        },
         Progress::Run(_) => Ok(()),
     };
 }
