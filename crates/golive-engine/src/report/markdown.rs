@@ -230,6 +230,15 @@ fn write_item(out: &mut String, i: &ItemReport) -> std::fmt::Result {
         }
         writeln!(out)?;
     }
+    for note in &i.rollout {
+        writeln!(
+            out,
+            "  - {} — {}: {}",
+            when(note.at),
+            note.kind,
+            one_line(&note.text)
+        )?;
+    }
     if let Some(check) = &i.check {
         if let Some(e) = &check.error {
             writeln!(out, "  - Probe error: {}", one_line(e))?;

@@ -27,7 +27,8 @@
 //! ([`ItemReport`]) has `id`, `title`, `kind`, `result` (passed | failed |
 //! skipped | interrupted | pending), `status` (the journal's), `attempts`,
 //! times, `subtasks`, `fields`, `confirmation`, `signatures`, `command`,
-//! `check` and `error`. Times are RFC 3339 UTC. Fields are only ever added.
+//! `check`, `rollout` (traffic changes and decisions) and `error`. Times
+//! are RFC 3339 UTC. Fields are only ever added.
 
 mod html;
 mod junit;
@@ -219,8 +220,57 @@ pub struct ItemReport {
     pub command: Option<CommandNote>,
     /// A `check` item's conditions and observed values.
     pub check: Option<CheckNote>,
+    /// A `rollout` item's traffic changes and decisions, in order.
+    pub rollout: Vec<RolloutNote>,
     /// Why it failed, when the result says.
     pub error: Option<String>,
+}
+
+/// One moment of a rollout: traffic moved, or a decision taken (with the
+/// numbers that decided it).
+#[derive(Clone, Debug, Serialize)]
+pub struct RolloutNote {
+    /// When.
+    pub at: Timestamp,
+    /// `traffic` or `decision`.
+    pub kind: &'static str,
+    /// The canary's weight after a traffic change.
+    pub weight: Option<u64>,
+    /// What and why, in words.
+    pub text: String,
+}
+
+fn rollout_notes(events: &[golive_store::Event], item: &str) -> Vec<RolloutNote> {
+    events
+        .iter()
+        .filter(|e| e.item_id.as_deref() == Some(item))
+        .filter_map(|e| {
+            let text = |k: &str| e.data.get(k).and_then(Value::as_str).unwrap_or_default();
+            match e.kind.as_str() {
+                "rollout.weight" => Some(RolloutNote {
+                    at: e.at,
+                    kind: "traffic",
+                    weight: e.data.get("weight").and_then(Value::as_u64),
+                    text: format!(
+                        "canary {}%, stable {}% ({})",
+                        e.data["weight"],
+                        e.data["stable"],
+                        text("why")
+                    ),
+                }),
+                "rollout.decision" => Some(RolloutNote {
+                    at: e.at,
+                    kind: "decision",
+                    weight: None,
+                    text: match e.data.get("level").and_then(Value::as_str) {
+                        Some(level) => format!("level `{level}`: {}", text("why")),
+                        None => format!("{}: {}", text("action"), text("why")),
+                    },
+                }),
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 /// A confirmation as recorded.
@@ -489,10 +539,11 @@ pub async fn build<S: Store>(store: &S, run: &RunId) -> Result<Report, EngineErr
                 .collect(),
             _ => Vec::new(),
         };
-        reports.insert(
-            item.id.to_string(),
-            item_report(item, state, confirmation, signatures, fields),
-        );
+        let mut report = item_report(item, state, confirmation, signatures, fields);
+        if matches!(item.kind, ItemKind::Rollout(_)) {
+            report.rollout = rollout_notes(&events, item.id.as_str());
+        }
+        reports.insert(item.id.to_string(), report);
     }
 
     let t0 = stored.summary.t0;
@@ -683,6 +734,7 @@ fn item_report(
         }),
         signatures,
         check,
+        rollout: Vec::new(),
         error: result.and_then(|r| text(r, "error")).or_else(|| {
             // A command that ran and failed has no `error`; say how it ended.
             let cmd = command.as_ref().filter(|_| status == ItemStatus::Failed)?;

@@ -1,0 +1,212 @@
+//! Rollouts through the binary: `golive demo` and `golive demo --fault`
+//! as the README runs them, and a rollout steered by people
+//! (`promote`, `pause`, `resume`, `abort`) that survives `kill -9` and
+//! resumes with the weight it had set — never a silent jump.
+
+mod util;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use util::Running;
+
+fn golive(args: &[&str], dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_golive"));
+    cmd.args(args)
+        .current_dir(dir)
+        .env_remove("GOLIVE_DATABASE_URL")
+        .env_remove("GOLIVE_SERVER")
+        .env_remove("GOLIVE_TOKEN")
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+#[test]
+fn golive_demo_goes_live_and_demo_fault_rolls_back_by_itself() {
+    let dir = scratch("demo");
+    let db = dir.join("demo.db");
+    let out = golive(&["demo", "--db", db.to_str().expect("utf-8")], &dir)
+        .output()
+        .expect("golive demo");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    for weight in [5, 25, 50, 100] {
+        assert!(err.contains(&format!("canary {weight}%")), "{err}");
+    }
+    assert!(err.contains("succeeded"), "{err}");
+    let record = String::from_utf8_lossy(&out.stdout);
+    assert!(record.contains("# Go-live record: checkout-v2"), "{record}");
+
+    let db = dir.join("fault.db");
+    let out = golive(
+        &["demo", "--fault", "--db", db.to_str().expect("utf-8")],
+        &dir,
+    )
+    .output()
+    .expect("golive demo --fault");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("v2 now answers 20%"), "{err}");
+    assert!(err.contains("canary 0%, stable 100% (rollback)"), "{err}");
+    assert!(err.contains("every user back on v1"), "{err}");
+    assert!(err.contains("rolled-back"), "{err}");
+    assert!(
+        !err.contains("canary 50%"),
+        "the rollout never went past 25%: {err}"
+    );
+}
+
+const STEERED: &str = r#"
+name: steered
+phases:
+  - title: Rollout
+    items:
+      - id: canary
+        title: Move traffic to v2
+        on_interrupt: rerun
+        rollout:
+          strategy: canary
+          traffic:
+            command: "echo $GOLIVE_WEIGHT >> weights.log"
+          steps:
+            - { weight: 10, pause: manual }
+            - { weight: 50, pause: 10m }
+            - { weight: 100 }
+          analysis:
+            interval: 1s
+            scrape:
+              stable: ${STABLE_METRICS}
+              canary: ${CANARY_METRICS}
+            metrics:
+              - name: error_rate
+                expr: sum(rate(demo_http_requests_total{code="500"}[10s])) / sum(rate(demo_http_requests_total[10s]))
+            rules:
+              - error_rate > 0.5
+"#;
+
+fn weights(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("weights.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn people_steer_a_rollout_and_a_crash_resumes_with_the_same_weight() {
+    let dir = scratch("steered");
+    std::fs::write(dir.join("plan.yaml"), STEERED).expect("plan");
+    // The two versions, alive for the whole test on their own runtime.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let services = std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        rt.block_on(async move {
+            let demo = golive_demo::Demo::start().await.expect("demo services");
+            tx.send(demo.variables()).expect("send");
+            let _ = stop_rx.await;
+            let _ = demo.shutdown().await;
+        });
+    });
+    let vars: Vec<String> = rx
+        .recv()
+        .expect("variables")
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let mut args = vec!["run", "plan.yaml", "--db", "j.db", "--lease-ttl", "1s"];
+    for v in &vars {
+        args.extend(["--var", v.as_str()]);
+    }
+    let mut run = Running::spawn(golive(&args, &dir), Duration::from_secs(60));
+    let id = run.run_id();
+    run.wait_for("canary 10%");
+    run.wait_for("waiting     canary");
+    let steer = |verb: &str, extra: &[&str]| {
+        let mut a = vec![verb, id.as_str(), "--db", "j.db", "--by", "alice"];
+        a.extend(extra);
+        golive(&a, &dir).output().expect("steer")
+    };
+    let out = steer("promote", &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    run.wait_for("canary 50%");
+    let out = steer("pause", &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = steer("pause", &[]);
+    assert_eq!(out.status.code(), Some(2), "already paused");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already paused"));
+    let out = steer("resume", &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // kill -9 in the middle of the 50% step.
+    let pid = run.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-9", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let _ = run.finish();
+    assert_eq!(weights(&dir), ["10", "50"]);
+    std::thread::sleep(Duration::from_millis(1200)); // the lease expires
+    let mut resumed = Running::spawn(
+        golive(
+            &["run", "--resume", &id, "--db", "j.db", "--lease-ttl", "1s"],
+            &dir,
+        ),
+        Duration::from_secs(60),
+    );
+    let line = resumed.wait_for("canary 50%");
+    assert!(line.contains("resumed"), "{line}");
+    assert_eq!(
+        weights(&dir),
+        ["10", "50", "50"],
+        "the resumed rollout sets the journaled weight again, nothing else"
+    );
+    let out = steer("abort", &[]);
+    assert_eq!(out.status.code(), Some(2), "abort needs a reason");
+    let out = steer("abort", &["--reason", "seen enough"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (code, lines) = resumed.finish();
+    assert_eq!(
+        code,
+        1,
+        "an aborted rollout fails the run:\n{}",
+        lines.join("\n")
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("aborted by alice: seen enough")),
+        "{}",
+        lines.join("\n")
+    );
+    assert_eq!(weights(&dir).last().map(String::as_str), Some("0"));
+    let _ = stop_tx.send(());
+    services.join().expect("services");
+}
