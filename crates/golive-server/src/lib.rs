@@ -10,7 +10,8 @@
 //! # Layout
 //! - this file: the router, the request middleware (metrics, CORS) and
 //!   [`serve`] with its graceful shutdown.
-//! - `state`: [`AppState`] and [`ServerConfig`].
+//! - `state`: [`AppState`] and [`ServerConfig`]; [`config`]: the settings
+//!   file.
 //! - [`auth`]: tokens, roles, the extractors that check them, the limit on
 //!   refused tokens.
 //! - `flags`: the in-memory flags and the admin API; `ofrep`: evaluation.
@@ -24,6 +25,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod config;
 mod error;
 mod events;
 pub mod flags;

@@ -390,9 +390,9 @@ pub struct JournalArgs {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, env = "GOLIVE_LISTEN", default_value = "127.0.0.1:8080")]
-    pub listen: std::net::SocketAddr,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "GOLIVE_LISTEN")]
+    pub listen: Option<std::net::SocketAddr>,
     /// A browser origin allowed to call the API (repeatable; none by default).
     #[arg(
         long = "cors-origin",
@@ -400,12 +400,16 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub cors_origins: Vec<String>,
-    /// How often flags changed by other servers sharing the database are re-read.
-    #[arg(long, env = "GOLIVE_FLAGS_REFRESH", default_value = "1s", value_parser = parse_duration)]
-    pub flags_refresh: std::time::Duration,
-    /// The lease of runs executed by this server.
-    #[arg(long, env = "GOLIVE_LEASE_TTL", default_value = "15s", value_parser = parse_duration)]
-    pub lease_ttl: std::time::Duration,
+    /// How often flags changed by other servers sharing the database are re-read [default: 1s].
+    #[arg(long, env = "GOLIVE_FLAGS_REFRESH", value_parser = parse_duration)]
+    pub flags_refresh: Option<std::time::Duration>,
+    /// The lease of runs executed by this server [default: 15s].
+    #[arg(long, env = "GOLIVE_LEASE_TTL", value_parser = parse_duration)]
+    pub lease_ttl: Option<std::time::Duration>,
+    /// A settings file (YAML: listen, database, cors_origins, flags_refresh,
+    /// lease_ttl, auth_failure_limit); flags and GOLIVE_… variables win over it.
+    #[arg(long, env = "GOLIVE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
     #[command(flatten)]
     pub store: JournalArgs,
 }

@@ -10,14 +10,37 @@ use crate::cli::ServeArgs;
 use crate::cmd::journal;
 
 pub fn run(args: &ServeArgs) -> Result<ExitCode> {
+    let file = match &args.config {
+        Some(path) => golive_server::config::load(path)?,
+        None => golive_server::config::Settings::default(),
+    };
     journal::runtime()?.block_on(async {
-        let store = journal::open_db(args.store.db.as_deref()).await?;
+        // --db, then GOLIVE_DATABASE_URL, then the file, then the default.
+        let env_set = std::env::var(golive_store::DATABASE_URL_ENV).is_ok_and(|v| !v.is_empty());
+        let store = match (&args.store.db, &file.database) {
+            (None, Some(db)) if !env_set => golive_store::open(&db.0).await?,
+            _ => journal::open_db(args.store.db.as_deref()).await?,
+        };
+        let defaults = ServerConfig::default();
         let config = ServerConfig {
-            listen: args.listen,
-            cors_origins: args.cors_origins.clone(),
-            flags_refresh: args.flags_refresh,
-            lease_ttl: args.lease_ttl,
-            ..ServerConfig::default()
+            listen: args.listen.or(file.listen).unwrap_or(defaults.listen),
+            cors_origins: if args.cors_origins.is_empty() {
+                file.cors_origins.clone().unwrap_or_default()
+            } else {
+                args.cors_origins.clone()
+            },
+            flags_refresh: args
+                .flags_refresh
+                .or(file.flags_refresh)
+                .unwrap_or(defaults.flags_refresh),
+            lease_ttl: args
+                .lease_ttl
+                .or(file.lease_ttl)
+                .unwrap_or(defaults.lease_ttl),
+            auth_failure_limit: file
+                .auth_failure_limit
+                .unwrap_or(defaults.auth_failure_limit),
+            ..defaults
         };
         let shutdown = shutdown_signal()?;
         golive_server::serve(store, config, shutdown).await?;
