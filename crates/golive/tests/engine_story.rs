@@ -10,8 +10,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use sqlx::Connection;
-use util::Running;
+use util::{PgSchema, Running};
 
 /// Where a test's journal lives.
 enum Journal {
@@ -280,54 +279,6 @@ fn engine_story_on_sqlite() {
     let dir = scratch("engine-story-sqlite");
     let journal = Journal::Sqlite(dir.join("journal.db"));
     story(&dir, &journal);
-}
-
-/// A schema of its own on the test PostgreSQL, dropped at the end.
-struct PgSchema {
-    name: String,
-    base: String,
-}
-
-impl PgSchema {
-    fn execute(base: &str, sql: &str) {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async {
-            let mut conn = sqlx::PgConnection::connect(base)
-                .await
-                .expect("PostgreSQL for tests (set GOLIVE_TEST_DATABASE_URL)");
-            sqlx::query(sql).execute(&mut conn).await.expect(sql);
-            let _ = conn.close().await;
-        });
-    }
-
-    fn create() -> PgSchema {
-        let base = std::env::var("GOLIVE_TEST_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let name = format!("golive_engine_{}_{nanos}", std::process::id());
-        PgSchema::execute(&base, &format!("CREATE SCHEMA {name}"));
-        PgSchema { name, base }
-    }
-
-    fn url(&self) -> String {
-        let sep = if self.base.contains('?') { '&' } else { '?' };
-        format!("{}{sep}options=-csearch_path%3D{}", self.base, self.name)
-    }
-}
-
-impl Drop for PgSchema {
-    fn drop(&mut self) {
-        PgSchema::execute(
-            &self.base,
-            &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name),
-        );
-    }
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use golive_store::{ItemStatus, RunStatus, Store};
 use serde_json::{Value, json};
-use util::Running;
+use util::{PgSchema, Running};
 
 fn golive(args: &[&str], dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_golive"));
@@ -50,13 +50,14 @@ fn token(dir: &Path, name: &str, role: &str) -> String {
 
 /// `golive serve` on a free port; its base URL.
 fn serve(dir: &Path) -> (Running, String) {
-    let mut server = Running::spawn(
-        golive(
-            &["serve", "--listen", "127.0.0.1:0", "--lease-ttl", "2s"],
-            dir,
-        ),
-        Duration::from_secs(30),
-    );
+    serve_with(golive(
+        &["serve", "--listen", "127.0.0.1:0", "--lease-ttl", "2s"],
+        dir,
+    ))
+}
+
+fn serve_with(cmd: Command) -> (Running, String) {
+    let mut server = Running::spawn(cmd, Duration::from_secs(30));
     let line = server.wait_for("listening on");
     let base = line
         .split_whitespace()
@@ -391,3 +392,155 @@ fn the_cli_acts_through_a_server() {
     let (code, _) = server.finish();
     assert_eq!(code, 0);
 }
+
+#[test]
+fn two_serve_processes_on_one_postgres_share_flags_and_runs() {
+    let dir = scratch("serve-two-pg");
+    let schema = PgSchema::create();
+    let pg = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_golive"));
+        cmd.args(args)
+            .current_dir(&dir)
+            .env("GOLIVE_DATABASE_URL", schema.url())
+            .env_remove("GOLIVE_SERVER")
+            .env_remove("GOLIVE_TOKEN");
+        cmd
+    };
+    let out = pg(&["token", "create", "--name", "olga", "--role", "operator"])
+        .output()
+        .expect("token");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let olga = String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_string();
+    let serve_args = [
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--flags-refresh",
+        "200ms",
+    ];
+    let (a, base_a) = serve_with(pg(&serve_args));
+    let (b, base_b) = serve_with(pg(&serve_args));
+    let eval = |base: &str| {
+        let (s, v) = call(
+            base,
+            &olga,
+            "POST",
+            "/ofrep/v1/evaluate/flags/maintenance_mode",
+            Some(json!({"context": {"targetingKey": "u"}})),
+        );
+        (s, v["value"].clone())
+    };
+    assert_eq!(eval(&base_b).0, 404);
+    let (s, _) = call(
+        &base_a,
+        &olga,
+        "POST",
+        "/api/admin/feature-flags",
+        Some(json!({"flag": "maintenance_mode", "enabled": true})),
+    );
+    assert_eq!(s, 201);
+    wait_until("B to evaluate the flag A created", || {
+        eval(&base_b) == (200, json!(true))
+    });
+    let (s, _) = call(
+        &base_b,
+        &olga,
+        "PATCH",
+        "/api/admin/feature-flags/maintenance_mode",
+        Some(json!({"enabled": false})),
+    );
+    assert_eq!(s, 200);
+    wait_until("A to see B's change", || {
+        eval(&base_a) == (200, json!(false))
+    });
+    // A run started through A, answered through B, executed once.
+    let (s, v) = call(
+        &base_a,
+        &olga,
+        "POST",
+        "/api/runs",
+        Some(json!({"plan": ANSWERED_BY_ANYONE})),
+    );
+    assert_eq!(s, 201, "{v}");
+    let run = v["run"].as_str().expect("run").to_string();
+    wait_until("the task to wait (seen through B)", || {
+        let (_, v) = call(
+            &base_b,
+            &olga,
+            "GET",
+            &format!("/api/runs/{run}/status"),
+            None,
+        );
+        v["awaiting"][0]["item"] == "check-dashboards"
+    });
+    let (s, _) = call(
+        &base_b,
+        &olga,
+        "POST",
+        &format!("/api/runs/{run}/resume"),
+        None,
+    );
+    assert_eq!(s, 409, "B cannot execute the run A drives");
+    let (s, v) = call(
+        &base_b,
+        &olga,
+        "POST",
+        &format!("/api/runs/{run}/items/check-dashboards/confirm"),
+        Some(json!({})),
+    );
+    assert_eq!(s, 200, "{v}");
+    let (s, _) = call(
+        &base_a,
+        &olga,
+        "POST",
+        &format!("/api/runs/{run}/items/check-dashboards/confirm"),
+        Some(json!({})),
+    );
+    assert_eq!(
+        s, 409,
+        "the same confirmation through the other server counts once"
+    );
+    wait_until("the run to succeed", || {
+        let (_, v) = call(&base_a, &olga, "GET", &format!("/api/runs/{run}"), None);
+        v["run"]["status"] == "succeeded"
+    });
+    let (_, v) = call(
+        &base_b,
+        &olga,
+        "GET",
+        &format!("/api/runs/{run}/events"),
+        None,
+    );
+    let started = v["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["kind"] == "item.started" && e["item_id"] == "after")
+        .count();
+    assert_eq!(started, 1, "one execution of each step");
+    for server in [a, b] {
+        sigterm(&server);
+        let (code, _) = server.finish();
+        assert_eq!(code, 0);
+    }
+}
+
+const ANSWERED_BY_ANYONE: &str = r#"
+name: shared
+phases:
+  - title: Watch
+    items:
+      - id: check-dashboards
+        title: Check the dashboards
+        task: {}
+      - id: after
+        title: After
+        run: { command: "true" }
+"#;
