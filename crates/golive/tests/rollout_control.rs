@@ -67,6 +67,13 @@ fn golive_demo_goes_live_and_demo_fault_rolls_back_by_itself() {
 const STEERED: &str = r#"
 name: steered
 phases:
+  - title: Readiness
+    items:
+      - id: canary-health
+        title: v2 answers its health check
+        check:
+          http: { url: "${CANARY_URL}/health" }
+          expect: [status == 200]
   - title: Rollout
     items:
       - id: canary
@@ -77,7 +84,7 @@ phases:
           traffic:
             command: "echo $GOLIVE_WEIGHT >> weights.log"
           steps:
-            - { weight: 10, pause: manual }
+            - { weight: 10, pause: manual, checks: [canary-health] }
             - { weight: 50, pause: 10m }
             - { weight: 100 }
           analysis:
@@ -207,6 +214,19 @@ fn people_steer_a_rollout_and_a_crash_resumes_with_the_same_weight() {
         lines.join("\n")
     );
     assert_eq!(weights(&dir).last().map(String::as_str), Some("0"));
+    // The record shows each traffic change and decision, the step gate too.
+    let out = golive(&["report", &id, "--db", "j.db"], &dir)
+        .output()
+        .expect("report");
+    let md = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "traffic: canary 10%",
+        "gate: step gate `canary-health`",
+        "traffic: canary 50%, stable 50% (resumed",
+        "aborted by alice: seen enough",
+    ] {
+        assert!(md.contains(needle), "`{needle}` missing from:\n{md}");
+    }
     let _ = stop_tx.send(());
     services.join().expect("services");
 }

@@ -193,6 +193,27 @@ pub(crate) async fn run<S: Store + 'static>(
             }
         }
     }
+    // Blue-green: the previous version stays ready for an instant switch
+    // back while the analysis watches the new one, then it is retired.
+    if let Some(keep) = rollout.keep_previous {
+        match r.watch(keep).await? {
+            None => {
+                r.journal(
+                    event::DECISION,
+                    json!({ "action": "retire-previous", "why": format!("healthy for {}", golive_plan::time::format_duration(keep)) }),
+                )
+                .await?;
+            }
+            Some(StepEnd::Freeze(why)) => {
+                return Ok((
+                    Outcome::Failed,
+                    r.result(json!({ "frozen": true, "why": why })),
+                ));
+            }
+            Some(StepEnd::Rollback(why)) => return r.roll_back(&why).await,
+            Some(StepEnd::Next) => {}
+        }
+    }
     Ok((Outcome::Passed, r.result(json!({ "completed": true }))))
 }
 
@@ -370,7 +391,7 @@ impl<S: Store + 'static> Rolling<'_, S> {
                 announced = true;
             }
             if self.take_promote().await? {
-                return Ok(StepEnd::Next);
+                return self.gate_checks(step).await;
             }
             let elapsed = started.elapsed();
             let done = match pause {
@@ -379,10 +400,65 @@ impl<S: Store + 'static> Rolling<'_, S> {
                 Pause::Manual => false,
             };
             if done && !held {
-                return Ok(StepEnd::Next);
+                return self.gate_checks(step).await;
             }
             self.sleep(interval).await?;
         }
+    }
+
+    /// The step's `checks` (check items of the plan, by id), run before the
+    /// next step: one failing rolls back.
+    async fn gate_checks(&mut self, step: usize) -> Result<StepEnd, EngineError> {
+        for id in &self.rollout.steps[step].checks {
+            let Some(golive_plan::ItemKind::Check(check)) = self
+                .ctx
+                .plan
+                .items()
+                .map(|(_, i)| i)
+                .find(|i| i.id == *id)
+                .map(|i| &i.kind)
+            else {
+                return Ok(StepEnd::Rollback(format!(
+                    "step gate: no check item `{id}`"
+                )));
+            };
+            let (outcome, result) = self
+                .engine
+                .guarded(self.ctx, async {
+                    Ok(super::check::run(check, self.ctx.vars).await)
+                })
+                .await?;
+            self.journal(
+                event::DECISION,
+                json!({ "action": "gate", "check": id.as_str(), "outcome": outcome, "result": result, "why": format!("step gate `{id}`") }),
+            )
+            .await?;
+            if outcome != Outcome::Passed {
+                return Ok(StepEnd::Rollback(format!("step gate: check `{id}` failed")));
+            }
+        }
+        Ok(StepEnd::Next)
+    }
+
+    /// Keeps analysing for `d` after the last step; `Some` if the analysis
+    /// (or a person) ends it early.
+    async fn watch(&mut self, d: Duration) -> Result<Option<StepEnd>, EngineError> {
+        let until = Instant::now() + d;
+        let interval = self.analyzer.interval().max(Duration::from_millis(100));
+        while Instant::now() < until {
+            if let Some(end) = self.check().await? {
+                return Ok(Some(end));
+            }
+            let step = self.step.saturating_sub(1);
+            let evaluation = self.evaluate(step).await?;
+            if let Decision::Fail { why } = &evaluation.decision {
+                if let Some(end) = self.decide(&evaluation, why).await? {
+                    return Ok(Some(end));
+                }
+            }
+            self.sleep(interval).await?;
+        }
+        Ok(None)
     }
 
     async fn sleep(&self, d: Duration) -> Result<(), EngineError> {
