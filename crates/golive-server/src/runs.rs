@@ -711,70 +711,22 @@ async fn steer(
     ))
 }
 
-/// `POST /api/runs/{run}/promote`: end the rollout's current pause.
-pub async fn promote(
+/// `POST /api/runs/{run}/promote|pause|resume-rollout|abort`: a person's
+/// say over the run's rollout; which one is the route's last segment.
+pub async fn steer_rollout(
     State(state): State<AppState>,
     Authed(caller): OperatorToken,
+    matched: axum::extract::MatchedPath,
     Path(raw): Path<String>,
     Json(body): Json<SteerBody>,
 ) -> Result<Json<Value>, ApiError> {
-    steer(
-        &state,
-        &caller,
-        &raw,
-        golive_engine::answers::RolloutCommand::Promote,
-        body,
-    )
-    .await
-}
-
-/// `POST /api/runs/{run}/pause`: hold the rollout's traffic where it is.
-pub async fn pause(
-    State(state): State<AppState>,
-    Authed(caller): OperatorToken,
-    Path(raw): Path<String>,
-    Json(body): Json<SteerBody>,
-) -> Result<Json<Value>, ApiError> {
-    steer(
-        &state,
-        &caller,
-        &raw,
-        golive_engine::answers::RolloutCommand::Pause,
-        body,
-    )
-    .await
-}
-
-/// `POST /api/runs/{run}/unpause`: let a held rollout go on.
-pub async fn unpause(
-    State(state): State<AppState>,
-    Authed(caller): OperatorToken,
-    Path(raw): Path<String>,
-    Json(body): Json<SteerBody>,
-) -> Result<Json<Value>, ApiError> {
-    steer(
-        &state,
-        &caller,
-        &raw,
-        golive_engine::answers::RolloutCommand::Resume,
-        body,
-    )
-    .await
-}
-
-/// `POST /api/runs/{run}/abort`: roll the rollout back now.
-pub async fn abort(
-    State(state): State<AppState>,
-    Authed(caller): OperatorToken,
-    Path(raw): Path<String>,
-    Json(body): Json<SteerBody>,
-) -> Result<Json<Value>, ApiError> {
-    steer(
-        &state,
-        &caller,
-        &raw,
-        golive_engine::answers::RolloutCommand::Abort,
-        body,
-    )
-    .await
+    use golive_engine::answers::RolloutCommand;
+    let command = match matched.as_str().rsplit('/').next() {
+        Some("promote") => RolloutCommand::Promote,
+        Some("pause") => RolloutCommand::Pause,
+        Some("resume-rollout") => RolloutCommand::Resume,
+        Some("abort") => RolloutCommand::Abort,
+        _ => return Err(ApiError::not_found("no such rollout command")),
+    };
+    steer(&state, &caller, &raw, command, body).await
 }

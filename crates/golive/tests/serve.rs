@@ -5,13 +5,13 @@
 
 mod util;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use golive_store::{ItemStatus, RunStatus, Store};
 use serde_json::{Value, json};
-use util::{PgSchema, Running};
+use util::{PgSchema, Running, scratch};
 
 fn golive(args: &[&str], dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_golive"));
@@ -24,13 +24,6 @@ fn golive(args: &[&str], dir: &Path) -> Command {
         .env_remove("GOLIVE_TOKEN")
         .env("NO_COLOR", "1");
     cmd
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
 }
 
 fn token(dir: &Path, name: &str, role: &str) -> String {

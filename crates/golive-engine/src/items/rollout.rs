@@ -377,16 +377,7 @@ impl<S: Store + 'static> Rolling<'_, S> {
                 waiting_for_person = true;
             }
             if waiting_for_person && !announced {
-                let detail = json!({
-                    "awaiting": "promote",
-                    "step": step,
-                    "weight": self.weight,
-                    "how": format!("golive promote {} (or golive abort {} --reason TEXT)", self.ctx.run, self.ctx.run),
-                });
-                self.engine.wait_for(self.ctx, self.item, &detail).await?;
-                self.engine
-                    .store
-                    .start_item(self.ctx.run, self.item.id.as_str(), &self.engine.owner)
+                self.ask(&format!("step {step} holds until promoted"))
                     .await?;
                 announced = true;
             }
@@ -572,19 +563,28 @@ impl<S: Store + 'static> Rolling<'_, S> {
         Ok(None)
     }
 
-    /// Holds the rollout until a person promotes (go on) or aborts.
-    async fn wait_for_person(&mut self, why: &str) -> Result<Option<StepEnd>, EngineError> {
+    /// Shows the item as waiting for a person (`golive status` says who
+    /// and how), while the rollout itself goes on running.
+    async fn ask(&self, why: &str) -> Result<(), EngineError> {
+        let run = self.ctx.run;
         let detail = json!({
             "awaiting": "promote",
             "why": why,
+            "step": self.step,
             "weight": self.weight,
-            "how": format!("golive promote {} (or golive abort {} --reason TEXT)", self.ctx.run, self.ctx.run),
+            "how": format!("golive promote {run} (or golive abort {run} --reason TEXT)"),
         });
         self.engine.wait_for(self.ctx, self.item, &detail).await?;
         self.engine
             .store
-            .start_item(self.ctx.run, self.item.id.as_str(), &self.engine.owner)
+            .start_item(run, self.item.id.as_str(), &self.engine.owner)
             .await?;
+        Ok(())
+    }
+
+    /// Holds the rollout until a person promotes (go on) or aborts.
+    async fn wait_for_person(&mut self, why: &str) -> Result<Option<StepEnd>, EngineError> {
+        self.ask(why).await?;
         loop {
             if let Some(end) = self.check().await? {
                 return Ok(Some(end));

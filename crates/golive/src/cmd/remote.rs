@@ -91,6 +91,20 @@ impl Remote {
         })
     }
 
+    /// The given run's id, or the server's newest run.
+    pub async fn run_or_newest(&self, run: Option<&golive_store::RunId>) -> Result<String> {
+        if let Some(id) = run {
+            return Ok(id.to_string());
+        }
+        let v = self
+            .call(reqwest::Method::GET, "/api/runs?limit=1", None)
+            .await?;
+        Ok(v["runs"][0]["id"]
+            .as_str()
+            .with_context(|| format!("{} has no runs", self.base))?
+            .to_string())
+    }
+
     /// Opens the live event stream (`/api/events`, with a run's journal).
     pub async fn events(&self, run: &str) -> Result<reqwest::Response> {
         let response = self

@@ -54,18 +54,7 @@ async fn render(store: &AnyStore, args: &ReportArgs) -> Result<String> {
 }
 
 async fn remote(server: &Remote, args: &ReportArgs) -> Result<String> {
-    let id = match &args.run {
-        Some(id) => id.to_string(),
-        None => {
-            let v = server
-                .call(reqwest::Method::GET, "/api/runs?limit=1", None)
-                .await?;
-            v["runs"][0]["id"]
-                .as_str()
-                .context("the server has no runs")?
-                .to_string()
-        }
-    };
+    let id = server.run_or_newest(args.run.as_ref()).await?;
     let format = match args.format {
         ReportFormat::Markdown => "markdown",
         ReportFormat::Html => "html",

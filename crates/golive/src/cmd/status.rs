@@ -93,18 +93,7 @@ async fn local_status(store: &AnyStore, args: &StatusArgs, output: Output) -> Re
 /// From a server; `--follow` prints again at each event of the run's
 /// journal on the server's live stream, until the run ends.
 async fn remote_status(server: &Remote, args: &StatusArgs, output: Output) -> Result<ExitCode> {
-    let id = match &args.run {
-        Some(id) => id.to_string(),
-        None => {
-            let v = server
-                .call(reqwest::Method::GET, "/api/runs?limit=1", None)
-                .await?;
-            v["runs"][0]["id"]
-                .as_str()
-                .context("the server has no runs")?
-                .to_string()
-        }
-    };
+    let id = server.run_or_newest(args.run.as_ref()).await?;
     let path = format!("/api/runs/{id}/status");
     let mut events = if args.follow {
         Some(server.events(&id).await?)

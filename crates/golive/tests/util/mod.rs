@@ -10,6 +10,14 @@ use std::time::{Duration, Instant};
 
 use sqlx::Connection;
 
+/// A fresh directory of the test's own under the target's temp dir.
+pub fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
 /// `golive run` in the background, with its stderr lines on a channel.
 pub struct Running {
     pub child: Child,
