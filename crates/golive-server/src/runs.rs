@@ -590,8 +590,8 @@ pub struct ReportQuery {
     pub format: Option<String>,
 }
 
-/// `GET /api/runs/{run}/report`: the filled-in record, with the run's audit
-/// entries (who answered through the API, and from where) in JSON.
+/// `GET /api/runs/{run}/report`: the filled-in record (with the run's audit
+/// entries: who answered through the API, and from where).
 pub async fn report(
     State(state): State<AppState>,
     _: AnyToken,
@@ -607,18 +607,10 @@ pub async fn report(
         "markdown" | "md" => ("text/markdown; charset=utf-8", report::to_markdown(&r)),
         "html" => ("text/html; charset=utf-8", report::to_html(&r)),
         "junit" => ("application/xml; charset=utf-8", report::to_junit(&r)),
-        "json" => {
-            let audit = run_audit(&state, &id).await?;
-            let mut value =
-                serde_json::to_value(&r).map_err(|e| ApiError::internal(e.to_string()))?;
-            if let Some(map) = value.as_object_mut() {
-                map.insert(
-                    "audit".into(),
-                    serde_json::to_value(audit).unwrap_or_default(),
-                );
-            }
-            ("application/json", value.to_string())
-        }
+        "json" => (
+            "application/json",
+            serde_json::to_string(&r).map_err(|e| ApiError::internal(e.to_string()))?,
+        ),
         other => {
             return Err(ApiError::invalid(format!(
                 "format `{other}`: use json, markdown, html or junit"
@@ -626,31 +618,6 @@ pub async fn report(
         }
     };
     Ok(([(header::CONTENT_TYPE, kind)], body).into_response())
-}
-
-/// The audit entries about one run (its target is the run's id; answers
-/// to an item name the item in `after`).
-async fn run_audit(
-    state: &AppState,
-    id: &RunId,
-) -> Result<Vec<golive_store::AuditEntry>, ApiError> {
-    let mut out: Vec<golive_store::AuditEntry> = Vec::new();
-    loop {
-        let page = state
-            .store()
-            .audit(&golive_store::AuditFilter {
-                target: Some(id.to_string()),
-                after_seq: out.last().map_or(0, |e| e.seq),
-                limit: 1000,
-                ..Default::default()
-            })
-            .await?;
-        if page.is_empty() {
-            break;
-        }
-        out.extend(page);
-    }
-    Ok(out)
 }
 
 /// Runs by status (all) and items of unfinished runs by status, for

@@ -578,6 +578,11 @@ async fn runs_are_answered_through_the_api(db: Db) {
         .expect("report");
     let md = resp.text().await.expect("text");
     assert!(md.contains("s3://backups/1") && md.contains("sam"), "{md}");
+    assert!(md.contains("## Audit log"), "{md}");
+    assert!(
+        md.contains("item.confirmed by olga from 127.0.0.1:"),
+        "{md}"
+    );
     let (s, v) = server
         .call(
             "GET",

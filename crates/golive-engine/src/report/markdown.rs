@@ -100,6 +100,36 @@ fn write_report(out: &mut String, r: &Report) -> std::fmt::Result {
         }
     }
 
+    if !r.audit.is_empty() {
+        writeln!(out, "## Audit log")?;
+        writeln!(out)?;
+        for e in &r.audit {
+            write!(
+                out,
+                "- {} — {} by {}",
+                when(e.at),
+                one_line(&e.action),
+                one_line(&e.actor)
+            )?;
+            if let Some(source) = &e.source {
+                write!(out, " from {}", one_line(source))?;
+            }
+            if let Some(item) = e
+                .after
+                .as_ref()
+                .and_then(|a| a.get("item"))
+                .and_then(|i| i.as_str())
+            {
+                write!(out, " (item `{}`)", one_line(item))?;
+            }
+            if let Some(reason) = &e.reason {
+                write!(out, ": {}", one_line(reason))?;
+            }
+            writeln!(out)?;
+        }
+        writeln!(out)?;
+    }
+
     writeln!(out, "## Summary")?;
     writeln!(out)?;
     let counts: Vec<String> = r

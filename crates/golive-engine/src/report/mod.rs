@@ -22,7 +22,8 @@
 //! `version`, `environment`, `owner`, `description`}), `record` (plan-level
 //! blanks: [`Blank`]), `phases` ([`PhaseReport`]: `id`, `title`, `at`,
 //! `planned_start`, `started_at`, `finished_at`, `record`, `items`),
-//! `rollback` (rollback items), `rollback_events`, `summary` (counts by
+//! `rollback` (rollback items), `rollback_events`, `audit` (what was done
+//! through the server: who, from where, what), `summary` (counts by
 //! result) and `lessons` (empty lists for the retrospective). Each item
 //! ([`ItemReport`]) has `id`, `title`, `kind`, `result` (passed | failed |
 //! skipped | interrupted | pending), `status` (the journal's), `attempts`,
@@ -71,6 +72,9 @@ pub struct Report {
     pub rollback: Vec<ItemReport>,
     /// Every decision to roll back, and its end.
     pub rollback_events: Vec<RollbackEvent>,
+    /// What was done to the run through the server (who, from where, what),
+    /// from the audit log, oldest first.
+    pub audit: Vec<golive_store::AuditEntry>,
     /// How many items ended which way (phases and rollback).
     pub summary: BTreeMap<ResultKind, u32>,
     /// Empty lists for the retrospective, filled in by people.
@@ -472,6 +476,22 @@ pub async fn build<S: Store>(store: &S, run: &RunId) -> Result<Report, EngineErr
         events.extend(page);
     }
 
+    let mut audit: Vec<golive_store::AuditEntry> = Vec::new();
+    loop {
+        let page = store
+            .audit(&golive_store::AuditFilter {
+                target: Some(run.to_string()),
+                after_seq: audit.last().map_or(0, |e| e.seq),
+                limit: 1000,
+                ..Default::default()
+            })
+            .await?;
+        if page.is_empty() {
+            break;
+        }
+        audit.extend(page);
+    }
+
     // Every confirmation's fields, in the order they were given.
     let mut confirmations = BTreeMap::new();
     let mut given: Vec<(String, BTreeMap<String, String>, String, Timestamp)> = Vec::new();
@@ -656,6 +676,7 @@ pub async fn build<S: Store>(store: &S, run: &RunId) -> Result<Report, EngineErr
         phases,
         rollback,
         rollback_events,
+        audit,
         summary,
         lessons: Lessons::default(),
     })
