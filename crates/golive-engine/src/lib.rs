@@ -697,7 +697,10 @@ impl<S: Store + 'static> Engine<S> {
                     ItemKind::Wait(w) => items::wait::run(self, ctx, w).await?,
                     ItemKind::Notify(n) => items::notify::run(self, ctx, item, n).await?,
                     ItemKind::Flag(f) => items::flag::run(self, ctx, item, f).await?,
-                    ItemKind::Rollout(r) => items::rollout::run(self, ctx, item, r).await?,
+                    // Boxed: a rollout's future is large, and a worker thread's stack is not.
+                    ItemKind::Rollout(r) => {
+                        Box::pin(items::rollout::run(self, ctx, item, r)).await?
+                    }
                     _ => items::unsupported(kind),
                 };
                 self.finish(ctx, item, outcome, &result).await?;

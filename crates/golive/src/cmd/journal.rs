@@ -11,6 +11,9 @@ use crate::cli::StoreArgs;
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Engines run as tasks on worker threads (`golive serve`); debug
+        // builds make their futures' frames large.
+        .thread_stack_size(8 << 20)
         .build()
         .context("cannot start the async runtime")
 }

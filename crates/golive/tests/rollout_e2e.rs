@@ -1,0 +1,357 @@
+//! Progressive rollouts end to end on real parts: the engine in process on
+//! a SQLite journal, moving traffic with HAProxy's runtime API (HAProxy
+//! 2.6, the Debian package) between the two demo services, judged from a
+//! real Prometheus scraping both every second, while the demo's load
+//! generator sends 200 requests/s through HAProxy and records which version
+//! answered each one.
+//!
+//! Each test starts and stops its own services, HAProxy and Prometheus on
+//! free 127.0.0.1 ports in a temporary directory (see `e2e/mod.rs`). The
+//! tests run one at a time (they share two cores). Nothing asserts on
+//! speed: deadlines are generous and only catch a run that never ends; the
+//! times printed are for reading, `bench/rollback.sh` measures.
+//!
+//! Each test drives its runtime from a thread with a 32 MiB stack
+//! (`e2e::block_on_big_stack`): in debug builds, executing a rollout item
+//! needs more than the 2 MiB of a test thread.
+
+mod e2e;
+
+use std::time::{Duration, Instant};
+
+use e2e::{ERROR_RATE, Finished, Inject, P95_LATENCY, PlanSpec, Rig, block_on_big_stack};
+use golive_demo::BUCKET_WIDTH;
+use golive_store::RunStatus;
+
+/// One test at a time: each runs HAProxy, Prometheus and 200 requests/s.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Longest a run may take before the test gives up on it.
+const DEADLINE: Duration = Duration::from_secs(90);
+
+/// Largest gap, in percentage points, between a step's weight and v2's
+/// share of the requests sent during it. HAProxy's weighted round robin is
+/// exact over a cycle; the margin covers the step edges.
+const SHARE_TOLERANCE: f64 = 8.0;
+
+/// Requests sent this close after a weight was seen in the journal, or
+/// this close before the next one, are left out of the step's share.
+const EDGE_AFTER: Duration = Duration::from_millis(400);
+const EDGE_BEFORE: Duration = Duration::from_millis(200);
+
+/// The decisions of the rollback tree, one line each.
+fn decisions(run: &Finished) -> Vec<String> {
+    run.events
+        .iter()
+        .filter(|e| e.kind == "rollout.decision")
+        .map(|e| e.data.to_string())
+        .collect()
+}
+
+/// v2's share (percent) of the requests sent during each step, checked
+/// against the step's weight; prints the table.
+fn check_shares(run: &Finished) {
+    for (i, w) in run.weights.iter().enumerate() {
+        let from = w.seen + EDGE_AFTER;
+        let to = run
+            .weights
+            .get(i + 1)
+            .map_or(run.ended, |next| next.seen)
+            .saturating_sub(EDGE_BEFORE);
+        let (v1, v2) = run.served_between(from, to);
+        let n = v1 + v2;
+        assert!(
+            n >= 100,
+            "step {i} (weight {}): only {n} requests between {from:?} and {to:?}",
+            w.canary
+        );
+        let share = 100.0 * v2 as f64 / n as f64;
+        println!(
+            "  weight {:>3}: v2 served {share:5.1}% of {n} requests ({:.1}s–{:.1}s)",
+            w.canary,
+            from.as_secs_f64(),
+            to.as_secs_f64()
+        );
+        match w.canary {
+            0 => assert_eq!(v2, 0, "weight 0, yet v2 answered {v2} of {n}"),
+            100 => assert_eq!(v1, 0, "weight 100, yet v1 answered {v1} of {n}"),
+            weight => assert!(
+                (share - f64::from(weight)).abs() <= SHARE_TOLERANCE,
+                "weight {weight}: v2 served {share:.1}% of {n}"
+            ),
+        }
+    }
+}
+
+fn canary_spec<'a>(
+    name: &'a str,
+    steps: &'a [(u8, &'a str)],
+    metrics: &'a [(&'a str, &'a str)],
+    rules: &'a [&'a str],
+    judges: &'a [&'a str],
+) -> PlanSpec<'a> {
+    PlanSpec {
+        name,
+        steps,
+        metrics,
+        rules,
+        judges,
+    }
+}
+
+#[test]
+fn healthy_canary_goes_to_100_through_haproxy_without_a_failed_request() {
+    block_on_big_stack("healthy", healthy);
+}
+
+async fn healthy() {
+    let _one_at_a_time = SERIAL.lock().await;
+    let started = Instant::now();
+    let mut rig = Rig::start().await;
+    let plan = rig.plan(&canary_spec(
+        "e2e-healthy",
+        &[(5, "3s"), (25, "3s"), (50, "3s"), (100, "3s")],
+        &[("error_rate", ERROR_RATE)],
+        &["error_rate > 0.05"],
+        &[],
+    ));
+    let run = rig
+        .run(&plan, Inject::Nothing, Duration::from_secs(1), DEADLINE)
+        .await;
+    println!("healthy canary: run {} {}", run.run, run.status);
+
+    assert_eq!(run.status, RunStatus::Succeeded, "{}", run.journal());
+    assert_eq!(run.canary_weights(), [5, 25, 50, 100], "{}", run.journal());
+    let stable: Vec<u8> = run.weights.iter().map(|w| w.stable).collect();
+    assert_eq!(stable, [95, 75, 50, 0]);
+    assert_eq!(
+        rig.haproxy_weights().await,
+        (0, 100),
+        "HAProxy's (v1, v2) weights at the end"
+    );
+    assert!(decisions(&run).is_empty(), "{:?}", decisions(&run));
+    // Prometheus fed the analysis: the canary's error rate was read, and 0.
+    let read: Vec<f64> = run
+        .evaluations()
+        .iter()
+        .filter_map(|e| e["values"]["error_rate"]["canary"].as_f64())
+        .collect();
+    assert!(read.len() >= 4, "{}", run.journal());
+    assert!(read.iter().all(|x| *x == 0.0), "{read:?}");
+
+    check_shares(&run);
+    // After the run: every request on v2.
+    let (v1, v2) = run.served_between(run.ended + EDGE_AFTER, run.report.elapsed);
+    assert!(v1 == 0 && v2 > 0, "after the run: v1 {v1}, v2 {v2}");
+
+    let totals = &run.report.totals;
+    println!(
+        "  load: {} requests, v1 {}, v2 {}, failures {:?}",
+        totals.requests(),
+        totals.v1,
+        totals.v2,
+        totals.errors
+    );
+    assert_eq!(
+        totals.errors.total(),
+        0,
+        "failed requests: {:?}",
+        totals.errors
+    );
+    assert_eq!(totals.unknown, 0, "answers from neither version");
+    assert_eq!(totals.requests(), totals.v1 + totals.v2);
+    rig.shutdown().await;
+    println!("healthy canary test took {:?}", started.elapsed());
+}
+
+#[test]
+fn canary_erroring_at_25_percent_is_rolled_back_to_v1() {
+    block_on_big_stack("faulty", faulty);
+}
+
+async fn faulty() {
+    let _one_at_a_time = SERIAL.lock().await;
+    let started = Instant::now();
+    let mut rig = Rig::start().await;
+    let plan = rig.plan(&canary_spec(
+        "e2e-faulty",
+        &[(5, "3s"), (25, "30s"), (50, "3s"), (100, "3s")],
+        &[("error_rate", ERROR_RATE)],
+        &["error_rate > 0.05"],
+        &[],
+    ));
+    let fault = Inject::CanaryErrors {
+        at_weight: 25,
+        after: Duration::ZERO,
+        error_rate: 0.2,
+    };
+    let run = rig
+        .run(&plan, fault, Duration::from_millis(1500), DEADLINE)
+        .await;
+    println!("faulty canary: run {} {}", run.run, run.status);
+
+    assert_eq!(run.status, RunStatus::RolledBack, "{}", run.journal());
+    assert_eq!(run.canary_weights(), [5, 25, 0], "{}", run.journal());
+    assert_eq!(run.weights.last().map(|w| w.stable), Some(100));
+    assert_eq!(
+        rig.haproxy_weights().await,
+        (100, 0),
+        "HAProxy's (v1, v2) weights at the end"
+    );
+    let decided = decisions(&run);
+    assert!(
+        decided
+            .iter()
+            .any(|d| d.contains("rollback") && d.contains("error_rate > 0.05")),
+        "{decided:?}"
+    );
+    // The rollback items ran.
+    assert!(
+        run.events
+            .iter()
+            .any(|e| e.item_id.as_deref() == Some("announce-rollback")),
+        "{}",
+        run.journal()
+    );
+
+    let fault_at = run.fault_at.expect("the fault was injected");
+    let back_in_journal = run.weights.last().expect("a weight").seen;
+    let back = run
+        .report
+        .first_time_all_stable_after(fault_at)
+        .unwrap_or_else(|| panic!("v2 still answered after the rollback\n{}", run.journal()));
+    println!(
+        "  fault at {:.2}s; rollback journaled (seen) at {:.2}s; every request on v1 from {:.2}s: {:.2}s after the fault",
+        fault_at.as_secs_f64(),
+        back_in_journal.as_secs_f64(),
+        back.as_secs_f64(),
+        back.saturating_sub(fault_at).as_secs_f64()
+    );
+    // HAProxy moved the traffic when the journal says it did (the first
+    // all-v1 bucket starts before the watcher saw the event, or at most a
+    // generous second after), and the load went on long enough after.
+    assert!(
+        back <= back_in_journal + Duration::from_secs(1),
+        "all on v1 only from {back:?}, the rollback was journaled at {back_in_journal:?}"
+    );
+    let (v1, v2) = run.served_between(back, run.report.elapsed);
+    assert!(v2 == 0 && v1 >= 100, "after the rollback: v1 {v1}, v2 {v2}");
+
+    // No request failed but v2's injected 500s, and those only after the
+    // fault.
+    let errors = run.report.totals.errors;
+    println!(
+        "  load: {} requests, v1 {}, v2 {}, failures {errors:?}",
+        run.report.totals.requests(),
+        run.report.totals.v1,
+        run.report.totals.v2
+    );
+    assert!(errors.http_5xx_v2 > 0, "the fault showed: {errors:?}");
+    assert_eq!(
+        errors.total() - errors.http_5xx_v2,
+        0,
+        "failures besides v2's injected 500s: {errors:?}"
+    );
+    assert_eq!(run.report.totals.unknown, 0);
+    let early: Vec<_> = run
+        .report
+        .buckets
+        .iter()
+        .filter(|b| b.counts.errors.http_5xx_v2 > 0 && b.start + BUCKET_WIDTH < fault_at)
+        .map(|b| b.start)
+        .collect();
+    assert!(
+        early.is_empty(),
+        "v2 answered 500 before the fault: {early:?}"
+    );
+    rig.shutdown().await;
+    println!("faulty canary test took {:?}", started.elapsed());
+}
+
+/// The latency spike on both versions: the canary's p95 over 5 s goes from
+/// ~5 ms (the histogram's first bucket) to ~0.49 s, and so does the
+/// stable's.
+const SPIKE: Inject = Inject::LatencyOnBoth {
+    at_weight: 25,
+    latency_ms: 300,
+};
+
+#[test]
+fn latency_spike_on_both_versions_passes_the_baseline_judge() {
+    block_on_big_stack("spike_judge", spike_judge);
+}
+
+async fn spike_judge() {
+    let _one_at_a_time = SERIAL.lock().await;
+    let started = Instant::now();
+    let mut rig = Rig::start().await;
+    // Steps after the spike long enough for the judge to have its five
+    // values a side and judge.
+    let plan = rig.plan(&canary_spec(
+        "e2e-spike-judge",
+        &[(5, "2s"), (25, "8s"), (50, "8s"), (100, "2s")],
+        &[("p95_latency", P95_LATENCY)],
+        &[],
+        &["{metric: p95_latency, fail_when: increase, confidence: 0.95, tolerance: 0.2}"],
+    ));
+    let run = rig.run(&plan, SPIKE, Duration::ZERO, DEADLINE).await;
+    println!("spike, judge: run {} {}", run.run, run.status);
+
+    assert_eq!(run.status, RunStatus::Succeeded, "{}", run.journal());
+    assert_eq!(run.canary_weights(), [5, 25, 50, 100], "{}", run.journal());
+    assert_eq!(rig.haproxy_weights().await, (0, 100));
+    assert!(run.fault_at.is_some());
+    // The judge saw the spike on both sides and passed the canary.
+    let judged: Vec<(f64, f64, f64)> = run
+        .evaluations()
+        .iter()
+        .filter(|e| e["judges"][0]["verdict"] == "pass")
+        .filter_map(|e| {
+            let p95 = &e["values"]["p95_latency"];
+            Some((
+                p95["stable"].as_f64()?,
+                p95["canary"].as_f64()?,
+                e["judges"][0]["p_value"].as_f64()?,
+            ))
+        })
+        .filter(|(stable, canary, _)| *stable > 0.2 && *canary > 0.2)
+        .collect();
+    println!("  judged during the spike (stable p95, canary p95, p): {judged:?}");
+    assert!(judged.len() >= 3, "{}", run.journal());
+    assert!(decisions(&run).is_empty(), "{:?}", decisions(&run));
+    assert_eq!(run.report.totals.errors.total(), 0);
+    rig.shutdown().await;
+    println!("spike/judge test took {:?}", started.elapsed());
+}
+
+#[test]
+fn latency_spike_on_both_versions_fails_a_plain_threshold() {
+    block_on_big_stack("spike_threshold", spike_threshold);
+}
+
+async fn spike_threshold() {
+    let _one_at_a_time = SERIAL.lock().await;
+    let started = Instant::now();
+    let mut rig = Rig::start().await;
+    let plan = rig.plan(&canary_spec(
+        "e2e-spike-threshold",
+        &[(5, "2s"), (25, "30s"), (50, "2s"), (100, "2s")],
+        &[("p95_latency", P95_LATENCY)],
+        &["p95_latency > 0.2"],
+        &[],
+    ));
+    let run = rig.run(&plan, SPIKE, Duration::ZERO, DEADLINE).await;
+    println!("spike, threshold: run {} {}", run.run, run.status);
+
+    assert_eq!(run.status, RunStatus::RolledBack, "{}", run.journal());
+    assert_eq!(run.canary_weights(), [5, 25, 0], "{}", run.journal());
+    assert_eq!(rig.haproxy_weights().await, (100, 0));
+    let decided = decisions(&run);
+    assert!(
+        decided.iter().any(|d| d.contains("p95_latency > 0.2")),
+        "{decided:?}"
+    );
+    assert_eq!(run.report.totals.errors.total(), 0);
+    rig.shutdown().await;
+    println!("spike/threshold test took {:?}", started.elapsed());
+}
