@@ -7,31 +7,40 @@
 # Prometheus, demo services and SQLite journal for every run:
 # crates/golive/examples/rollback_bench.rs. Flagger's figure beside it is
 # computed from its documented defaults, not measured.
+#   VIA=nginx runs the same scenario through nginx instead of HAProxy: golive
+#   rewrites nginx's upstream file and runs `nginx -t && nginx -s reload`
+#   (default VIA=haproxy).
 #   FAULT_AFTER=6s also runs RUNS runs with the fault 6 s into the 25% step
 #   (steady traffic in the window, the fault out of step with the analysis).
 #   FOR=2m also runs, once, the rule as go-live documents write it
 #   (`error_rate > 0.05 for 2m`); it takes over 2 minutes.
-# Usage: bench/rollback.sh      (RUNS=5, FAULT_AFTER and FOR unset)
+# Usage: bench/rollback.sh      (RUNS=5, VIA=haproxy, FAULT_AFTER and FOR unset)
+#        VIA=nginx bench/rollback.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-5}
+VIA=${VIA:-haproxy}
+case "$VIA" in
+  haproxy|nginx) ;;
+  *) echo "VIA=$VIA: haproxy or nginx" >&2; exit 2 ;;
+esac
 FAULT_AFTER=${FAULT_AFTER:-}
 FOR=${FOR:-}
 
 need() { command -v "$1" >/dev/null 2>&1 || { apt-get update -qq >/dev/null; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$2" >/dev/null; }; }
-need haproxy haproxy
+need "$VIA" "$VIA"
 need prometheus prometheus
 
 cargo build --release --locked -q -p golive --example rollback_bench
 bench=$PWD/target/release/examples/rollback_bench
 
-echo "\$ $bench --runs $RUNS"
-"$bench" --runs "$RUNS"
+echo "\$ $bench --via $VIA --runs $RUNS"
+"$bench" --via "$VIA" --runs "$RUNS"
 if [ -n "$FAULT_AFTER" ]; then
-  echo "\$ $bench --runs $RUNS --fault-after $FAULT_AFTER"
-  "$bench" --runs "$RUNS" --fault-after "$FAULT_AFTER"
+  echo "\$ $bench --via $VIA --runs $RUNS --fault-after $FAULT_AFTER"
+  "$bench" --via "$VIA" --runs "$RUNS" --fault-after "$FAULT_AFTER"
 fi
 if [ -n "$FOR" ]; then
-  echo "\$ $bench --for $FOR"
-  "$bench" --for "$FOR"
+  echo "\$ $bench --via $VIA --for $FOR"
+  "$bench" --via "$VIA" --for "$FOR"
 fi

@@ -3,8 +3,10 @@
 //!
 //! Each run is scenario (b) of `tests/rollout_e2e.rs` on fresh real parts
 //! (the shared rig in `tests/e2e/mod.rs`): the two demo services behind
-//! HAProxy 2.6, Prometheus scraping both every second, the engine in
-//! process on a SQLite journal, 200 requests/s through HAProxy. The plan
+//! HAProxy 2.6 (weights on its admin socket) or, with `--via nginx`, nginx
+//! 1.22 (golive rewrites its upstream file and runs `nginx -t && nginx -s
+//! reload`), Prometheus scraping both every second, the engine in process
+//! on a SQLite journal, 200 requests/s through the proxy. The plan
 //! steps the canary 5% → 25% (held 10 minutes) → 50% → 100%, analysed every
 //! second with `error_rate > 0.05` (a 5 s rate window, no `for`, no
 //! rollback levels: a failing evaluation rolls back at once). When the
@@ -19,6 +21,9 @@
 //!
 //! Usage:
 //!   rollback_bench [--runs N]     N runs (default 5), each and the median
+//!   rollback_bench --via nginx    through nginx instead of HAProxy (the
+//!                                 default, `--via haproxy`); combines with
+//!                                 the options below
 //!   rollback_bench --for 2m       one run with `error_rate > 0.05 for 2m`,
 //!                                 the rule as go-live documents write it
 //!   rollback_bench --fault-after 6s
@@ -38,7 +43,7 @@ mod e2e;
 
 use std::time::Duration;
 
-use e2e::{ERROR_RATE, Inject, PlanSpec, Rig, block_on_big_stack};
+use e2e::{ERROR_RATE, Inject, PlanSpec, Rig, Via, block_on_big_stack};
 use golive_store::RunStatus;
 
 /// What one run measured.
@@ -49,10 +54,15 @@ struct Measured {
     to_decision: Option<Duration>,
     /// Requests v2 answered with 500.
     failed: u64,
+    /// Requests that failed without an answer (through nginx, a reload
+    /// closing an idle keep-alive connection as a request went out).
+    unanswered: u64,
 }
 
 fn usage() -> ! {
-    eprintln!("usage: rollback_bench [--runs N] [--for DURATION] [--fault-after DURATION]");
+    eprintln!(
+        "usage: rollback_bench [--runs N] [--via haproxy|nginx] [--for DURATION] [--fault-after DURATION]"
+    );
     std::process::exit(2);
 }
 
@@ -60,6 +70,7 @@ fn main() {
     let mut runs = 5usize;
     let mut hold: Option<String> = None;
     let mut fault_after = Duration::ZERO;
+    let mut via = Via::Haproxy;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -68,6 +79,12 @@ fn main() {
                     .next()
                     .and_then(|n| n.parse().ok())
                     .filter(|n| *n > 0)
+                    .unwrap_or_else(|| usage());
+            }
+            "--via" => {
+                via = args
+                    .next()
+                    .and_then(|v| Via::parse(&v))
                     .unwrap_or_else(|| usage());
             }
             "--for" => hold = Some(args.next().unwrap_or_else(|| usage())),
@@ -88,17 +105,26 @@ fn main() {
         }
         runs = 1;
     }
-    block_on_big_stack("rollback_bench", move || bench(runs, hold, fault_after));
+    block_on_big_stack("rollback_bench", move || {
+        bench(via, runs, hold, fault_after)
+    });
 }
 
-async fn bench(runs: usize, hold: Option<String>, fault_after: Duration) {
+async fn bench(via: Via, runs: usize, hold: Option<String>, fault_after: Duration) {
     let rule = match &hold {
         Some(d) => format!("error_rate > 0.05 for {d}"),
         None => "error_rate > 0.05".to_string(),
     };
+    let (proxy, actuator) = match via {
+        Via::Haproxy => ("HAProxy", "HAProxy 2.6 weights on the admin socket"),
+        Via::Nginx => (
+            "nginx",
+            "nginx 1.22 upstream file + `nginx -t && nginx -s reload`",
+        ),
+    };
     println!(
-        "golive detection-to-rollback: HAProxy 2.6 weights, Prometheus scraping every 1s, \
-         analysis every 1s, rule `{rule}` on a 5s rate window; 200 req/s through HAProxy; \
+        "golive detection-to-rollback: {actuator}, Prometheus scraping every 1s, \
+         analysis every 1s, rule `{rule}` on a 5s rate window; 200 req/s through {proxy}; \
          v2 answers 20% 500s from {} the 25% step",
         if fault_after.is_zero() {
             "the start of".to_string()
@@ -108,13 +134,14 @@ async fn bench(runs: usize, hold: Option<String>, fault_after: Duration) {
     );
     let mut measured = Vec::new();
     for i in 1..=runs {
-        let m = once(&rule, hold.is_some(), fault_after).await;
+        let m = once(via, &rule, hold.is_some(), fault_after).await;
         println!(
-            "  run {i}: {:.2} s fault → every new request on v1 (rollback decided after {}; {} requests answered 500 by v2)",
+            "  run {i}: {:.2} s fault → every new request on v1 (rollback decided after {}; {} requests answered 500 by v2; {} without an answer)",
             m.to_stable.as_secs_f64(),
             m.to_decision
                 .map_or("?".into(), |d| format!("{:.2} s", d.as_secs_f64())),
-            m.failed
+            m.failed,
+            m.unanswered
         );
         measured.push(m);
     }
@@ -149,8 +176,8 @@ async fn bench(runs: usize, hold: Option<String>, fault_after: Duration) {
 }
 
 /// One run on fresh parts.
-async fn once(rule: &str, long: bool, fault_after: Duration) -> Measured {
-    let mut rig = Rig::start().await;
+async fn once(via: Via, rule: &str, long: bool, fault_after: Duration) -> Measured {
+    let mut rig = Rig::start_via(via).await;
     let plan = rig.plan(&PlanSpec {
         name: "rollback-bench",
         steps: &[(5, "3s"), (25, "10m"), (50, "3s"), (100, "3s")],
@@ -178,6 +205,10 @@ async fn once(rule: &str, long: bool, fault_after: Duration) -> Measured {
         to_stable: back.saturating_sub(fault_at),
         to_decision: run.decided.map(|d| d.saturating_sub(fault_at)),
         failed: run.report.totals.errors.http_5xx_v2,
+        unanswered: {
+            let e = run.report.totals.errors;
+            e.connect + e.timeout + e.other
+        },
     };
     rig.shutdown().await;
     m

@@ -3,9 +3,11 @@
 //! 2.6, the Debian package) between the two demo services, judged from a
 //! real Prometheus scraping both every second, while the demo's load
 //! generator sends 200 requests/s through HAProxy and records which version
-//! answered each one.
+//! answered each one. The healthy canary also runs through nginx (1.22,
+//! the Debian package): golive rewrites its upstream file and reloads it at
+//! each step.
 //!
-//! Each test starts and stops its own services, HAProxy and Prometheus on
+//! Each test starts and stops its own services, proxy and Prometheus on
 //! free 127.0.0.1 ports in a temporary directory (see `e2e/mod.rs`). The
 //! tests run one at a time (they share two cores). Nothing asserts on
 //! speed: deadlines are generous and only catch a run that never ends; the
@@ -19,23 +21,26 @@ mod e2e;
 
 use std::time::{Duration, Instant};
 
-use e2e::{ERROR_RATE, Finished, Inject, P95_LATENCY, PlanSpec, Rig, block_on_big_stack};
+use e2e::{ERROR_RATE, Finished, Inject, P95_LATENCY, PlanSpec, Rig, Via, block_on_big_stack};
 use golive_demo::BUCKET_WIDTH;
 use golive_store::RunStatus;
 
-/// One test at a time: each runs HAProxy, Prometheus and 200 requests/s.
+/// One test at a time: each runs a proxy, Prometheus and 200 requests/s.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Longest a run may take before the test gives up on it.
 const DEADLINE: Duration = Duration::from_secs(90);
 
 /// Largest gap, in percentage points, between a step's weight and v2's
-/// share of the requests sent during it. HAProxy's weighted round robin is
-/// exact over a cycle; the margin covers the step edges.
+/// share of the requests sent during it. HAProxy's and nginx's weighted
+/// round robins are exact over a cycle (nginx's per worker); the margin
+/// covers the step edges.
 const SHARE_TOLERANCE: f64 = 8.0;
 
 /// Requests sent this close after a weight was seen in the journal, or
 /// this close before the next one, are left out of the step's share.
+/// Through nginx the weight is journaled once `nginx -s reload` has
+/// signalled the master; the new workers take over within this margin.
 const EDGE_AFTER: Duration = Duration::from_millis(400);
 const EDGE_BEFORE: Duration = Duration::from_millis(200);
 
@@ -162,6 +167,133 @@ async fn healthy() {
     assert_eq!(totals.requests(), totals.v1 + totals.v2);
     rig.shutdown().await;
     println!("healthy canary test took {:?}", started.elapsed());
+}
+
+/// Requests through nginx that may time out (3 s) although nothing should:
+/// a reload does not hold requests, so more than this is a fault.
+const NGINX_TIMEOUTS_ALLOWED: u64 = 3;
+
+#[test]
+fn healthy_canary_goes_to_100_through_nginx_reloads_without_a_5xx() {
+    block_on_big_stack("healthy_nginx", healthy_nginx);
+}
+
+/// The healthy canary of the HAProxy test through nginx: each step
+/// rewrites the upstream file and runs `nginx -t && nginx -s reload`. A
+/// reload retires the old workers, which close their idle keep-alive
+/// connections; a request the load generator sends on one just then fails
+/// at the connection level (reqwest resends only a request it had not
+/// written yet). Those are counted and printed, not forbidden; a 5xx, a
+/// non-2xx or an answer from neither version is.
+async fn healthy_nginx() {
+    let _one_at_a_time = SERIAL.lock().await;
+    let started = Instant::now();
+    let mut rig = Rig::start_via(Via::Nginx).await;
+    let plan = rig.plan(&canary_spec(
+        "e2e-healthy-nginx",
+        &[(5, "3s"), (25, "3s"), (50, "3s"), (100, "3s")],
+        &[("error_rate", ERROR_RATE)],
+        &["error_rate > 0.05"],
+        &[],
+    ));
+    let run = rig
+        .run(&plan, Inject::Nothing, Duration::from_secs(1), DEADLINE)
+        .await;
+    println!(
+        "healthy canary through nginx: run {} {}",
+        run.run, run.status
+    );
+
+    assert_eq!(run.status, RunStatus::Succeeded, "{}", run.journal());
+    assert_eq!(run.canary_weights(), [5, 25, 50, 100], "{}", run.journal());
+    let stable: Vec<u8> = run.weights.iter().map(|w| w.stable).collect();
+    assert_eq!(stable, [95, 75, 50, 0]);
+    // Each weight was written to the upstream file and reloaded.
+    let reloads: Vec<u64> = run
+        .events
+        .iter()
+        .filter(|e| e.kind == "rollout.weight")
+        .map(|e| {
+            let detail = &e.data["detail"];
+            assert_eq!(detail["backend"], "nginx", "{}", e.data);
+            assert_eq!(detail["reload"]["exit_code"], 0, "{}", e.data);
+            detail["reload"]["duration_ms"].as_u64().unwrap_or(u64::MAX)
+        })
+        .collect();
+    println!("  reload commands took {reloads:?} ms");
+    assert_eq!(reloads.len(), 4, "{}", run.journal());
+    // The file at the end: v2 at full weight, v1 out of the rotation.
+    let upstream = rig.nginx_upstream();
+    let (v1_addr, v2_addr) = (rig.demo.stable.addr(), rig.demo.canary.addr());
+    assert!(
+        upstream.contains(&format!("server {v2_addr} weight=100;"))
+            && upstream.contains(&format!("server {v1_addr} down;")),
+        "the upstream file at the end:\n{upstream}"
+    );
+    assert!(decisions(&run).is_empty(), "{:?}", decisions(&run));
+    let read: Vec<f64> = run
+        .evaluations()
+        .iter()
+        .filter_map(|e| e["values"]["error_rate"]["canary"].as_f64())
+        .collect();
+    assert!(read.len() >= 4, "{}", run.journal());
+    assert!(read.iter().all(|x| *x == 0.0), "{read:?}");
+
+    check_shares(&run);
+    let (v1, v2) = run.served_between(run.ended + EDGE_AFTER, run.report.elapsed);
+    assert!(v1 == 0 && v2 > 0, "after the run: v1 {v1}, v2 {v2}");
+
+    let totals = &run.report.totals;
+    let errors = totals.errors;
+    println!(
+        "  load: {} requests, v1 {}, v2 {}, failures {errors:?}",
+        totals.requests(),
+        totals.v1,
+        totals.v2
+    );
+    println!(
+        "  connection-level errors across {} reloads: {} (reset/closed {}, connect {}), timeouts {}",
+        reloads.len(),
+        errors.other + errors.connect,
+        errors.other,
+        errors.connect,
+        errors.timeout
+    );
+    // No answer but a 2xx from v1 or v2.
+    assert_eq!(errors.http_5xx(), 0, "5xx answers: {errors:?}");
+    assert_eq!(errors.http_other, 0, "non-2xx answers: {errors:?}");
+    assert_eq!(totals.unknown, 0, "answers from neither version");
+    assert!(
+        errors.timeout <= NGINX_TIMEOUTS_ALLOWED,
+        "{} requests timed out: {errors:?}",
+        errors.timeout
+    );
+    // What failed, failed at the connection, and rarely.
+    assert_eq!(
+        errors.total(),
+        errors.other + errors.connect + errors.timeout,
+        "{errors:?}"
+    );
+    assert!(
+        (errors.total() as f64) < 0.01 * totals.requests() as f64,
+        "{errors:?} of {} requests",
+        totals.requests()
+    );
+    let error_log = rig.nginx_error_log();
+    assert!(
+        !error_log.contains("[emerg]") && !error_log.contains("[alert]"),
+        "{error_log}"
+    );
+    assert_eq!(
+        error_log.matches("(SIGHUP) received").count(),
+        reloads.len(),
+        "nginx's error log:\n{error_log}"
+    );
+    rig.shutdown().await;
+    println!(
+        "healthy canary through nginx test took {:?}",
+        started.elapsed()
+    );
 }
 
 #[test]

@@ -3,16 +3,20 @@
 //! this file with `#[path]`).
 //!
 //! A [`Rig`] owns, in its own temporary directory on free 127.0.0.1 ports:
-//! the two demo services (v1 stable, v2 canary), HAProxy in front of them
-//! (backend `app`, servers `v1` weight 100 and `v2` weight 0, an admin unix
-//! socket), Prometheus scraping both services every second, and a SQLite
-//! journal. The demo metrics carry `version="v1"`/`"v2"`; Prometheus
+//! the two demo services (v1 stable, v2 canary), a proxy in front of them,
+//! Prometheus scraping both services every second, and a SQLite journal.
+//! The proxy ([`Via`]) is HAProxy (backend `app`, servers `v1` weight 100
+//! and `v2` weight 0, an admin unix socket) or nginx (two workers in the
+//! foreground, `-p DIR -c DIR/nginx.conf -g 'daemon off;'`, whose `http`
+//! block includes the upstream file golive owns, upstream `app` with v1 at
+//! weight 100 and v2 `down`; a plan reloads it with `nginx -t` then
+//! `nginx -s reload`, both with the same `-p`/`-c`). The demo metrics carry `version="v1"`/`"v2"`; Prometheus
 //! relabels them to `version="stable"`/`"canary"` at scrape time
 //! (`metric_relabel_configs`), the values golive's Prometheus source reads
 //! the two sides from.
 //!
 //! [`Rig::run`] runs a plan with the engine in process while the demo's
-//! load generator sends requests through HAProxy, watching the journal
+//! load generator sends requests through the proxy, watching the journal
 //! every 25 ms to note when each weight was set (as time since the load
 //! started, the load report's clock) and to inject a fault at a step.
 
@@ -162,25 +166,74 @@ fn require(program: &str) {
         .is_ok_and(|s| s.success());
     assert!(
         found,
-        "`{program}` is not installed (scripts/setup.sh installs haproxy and prometheus)"
+        "`{program}` is not installed (scripts/setup.sh installs haproxy, nginx and prometheus)"
     );
 }
 
 // ───────────────────────── the rig ─────────────────────────
 
+/// The proxy in front of the two services, which the load goes through
+/// and the plan's `traffic` moves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// HAProxy 2.6, weights set on its admin socket.
+    Haproxy,
+    /// nginx, weights written to the upstream file golive owns, then
+    /// `nginx -t && nginx -s reload`.
+    Nginx,
+}
+
+impl Via {
+    /// `haproxy` or `nginx`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Via::Haproxy => "haproxy",
+            Via::Nginx => "nginx",
+        }
+    }
+
+    /// [`Via::name`] back to the proxy.
+    pub fn parse(name: &str) -> Option<Via> {
+        match name {
+            "haproxy" => Some(Via::Haproxy),
+            "nginx" => Some(Via::Nginx),
+            _ => None,
+        }
+    }
+}
+
+/// What the plan needs to move the proxy's traffic.
+enum Front {
+    Haproxy {
+        /// The admin socket (`level admin`).
+        socket: String,
+    },
+    Nginx {
+        /// The upstream file golive owns, included by `nginx.conf`.
+        upstream_file: PathBuf,
+        /// The plan's reload command.
+        reload: String,
+    },
+}
+
+/// The first line golive's nginx actuator writes, and checks before it
+/// overwrites a file (`crates/golive-rollout/src/traffic/nginx.rs`).
+const NGINX_HEADER: &str = "# Written by golive's nginx traffic actuator";
+
 /// Everything a rollout runs against.
 pub struct Rig {
     /// The services (v1 stable, v2 canary).
     pub demo: Demo,
-    /// HAProxy's admin socket (`level admin`).
-    pub socket: String,
-    /// HAProxy's frontend, where the load goes.
-    pub haproxy_url: String,
+    /// The proxy in front of them.
+    pub via: Via,
+    /// The proxy's frontend, where the load goes.
+    pub proxy_url: String,
     /// Prometheus's base URL.
     pub prometheus_url: String,
     /// The journal.
     pub store: AnyStore,
-    haproxy: Proc,
+    front: Front,
+    proxy: Proc,
     prometheus: Proc,
     http: reqwest::Client,
     // Last: removed after the processes writing in it are stopped.
@@ -190,7 +243,13 @@ pub struct Rig {
 impl Rig {
     /// Starts the services, HAProxy and Prometheus, and opens the journal.
     pub async fn start() -> Rig {
-        require("haproxy");
+        Rig::start_via(Via::Haproxy).await
+    }
+
+    /// Starts the services, the proxy `via` and Prometheus, and opens the
+    /// journal.
+    pub async fn start_via(via: Via) -> Rig {
+        require(via.name());
         assert!(
             Path::new("/usr/bin/prometheus").is_file(),
             "/usr/bin/prometheus is missing (scripts/setup.sh installs it)"
@@ -202,35 +261,11 @@ impl Rig {
         let demo = Demo::start().await.expect("demo services start");
 
         let port = free_port();
-        let socket = dir.path().join("admin.sock").display().to_string();
-        let config = format!(
-            "global\n\
-             \x20   stats socket {socket} mode 600 level admin\n\
-             defaults\n\
-             \x20   mode http\n\
-             \x20   timeout connect 2s\n\
-             \x20   timeout client 60s\n\
-             \x20   timeout server 60s\n\
-             \x20   timeout http-keep-alive 60s\n\
-             frontend fe\n\
-             \x20   bind 127.0.0.1:{port}\n\
-             \x20   default_backend app\n\
-             backend app\n\
-             \x20   balance roundrobin\n\
-             \x20   server v1 {} weight 100\n\
-             \x20   server v2 {} weight 0\n",
-            demo.stable.addr(),
-            demo.canary.addr()
-        );
-        let conf = dir.path().join("haproxy.cfg");
-        std::fs::write(&conf, config).expect("write haproxy.cfg");
-        let mut haproxy = Proc::spawn(
-            "haproxy",
-            "haproxy",
-            &["-f".into(), conf.display().to_string(), "-db".into()],
-            dir.path().join("haproxy.log"),
-        );
-        haproxy.wait_listening(port).await;
+        let (front, mut proxy) = match via {
+            Via::Haproxy => start_haproxy(dir.path(), &demo, port),
+            Via::Nginx => start_nginx(dir.path(), &demo, port),
+        };
+        proxy.wait_listening(port).await;
 
         let prom_port = free_port();
         let config = format!(
@@ -274,11 +309,12 @@ impl Rig {
         .expect("journal");
         Rig {
             demo,
-            socket,
-            haproxy_url: format!("http://127.0.0.1:{port}/"),
+            via,
+            proxy_url: format!("http://127.0.0.1:{port}/"),
             prometheus_url: format!("http://127.0.0.1:{prom_port}"),
             store,
-            haproxy,
+            front,
+            proxy,
             prometheus,
             http: golive_probe::api_client(Duration::from_secs(5)).expect("HTTP client"),
             dir,
@@ -290,17 +326,21 @@ impl Rig {
         self.dir.path()
     }
 
-    /// HAProxy's and Prometheus's output, for failure messages.
+    /// The proxy's and Prometheus's output, for failure messages.
     pub fn logs(&self) -> String {
-        format!(
-            "--- haproxy.log\n{}\n--- prometheus.log\n{}",
-            self.haproxy.log(),
-            self.prometheus.log()
-        )
+        let mut logs = format!("--- {}.log\n{}\n", self.via.name(), self.proxy.log());
+        if self.via == Via::Nginx {
+            let error_log =
+                std::fs::read_to_string(self.dir().join("error.log")).unwrap_or_default();
+            logs.push_str(&format!("--- nginx error.log\n{error_log}\n"));
+        }
+        logs.push_str(&format!("--- prometheus.log\n{}", self.prometheus.log()));
+        logs
     }
 
     /// `(stable, canary)`: HAProxy's current weights of `app/v1` and
-    /// `app/v2`, read with `get weight` on the admin socket.
+    /// `app/v2`, read with `get weight` on the admin socket. Panics through
+    /// nginx.
     pub async fn haproxy_weights(&self) -> (u32, u32) {
         (
             self.get_weight("app/v1").await,
@@ -308,8 +348,29 @@ impl Rig {
         )
     }
 
+    /// The upstream file golive owns; panics through HAProxy.
+    pub fn nginx_upstream_file(&self) -> &Path {
+        match &self.front {
+            Front::Nginx { upstream_file, .. } => upstream_file,
+            Front::Haproxy { .. } => panic!("the rig runs HAProxy, not nginx"),
+        }
+    }
+
+    /// The upstream file's content now.
+    pub fn nginx_upstream(&self) -> String {
+        std::fs::read_to_string(self.nginx_upstream_file()).expect("read the upstream file")
+    }
+
+    /// nginx's error log: reloads are logged at `notice`.
+    pub fn nginx_error_log(&self) -> String {
+        std::fs::read_to_string(self.dir().join("error.log")).unwrap_or_default()
+    }
+
     async fn get_weight(&self, server: &str) -> u32 {
-        let mut conn = tokio::net::UnixStream::connect(&self.socket)
+        let Front::Haproxy { socket } = &self.front else {
+            panic!("the rig runs nginx, not HAProxy");
+        };
+        let mut conn = tokio::net::UnixStream::connect(socket)
             .await
             .expect("HAProxy's admin socket");
         conn.write_all(format!("get weight {server}\n").as_bytes())
@@ -389,11 +450,11 @@ impl Rig {
         );
     }
 
-    /// Load through HAProxy: 200 requests/s from 64 keep-alive clients
+    /// Load through the proxy: 200 requests/s from 64 keep-alive clients
     /// (enough to keep the rate with 300 ms of added latency), 100 users.
     pub fn start_load(&self) -> LoadGenerator {
         LoadGenerator::start(LoadConfig {
-            target: Target::Url(self.haproxy_url.clone()),
+            target: Target::Url(self.proxy_url.clone()),
             concurrency: 64,
             rate: Some(200),
             users: 100,
@@ -402,7 +463,7 @@ impl Rig {
         .expect("load starts")
     }
 
-    /// Runs `plan_text` to its end with the load going through HAProxy,
+    /// Runs `plan_text` to its end with the load going through the proxy,
     /// then `tail` more of load; `fault` strikes once the journal shows the
     /// weight it names. Panics (with the journal) when the run takes longer
     /// than `deadline`.
@@ -469,23 +530,126 @@ impl Rig {
         }
     }
 
-    /// Stops HAProxy and Prometheus, closes the journal, stops the
+    /// Stops the proxy and Prometheus, closes the journal, stops the
     /// services and removes the directory.
     pub async fn shutdown(self) {
         let Rig {
             demo,
             store,
-            haproxy,
+            proxy,
             prometheus,
             dir,
             ..
         } = self;
-        drop(haproxy);
+        drop(proxy);
         drop(prometheus);
         store.close().await;
         let _ = demo.shutdown().await;
         drop(dir);
     }
+}
+
+// ───────────────────────── proxies ─────────────────────────
+
+/// HAProxy on `port`: backend `app`, `v1` at weight 100, `v2` at 0.
+fn start_haproxy(dir: &Path, demo: &Demo, port: u16) -> (Front, Proc) {
+    let socket = dir.join("admin.sock").display().to_string();
+    let config = format!(
+        "global\n\
+         \x20   stats socket {socket} mode 600 level admin\n\
+         defaults\n\
+         \x20   mode http\n\
+         \x20   timeout connect 2s\n\
+         \x20   timeout client 60s\n\
+         \x20   timeout server 60s\n\
+         \x20   timeout http-keep-alive 60s\n\
+         frontend fe\n\
+         \x20   bind 127.0.0.1:{port}\n\
+         \x20   default_backend app\n\
+         backend app\n\
+         \x20   balance roundrobin\n\
+         \x20   server v1 {} weight 100\n\
+         \x20   server v2 {} weight 0\n",
+        demo.stable.addr(),
+        demo.canary.addr()
+    );
+    let conf = dir.join("haproxy.cfg");
+    std::fs::write(&conf, config).expect("write haproxy.cfg");
+    let haproxy = Proc::spawn(
+        "haproxy",
+        "haproxy",
+        &["-f".into(), conf.display().to_string(), "-db".into()],
+        dir.join("haproxy.log"),
+    );
+    (Front::Haproxy { socket }, haproxy)
+}
+
+/// nginx on `port` in the foreground (`daemon off`; TERM to the master
+/// stops its workers too), its prefix, pid file, logs and temp paths in
+/// `dir`, proxying to upstream `app` from the upstream file, which starts
+/// as golive's actuator writes it for canary 0 %. Keep-alive to the
+/// clients as nginx's defaults have it (75 s); a new connection to the
+/// service for each request (nginx's default HTTP/1.0 upstream).
+fn start_nginx(dir: &Path, demo: &Demo, port: u16) -> (Front, Proc) {
+    let d = dir.display();
+    let upstream_file = dir.join("upstream.conf");
+    let config = format!(
+        "worker_processes 2;\n\
+         pid {d}/nginx.pid;\n\
+         error_log {d}/error.log notice;\n\
+         events {{ worker_connections 1024; }}\n\
+         http {{\n\
+         \x20   access_log off;\n\
+         \x20   client_body_temp_path {d}/body;\n\
+         \x20   proxy_temp_path {d}/proxy;\n\
+         \x20   fastcgi_temp_path {d}/fastcgi;\n\
+         \x20   uwsgi_temp_path {d}/uwsgi;\n\
+         \x20   scgi_temp_path {d}/scgi;\n\
+         \x20   include {};\n\
+         \x20   server {{\n\
+         \x20       listen 127.0.0.1:{port};\n\
+         \x20       location / {{ proxy_pass http://app; }}\n\
+         \x20   }}\n\
+         }}\n",
+        upstream_file.display()
+    );
+    std::fs::write(dir.join("nginx.conf"), config).expect("write nginx.conf");
+    // What golive's actuator writes for canary 0 %: nginx needs the
+    // upstream before it starts, and golive overwrites only its own file.
+    let upstream = format!(
+        "{NGINX_HEADER}; it is rewritten at every rollout step, edits are lost.\n\
+         # canary 0%, stable 100%\n\
+         upstream app {{\n\
+         \x20   server {} weight=100;\n\
+         \x20   server {} down;\n\
+         }}\n",
+        demo.stable.addr(),
+        demo.canary.addr()
+    );
+    std::fs::write(&upstream_file, upstream).expect("write the upstream file");
+    let reload = format!(
+        "nginx -q -t -p {d}/ -c {d}/nginx.conf && nginx -p {d}/ -c {d}/nginx.conf -s reload"
+    );
+    let nginx = Proc::spawn(
+        "nginx",
+        "nginx",
+        &[
+            "-p".into(),
+            format!("{d}/"),
+            "-c".into(),
+            format!("{d}/nginx.conf"),
+            "-g".into(),
+            "daemon off;".into(),
+        ],
+        dir.join("nginx.log"),
+    );
+    (
+        Front::Nginx {
+            upstream_file,
+            reload,
+        },
+        nginx,
+    )
 }
 
 // ───────────────────────── a run ─────────────────────────
@@ -694,7 +858,7 @@ fn journal_text(events: &[Event]) -> String {
 
 // ───────────────────────── plans ─────────────────────────
 
-/// A rollout plan through this rig's HAProxy, analysed from its Prometheus.
+/// A rollout plan through this rig's proxy, analysed from its Prometheus.
 pub struct PlanSpec<'a> {
     /// The plan's name.
     pub name: &'a str,
@@ -709,6 +873,27 @@ pub struct PlanSpec<'a> {
 }
 
 impl Rig {
+    /// The plan's `traffic:` actuator, one YAML flow mapping.
+    fn traffic(&self) -> String {
+        let quote = |s: &str| format!("'{}'", s.replace('\'', "''"));
+        match &self.front {
+            Front::Haproxy { socket } => format!(
+                "haproxy: {{socket: {}, backend: app, stable: v1, canary: v2}}",
+                quote(socket)
+            ),
+            Front::Nginx {
+                upstream_file,
+                reload,
+            } => format!(
+                "nginx: {{upstream_file: {}, upstream: app, stable: '{}', canary: '{}', reload: {}}}",
+                quote(&upstream_file.display().to_string()),
+                self.demo.stable.addr(),
+                self.demo.canary.addr(),
+                quote(reload)
+            ),
+        }
+    }
+
     /// The plan text of `spec`: one critical rollout item with
     /// `on_failure: rollback`, no rollback levels (a failing analysis rolls
     /// back at once), and a notification as the rollback's item.
@@ -728,10 +913,10 @@ impl Rig {
              \x20       rollout:\n\
              \x20         strategy: canary\n\
              \x20         traffic:\n\
-             \x20           haproxy: {{socket: {}, backend: app, stable: v1, canary: v2}}\n\
+             \x20           {}\n\
              \x20         steps:\n",
             spec.name,
-            quote(&self.socket)
+            self.traffic()
         );
         for (weight, pause) in spec.steps {
             text.push_str(&format!(
