@@ -206,7 +206,11 @@ fn people_steer_a_rollout_and_a_crash_resumes_with_the_same_weight() {
         "{}",
         lines.join("\n")
     );
-    assert_eq!(weights(&dir).last().map(String::as_str), Some("0"));
+    assert_eq!(
+        weights(&dir),
+        ["10", "50", "50", "0"],
+        "one re-apply on resume, then 0 on abort; nothing else"
+    );
     // The record shows each traffic change and decision, the step gate too.
     let out = golive(&["report", &id, "--db", "j.db"], &dir)
         .output()

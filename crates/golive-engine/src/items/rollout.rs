@@ -175,14 +175,17 @@ pub(crate) async fn run<S: Store + 'static>(
             return r.roll_back(&why).await;
         }
     }
+    // Just set again on resume: the step's own weight needs no second call.
+    let mut reapplied = last.is_some();
     while r.step < rollout.steps.len() {
         let step = r.step;
         let target = rollout.steps[step].weight;
-        if target != r.weight || last.is_none() || step > 0 {
+        if !(reapplied && target == r.weight) {
             if let Err(why) = r.set(step, target, "step").await? {
                 return r.roll_back(&why).await;
             }
         }
+        reapplied = false;
         r.analyzer.start_step();
         match r.hold(step).await? {
             StepEnd::Next => r.step += 1,
