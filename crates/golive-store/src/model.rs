@@ -245,8 +245,9 @@ impl From<Outcome> for ItemStatus {
     }
 }
 
-/// The moves an item may make. Both backends call these inside the
-/// transaction that makes the move, after reading the current status.
+/// The moves an item may make. Both backends make a move only from a
+/// status these allow ([`Move::allowed_from`]), and call them to word the
+/// refusal otherwise.
 pub(crate) mod transition {
     use super::{ItemStatus, Outcome};
     use crate::StoreError;
@@ -314,6 +315,30 @@ impl Move<'_> {
         }
     }
 
+    /// Every status [`Move::check`] lets the move start from, for backends
+    /// that make the move in one guarded statement (`… WHERE status IN
+    /// (…)`) and call [`Move::check`] only to word a refusal.
+    pub(crate) fn allowed_from(self) -> &'static [ItemStatus] {
+        use ItemStatus::{Interrupted, Pending, Running, Waiting};
+        match self {
+            Move::Start => &[Pending, Interrupted, Waiting],
+            Move::Finish(Outcome::Skipped, _) => &[Running, Pending, Interrupted, Waiting],
+            Move::Finish(Outcome::Passed | Outcome::Failed, _) => &[Running],
+            Move::Wait(_) => &[Pending, Running, Interrupted, Waiting],
+        }
+    }
+
+    /// [`Move::allowed_from`] as a SQL list of string literals, e.g.
+    /// `'pending', 'interrupted', 'waiting'` (the names need no escaping).
+    pub(crate) fn allowed_from_sql(self) -> String {
+        let names: Vec<String> = self
+            .allowed_from()
+            .iter()
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect();
+        names.join(", ")
+    }
+
     /// The event kind that records it.
     pub(crate) fn kind(self) -> &'static str {
         match self {
@@ -323,7 +348,11 @@ impl Move<'_> {
         }
     }
 
-    /// The event's data, given the status before and the state after.
+    /// The event's data, given the status before and the state after. The
+    /// backends build it in SQL, in the statement that makes the move (only
+    /// the database knows the status before); their tests check that what
+    /// they write equals this.
+    #[cfg(test)]
     pub(crate) fn data(self, from: ItemStatus, after: &ItemState) -> Value {
         match self {
             Move::Start => serde_json::json!({ "from": from, "attempt": after.attempts }),
@@ -850,6 +879,202 @@ pub(crate) fn from_millis(ms: i64) -> Result<Timestamp, StoreError> {
         .map_err(|e| StoreError::Corrupt(format!("timestamp {ms} ms out of range: {e}")))
 }
 
+/// Makes every kind of move on a fresh store, checking that each event a
+/// backend writes (its data built in SQL) is the one [`Move::data`]
+/// describes, and that a refused move writes nothing.
+#[cfg(test)]
+pub(crate) async fn check_move_events<S: crate::Store>(store: &S) {
+    use std::time::Duration;
+    // Text and numbers that a JSON round trip through the database could
+    // get wrong (not NUL: PostgreSQL's jsonb refuses it, as it always did).
+    let payload = serde_json::json!({
+        "text": "quote\" backslash\\ tab\t ctrl\u{1f} é 🚀 \u{2028} </script>",
+        "max": u64::MAX,
+        "min": i64::MIN,
+        "float": 2.0,
+        "big": 1.5e300,
+        "small": 5e-324,
+        "nested": [[], {}, null, true, [1, -0.5, "x"]],
+        "": "",
+    });
+    let items = ["a", "b", "c", "d"].map(String::from).to_vec();
+    let run = store
+        .create_run(&NewRun {
+            plan_name: "moves".into(),
+            plan_text: "name: moves".into(),
+            items,
+            ..NewRun::default()
+        })
+        .await
+        .expect("create");
+    let id = run.summary.id.clone();
+    assert!(
+        store
+            .acquire_lease(&id, "me", Duration::from_secs(60))
+            .await
+            .expect("lease")
+    );
+    let passed = Move::Finish(Outcome::Passed, &payload);
+    let failed = Move::Finish(Outcome::Failed, &payload);
+    let skipped = Move::Finish(Outcome::Skipped, &payload);
+    let wait = Move::Wait(&payload);
+    use ItemStatus::{Pending, Running, Waiting};
+    let moves = [
+        ("a", Move::Start, Pending),
+        ("a", passed, Running),
+        ("b", Move::Start, Pending),
+        ("b", failed, Running),
+        ("c", wait, Pending),
+        ("c", Move::Start, Waiting),
+        ("c", wait, Running),
+        ("c", Move::Start, Waiting),
+        ("c", skipped, Running),
+        ("d", skipped, Pending),
+    ];
+    for (item, mv, from) in moves {
+        let before = store.get_run(&id).await.expect("run").summary.last_seq;
+        let state = match mv {
+            Move::Start => store.start_item(&id, item, "me").await,
+            Move::Finish(outcome, result) => {
+                store.finish_item(&id, item, "me", outcome, result).await
+            }
+            Move::Wait(detail) => store.set_item_waiting(&id, item, "me", detail).await,
+        }
+        .expect("move");
+        let events = store.events_after(&id, before, 10).await.expect("events");
+        let [event] = events.as_slice() else {
+            panic!("{item} {mv:?}: {events:?}");
+        };
+        assert_eq!(event.seq, before + 1);
+        assert_eq!(event.kind, mv.kind());
+        assert_eq!(event.item_id.as_deref(), Some(item));
+        assert_eq!(event.actor.as_deref(), Some("me"));
+        assert_eq!(event.at, state.updated_at, "{item} {mv:?}");
+        assert_eq!(event.data, mv.data(from, &state), "{item} {mv:?}");
+        let stored = store.item_states(&id).await.expect("states");
+        assert!(stored.contains(&state), "{state:?} in {stored:?}");
+        if let Move::Finish(..) = mv {
+            assert_eq!(state.result.as_ref(), Some(&payload));
+        }
+    }
+    let last_seq = store.get_run(&id).await.expect("run").summary.last_seq;
+    for (item, mv) in [("a", Move::Start), ("a", wait), ("b", skipped)] {
+        let refused = match mv {
+            Move::Start => store.start_item(&id, item, "me").await,
+            Move::Finish(outcome, result) => {
+                store.finish_item(&id, item, "me", outcome, result).await
+            }
+            Move::Wait(detail) => store.set_item_waiting(&id, item, "me", detail).await,
+        };
+        assert!(
+            matches!(refused, Err(StoreError::Conflict(_))),
+            "{refused:?}"
+        );
+    }
+    let refused = store.start_item(&id, "nope", "me").await;
+    assert!(
+        matches!(refused, Err(StoreError::NotFound(_))),
+        "{refused:?}"
+    );
+    let refused = store.start_item(&id, "d", "you").await;
+    assert!(
+        matches!(refused, Err(StoreError::LeaseLost { .. })),
+        "{refused:?}"
+    );
+    let other = RunId::generate().expect("id");
+    let refused = store.start_item(&other, "a", "me").await;
+    assert!(
+        matches!(refused, Err(StoreError::NotFound(_))),
+        "{refused:?}"
+    );
+    let after = store.get_run(&id).await.expect("run").summary.last_seq;
+    assert_eq!(after, last_seq, "a refused move writes nothing");
+    let events = store.events_after(&id, 0, 1000).await.expect("events");
+    assert_eq!(events.len() as i64, last_seq);
+}
+
+/// Many writers of one run at once, through two stores ("two processes"):
+/// the journal stays gap-free, and of two writers starting the same item
+/// exactly one does, the other finding it running.
+#[cfg(test)]
+pub(crate) async fn check_concurrent_moves<S: crate::Store + 'static>(
+    stores: [std::sync::Arc<S>; 2],
+) {
+    use std::time::Duration;
+    let items: Vec<String> = (0..40).map(|i| format!("i{i}")).collect();
+    let new = NewRun {
+        plan_name: "p".into(),
+        plan_text: "p".into(),
+        items: items.clone(),
+        ..NewRun::default()
+    };
+    let [one, two] = &stores;
+    let id = one.create_run(&new).await.expect("create").summary.id;
+    assert!(
+        one.acquire_lease(&id, "me", Duration::from_secs(60))
+            .await
+            .expect("lease")
+    );
+    let mut tasks = Vec::new();
+    for item in &items {
+        // Two starts of each item race, one per store; both then try to
+        // finish it.
+        for store in [one, two] {
+            let (store, id, item) = (store.clone(), id.clone(), item.clone());
+            tasks.push(tokio::spawn(async move {
+                let started = match store.start_item(&id, &item, "me").await {
+                    Ok(_) => true,
+                    Err(StoreError::Conflict(_)) => false,
+                    Err(e) => panic!("{item}: {e}"),
+                };
+                let result = serde_json::json!({});
+                match store
+                    .finish_item(&id, &item, "me", Outcome::Passed, &result)
+                    .await
+                {
+                    Ok(_) | Err(StoreError::Conflict(_)) => {}
+                    Err(e) => panic!("{item}: {e}"),
+                }
+                started
+            }));
+        }
+    }
+    for n in 0..20 {
+        let (store, id) = (stores[n % 2].clone(), id.clone());
+        tasks.push(tokio::spawn(async move {
+            let event = NewEvent {
+                kind: "note".into(),
+                item_id: None,
+                data: serde_json::json!({ "n": n }),
+            };
+            store.append_event(&id, "me", &event).await.expect("append");
+            false
+        }));
+    }
+    let mut started = 0;
+    for task in tasks {
+        started += usize::from(task.await.expect("task"));
+    }
+    assert_eq!(started, items.len(), "each item started exactly once");
+    let run = one.get_run(&id).await.expect("run").summary;
+    let events = one.events_after(&id, 0, 10_000).await.expect("events");
+    let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=run.last_seq).collect::<Vec<_>>());
+    // created, lease, 40 starts, 40 finishes, 20 notes
+    assert_eq!(run.last_seq, 2 + 80 + 20);
+    for item in &items {
+        let froms: Vec<&Value> = events
+            .iter()
+            .filter(|e| e.item_id.as_deref() == Some(item.as_str()))
+            .map(|e| &e.data["from"])
+            .collect();
+        assert_eq!(froms, ["pending", "running"], "{item}");
+    }
+    for state in one.item_states(&id).await.expect("states") {
+        assert_eq!((state.status, state.attempts), (ItemStatus::Passed, 1));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -907,6 +1132,31 @@ mod tests {
         assert!(transition::finish("x", ItemStatus::Pending, Outcome::Skipped).is_ok());
         assert!(transition::finish("x", ItemStatus::Pending, Outcome::Passed).is_err());
         assert!(transition::finish("x", ItemStatus::Passed, Outcome::Skipped).is_err());
+    }
+
+    #[test]
+    fn guarded_moves_allow_exactly_what_check_allows() {
+        let result = Value::Null;
+        let moves = [
+            Move::Start,
+            Move::Finish(Outcome::Passed, &result),
+            Move::Finish(Outcome::Failed, &result),
+            Move::Finish(Outcome::Skipped, &result),
+            Move::Wait(&result),
+        ];
+        for mv in moves {
+            for s in ItemStatus::ALL {
+                assert_eq!(
+                    mv.check("x", *s).is_ok(),
+                    mv.allowed_from().contains(s),
+                    "{mv:?} from {s}"
+                );
+            }
+        }
+        assert_eq!(
+            Move::Start.allowed_from_sql(),
+            "'pending', 'interrupted', 'waiting'"
+        );
     }
 
     #[test]

@@ -3,10 +3,13 @@
 //!
 //! The database's clock (`now()`) stamps everything and decides leases, so
 //! clock skew between hosts cannot hand a run to two processes. Every write
-//! first updates the run's row, which locks it: writes to one run are
-//! serialized, and `seq` stays gap-free across processes.
+//! first locks the run's row (updating it, or `FOR NO KEY UPDATE`): writes
+//! to one run are serialized, and `seq` stays gap-free across processes.
+//! An item's move, the hot path of a run, is one statement: one round trip,
+//! its own transaction.
 
 use std::str::FromStr;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -21,13 +24,16 @@ use crate::model::{
 };
 use crate::{
     Actor, AuditEntry, AuditFilter, Confirmation, DbUrl, Event, FlagRecord, ItemState, ItemStatus,
-    NewAudit, NewConfirmation, NewEvent, NewRequest, NewRun, NewSignature, NewToken, Request, Run,
-    RunId, RunStatus, RunSummary, Signature, Store, StoreError, TokenRecord, action, kind,
-    migrations,
+    NewAudit, NewConfirmation, NewEvent, NewRequest, NewRun, NewSignature, NewToken, Outcome,
+    Request, Run, RunId, RunStatus, RunSummary, Signature, Store, StoreError, TokenRecord, action,
+    kind, migrations,
 };
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
 type Tx = sqlx::Transaction<'static, sqlx::Postgres>;
+
+/// How long a pooled connection may sit idle before it is pinged again.
+const PING_IDLE: Duration = Duration::from_secs(1);
 
 /// A journal in a PostgreSQL database. Cheap to clone (a pool handle).
 #[derive(Clone, Debug)]
@@ -59,9 +65,21 @@ impl PgStore {
         conn.close()
             .await
             .map_err(|e| StoreError::from(e).at(&url))?;
+        // A connection idle for a while is pinged before it is handed out
+        // (the server may have closed it meanwhile); one just used is not:
+        // the ping is a round trip, as long as a small statement's.
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= PING_IDLE {
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_lazy_with(options);
         Ok(PgStore { pool, url })
     }
@@ -370,20 +388,6 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
         .is_some_and(|d| d.is_unique_violation())
 }
 
-const START_ITEM: &str = "UPDATE items SET status = 'running', attempts = attempts + 1, \
-     started_at = now(), finished_at = NULL, result = NULL, updated_at = now() \
-     WHERE run_id = $1 AND item_id = $2 \
-     RETURNING item_id, status, attempts, started_at, finished_at, result::text AS result, \
-     updated_at";
-const FINISH_ITEM: &str = "UPDATE items SET status = $3, finished_at = now(), \
-     result = $4::jsonb, updated_at = now() WHERE run_id = $1 AND item_id = $2 \
-     RETURNING item_id, status, attempts, started_at, finished_at, result::text AS result, \
-     updated_at";
-const WAIT_ITEM: &str = "UPDATE items SET status = 'waiting', updated_at = now() \
-     WHERE run_id = $1 AND item_id = $2 \
-     RETURNING item_id, status, attempts, started_at, finished_at, result::text AS result, \
-     updated_at";
-
 impl PgStore {
     async fn insert_run(&self, new: &NewRun, id: &RunId) -> Result<Run> {
         let sha = sha256_hex(&new.plan_text);
@@ -440,7 +444,8 @@ impl PgStore {
         })
     }
 
-    /// Moves one item inside a leased transaction and journals the move.
+    /// Moves one item and journals the move in one statement ([`move_sql`]),
+    /// one round trip, its own transaction.
     async fn move_item(
         &self,
         run: &RunId,
@@ -448,25 +453,112 @@ impl PgStore {
         owner: &str,
         mv: Move<'_>,
     ) -> Result<ItemState> {
-        let mut tx = self.begin().await?;
-        hold(&mut tx, run, Some(owner)).await?;
-        let from = item_status(&mut tx, run, item).await?;
-        mv.check(item, from)?;
+        let query = sqlx::query(move_sql(mv))
+            .bind(run)
+            .bind(owner)
+            .bind(item)
+            .bind(mv.kind());
         let query = match mv {
-            Move::Start => sqlx::query(START_ITEM).bind(run).bind(item),
-            Move::Finish(outcome, result) => sqlx::query(FINISH_ITEM)
-                .bind(run)
-                .bind(item)
-                .bind(outcome.as_str())
-                .bind(result.to_string()),
-            Move::Wait(_) => sqlx::query(WAIT_ITEM).bind(run).bind(item),
+            Move::Start => query,
+            Move::Finish(outcome, result) => query.bind(outcome.as_str()).bind(result.to_string()),
+            Move::Wait(detail) => query.bind(detail.to_string()),
         };
-        let state = item_from(&query.fetch_one(&mut *tx).await?)?;
-        let data = mv.data(from, &state);
-        append(&mut tx, run, mv.kind(), Some(item), Some(owner), data).await?;
-        tx.commit().await?;
-        Ok(state)
+        // fetch_all, not fetch_optional: no row limit on the portal, the
+        // statement runs to its end whatever it returns.
+        let rows = query.fetch_all(&self.pool).await?;
+        let Some(row) = rows.first() else {
+            return Err(run_not_found(run));
+        };
+        if !row.try_get::<bool, _>("held")? {
+            return Err(StoreError::LeaseLost {
+                run: run.clone(),
+                owner: owner.to_string(),
+            });
+        }
+        let Some(from) = row.try_get::<Option<&str>, _>("from_status")? else {
+            return Err(StoreError::NotFound(format!("item `{item}` in run {run}")));
+        };
+        if row.try_get::<Option<&str>, _>("item_id")?.is_some() {
+            return item_from(row);
+        }
+        Err(match mv.check(item, from.parse()?) {
+            Err(refused) => refused,
+            Ok(()) => StoreError::Corrupt(format!(
+                "item `{item}` in run {run}: moving it from {from} wrote nothing"
+            )),
+        })
     }
+}
+
+/// The statement of [`PgStore::move_item`] for this kind of move. Binds:
+/// `$1` run, `$2` owner, `$3` item, `$4` event kind, then the outcome and
+/// the result (`$5`, `$6`) of a finish, or the detail (`$5`) of a wait.
+///
+/// - `lease` locks the run's row (so writes to one run stay serialized and
+///   `seq` gap-free) and says whether `owner` holds the lease;
+/// - `was` then locks the item's row and reads its status: a locking read
+///   sees the newest committed row even if another writer of the run
+///   committed while this statement waited for the lock;
+/// - only if the lease is held and the move allowed from that status:
+///   `seq` bumps the run's `last_seq`, `moved` moves the item, and `event`
+///   journals the move with that seq (its data as `Move::data` builds it).
+///
+/// The one row names the run's lease, the status before, and the item's
+/// new state (all null when nothing moved); no row: the run is unknown.
+fn move_sql(mv: Move<'_>) -> &'static str {
+    static START: LazyLock<String> = LazyLock::new(|| move_statement(Move::Start));
+    static FINISH: LazyLock<String> =
+        LazyLock::new(|| move_statement(Move::Finish(Outcome::Passed, &Value::Null)));
+    static SKIP: LazyLock<String> =
+        LazyLock::new(|| move_statement(Move::Finish(Outcome::Skipped, &Value::Null)));
+    static WAIT: LazyLock<String> = LazyLock::new(|| move_statement(Move::Wait(&Value::Null)));
+    match mv {
+        Move::Start => &START,
+        Move::Finish(Outcome::Skipped, _) => &SKIP,
+        Move::Finish(Outcome::Passed | Outcome::Failed, _) => &FINISH,
+        Move::Wait(_) => &WAIT,
+    }
+}
+
+fn move_statement(mv: Move<'_>) -> String {
+    let allowed = mv.allowed_from_sql();
+    let (set, data) = match mv {
+        Move::Start => (
+            "status = 'running', attempts = items.attempts + 1, started_at = now(), \
+             finished_at = NULL, result = NULL, updated_at = now()",
+            "jsonb_build_object('from', was.status, 'attempt', moved.attempts)",
+        ),
+        Move::Finish(..) => (
+            "status = $5, finished_at = now(), result = $6::jsonb, updated_at = now()",
+            "jsonb_build_object('from', was.status, 'status', $5::text, 'result', $6::jsonb)",
+        ),
+        Move::Wait(_) => (
+            "status = 'waiting', updated_at = now()",
+            "jsonb_build_object('from', was.status, 'detail', $5::jsonb)",
+        ),
+    };
+    format!(
+        "WITH lease AS MATERIALIZED ( \
+             SELECT coalesce(lease_owner = $2 AND lease_expires_at > now(), false) AS held \
+             FROM runs WHERE id = $1 FOR NO KEY UPDATE), \
+         was AS MATERIALIZED ( \
+             SELECT items.status FROM items, lease \
+             WHERE items.run_id = $1 AND items.item_id = $3 FOR NO KEY UPDATE OF items), \
+         seq AS ( \
+             UPDATE runs SET last_seq = runs.last_seq + 1, updated_at = now() FROM lease, was \
+             WHERE runs.id = $1 AND lease.held AND was.status IN ({allowed}) \
+             RETURNING runs.last_seq), \
+         moved AS ( \
+             UPDATE items SET {set} FROM seq \
+             WHERE items.run_id = $1 AND items.item_id = $3 AND items.status IN ({allowed}) \
+             RETURNING items.item_id, items.status, items.attempts, items.started_at, \
+             items.finished_at, items.result::text AS result, items.updated_at), \
+         event AS ( \
+             INSERT INTO events (run_id, seq, kind, item_id, actor, data) \
+             SELECT $1, seq.last_seq, $4, $3, $2, {data} FROM seq, was, moved) \
+         SELECT lease.held, was.status AS from_status, moved.* \
+         FROM lease LEFT JOIN was ON true LEFT JOIN moved ON true"
+    )
 }
 
 impl Store for PgStore {
@@ -1220,5 +1312,84 @@ impl Store for PgStore {
 
     async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    /// A schema of its own for one test, dropped on drop (even when the
+    /// test fails).
+    struct Schema {
+        base: String,
+        name: String,
+    }
+
+    impl Schema {
+        async fn create() -> (Schema, PgStore) {
+            let base = std::env::var("GOLIVE_TEST_DATABASE_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
+            let id = RunId::generate().expect("random");
+            let name = format!("golive_u_{}", &id.as_str()[2..]);
+            let mut conn = PgConnection::connect(&base)
+                .await
+                .expect("PostgreSQL for tests (set GOLIVE_TEST_DATABASE_URL)");
+            sqlx::query(&format!("CREATE SCHEMA {name}"))
+                .execute(&mut conn)
+                .await
+                .expect("create schema");
+            let _ = conn.close().await;
+            let sep = if base.contains('?') { '&' } else { '?' };
+            let url = format!("{base}{sep}options=-csearch_path%3D{name}");
+            let store = PgStore::open(url).await.expect("open");
+            (Schema { base, name }, store)
+        }
+    }
+
+    impl Drop for Schema {
+        fn drop(&mut self) {
+            let (base, name) = (self.base.clone(), self.name.clone());
+            // Drop runs inside the test's runtime, which cannot block on a
+            // future: drop the schema from a thread with a runtime of its own.
+            let dropped = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                rt.block_on(async {
+                    let mut conn = PgConnection::connect(&base).await?;
+                    sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
+                        .execute(&mut conn)
+                        .await?;
+                    conn.close().await
+                })
+            })
+            .join();
+            if !matches!(dropped, Ok(Ok(()))) {
+                eprintln!("could not drop schema {}: {dropped:?}", self.name);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn moves_write_the_events_they_describe() {
+        let (_schema, store) = Schema::create().await;
+        crate::model::check_move_events(&store).await;
+        store.close().await;
+    }
+
+    /// Many writers of one run at once, through two pools.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_moves_keep_the_journal_whole() {
+        let (_schema, store) = Schema::create().await;
+        let other = PgStore::open(store.url().clone()).await.expect("open");
+        let stores = [Arc::new(store), Arc::new(other)];
+        crate::model::check_concurrent_moves(stores.clone()).await;
+        for store in stores {
+            store.close().await;
+        }
     }
 }

@@ -5,14 +5,17 @@
 //! cut. Every write transaction starts with `BEGIN IMMEDIATE`, taking the
 //! write lock up front so concurrent writers (other processes on the same
 //! file) wait out the busy timeout instead of failing on a stale snapshot.
+//! A store writes through one connection of its own (its writers queue for
+//! it) and reads through a small pool. An item's move, the hot path of a
+//! run, is one batch sent in one round trip to SQLite's worker thread.
 //!
 //! Times come from the process clock, or a [`ManualClock`] that tests move
 //! by hand. A file or directory golive may not write is opened read-only:
 //! reads work, writes fail with [`StoreError::ReadOnly`].
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -22,6 +25,7 @@ use sqlx::sqlite::{
     SqliteRow, SqliteSynchronous,
 };
 use sqlx::{ConnectOptions, Connection, Row};
+use tokio::sync::OwnedMutexGuard;
 
 use crate::error::{is_cant_open, is_read_only};
 use crate::model::{
@@ -36,7 +40,6 @@ use crate::{
 };
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
-type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
 
 /// How long a writer waits for another to finish before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -63,10 +66,126 @@ impl ManualClock {
     }
 }
 
+/// The connection a store writes through. One per store and its clones,
+/// so that this process's writers queue here, in order, instead of
+/// sleeping in SQLite's busy handler; other processes still meet them at
+/// SQLite's write lock.
+#[derive(Debug, Default)]
+struct Writer {
+    conn: Option<SqliteConnection>,
+    /// A transaction may still be open: its future was dropped before it
+    /// ended and no task could roll it back.
+    dirty: bool,
+    /// `close` was called: no more writes.
+    closed: bool,
+}
+
+/// The writer, held for one write; inside a transaction while `open`. A
+/// transaction dropped before it ends (an error, or a caller that gave up
+/// on its future) is rolled back by a task that keeps the writer until the
+/// rollback is done, so the next write starts clean.
+struct Tx {
+    writer: Option<OwnedMutexGuard<Writer>>,
+    open: bool,
+}
+
+impl Tx {
+    fn writer(&mut self) -> &mut Writer {
+        self.writer
+            .as_mut()
+            .expect("the writer is held until the Tx is dropped")
+    }
+
+    async fn commit(mut self) -> Result<()> {
+        match sqlx::query("COMMIT").execute(&mut *self).await {
+            Ok(_) => {
+                self.open = false;
+                Ok(())
+            }
+            Err(e) => {
+                self.rollback().await;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Rolls back whatever transaction is open, if any.
+    async fn rollback(&mut self) {
+        let writer = self.writer();
+        writer.dirty = true;
+        if let Some(conn) = writer.conn.as_mut() {
+            // "no transaction is active" is fine; any other failure leaves a
+            // connection whose state is unknown: drop it (SQLite rolls back
+            // on close) and open a new one for the next write.
+            match sqlx::query("ROLLBACK").execute(&mut *conn).await {
+                Err(e) if !no_transaction(&e) => {
+                    if let Some(conn) = writer.conn.take() {
+                        let _ = conn.close().await;
+                    }
+                }
+                _ => {}
+            }
+        }
+        writer.dirty = false;
+        self.open = false;
+    }
+}
+
+impl std::ops::Deref for Tx {
+    type Target = SqliteConnection;
+
+    fn deref(&self) -> &SqliteConnection {
+        self.writer
+            .as_ref()
+            .and_then(|w| w.conn.as_ref())
+            .expect("a Tx holds a connected writer")
+    }
+}
+
+impl std::ops::DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        self.writer
+            .as_mut()
+            .and_then(|w| w.conn.as_mut())
+            .expect("a Tx holds a connected writer")
+    }
+}
+
+impl Drop for Tx {
+    fn drop(&mut self) {
+        if !self.open {
+            return;
+        }
+        let Some(mut writer) = self.writer.take() else {
+            return;
+        };
+        writer.dirty = true;
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let mut tx = Tx {
+                    writer: Some(writer),
+                    open: true,
+                };
+                tx.rollback().await;
+            });
+        }
+    }
+}
+
+/// SQLite's answer to a ROLLBACK outside a transaction.
+fn no_transaction(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|d| d.message().contains("no transaction is active"))
+}
+
 /// A journal in one SQLite file. Cheap to clone (a pool handle).
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
+    /// Readers.
     pool: SqlitePool,
+    /// The one connection every write of this store (and its clones) goes
+    /// through.
+    writer: Arc<tokio::sync::Mutex<Writer>>,
     url: DbUrl,
     path: PathBuf,
     clock: Option<ManualClock>,
@@ -131,6 +250,7 @@ impl SqliteStore {
         };
         Ok(SqliteStore {
             pool,
+            writer: Arc::default(),
             url,
             path: path.to_path_buf(),
             clock: None,
@@ -144,8 +264,40 @@ impl SqliteStore {
         }
     }
 
+    /// The writer, once the previous writer is done with it (connected on
+    /// first use, with the pool's options), outside any transaction.
+    async fn writer(&self) -> Result<Tx> {
+        let mut writer = self.writer.clone().lock_owned().await;
+        if writer.closed {
+            return Err(sqlx::Error::PoolClosed.into());
+        }
+        if writer.conn.is_none() {
+            writer.conn = Some(self.pool.connect_options().connect().await?);
+        }
+        let mut tx = Tx {
+            writer: Some(writer),
+            open: false,
+        };
+        if tx.writer().dirty {
+            // A transaction whose future was dropped before it ended, and
+            // that no task could roll back.
+            tx.rollback().await;
+        }
+        Ok(tx)
+    }
+
+    /// A write transaction: `BEGIN IMMEDIATE` takes SQLite's write lock up
+    /// front, so that a writer of another process waits out the busy timeout
+    /// instead of failing on a stale snapshot.
     async fn begin(&self) -> Result<Tx> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+        let mut tx = self.writer().await?;
+        tx.open = true;
+        if let Err(e) = sqlx::query("BEGIN IMMEDIATE").execute(&mut *tx).await {
+            // No transaction was started.
+            tx.open = false;
+            return Err(e.into());
+        }
+        Ok(tx)
     }
 
     /// Runs one operation, naming this database in its errors.
@@ -179,8 +331,11 @@ async fn connect(options: SqliteConnectOptions, url: &DbUrl) -> Result<SqlitePoo
     conn.close()
         .await
         .map_err(|e| StoreError::from(e).at(url))?;
+    // No ping before a connection is handed out: SQLite is in-process, a
+    // ping only costs a round trip to the connection's worker thread.
     Ok(SqlitePoolOptions::new()
         .max_connections(4)
+        .test_before_acquire(false)
         .acquire_timeout(BUSY_TIMEOUT)
         .connect_lazy_with(options))
 }
@@ -572,7 +727,10 @@ impl SqliteStore {
         })
     }
 
-    /// Moves one item inside a leased transaction and journals the move.
+    /// Moves one item and journals the move in one round trip to SQLite:
+    /// one batch ([`move_sql`]) from `BEGIN IMMEDIATE` to `COMMIT`, whose
+    /// writes happen only if the lease is held and the move allowed, and
+    /// whose last row says why not otherwise.
     async fn move_item(
         &self,
         run: &RunId,
@@ -581,38 +739,136 @@ impl SqliteStore {
         mv: Move<'_>,
     ) -> Result<ItemState> {
         let now = self.now_ms();
-        let mut tx = self.begin().await?;
-        hold(&mut tx, run, Some(owner), now).await?;
-        let from = item_status(&mut tx, run, item).await?;
-        mv.check(item, from)?;
+        let query = sqlx::query(move_sql(mv))
+            .bind(run)
+            .bind(owner)
+            .bind(now)
+            .bind(item)
+            .bind(mv.kind());
         let query = match mv {
-            Move::Start => sqlx::query(START_ITEM).bind(run).bind(item).bind(now),
-            Move::Finish(outcome, result) => sqlx::query(FINISH_ITEM)
-                .bind(run)
-                .bind(item)
-                .bind(now)
-                .bind(outcome.as_str())
-                .bind(result.to_string()),
-            Move::Wait(_) => sqlx::query(WAIT_ITEM).bind(run).bind(item).bind(now),
+            Move::Start => query,
+            Move::Finish(outcome, result) => query.bind(outcome.as_str()).bind(result.to_string()),
+            Move::Wait(detail) => query.bind(detail.to_string()),
         };
-        let state = item_from(&query.fetch_one(&mut *tx).await?)?;
-        let data = mv.data(from, &state);
-        append(&mut tx, run, now, mv.kind(), Some(item), Some(owner), data).await?;
-        tx.commit().await?;
-        Ok(state)
+        let mut tx = self.writer().await?;
+        // The batch opens the transaction; until it has committed, dropping
+        // `tx` rolls back.
+        tx.open = true;
+        // fetch_all, not fetch_optional: the batch must run to its end.
+        let rows = match query.fetch_all(&mut *tx).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tx.rollback().await;
+                return Err(e.into());
+            }
+        };
+        tx.open = false;
+        drop(tx);
+        match rows.as_slice() {
+            [moved, _why] => item_from(moved),
+            [why] => Err(refusal(why, run, item, owner, mv)?),
+            _ => Err(StoreError::Corrupt(format!(
+                "moving item `{item}` in run {run} returned {} rows",
+                rows.len()
+            ))),
+        }
     }
 }
 
-const START_ITEM: &str = "UPDATE items SET status = 'running', attempts = attempts + 1, \
-     started_at = $3, finished_at = NULL, result = NULL, updated_at = $3 \
-     WHERE run_id = $1 AND item_id = $2 \
-     RETURNING item_id, status, attempts, started_at, finished_at, result, updated_at";
-const FINISH_ITEM: &str = "UPDATE items SET status = $4, finished_at = $3, result = $5, \
-     updated_at = $3 WHERE run_id = $1 AND item_id = $2 \
-     RETURNING item_id, status, attempts, started_at, finished_at, result, updated_at";
-const WAIT_ITEM: &str = "UPDATE items SET status = 'waiting', updated_at = $3 \
-     WHERE run_id = $1 AND item_id = $2 \
-     RETURNING item_id, status, attempts, started_at, finished_at, result, updated_at";
+/// The batch of [`SqliteStore::move_item`] for this kind of move. Binds:
+/// `$1` run, `$2` owner, `$3` now, `$4` item, `$5` event kind, then the
+/// outcome and the result (`$6`, `$7`) of a finish, or the detail (`$6`) of
+/// a wait.
+///
+/// Its three writes test the same thing (the lease is held and the item's
+/// status is one the move starts from), so either all three happen or none
+/// does: the run's `last_seq` goes up by one, the event takes that seq (its
+/// data, as `Move::data` builds it, from the item's row before the move),
+/// and the item moves, returning its new state. The last row, always
+/// there, is what [`refusal`] reads when nothing moved. The whole batch is
+/// one transaction (`BEGIN IMMEDIATE` … `COMMIT`): a refused move commits
+/// nothing.
+fn move_sql(mv: Move<'_>) -> &'static str {
+    static START: LazyLock<String> = LazyLock::new(|| move_batch(Move::Start));
+    static FINISH: LazyLock<String> =
+        LazyLock::new(|| move_batch(Move::Finish(Outcome::Passed, &Value::Null)));
+    static SKIP: LazyLock<String> =
+        LazyLock::new(|| move_batch(Move::Finish(Outcome::Skipped, &Value::Null)));
+    static WAIT: LazyLock<String> = LazyLock::new(|| move_batch(Move::Wait(&Value::Null)));
+    match mv {
+        Move::Start => &START,
+        Move::Finish(Outcome::Skipped, _) => &SKIP,
+        Move::Finish(Outcome::Passed | Outcome::Failed, _) => &FINISH,
+        Move::Wait(_) => &WAIT,
+    }
+}
+
+fn move_batch(mv: Move<'_>) -> String {
+    let allowed = mv.allowed_from_sql();
+    let (set, data) = match mv {
+        Move::Start => (
+            "status = 'running', attempts = attempts + 1, started_at = $3, \
+             finished_at = NULL, result = NULL, updated_at = $3",
+            "json_object('from', i.status, 'attempt', i.attempts + 1)",
+        ),
+        Move::Finish(..) => (
+            "status = $6, finished_at = $3, result = $7, updated_at = $3",
+            "json_object('from', i.status, 'status', $6, 'result', json($7))",
+        ),
+        Move::Wait(_) => (
+            "status = 'waiting', updated_at = $3",
+            "json_object('from', i.status, 'detail', json($6))",
+        ),
+    };
+    let leased = "lease_owner = $2 AND lease_expires_at > $3";
+    format!(
+        "BEGIN IMMEDIATE; \
+         UPDATE runs SET last_seq = last_seq + 1, updated_at = $3 \
+         WHERE id = $1 AND {leased} AND EXISTS (SELECT 1 FROM items \
+         WHERE run_id = $1 AND item_id = $4 AND status IN ({allowed})); \
+         INSERT INTO events (run_id, seq, at, kind, item_id, actor, data) \
+         SELECT $1, r.last_seq, $3, $5, $4, $2, {data} \
+         FROM runs AS r JOIN items AS i ON i.run_id = r.id AND i.item_id = $4 \
+         WHERE r.id = $1 AND r.lease_owner = $2 AND r.lease_expires_at > $3 \
+         AND i.status IN ({allowed}); \
+         UPDATE items SET {set} \
+         WHERE run_id = $1 AND item_id = $4 AND status IN ({allowed}) \
+         AND EXISTS (SELECT 1 FROM runs WHERE id = $1 AND {leased}) \
+         RETURNING {ITEM_COLUMNS}; \
+         SELECT (SELECT coalesce({leased}, 0) FROM runs WHERE id = $1) AS held, \
+         (SELECT status FROM items WHERE run_id = $1 AND item_id = $4) AS status; \
+         COMMIT"
+    )
+}
+
+/// Why a move wrote nothing, from the last row of its batch: the run is
+/// unknown, the lease is not `owner`'s, the item is unknown, or the move
+/// is not allowed from the item's status; in that order, as a move that
+/// checks each in turn finds.
+fn refusal(
+    why: &SqliteRow,
+    run: &RunId,
+    item: &str,
+    owner: &str,
+    mv: Move<'_>,
+) -> Result<StoreError> {
+    let held: Option<bool> = why.try_get("held")?;
+    let status: Option<&str> = why.try_get("status")?;
+    Ok(match (held, status) {
+        (None, _) => run_not_found(run),
+        (Some(false), _) => StoreError::LeaseLost {
+            run: run.clone(),
+            owner: owner.to_string(),
+        },
+        (Some(true), None) => StoreError::NotFound(format!("item `{item}` in run {run}")),
+        (Some(true), Some(from)) => match mv.check(item, from.parse()?) {
+            Err(refused) => refused,
+            Ok(()) => StoreError::Corrupt(format!(
+                "item `{item}` in run {run}: moving it from {from} wrote nothing"
+            )),
+        },
+    })
+}
 
 impl Store for SqliteStore {
     async fn create_run(&self, new: &NewRun) -> Result<Run> {
@@ -1401,5 +1657,118 @@ impl Store for SqliteStore {
 
     async fn close(&self) {
         self.pool.close().await;
+        let mut writer = self.writer.lock().await;
+        writer.closed = true;
+        if let Some(conn) = writer.conn.take() {
+            let _ = conn.close().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn fresh() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(dir.path().join("j.db"))
+            .await
+            .expect("open");
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn moves_write_the_events_they_describe() {
+        let (_dir, store) = fresh().await;
+        crate::model::check_move_events(&store).await;
+        store.close().await;
+    }
+
+    /// Many writers of one run at once, through two stores on one file:
+    /// each store's writers queue for its writer, the two writers meet at
+    /// SQLite's write lock.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_moves_keep_the_journal_whole() {
+        let (dir, store) = fresh().await;
+        let other = SqliteStore::open(dir.path().join("j.db"))
+            .await
+            .expect("open");
+        let stores = [Arc::new(store), Arc::new(other)];
+        crate::model::check_concurrent_moves(stores.clone()).await;
+        for store in stores {
+            store.close().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_transaction_dropped_before_its_end_is_rolled_back() {
+        let (_dir, store) = fresh().await;
+        let new = NewRun {
+            plan_name: "p".into(),
+            plan_text: "p".into(),
+            items: vec!["a".into()],
+            ..NewRun::default()
+        };
+        let run = store.create_run(&new).await.expect("create");
+        let id = run.summary.id;
+        // Dropped inside the transaction, as a caller giving up would.
+        let mut tx = store.begin().await.expect("begin");
+        sqlx::query("UPDATE runs SET plan_name = 'changed' WHERE id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await
+            .expect("update");
+        drop(tx);
+        // The next write waits for the rollback, then works.
+        assert!(
+            store
+                .acquire_lease(&id, "me", Duration::from_secs(60))
+                .await
+                .expect("lease")
+        );
+        assert_eq!(
+            store.get_run(&id).await.expect("run").summary.plan_name,
+            "p"
+        );
+        // A move whose future is dropped at its first poll, or part-way:
+        // the writer stays usable and the journal consistent.
+        for polls in 0..4 {
+            let mut fut = std::pin::pin!(store.start_item(&id, "a", "me"));
+            for _ in 0..polls {
+                let waker = std::task::Waker::noop();
+                let _ = fut
+                    .as_mut()
+                    .poll(&mut std::task::Context::from_waker(waker));
+            }
+        }
+        let state = store.start_item(&id, "a", "me").await;
+        let run = store.get_run(&id).await.expect("run").summary;
+        let events = store.events_after(&id, 0, 100).await.expect("events");
+        assert_eq!(events.len() as i64, run.last_seq);
+        match state {
+            Ok(state) => assert_eq!(state.status, ItemStatus::Running),
+            Err(e) => assert!(matches!(e, StoreError::Conflict(_)), "{e:?}"),
+        }
+        // With no runtime to roll back in, the next write does it.
+        let mut tx = store.begin().await.expect("begin");
+        sqlx::query("UPDATE runs SET plan_name = 'changed' WHERE id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await
+            .expect("update");
+        tx.open = false;
+        tx.writer().dirty = true;
+        drop(tx);
+        store
+            .renew_lease(&id, "me", Duration::from_secs(60))
+            .await
+            .expect("renew");
+        assert_eq!(
+            store.get_run(&id).await.expect("run").summary.plan_name,
+            "p"
+        );
+        store.close().await;
+        let closed = store.renew_lease(&id, "me", Duration::from_secs(60)).await;
+        assert!(closed.is_err(), "{closed:?}");
     }
 }
