@@ -1,5 +1,7 @@
-//! `golive run` end to end: the binary blocks on a task and an approval
-//! while a second process answers them, on SQLite and on PostgreSQL; and
+//! `golive run` end to end: every item kind — the binary blocks on a task
+//! and an approval while a second process answers them, then a flag and a
+//! rollout through that flag judged from live metrics — on SQLite and on
+//! PostgreSQL; and
 //! the refusals (`approve` by a non-member, an unknown item, resuming a
 //! finished run) are clear, exit 2 and leave the journal untouched.
 
@@ -89,7 +91,74 @@ phases:
         wait: {duration: 1s}
       - id: tell
         notify: {channel: log, message: "going live, ${GREETING}"}
+      - id: flag-on
+        flag: {key: story-flag, enabled: true, percentage: 0}
+      - id: shift
+        rollout:
+          strategy: canary
+          traffic:
+            flag: {key: story-flag}
+          steps:
+            - {weight: 50, pause: 2s}
+            - {weight: 100}
+          analysis:
+            interval: 1s
+            scrape:
+              stable: ${STABLE_METRICS}
+              canary: ${CANARY_METRICS}
+            metrics:
+              - name: error_rate
+                expr: sum(rate(demo_http_requests_total{code="500"}[10s])) / sum(rate(demo_http_requests_total[10s]))
+            rules:
+              - error_rate > 0.5
 "#;
+
+/// The demo's two service versions, alive until dropped, for the story's
+/// rollout to scrape; `--var`s naming their metrics.
+struct Services {
+    vars: Vec<String>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Services {
+    fn start() -> Services {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().expect("runtime");
+            rt.block_on(async move {
+                let demo = golive_demo::Demo::start().await.expect("demo services");
+                tx.send(demo.variables()).expect("send");
+                let _ = stopped.await;
+                let _ = demo.shutdown().await;
+            });
+        });
+        let vars = rx
+            .recv()
+            .expect("variables")
+            .into_iter()
+            .filter(|(k, _)| k.ends_with("_METRICS"))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        Services {
+            vars,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Services {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
 
 fn start(dir: &Path, journal: &Journal, args: &[&str]) -> Running {
     let mut cmd = command(args, dir, journal);
@@ -113,7 +182,12 @@ fn last_seq(dir: &Path, journal: &Journal, run: &str) -> i64 {
 /// run` waits; then the refusals.
 fn story(dir: &Path, journal: &Journal) {
     std::fs::write(dir.join("plan.yaml"), PLAN).expect("plan");
-    let mut running = start(dir, journal, &["run", "plan.yaml"]);
+    let services = Services::start();
+    let mut args = vec!["run", "plan.yaml"];
+    for v in &services.vars {
+        args.extend(["--var", v.as_str()]);
+    }
+    let mut running = start(dir, journal, &args);
     let run = running.run_id();
     let run = run.as_str();
     running.wait_for("waiting     runbook (task)");
@@ -220,9 +294,20 @@ fn story(dir: &Path, journal: &Journal) {
 
     let status = json(&golive(&["status", run, "--output", "json"], dir, journal));
     assert_eq!(status["run"]["status"], "succeeded");
-    for id in ["build", "db-up", "runbook", "go-no-go", "pause", "tell"] {
+    for id in [
+        "build", "db-up", "runbook", "go-no-go", "pause", "tell", "flag-on", "shift",
+    ] {
         assert_eq!(item(&status, id)["status"], "passed", "{id}: {status}");
     }
+    drop(services);
+    // The rollout moved the flag's percentage to 100, audited as the engine.
+    let flag = json(&golive(
+        &["flags", "get", "story-flag", "--output", "json"],
+        dir,
+        journal,
+    ));
+    assert_eq!(flag[0]["definition"]["percentage"], 100, "{flag}");
+    assert_eq!(flag[0]["version"], 3, "created, 50%, 100%: {flag}");
     let build = &item(&status, "build")["result"];
     assert_eq!(build["stdout"], "hello token=***\n", "secret redacted");
     assert_eq!(build["stderr"], "to-stderr\n");
