@@ -12,7 +12,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use util::{PgSchema, Running};
+use util::{PgSchema, Running, Services};
 
 /// Where a test's journal lives.
 enum Journal {
@@ -112,53 +112,6 @@ phases:
             rules:
               - error_rate > 0.5
 "#;
-
-/// The demo's two service versions, alive until dropped, for the story's
-/// rollout to scrape; `--var`s naming their metrics.
-struct Services {
-    vars: Vec<String>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Services {
-    fn start() -> Services {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Runtime::new().expect("runtime");
-            rt.block_on(async move {
-                let demo = golive_demo::Demo::start().await.expect("demo services");
-                tx.send(demo.variables()).expect("send");
-                let _ = stopped.await;
-                let _ = demo.shutdown().await;
-            });
-        });
-        let vars = rx
-            .recv()
-            .expect("variables")
-            .into_iter()
-            .filter(|(k, _)| k.ends_with("_METRICS"))
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        Services {
-            vars,
-            stop: Some(stop),
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Services {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
 
 fn start(dir: &Path, journal: &Journal, args: &[&str]) -> Running {
     let mut cmd = command(args, dir, journal);

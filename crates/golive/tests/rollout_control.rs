@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use util::{Running, scratch};
+use util::{Running, Services, scratch};
 
 fn golive(args: &[&str], dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_golive"));
@@ -104,26 +104,11 @@ fn weights(dir: &Path) -> Vec<String> {
 fn people_steer_a_rollout_and_a_crash_resumes_with_the_same_weight() {
     let dir = scratch("steered");
     std::fs::write(dir.join("plan.yaml"), STEERED).expect("plan");
-    // The two versions, alive for the whole test on their own runtime.
-    let (tx, rx) = std::sync::mpsc::channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let services = std::thread::spawn(move || {
-        let rt = tokio::runtime::Runtime::new().expect("runtime");
-        rt.block_on(async move {
-            let demo = golive_demo::Demo::start().await.expect("demo services");
-            tx.send(demo.variables()).expect("send");
-            let _ = stop_rx.await;
-            let _ = demo.shutdown().await;
-        });
-    });
-    let vars: Vec<String> = rx
-        .recv()
-        .expect("variables")
-        .into_iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
+    // The two versions, alive for the whole test.
+    let services = Services::start();
+    let vars = &services.vars;
     let mut args = vec!["run", "plan.yaml", "--db", "j.db", "--lease-ttl", "1s"];
-    for v in &vars {
+    for v in vars {
         args.extend(["--var", v.as_str()]);
     }
     let mut run = Running::spawn(golive(&args, &dir), Duration::from_secs(60));
@@ -224,6 +209,5 @@ fn people_steer_a_rollout_and_a_crash_resumes_with_the_same_weight() {
     ] {
         assert!(md.contains(needle), "`{needle}` missing from:\n{md}");
     }
-    let _ = stop_tx.send(());
-    services.join().expect("services");
+    drop(services);
 }

@@ -133,3 +133,49 @@ impl Drop for PgSchema {
         );
     }
 }
+
+/// The demo's two service versions (golive-demo) on a runtime of their
+/// own, alive until dropped; `vars` are `NAME=value` for `--var`.
+pub struct Services {
+    pub vars: Vec<String>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Services {
+    pub fn start() -> Services {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().expect("runtime");
+            rt.block_on(async move {
+                let demo = golive_demo::Demo::start().await.expect("demo services");
+                tx.send(demo.variables()).expect("send");
+                let _ = stopped.await;
+                let _ = demo.shutdown().await;
+            });
+        });
+        let vars = rx
+            .recv()
+            .expect("variables")
+            .into_iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        Services {
+            vars,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Services {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
