@@ -104,6 +104,9 @@ impl StoreError {
 /// The SQLite primary result code of an error, if it is a SQLite error.
 pub(crate) fn sqlite_code(e: &sqlx::Error) -> Option<i32> {
     let db = e.as_database_error()?;
+    if let Some(moved) = db.try_downcast_ref::<crate::sqlite::MoveError>() {
+        return Some(moved.code() & 0xff);
+    }
     let sqlite = db.try_downcast_ref::<sqlx::sqlite::SqliteError>()?;
     let code: i32 = sqlite.code()?.parse().ok()?;
     Some(code & 0xff)

@@ -6,7 +6,9 @@
 //! first locks the run's row (updating it, or `FOR NO KEY UPDATE`): writes
 //! to one run are serialized, and `seq` stays gap-free across processes.
 //! An item's move, the hot path of a run, is one statement: one round trip,
-//! its own transaction.
+//! its own transaction; a finish commits without waiting for its WAL flush
+//! (`synchronous_commit = off` for that transaction: see
+//! [`Store::finish_item`]).
 
 use std::str::FromStr;
 use std::sync::LazyLock;
@@ -537,8 +539,23 @@ fn move_statement(mv: Move<'_>) -> String {
             "jsonb_build_object('from', was.status, 'detail', $5::jsonb)",
         ),
     };
+    // A finish is made durable by the next commit, which always comes before
+    // the next item starts or the run ends (see `Store::finish_item`): it
+    // commits with `synchronous_commit = off` for its own transaction
+    // (visible at once, in the WAL flushed by that next commit).
+    let lazy = match mv {
+        Move::Finish(..) => {
+            "lazy AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true)), "
+        }
+        Move::Start | Move::Wait(_) => "",
+    };
+    let lazy_join = if lazy.is_empty() {
+        ""
+    } else {
+        " CROSS JOIN lazy"
+    };
     format!(
-        "WITH lease AS MATERIALIZED ( \
+        "WITH {lazy}lease AS MATERIALIZED ( \
              SELECT coalesce(lease_owner = $2 AND lease_expires_at > now(), false) AS held \
              FROM runs WHERE id = $1 FOR NO KEY UPDATE), \
          was AS MATERIALIZED ( \
@@ -557,7 +574,7 @@ fn move_statement(mv: Move<'_>) -> String {
              INSERT INTO events (run_id, seq, kind, item_id, actor, data) \
              SELECT $1, seq.last_seq, $4, $3, $2, {data} FROM seq, was, moved) \
          SELECT lease.held, was.status AS from_status, moved.* \
-         FROM lease LEFT JOIN was ON true LEFT JOIN moved ON true"
+         FROM lease{lazy_join} LEFT JOIN was ON true LEFT JOIN moved ON true"
     )
 }
 

@@ -2,12 +2,14 @@
 //!
 //! Durability is the point: the journal is in WAL mode with
 //! `synchronous = FULL`, so a committed step survives `kill -9` and a power
-//! cut. Every write transaction starts with `BEGIN IMMEDIATE`, taking the
-//! write lock up front so concurrent writers (other processes on the same
-//! file) wait out the busy timeout instead of failing on a stale snapshot.
-//! A store writes through one connection of its own (its writers queue for
-//! it) and reads through a small pool. An item's move, the hot path of a
-//! run, is one batch sent in one round trip to SQLite's worker thread.
+//! cut (a finish excepted, which the next commit makes durable: see
+//! [`Store::finish_item`]). Every write transaction starts with `BEGIN
+//! IMMEDIATE`, taking the write lock up front so concurrent writers (other
+//! processes on the same file) wait out the busy timeout instead of failing
+//! on a stale snapshot. A store writes through one writer of its own (its
+//! writers queue for it) and reads through a small pool. An item's move,
+//! the hot path of a run, is one transaction run in place on a connection
+//! of the writer's own (`mover`); other writes go through sqlx's.
 //!
 //! Times come from the process clock, or a [`ManualClock`] that tests move
 //! by hand. A file or directory golive may not write is opened read-only:
@@ -26,6 +28,10 @@ use sqlx::sqlite::{
 };
 use sqlx::{ConnectOptions, Connection, Row};
 use tokio::sync::OwnedMutexGuard;
+
+mod mover;
+
+pub(crate) use mover::MoveError;
 
 use crate::error::{is_cant_open, is_read_only};
 use crate::model::{
@@ -73,6 +79,8 @@ impl ManualClock {
 #[derive(Debug, Default)]
 struct Writer {
     conn: Option<SqliteConnection>,
+    /// Item moves' own connection (see `mover`), opened on first use.
+    mover: Option<rusqlite::Connection>,
     /// A transaction may still be open: its future was dropped before it
     /// ended and no task could roll it back.
     dirty: bool,
@@ -189,6 +197,8 @@ pub struct SqliteStore {
     url: DbUrl,
     path: PathBuf,
     clock: Option<ManualClock>,
+    /// Opened read-only: every write is refused.
+    read_only: bool,
 }
 
 impl SqliteStore {
@@ -238,14 +248,14 @@ impl SqliteStore {
         // A file we may not write is opened read-only from the start, not
         // through SQLite's silent fallback, so that no connection of the
         // pool can end up writable.
-        let pool = if path.is_file() && !may_write(path) {
-            open_read_only(base, path, &url).await?
+        let (pool, read_only) = if path.is_file() && !may_write(path) {
+            (open_read_only(base, path, &url).await?, true)
         } else {
             match connect(writable, &url).await {
                 Err(e) if cannot_write(&e) && path.is_file() => {
-                    open_read_only(base, path, &url).await?
+                    (open_read_only(base, path, &url).await?, true)
                 }
-                other => other?,
+                other => (other?, false),
             }
         };
         Ok(SqliteStore {
@@ -254,6 +264,7 @@ impl SqliteStore {
             url,
             path: path.to_path_buf(),
             clock: None,
+            read_only,
         })
     }
 
@@ -415,20 +426,32 @@ fn summary_from(row: &SqliteRow) -> Result<RunSummary> {
 }
 
 fn item_from(row: &SqliteRow) -> Result<ItemState> {
-    let attempts: i64 = row.try_get("attempts")?;
-    Ok(ItemState {
+    mover::ItemRow {
         item_id: row.try_get("item_id")?,
-        status: row.try_get::<&str, _>("status")?.parse()?,
-        attempts: u32::try_from(attempts)
-            .map_err(|_| StoreError::Corrupt(format!("{attempts} attempts")))?,
-        started_at: opt_time(row.try_get("started_at")?)?,
-        finished_at: opt_time(row.try_get("finished_at")?)?,
-        result: row
-            .try_get::<Option<&str>, _>("result")?
-            .map(json)
-            .transpose()?,
-        updated_at: from_millis(row.try_get("updated_at")?)?,
-    })
+        status: row.try_get("status")?,
+        attempts: row.try_get("attempts")?,
+        started_at: row.try_get("started_at")?,
+        finished_at: row.try_get("finished_at")?,
+        result: row.try_get("result")?,
+        updated_at: row.try_get("updated_at")?,
+    }
+    .into_state()
+}
+
+impl mover::ItemRow {
+    fn into_state(self) -> Result<ItemState> {
+        let attempts = self.attempts;
+        Ok(ItemState {
+            item_id: self.item_id,
+            status: self.status.parse()?,
+            attempts: u32::try_from(attempts)
+                .map_err(|_| StoreError::Corrupt(format!("{attempts} attempts")))?,
+            started_at: opt_time(self.started_at)?,
+            finished_at: opt_time(self.finished_at)?,
+            result: self.result.as_deref().map(json).transpose()?,
+            updated_at: from_millis(self.updated_at)?,
+        })
+    }
 }
 
 fn event_from(row: &SqliteRow) -> Result<Event> {
@@ -727,10 +750,9 @@ impl SqliteStore {
         })
     }
 
-    /// Moves one item and journals the move in one round trip to SQLite:
-    /// one batch ([`move_sql`]) from `BEGIN IMMEDIATE` to `COMMIT`, whose
-    /// writes happen only if the lease is held and the move allowed, and
-    /// whose last row says why not otherwise.
+    /// Moves one item and journals the move: one transaction, run in place
+    /// (see `mover` and [`blocking`]), whose writes happen only if the lease
+    /// is held and the move allowed, and which otherwise says why not.
     async fn move_item(
         &self,
         run: &RunId,
@@ -738,63 +760,98 @@ impl SqliteStore {
         owner: &str,
         mv: Move<'_>,
     ) -> Result<ItemState> {
-        let now = self.now_ms();
-        let query = sqlx::query(move_sql(mv))
-            .bind(run)
-            .bind(owner)
-            .bind(now)
-            .bind(item)
-            .bind(mv.kind());
-        let query = match mv {
-            Move::Start => query,
-            Move::Finish(outcome, result) => query.bind(outcome.as_str()).bind(result.to_string()),
-            Move::Wait(detail) => query.bind(detail.to_string()),
-        };
-        let mut tx = self.writer().await?;
-        // The batch opens the transaction; until it has committed, dropping
-        // `tx` rolls back.
-        tx.open = true;
-        // fetch_all, not fetch_optional: the batch must run to its end.
-        let rows = match query.fetch_all(&mut *tx).await {
-            Ok(rows) => rows,
-            Err(e) => {
-                tx.rollback().await;
-                return Err(e.into());
+        use rusqlite::types::Value as Sql;
+        let mut binds: Vec<(&'static str, Sql)> = vec![
+            ("$1", Sql::Text(run.to_string())),
+            ("$2", Sql::Text(owner.to_string())),
+            ("$3", Sql::Integer(self.now_ms())),
+            ("$4", Sql::Text(item.to_string())),
+            ("$5", Sql::Text(mv.kind().to_string())),
+        ];
+        match mv {
+            Move::Start => {}
+            Move::Finish(outcome, result) => {
+                binds.push(("$6", Sql::Text(outcome.as_str().to_string())));
+                binds.push(("$7", Sql::Text(result.to_string())));
             }
+            Move::Wait(detail) => binds.push(("$6", Sql::Text(detail.to_string()))),
+        }
+        // A finish is made durable by the next commit, which always comes
+        // before the next item starts or the run ends (see
+        // `Store::finish_item`).
+        let lazy = matches!(mv, Move::Finish(..));
+        let sql = move_sql(mv);
+        let mut tx = self.writer().await?;
+        // From here the guard lives in the blocking task: should this future
+        // be dropped, the move still ends (committed or rolled back) before
+        // the next write takes the writer.
+        let Some(mut writer) = tx.writer.take() else {
+            return Err(StoreError::Corrupt("the writer was not held".into()));
         };
-        tx.open = false;
         drop(tx);
-        match rows.as_slice() {
-            [moved, _why] => item_from(moved),
-            [why] => Err(refusal(why, run, item, owner, mv)?),
-            _ => Err(StoreError::Corrupt(format!(
-                "moving item `{item}` in run {run} returned {} rows",
-                rows.len()
-            ))),
+        let (path, read_only) = (self.path.clone(), self.read_only);
+        let work = move || {
+            if read_only {
+                return Err(mover::MoveError::read_only());
+            }
+            let mut conn = match writer.mover.take() {
+                Some(conn) => conn,
+                None => mover::open(&path, BUSY_TIMEOUT)?,
+            };
+            let (moved, reusable) = mover::run(&mut conn, sql, &binds, lazy);
+            // A connection whose move failed may be left in any state
+            // (`synchronous = NORMAL`, say): the next move opens a new one.
+            if reusable {
+                writer.mover = Some(conn);
+            }
+            moved
+        };
+        let moved = blocking(work)
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("moving item `{item}`: {e}")))?
+            .map_err(sqlx::Error::from)?;
+        match moved {
+            mover::Moved::Item(row) => row.into_state(),
+            mover::Moved::Refused { held, status } => {
+                Err(refusal(held, status.as_deref(), run, item, owner, mv)?)
+            }
         }
     }
 }
 
-/// The batch of [`SqliteStore::move_item`] for this kind of move. Binds:
-/// `$1` run, `$2` owner, `$3` now, `$4` item, `$5` event kind, then the
-/// outcome and the result (`$6`, `$7`) of a finish, or the detail (`$6`) of
-/// a wait.
+/// Runs blocking work where it costs the least: in place on a
+/// multi-threaded runtime (the runtime moves its other tasks elsewhere; in
+/// `block_on` it simply runs), on the blocking pool otherwise. `Err` if it
+/// panicked.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, tokio::task::JoinError> {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => Ok(tokio::task::block_in_place(work)),
+        _ => tokio::task::spawn_blocking(work).await,
+    }
+}
+
+/// The SQL of [`SqliteStore::move_item`] for this kind of move (binds as
+/// [`mover::MoveSql`] says).
 ///
 /// Its three writes test the same thing (the lease is held and the item's
 /// status is one the move starts from), so either all three happen or none
 /// does: the run's `last_seq` goes up by one, the event takes that seq (its
 /// data, as `Move::data` builds it, from the item's row before the move),
-/// and the item moves, returning its new state. The last row, always
-/// there, is what [`refusal`] reads when nothing moved. The whole batch is
-/// one transaction (`BEGIN IMMEDIATE` … `COMMIT`): a refused move commits
+/// and the item moves, returning its new state. When nothing moved, the
+/// `why` query is what [`refusal`] reads. The whole move is one
+/// transaction (`BEGIN IMMEDIATE` … `COMMIT`): a refused move commits
 /// nothing.
-fn move_sql(mv: Move<'_>) -> &'static str {
-    static START: LazyLock<String> = LazyLock::new(|| move_batch(Move::Start));
-    static FINISH: LazyLock<String> =
-        LazyLock::new(|| move_batch(Move::Finish(Outcome::Passed, &Value::Null)));
-    static SKIP: LazyLock<String> =
-        LazyLock::new(|| move_batch(Move::Finish(Outcome::Skipped, &Value::Null)));
-    static WAIT: LazyLock<String> = LazyLock::new(|| move_batch(Move::Wait(&Value::Null)));
+fn move_sql(mv: Move<'_>) -> &'static mover::MoveSql {
+    static START: LazyLock<mover::MoveSql> = LazyLock::new(|| move_statements(Move::Start));
+    static FINISH: LazyLock<mover::MoveSql> =
+        LazyLock::new(|| move_statements(Move::Finish(Outcome::Passed, &Value::Null)));
+    static SKIP: LazyLock<mover::MoveSql> =
+        LazyLock::new(|| move_statements(Move::Finish(Outcome::Skipped, &Value::Null)));
+    static WAIT: LazyLock<mover::MoveSql> =
+        LazyLock::new(|| move_statements(Move::Wait(&Value::Null)));
     match mv {
         Move::Start => &START,
         Move::Finish(Outcome::Skipped, _) => &SKIP,
@@ -803,7 +860,7 @@ fn move_sql(mv: Move<'_>) -> &'static str {
     }
 }
 
-fn move_batch(mv: Move<'_>) -> String {
+fn move_statements(mv: Move<'_>) -> mover::MoveSql {
     let allowed = mv.allowed_from_sql();
     let (set, data) = match mv {
         Move::Start => (
@@ -821,39 +878,47 @@ fn move_batch(mv: Move<'_>) -> String {
         ),
     };
     let leased = "lease_owner = $2 AND lease_expires_at > $3";
-    format!(
-        "BEGIN IMMEDIATE; \
-         UPDATE runs SET last_seq = last_seq + 1, updated_at = $3 \
-         WHERE id = $1 AND {leased} AND EXISTS (SELECT 1 FROM items \
-         WHERE run_id = $1 AND item_id = $4 AND status IN ({allowed})); \
-         INSERT INTO events (run_id, seq, at, kind, item_id, actor, data) \
-         SELECT $1, r.last_seq, $3, $5, $4, $2, {data} \
-         FROM runs AS r JOIN items AS i ON i.run_id = r.id AND i.item_id = $4 \
-         WHERE r.id = $1 AND r.lease_owner = $2 AND r.lease_expires_at > $3 \
-         AND i.status IN ({allowed}); \
-         UPDATE items SET {set} \
-         WHERE run_id = $1 AND item_id = $4 AND status IN ({allowed}) \
-         AND EXISTS (SELECT 1 FROM runs WHERE id = $1 AND {leased}) \
-         RETURNING {ITEM_COLUMNS}; \
-         SELECT (SELECT coalesce({leased}, 0) FROM runs WHERE id = $1) AS held, \
-         (SELECT status FROM items WHERE run_id = $1 AND item_id = $4) AS status; \
-         COMMIT"
-    )
+    mover::MoveSql {
+        writes: [
+            format!(
+                "UPDATE runs SET last_seq = last_seq + 1, updated_at = $3 \
+                 WHERE id = $1 AND {leased} AND EXISTS (SELECT 1 FROM items \
+                 WHERE run_id = $1 AND item_id = $4 AND status IN ({allowed}))"
+            ),
+            format!(
+                "INSERT INTO events (run_id, seq, at, kind, item_id, actor, data) \
+                 SELECT $1, r.last_seq, $3, $5, $4, $2, {data} \
+                 FROM runs AS r JOIN items AS i ON i.run_id = r.id AND i.item_id = $4 \
+                 WHERE r.id = $1 AND r.lease_owner = $2 AND r.lease_expires_at > $3 \
+                 AND i.status IN ({allowed})"
+            ),
+            format!(
+                "UPDATE items SET {set} \
+                 WHERE run_id = $1 AND item_id = $4 AND status IN ({allowed}) \
+                 AND EXISTS (SELECT 1 FROM runs WHERE id = $1 AND {leased}) \
+                 RETURNING {ITEM_COLUMNS}"
+            ),
+        ],
+        why: format!(
+            "SELECT (SELECT coalesce({leased}, 0) FROM runs WHERE id = $1) AS held, \
+             (SELECT status FROM items WHERE run_id = $1 AND item_id = $4) AS status"
+        ),
+    }
 }
 
-/// Why a move wrote nothing, from the last row of its batch: the run is
-/// unknown, the lease is not `owner`'s, the item is unknown, or the move
-/// is not allowed from the item's status; in that order, as a move that
-/// checks each in turn finds.
+/// Why a move wrote nothing, from its `why` query (`held`: whether the
+/// lease is `owner`'s, `None` for an unknown run; `status`: the item's,
+/// `None` for an unknown item): the run is unknown, the lease is not
+/// `owner`'s, the item is unknown, or the move is not allowed from the
+/// item's status; in that order, as a move that checks each in turn finds.
 fn refusal(
-    why: &SqliteRow,
+    held: Option<bool>,
+    status: Option<&str>,
     run: &RunId,
     item: &str,
     owner: &str,
     mv: Move<'_>,
 ) -> Result<StoreError> {
-    let held: Option<bool> = why.try_get("held")?;
-    let status: Option<&str> = why.try_get("status")?;
     Ok(match (held, status) {
         (None, _) => run_not_found(run),
         (Some(false), _) => StoreError::LeaseLost {
@@ -1659,6 +1724,8 @@ impl Store for SqliteStore {
         self.pool.close().await;
         let mut writer = self.writer.lock().await;
         writer.closed = true;
+        // Dropping it closes it; it has no transaction open between moves.
+        writer.mover = None;
         if let Some(conn) = writer.conn.take() {
             let _ = conn.close().await;
         }
@@ -1698,6 +1765,84 @@ mod tests {
         for store in stores {
             store.close().await;
         }
+    }
+
+    /// The `synchronous` setting of the moves' connection (2 = FULL).
+    async fn mover_sync(store: &SqliteStore) -> i64 {
+        let writer = store.writer.lock().await;
+        let conn = writer
+            .mover
+            .as_ref()
+            .expect("the moves' connection is open");
+        conn.pragma_query_value(None, "synchronous", |r| r.get(0))
+            .expect("pragma")
+    }
+
+    /// A finish commits without its own fsync, but whatever follows it —
+    /// finished, refused or failed — is durable again.
+    async fn check_only_a_finish_is_lazy(store: SqliteStore) {
+        let run = store
+            .create_run(&NewRun {
+                plan_name: "p".into(),
+                plan_text: "p".into(),
+                items: vec!["a".into(), "b".into()],
+                ..NewRun::default()
+            })
+            .await
+            .expect("create");
+        let id = run.summary.id;
+        let ttl = Duration::from_secs(60);
+        assert!(store.acquire_lease(&id, "me", ttl).await.expect("lease"));
+        store.start_item(&id, "a", "me").await.expect("start");
+        assert_eq!(mover_sync(&store).await, 2);
+        let r = json!({"exit_code": 0});
+        let done = store.finish_item(&id, "a", "me", Outcome::Passed, &r).await;
+        assert_eq!(done.expect("finish").status, ItemStatus::Passed);
+        assert_eq!(mover_sync(&store).await, 2);
+        // refused: not running
+        let refused = store.finish_item(&id, "b", "me", Outcome::Passed, &r).await;
+        assert!(
+            matches!(refused, Err(StoreError::Conflict(_))),
+            "{refused:?}"
+        );
+        assert_eq!(mover_sync(&store).await, 2);
+        // refused: someone else's lease
+        let lost = store
+            .finish_item(&id, "a", "you", Outcome::Passed, &r)
+            .await;
+        assert!(
+            matches!(lost, Err(StoreError::LeaseLost { .. })),
+            "{lost:?}"
+        );
+        assert_eq!(mover_sync(&store).await, 2);
+        let events = store.events_after(&id, 0, 100).await.expect("events");
+        let run = store.get_run(&id).await.expect("run").summary;
+        assert_eq!(events.len() as i64, run.last_seq);
+        let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+        assert_eq!(
+            kinds[kinds.len() - 2..],
+            [kind::ITEM_STARTED, kind::ITEM_FINISHED]
+        );
+        store.close().await;
+    }
+
+    /// On a current-thread runtime a move runs on the blocking pool.
+    #[tokio::test]
+    async fn only_a_finish_is_lazy_on_the_blocking_pool() {
+        let (_dir, store) = fresh().await;
+        check_only_a_finish_is_lazy(store).await;
+    }
+
+    /// On a multi-threaded runtime it runs in place, from `block_on` as
+    /// from a worker.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn only_a_finish_is_lazy_in_place() {
+        let (_dir, store) = fresh().await;
+        check_only_a_finish_is_lazy(store).await;
+        let (_dir, store) = fresh().await;
+        tokio::spawn(check_only_a_finish_is_lazy(store))
+            .await
+            .expect("on a worker");
     }
 
     #[tokio::test]

@@ -231,7 +231,9 @@ fn stop_signal() -> Result<tokio::sync::watch::Receiver<Option<i32>>> {
 /// stderr must not stop a go-live, so write errors are ignored.
 pub(crate) fn print_progress(p: &Progress<'_>) {
     use std::io::Write;
-    let mut err = std::io::stderr().lock();
+    // Buffered: stderr is not, and a formatted line would be a write(2)
+    // per piece; dropping the buffer writes the line at once.
+    let mut err = std::io::BufWriter::new(std::io::stderr().lock());
     let _ = match p {
         Progress::Interrupted(ids) => {
             writeln!(
