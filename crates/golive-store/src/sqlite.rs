@@ -808,7 +808,9 @@ impl SqliteStore {
         };
         let moved = blocking(work)
             .await
-            .map_err(|e| StoreError::Corrupt(format!("moving item `{item}`: {e}")))?
+            // Only a panic in the blocking pool ends up here: the move's
+            // worker died, as sqlx says of its own.
+            .map_err(|_| sqlx::Error::WorkerCrashed)?
             .map_err(sqlx::Error::from)?;
         match moved {
             mover::Moved::Item(row) => row.into_state(),
