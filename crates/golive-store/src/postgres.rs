@@ -1398,6 +1398,44 @@ mod tests {
         store.close().await;
     }
 
+    /// A finish turns `synchronous_commit` off for its own transaction
+    /// only: no pooled connection is left with it off for later commits.
+    #[tokio::test]
+    async fn a_lazy_finish_leaves_every_connection_durable() {
+        let (_schema, store) = Schema::create().await;
+        let run = store
+            .create_run(&NewRun {
+                plan_name: "p".into(),
+                plan_text: "p".into(),
+                items: vec!["a".into()],
+                ..NewRun::default()
+            })
+            .await
+            .expect("create");
+        let id = run.summary.id;
+        let ttl = Duration::from_secs(60);
+        assert!(store.acquire_lease(&id, "me", ttl).await.expect("lease"));
+        store.start_item(&id, "a", "me").await.expect("start");
+        let done = store
+            .finish_item(&id, "a", "me", Outcome::Passed, &Value::Null)
+            .await
+            .expect("finish");
+        assert_eq!(done.status, ItemStatus::Passed);
+        let mut held = Vec::new();
+        for _ in 0..store.pool.size() {
+            let mut conn = store.pool.acquire().await.expect("connection");
+            let sync: String = sqlx::query_scalar("SHOW synchronous_commit")
+                .fetch_one(&mut *conn)
+                .await
+                .expect("show");
+            assert_eq!(sync, "on");
+            held.push(conn);
+        }
+        assert!(!held.is_empty());
+        drop(held);
+        store.close().await;
+    }
+
     /// Many writers of one run at once, through two pools.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_moves_keep_the_journal_whole() {
