@@ -879,12 +879,34 @@ pub(crate) fn from_millis(ms: i64) -> Result<Timestamp, StoreError> {
         .map_err(|e| StoreError::Corrupt(format!("timestamp {ms} ms out of range: {e}")))
 }
 
+/// A fresh run of `items` whose lease `me` holds for a minute: where every
+/// backend test of moves starts.
+#[cfg(test)]
+pub(crate) async fn leased_run<S: crate::Store>(store: &S, items: &[&str]) -> RunId {
+    let run = store
+        .create_run(&NewRun {
+            plan_name: "p".into(),
+            plan_text: "name: p".into(),
+            items: items.iter().map(|i| i.to_string()).collect(),
+            ..NewRun::default()
+        })
+        .await
+        .expect("create");
+    let id = run.summary.id;
+    assert!(
+        store
+            .acquire_lease(&id, "me", std::time::Duration::from_secs(60))
+            .await
+            .expect("lease")
+    );
+    id
+}
+
 /// Makes every kind of move on a fresh store, checking that each event a
 /// backend writes (its data built in SQL) is the one [`Move::data`]
 /// describes, and that a refused move writes nothing.
 #[cfg(test)]
 pub(crate) async fn check_move_events<S: crate::Store>(store: &S) {
-    use std::time::Duration;
     // Text and numbers that a JSON round trip through the database could
     // get wrong (not NUL: PostgreSQL's jsonb refuses it, as it always did).
     let payload = serde_json::json!({
@@ -897,23 +919,7 @@ pub(crate) async fn check_move_events<S: crate::Store>(store: &S) {
         "nested": [[], {}, null, true, [1, -0.5, "x"]],
         "": "",
     });
-    let items = ["a", "b", "c", "d"].map(String::from).to_vec();
-    let run = store
-        .create_run(&NewRun {
-            plan_name: "moves".into(),
-            plan_text: "name: moves".into(),
-            items,
-            ..NewRun::default()
-        })
-        .await
-        .expect("create");
-    let id = run.summary.id.clone();
-    assert!(
-        store
-            .acquire_lease(&id, "me", Duration::from_secs(60))
-            .await
-            .expect("lease")
-    );
+    let id = leased_run(store, &["a", "b", "c", "d"]).await;
     let passed = Move::Finish(Outcome::Passed, &payload);
     let failed = Move::Finish(Outcome::Failed, &payload);
     let skipped = Move::Finish(Outcome::Skipped, &payload);
@@ -1000,21 +1006,10 @@ pub(crate) async fn check_move_events<S: crate::Store>(store: &S) {
 pub(crate) async fn check_concurrent_moves<S: crate::Store + 'static>(
     stores: [std::sync::Arc<S>; 2],
 ) {
-    use std::time::Duration;
     let items: Vec<String> = (0..40).map(|i| format!("i{i}")).collect();
-    let new = NewRun {
-        plan_name: "p".into(),
-        plan_text: "p".into(),
-        items: items.clone(),
-        ..NewRun::default()
-    };
+    let names: Vec<&str> = items.iter().map(String::as_str).collect();
     let [one, two] = &stores;
-    let id = one.create_run(&new).await.expect("create").summary.id;
-    assert!(
-        one.acquire_lease(&id, "me", Duration::from_secs(60))
-            .await
-            .expect("lease")
-    );
+    let id = leased_run(&**one, &names).await;
     let mut tasks = Vec::new();
     for item in &items {
         // Two starts of each item race, one per store; both then try to

@@ -1403,18 +1403,7 @@ mod tests {
     #[tokio::test]
     async fn a_lazy_finish_leaves_every_connection_durable() {
         let (_schema, store) = Schema::create().await;
-        let run = store
-            .create_run(&NewRun {
-                plan_name: "p".into(),
-                plan_text: "p".into(),
-                items: vec!["a".into()],
-                ..NewRun::default()
-            })
-            .await
-            .expect("create");
-        let id = run.summary.id;
-        let ttl = Duration::from_secs(60);
-        assert!(store.acquire_lease(&id, "me", ttl).await.expect("lease"));
+        let id = crate::model::leased_run(&store, &["a"]).await;
         store.start_item(&id, "a", "me").await.expect("start");
         let done = store
             .finish_item(&id, "a", "me", Outcome::Passed, &Value::Null)

@@ -1783,18 +1783,7 @@ mod tests {
     /// A finish commits without its own fsync, but whatever follows it —
     /// finished, refused or failed — is durable again.
     async fn check_only_a_finish_is_lazy(store: SqliteStore) {
-        let run = store
-            .create_run(&NewRun {
-                plan_name: "p".into(),
-                plan_text: "p".into(),
-                items: vec!["a".into(), "b".into()],
-                ..NewRun::default()
-            })
-            .await
-            .expect("create");
-        let id = run.summary.id;
-        let ttl = Duration::from_secs(60);
-        assert!(store.acquire_lease(&id, "me", ttl).await.expect("lease"));
+        let id = crate::model::leased_run(&store, &["a", "b"]).await;
         store.start_item(&id, "a", "me").await.expect("start");
         assert_eq!(mover_sync(&store).await, 2);
         let r = json!({"exit_code": 0});
