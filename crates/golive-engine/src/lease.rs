@@ -14,14 +14,47 @@ use tokio::task::JoinHandle;
 
 use crate::EngineError;
 
-/// A lease owner name unique to this process: `host:pid:random`.
-pub fn owner_name() -> Result<String, EngineError> {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+/// This host's name, as lease owner names carry it.
+fn host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
         .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "localhost".into());
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// The lease owner `holder` is a process of this host that is gone: its
+/// lease may be taken over at once (an engine does so when it drives the
+/// run).
+pub fn holder_gone(holder: &str) -> bool {
+    gone_from_this_host(holder, &format!("{}:0:0", host()))
+}
+
+/// The host part of a lease owner name (`host:pid:random`).
+pub(crate) fn host_of(owner: &str) -> Option<&str> {
+    let mut parts = owner.rsplitn(3, ':');
+    let (_random, _pid) = (parts.next()?, parts.next()?);
+    parts.next()
+}
+
+/// `holder` (a lease owner name) names a process of the same host as `me`
+/// that is gone (no such pid, or a zombie). A pid reused by another
+/// process since reads as alive: the lease then simply runs out.
+pub(crate) fn gone_from_this_host(holder: &str, me: &str) -> bool {
+    let (Some(host), Some(mine)) = (host_of(holder), host_of(me)) else {
+        return false;
+    };
+    let pid = holder
+        .rsplit(':')
+        .nth(1)
+        .and_then(|p| p.parse::<i32>().ok());
+    host == mine && pid.is_some_and(|pid| pid > 0 && !crate::supervise::running(pid))
+}
+
+/// A lease owner name unique to this process: `host:pid:random`.
+pub fn owner_name() -> Result<String, EngineError> {
+    let host = host();
     let mut bytes = [0u8; 4];
     getrandom::fill(&mut bytes).map_err(|e| EngineError::Random(e.to_string()))?;
     let random: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
@@ -94,5 +127,27 @@ impl Keeper {
 impl Drop for Keeper {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_holder_on_this_host_whose_process_is_gone_is_recognized() {
+        let me = owner_name().expect("owner");
+        let host = host_of(&me).expect("host");
+        // This process is alive.
+        assert!(!gone_from_this_host(&me, &me));
+        // A child that has exited and been reaped is gone.
+        let mut child = std::process::Command::new("true").spawn().expect("true");
+        let pid = child.id();
+        child.wait().expect("wait");
+        assert!(gone_from_this_host(&format!("{host}:{pid}:00"), &me));
+        // Another host's holder, or a name that is not `host:pid:random`, is never judged.
+        assert!(!gone_from_this_host(&format!("{host}x:{pid}:00"), &me));
+        assert!(!gone_from_this_host("nonsense", &me));
+        assert_eq!(host_of("h:o:st:12:ab"), Some("h:o:st"));
     }
 }

@@ -20,6 +20,9 @@
 //! - `request`: a rollback asked for by another process (`golive rollback`),
 //!   recorded without the lease and read by the engine while it works.
 //! - `overrides`: the `--var` overrides kept with the run for `--resume`.
+//! - [`supervise`]: commands run under a supervisor process that outlives
+//!   golive and records their pid, start and result, so that a resume
+//!   reattaches to a command instead of running it again.
 //! - [`status`]: where a run stands (phase, items, who is awaited), as
 //!   `golive status` and the server show it.
 //! - [`answers`]: people's answers (confirm, sign, ask for a rollback),
@@ -43,6 +46,7 @@ mod overrides;
 pub mod report;
 mod request;
 pub mod status;
+pub mod supervise;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -58,8 +62,12 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-pub use lease::owner_name;
+pub use lease::{holder_gone, owner_name};
 pub use overrides::RUN_VARS;
+
+/// The journal event of a resume that looked for an interrupted command's
+/// supervisor: `{found: finished | never-started | unknown, attempt, why}`.
+pub const REATTACHED: &str = "run.reattached";
 pub use request::{ROLLBACK, ROLLBACK_REQUESTED, request_rollback, rollback_request};
 
 /// What the engine reports while it works, for a progress display.
@@ -201,6 +209,7 @@ pub struct Engine<S> {
     poll: Duration,
     observer: Option<Observer>,
     stop: Option<watch::Receiver<Option<i32>>>,
+    supervisor: Option<supervise::Supervisor>,
 }
 
 /// Everything one execution of a run needs.
@@ -221,7 +230,8 @@ struct Ctx<'a> {
 
 impl<S: Store + 'static> Engine<S> {
     /// An engine with a fresh lease owner name (`host:pid:random`), a 15 s
-    /// lease and a 250 ms poll for people's answers.
+    /// lease, a 250 ms poll for people's answers, and the
+    /// [installed](supervise::install) supervisor for commands, if any.
     pub fn new(store: Arc<S>) -> Result<Self, EngineError> {
         Ok(Engine {
             store,
@@ -230,7 +240,14 @@ impl<S: Store + 'static> Engine<S> {
             poll: Duration::from_millis(250),
             observer: None,
             stop: None,
+            supervisor: supervise::installed().cloned(),
         })
+    }
+
+    /// Runs commands under `supervisor` (`None`: as golive's own children).
+    pub fn with_supervisor(mut self, supervisor: Option<supervise::Supervisor>) -> Self {
+        self.supervisor = supervisor;
+        self
     }
 
     /// Sets the lease's time to live (renewed every third of it).
@@ -332,11 +349,7 @@ impl<S: Store + 'static> Engine<S> {
         resuming: bool,
     ) -> Result<RunStatus, EngineError> {
         let run = &stored.summary.id;
-        if !self
-            .store
-            .acquire_lease(run, &self.owner, self.lease_ttl)
-            .await?
-        {
+        if !self.take_lease(run).await? {
             let now = self.store.get_run(run).await?;
             return Err(EngineError::LeaseHeld {
                 run: run.clone(),
@@ -406,6 +419,33 @@ impl<S: Store + 'static> Engine<S> {
         result
     }
 
+    /// Takes the run's lease: free, ours or expired — or held by a process
+    /// of this host that is gone (killed, crashed), which is released on its
+    /// behalf at once instead of after its ttl. Whether the lease is held.
+    async fn take_lease(&self, run: &RunId) -> Result<bool, EngineError> {
+        if self
+            .store
+            .acquire_lease(run, &self.owner, self.lease_ttl)
+            .await?
+        {
+            return Ok(true);
+        }
+        let now = self.store.get_run(run).await?;
+        let Some(holder) = now.summary.lease_owner else {
+            return Ok(false);
+        };
+        if !lease::gone_from_this_host(&holder, &self.owner) {
+            return Ok(false);
+        }
+        // Only the dead holder's lease is released (the store checks the
+        // owner), so of two resumes racing here one acquires it.
+        self.store.release_lease(run, &holder).await?;
+        Ok(self
+            .store
+            .acquire_lease(run, &self.owner, self.lease_ttl)
+            .await?)
+    }
+
     fn report(&self, p: &Progress<'_>) {
         if let Some(o) = &self.observer {
             o(p);
@@ -427,6 +467,8 @@ impl<S: Store + 'static> Engine<S> {
         resuming: bool,
     ) -> Result<RunStatus, EngineError> {
         if resuming {
+            // Boxed: large futures, and a thread's stack is not.
+            Box::pin(self.reattach(ctx)).await?;
             let ids = self.store.mark_interrupted(ctx.run, &self.owner).await?;
             if !ids.is_empty() {
                 self.report(&Progress::Interrupted(&ids));
@@ -475,6 +517,110 @@ impl<S: Store + 'static> Engine<S> {
         };
         self.set_status(ctx, end).await?;
         Ok(end)
+    }
+
+    /// On resume, before anything is marked interrupted: each `run` item
+    /// found `running` whose command this host supervised is settled from
+    /// its supervisor's record (see [`supervise`]): a result recorded while
+    /// golive was away is the item's result; a command still running is
+    /// waited for; a command that never started runs now (once). Only an
+    /// item whose outcome is truly unknown is left `running`, to be marked
+    /// interrupted and follow its `on_interrupt`. Each finding is journaled
+    /// as a `run.reattached` event.
+    async fn reattach(&self, ctx: &Ctx<'_>) -> Result<(), EngineError> {
+        let Some(sup) = &self.supervisor else {
+            return Ok(());
+        };
+        let running: Vec<ItemState> = self
+            .store
+            .item_states(ctx.run)
+            .await?
+            .into_iter()
+            .filter(|s| s.status == ItemStatus::Running)
+            .collect();
+        if running.is_empty() {
+            return Ok(());
+        }
+        // Who started each item last: the records are on that host.
+        let mut starters: HashMap<String, String> = HashMap::new();
+        for e in self.store.events_after(ctx.run, 0, u32::MAX).await? {
+            if let (golive_store::kind::ITEM_STARTED, Some(item), Some(actor)) =
+                (e.kind.as_str(), e.item_id, e.actor)
+            {
+                starters.insert(item, actor);
+            }
+        }
+        let here = lease::host_of(&self.owner);
+        for state in running {
+            let starter = starters.get(&state.item_id).map(String::as_str);
+            if here.is_none() || starter.and_then(lease::host_of) != here {
+                continue;
+            }
+            let Some(item) = ctx
+                .plan
+                .items()
+                .map(|(_, i)| i)
+                .chain(ctx.plan.rollback.items.iter())
+                .find(|i| i.id.as_str() == state.item_id)
+            else {
+                continue;
+            };
+            let ItemKind::Run(r) = &item.kind else {
+                continue;
+            };
+            let record = sup.record(ctx.run.as_str(), item.id.as_str(), state.attempts);
+            let found = self
+                .guarded(ctx, async {
+                    Ok(supervise::reattach(&record, self.poll).await)
+                })
+                .await?;
+            let (first, data) = match &found {
+                supervise::Found::NeverStarted => (1, json!({ "found": "never-started" })),
+                supervise::Found::Finished(rec) => (
+                    rec.attempt + 1,
+                    json!({ "found": "finished", "attempt": rec.attempt }),
+                ),
+                supervise::Found::Unknown(why) => (0, json!({ "found": "unknown", "why": why })),
+            };
+            let event = golive_store::NewEvent {
+                kind: REATTACHED.into(),
+                item_id: Some(item.id.to_string()),
+                data,
+            };
+            self.store
+                .append_event(ctx.run, &self.owner, &event)
+                .await?;
+            let recorded = match found {
+                supervise::Found::Unknown(_) => continue,
+                // A failed attempt with retries left: the retries go on.
+                supervise::Found::Finished(rec) => rec.result.and_then(|a| {
+                    let outcome = if a.passed() {
+                        Outcome::Passed
+                    } else {
+                        Outcome::Failed
+                    };
+                    (a.passed() || rec.attempt > r.retries)
+                        .then(|| (outcome, a.result(r, rec.attempt)))
+                }),
+                supervise::Found::NeverStarted => None,
+            };
+            let (outcome, result) = match recorded {
+                Some(done) => done,
+                None => {
+                    Box::pin(items::command::run(
+                        self,
+                        ctx,
+                        item,
+                        r,
+                        state.attempts,
+                        first,
+                    ))
+                    .await?
+                }
+            };
+            self.finish(ctx, item, outcome, &result).await?;
+        }
+        Ok(())
     }
 
     /// Runs the rollback items in order, each whatever the others did; the
@@ -685,11 +831,15 @@ impl<S: Store + 'static> Engine<S> {
             ItemKind::Task(task) => items::person::task(self, ctx, item, task).await,
             ItemKind::Approval(a) => items::person::approval(self, ctx, item, a).await,
             kind => {
-                self.store
+                let started = self
+                    .store
                     .start_item(ctx.run, item.id.as_str(), &self.owner)
                     .await?;
                 let (outcome, result) = match kind {
-                    ItemKind::Run(r) => items::command::run(self, ctx, item, r).await?,
+                    ItemKind::Run(r) => {
+                        Box::pin(items::command::run(self, ctx, item, r, started.attempts, 1))
+                            .await?
+                    }
                     ItemKind::Check(c) => {
                         self.guarded(ctx, async { Ok(items::check::run(c, ctx.vars).await) })
                             .await?

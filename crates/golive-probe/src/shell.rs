@@ -70,6 +70,12 @@ impl Drop for GroupGuard {
 /// Runs the command to its end (or its time limit). `Err` when it could not
 /// start: a missing working directory, no `/bin/sh`.
 pub async fn run(shell: Shell<'_>) -> Result<Finished, String> {
+    run_with(shell, |_| {}).await
+}
+
+/// Like [`run`], calling `on_start` with the shell's pid (also its process
+/// group) once it runs: a supervisor records it before anything else.
+pub async fn run_with(shell: Shell<'_>, on_start: impl FnOnce(u32)) -> Result<Finished, String> {
     // `/bin/sh` as system(3) uses: no PATH search.
     let mut command = Command::new("/bin/sh");
     command
@@ -91,6 +97,9 @@ pub async fn run(shell: Shell<'_>) -> Result<Finished, String> {
     let mut child = command
         .spawn()
         .map_err(|e| format!("cannot start `sh -c`: {e}"))?;
+    if let Some(id) = child.id() {
+        on_start(id);
+    }
     let mut guard = GroupGuard(
         child
             .id()

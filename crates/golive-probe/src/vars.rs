@@ -220,6 +220,21 @@ impl Vars {
         out
     }
 
+    /// The secret values [`Vars::redact`] hides, longest first: handed to
+    /// the process that supervises a command, which redacts its output.
+    pub fn secret_values(&self) -> &[String] {
+        &self.secrets
+    }
+
+    /// Vars that hold nothing but secret values to redact (as given by
+    /// [`Vars::secret_values`]).
+    pub fn redacting(secrets: Vec<String>) -> Vars {
+        Vars {
+            secrets,
+            ..Vars::default()
+        }
+    }
+
     /// Variables and secrets as `(name, value)` pairs, for a command's environment.
     pub(crate) fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
         self.values.iter().map(|(k, v)| (k.as_str(), v.as_str()))

@@ -217,6 +217,7 @@ pub async fn serve_on(
             e.message
         ),
     }
+    let adopter = tokio::spawn(runs::adopt_loop(state.clone()));
     let stop = state.stop.clone();
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let result = axum::serve(listener, app)
@@ -226,6 +227,7 @@ pub async fn serve_on(
             let _ = stop.send(Some(signal));
         })
         .await;
+    adopter.abort();
     // Let the runs record where they stopped before the store closes.
     let mut runs = match state.runs.lock() {
         Ok(mut r) => std::mem::take(&mut *r),

@@ -37,6 +37,8 @@ use crate::state::AppState;
 pub const INTERRUPTED: &str = "server.interrupted";
 /// Audit action when a server resumes such a run.
 pub const RESUMED: &str = "server.resumed";
+/// Audit action when a server takes over a run whose driver died.
+pub const ADOPTED: &str = "server.adopted";
 
 fn run_id(raw: &str) -> Result<RunId, ApiError> {
     raw.parse::<RunId>()
@@ -356,6 +358,71 @@ pub async fn resume_interrupted(state: &AppState) -> Result<Vec<RunId>, ApiError
         resumed.push(id);
     }
     Ok(resumed)
+}
+
+/// Resumes the runs started or resumed through the API (by any server on
+/// this journal) whose driver died: not finished, not paused, and a lease
+/// that expired or whose holder is a process of this host that is gone. A
+/// run of `golive run` in a terminal is left to its user, who holds its
+/// secrets; a paused run waits for a person. The lease decides between
+/// servers adopting together.
+pub async fn adopt_orphans(state: &AppState) -> Result<Vec<RunId>, ApiError> {
+    let now = Timestamp::now();
+    let mut adopted = Vec::new();
+    for run in state.store().list_runs(1000).await? {
+        let orphaned = match (&run.lease_owner, run.lease_expires_at) {
+            (Some(owner), Some(until)) => until < now || golive_engine::holder_gone(owner),
+            _ => false,
+        };
+        if run.status.is_final() || run.status == RunStatus::Paused || !orphaned {
+            continue;
+        }
+        let api = state
+            .store()
+            .audit(&golive_store::AuditFilter {
+                action_prefix: Some("run.".into()),
+                target: Some(run.id.to_string()),
+                limit: 1000,
+                ..Default::default()
+            })
+            .await?;
+        if !api
+            .iter()
+            .any(|e| e.action == "run.started" || e.action == "run.resumed")
+        {
+            continue;
+        }
+        let engine = engine(state)?;
+        let actor = Actor {
+            name: engine.owner().to_string(),
+            source: None,
+        };
+        audit(state, &actor, ADOPTED, run.id.as_str(), None, None).await;
+        spawn(state, engine, run.id.clone(), None);
+        adopted.push(run.id);
+    }
+    Ok(adopted)
+}
+
+/// Looks for orphaned runs ([`adopt_orphans`]) every lease ttl, until
+/// aborted.
+pub async fn adopt_loop(state: AppState) {
+    let mut every = tokio::time::interval(state.config.lease_ttl);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        match adopt_orphans(&state).await {
+            Ok(ids) if !ids.is_empty() => {
+                let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+                eprintln!(
+                    "golive serve: resuming runs whose driver died: {}",
+                    ids.join(", ")
+                );
+            }
+            Ok(_) => {}
+            Err(e) => eprintln!("golive serve: cannot look for orphaned runs: {}", e.message),
+        }
+    }
 }
 
 /// Appends to the audit log; a failure is logged, not returned, because

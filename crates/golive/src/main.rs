@@ -9,11 +9,17 @@ mod cmd;
 mod load;
 mod readiness;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Not a clap subcommand: hidden from help, and no parsing to go wrong.
+    if std::env::args_os().nth(1).as_deref() == Some(golive_engine::supervise::SUBCOMMAND.as_ref())
+    {
+        return cmd::supervise();
+    }
     let cli = cli::Cli::parse();
     match cmd::run(cli) {
         Ok(code) => code,
@@ -26,7 +32,8 @@ fn main() -> ExitCode {
             {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("golive: {err:#}");
+            // Never a panic, even with stderr closed.
+            let _ = writeln!(std::io::stderr(), "golive: {err:#}");
             ExitCode::from(2)
         }
     }

@@ -187,3 +187,115 @@ fn diagnostics_read_well() {
     assert_eq!(o.status.code(), Some(1));
     insta::assert_snapshot!(stderr(&o));
 }
+
+/// `golive ARGS --db journal.db` in `dir` with stdout (and, if
+/// `close_stderr`, stderr) a pipe whose reading end is closed at once, as
+/// `golive … | true` does; its exit code and whatever stderr said.
+fn with_closed_pipe(args: &[&str], dir: &Path, close_stderr: bool) -> (Option<i32>, String) {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_golive"))
+        .args(args)
+        .arg("--db")
+        .arg(dir.join("journal.db"))
+        .current_dir(dir)
+        .env_remove("GOLIVE_DATABASE_URL")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("golive starts");
+    drop(child.stdout.take());
+    let mut err = String::new();
+    if close_stderr {
+        drop(child.stderr.take());
+    } else if let Some(mut e) = child.stderr.take() {
+        e.read_to_string(&mut err).expect("stderr");
+    }
+    let status = child.wait().expect("golive ends");
+    (status.code(), err)
+}
+
+/// Broken pipes end quietly with the right exit code (as ripgrep does): a
+/// run's code is its outcome's, a read command's is 0; never a panic (101).
+#[test]
+fn broken_pipes_end_quietly_with_the_right_exit_code() {
+    let dir = scratch("broken-pipe");
+    std::fs::write(
+        dir.join("plan.yaml"),
+        "name: p\nphases:\n  - title: a\n    items:\n      - id: one\n        run: {command: 'echo one'}\n",
+    )
+    .expect("plan");
+    let (code, err) = with_closed_pipe(&["run", "plan.yaml", "--output", "json"], &dir, false);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("succeeded") && !err.contains("panicked"),
+        "{err}"
+    );
+    // stdout and stderr both closed: the run still completes, exit 0.
+    let (code, _) = with_closed_pipe(&["run", "plan.yaml"], &dir, true);
+    assert_eq!(code, Some(0));
+    let o = golive(&["runs", "--db", "journal.db", "--output", "json"], &dir);
+    let runs: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    assert_eq!(runs.as_array().map(Vec::len), Some(2));
+    assert!(
+        runs.as_array()
+            .into_iter()
+            .flatten()
+            .all(|r| r["status"] == "succeeded"),
+        "{runs}"
+    );
+    // A failing run keeps its exit code 1 with a closed stdout.
+    std::fs::write(
+        dir.join("fail.yaml"),
+        "name: f\nphases:\n  - title: a\n    items:\n      - id: no\n        run: {command: 'exit 3'}\n",
+    )
+    .expect("plan");
+    let (code, err) = with_closed_pipe(&["run", "fail.yaml", "--output", "json"], &dir, false);
+    assert_eq!(code, Some(1), "{err}");
+    for args in [
+        &["status"][..],
+        &["status", "--output", "json"],
+        &["runs"],
+        &["report"],
+    ] {
+        let (code, err) = with_closed_pipe(args, &dir, false);
+        assert_eq!(code, Some(0), "{args:?}: {err}");
+        assert!(err.is_empty(), "{args:?}: {err}");
+    }
+}
+
+/// `runs`, `status` and `report` read: a journal that does not exist is a
+/// clear error naming it, and no file or directory is created.
+#[test]
+fn read_commands_never_create_a_journal() {
+    let dir = scratch("read-only-commands");
+    let db = dir.join("missing/dir/x.db");
+    let db = db.to_str().expect("utf-8");
+    for args in [
+        &["runs", "--db", db][..],
+        &["status", "--db", db],
+        &["report", "--db", db],
+    ] {
+        let o = golive(args, &dir);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let err = stderr(&o);
+        assert!(err.contains("no journal at") && err.contains(db), "{err}");
+        assert!(
+            !dir.join("missing").exists(),
+            "{args:?} created a directory"
+        );
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_golive"))
+        .args(["runs"])
+        .current_dir(&dir)
+        .env_remove("GOLIVE_DATABASE_URL")
+        .env("XDG_DATA_HOME", dir.join("data"))
+        .output()
+        .expect("golive runs");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        !dir.join("data").exists(),
+        "the default journal was created"
+    );
+}

@@ -119,14 +119,16 @@ phases:
         run: { command: "echo three >> steps.log" }
 "#;
 
-#[test]
-fn sigterm_during_a_run_then_restart_loses_and_repeats_nothing() {
-    let dir = scratch("serve-sigterm");
-    let operator = token(&dir, "olga", "operator");
-    let (server, base) = serve(&dir);
+/// Starts [`PLAN`] on `served` and waits until item `two`'s command runs;
+/// the server and the run.
+fn run_until_two_starts(
+    dir: &Path,
+    operator: &str,
+    (server, base): (Running, String),
+) -> (Running, String) {
     let (s, v) = call(
         &base,
-        &operator,
+        operator,
         "POST",
         "/api/runs",
         Some(json!({"plan": PLAN})),
@@ -136,6 +138,35 @@ fn sigterm_during_a_run_then_restart_loses_and_repeats_nothing() {
     wait_until("item two to start", || {
         std::fs::read_to_string(dir.join("attempts.log")).is_ok_and(|t| t.contains("started"))
     });
+    (server, run)
+}
+
+/// Waits for [`PLAN`]'s run to succeed; checks that each step's work was
+/// done once and that `two`'s command started `attempts` times; the
+/// `server.*` audit actions.
+fn succeeded(dir: &Path, base: &str, operator: &str, run: &str, attempts: usize) -> Vec<String> {
+    wait_until("the run to succeed", || {
+        let (_, v) = call(base, operator, "GET", &format!("/api/runs/{run}"), None);
+        v["run"]["status"] == "succeeded"
+    });
+    let steps = std::fs::read_to_string(dir.join("steps.log")).expect("steps");
+    assert_eq!(steps, "one\ntwo\nthree\n");
+    let started = std::fs::read_to_string(dir.join("attempts.log")).expect("attempts");
+    assert_eq!(started.lines().count(), attempts, "{started}");
+    let (_, audit) = call(base, operator, "GET", "/api/audit?action=server.", None);
+    audit
+        .as_array()
+        .expect("audit")
+        .iter()
+        .map(|e| e["action"].as_str().expect("action").to_string())
+        .collect()
+}
+
+#[test]
+fn sigterm_during_a_run_then_restart_loses_and_repeats_nothing() {
+    let dir = scratch("serve-sigterm");
+    let operator = token(&dir, "olga", "operator");
+    let (server, run) = run_until_two_starts(&dir, &operator, serve(&dir));
     sigterm(&server);
     let (code, lines) = server.finish();
     assert_eq!(code, 0, "a SIGTERM is a clean stop:\n{}", lines.join("\n"));
@@ -174,21 +205,7 @@ fn sigterm_during_a_run_then_restart_loses_and_repeats_nothing() {
     // A new server resumes it: `two` again (rerun), `one` never again.
     let (mut server, base) = serve(&dir);
     server.wait_for(&format!("resuming runs stopped by a shutdown: {run}"));
-    wait_until("the run to succeed", || {
-        let (_, v) = call(&base, &operator, "GET", &format!("/api/runs/{run}"), None);
-        v["run"]["status"] == "succeeded"
-    });
-    let steps = std::fs::read_to_string(dir.join("steps.log")).expect("steps");
-    assert_eq!(steps, "one\ntwo\nthree\n");
-    let attempts = std::fs::read_to_string(dir.join("attempts.log")).expect("attempts");
-    assert_eq!(attempts.lines().count(), 2, "interrupted once, rerun once");
-    let (_, audit) = call(&base, &operator, "GET", "/api/audit?action=server.", None);
-    let actions: Vec<&str> = audit
-        .as_array()
-        .expect("audit")
-        .iter()
-        .map(|e| e["action"].as_str().expect("action"))
-        .collect();
+    let actions = succeeded(&dir, &base, &operator, &run, 2);
     assert_eq!(actions, ["server.interrupted", "server.resumed"]);
 
     // `golive flags --server` acts through the API, as the token's name.
@@ -262,6 +279,36 @@ fn sigterm_during_a_run_then_restart_loses_and_repeats_nothing() {
     .expect("flags list");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
+    sigterm(&server);
+    let (code, _) = server.finish();
+    assert_eq!(code, 0);
+}
+
+/// A server killed with SIGKILL in the middle of a command: the next server
+/// adopts the run at once (its lease's holder is a dead process of this
+/// host), finds the command finished by its supervisor, and completes the
+/// run without running any step twice.
+#[test]
+fn a_killed_servers_run_is_adopted_by_the_next_without_a_rerun() {
+    let dir = scratch("serve-kill-9");
+    let operator = token(&dir, "olga", "operator");
+    let serve_60s = || {
+        serve_with(golive(
+            &["serve", "--listen", "127.0.0.1:0", "--lease-ttl", "60s"],
+            &dir,
+        ))
+    };
+    let (mut server, run) = run_until_two_starts(&dir, &operator, serve_60s());
+    server.child.kill().expect("SIGKILL");
+    let _ = server.finish();
+
+    // A 60 s lease, yet the next server drives the run at once.
+    let began = Instant::now();
+    let (mut server, base) = serve_60s();
+    server.wait_for(&format!("resuming runs whose driver died: {run}"));
+    let actions = succeeded(&dir, &base, &operator, &run, 1);
+    assert!(began.elapsed() < Duration::from_secs(35));
+    assert_eq!(actions, ["server.adopted"]);
     sigterm(&server);
     let (code, _) = server.finish();
     assert_eq!(code, 0);

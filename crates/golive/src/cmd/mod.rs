@@ -26,6 +26,19 @@ use golive_engine::answers::RolloutCommand;
 
 use crate::cli::{Cli, Command, Output, PlanCommand};
 
+/// `golive __supervise`: supervises one command for a running golive
+/// (`golive_engine::supervise`); not a user command.
+pub fn supervise() -> ExitCode {
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return ExitCode::from(2);
+    };
+    let code = rt.block_on(golive_engine::supervise::serve());
+    ExitCode::from(u8::try_from(code).unwrap_or(2))
+}
+
 /// Runs the chosen subcommand.
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let output = cli.output;

@@ -18,7 +18,7 @@ pub fn run(args: &ReportArgs) -> Result<ExitCode> {
         if let Some(server) = Remote::from_args(&args.store)? {
             return remote(&server, args).await;
         }
-        let store = journal::open(&args.store).await?;
+        let store = journal::open_existing(&args.store).await?;
         let result = render(&store, args).await;
         store.close().await;
         result

@@ -11,6 +11,7 @@
 //! `--var`s are kept with the run (declared secrets excepted), so
 //! `--resume` needs only the secrets again.
 
+use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -24,6 +25,21 @@ use crate::cli::{Output, RunArgs};
 use crate::cmd::journal;
 use crate::cmd::remote::Remote;
 use crate::load::{load, render};
+
+/// A line on stderr that never panics: a closed stderr (`2>&1 | true`)
+/// must neither stop a run nor change its exit code.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
+/// Like `say!`, without the newline.
+macro_rules! say_raw {
+    ($($t:tt)*) => {{
+        let _ = write!(std::io::stderr(), $($t)*);
+    }};
+}
 
 pub fn run(args: &RunArgs, output: Output) -> Result<ExitCode> {
     if args.resume.is_some() && args.plan.is_some() {
@@ -57,15 +73,15 @@ async fn remote(server: &Remote, args: &RunArgs, output: Output) -> Result<ExitC
                     None,
                 )
                 .await?;
-            eprintln!("run {run} resumed in the server");
+            say!("run {run} resumed in the server");
             run.to_string()
         }
         None => {
             let path = args.plan.clone().unwrap_or_else(|| "golive.yaml".into());
             let loaded = load(&path, &args.vars)?;
             if loaded.compiled.plan.is_none() {
-                eprint!("{}", render(&loaded.source, &loaded.compiled.diagnostics));
-                eprintln!(
+                say_raw!("{}", render(&loaded.source, &loaded.compiled.diagnostics));
+                say!(
                     "{} is invalid; fix it before running it",
                     loaded.source.name
                 );
@@ -85,7 +101,7 @@ async fn remote(server: &Remote, args: &RunArgs, output: Output) -> Result<ExitC
                 .call(reqwest::Method::POST, "/api/runs", Some(&body))
                 .await?;
             let run = v["run"].as_str().unwrap_or_default().to_string();
-            eprintln!("run {run} started in the server");
+            say!("run {run} started in the server");
             run
         }
     };
@@ -112,11 +128,11 @@ async fn remote(server: &Remote, args: &RunArgs, output: Output) -> Result<ExitC
             };
             let item = event["item_id"].as_str().unwrap_or_default();
             match event["kind"].as_str() {
-                Some("item.finished") => eprintln!(
+                Some("item.finished") => say!(
                     "  {:<11} {item}",
                     event["data"]["status"].as_str().unwrap_or_default()
                 ),
-                Some("item.waiting") => eprintln!("  waiting     {item}"),
+                Some("item.waiting") => say!("  waiting     {item}"),
                 Some("run.status") => {
                     let s = event["data"]["to"].as_str().unwrap_or_default().to_string();
                     if matches!(
@@ -133,9 +149,14 @@ async fn remote(server: &Remote, args: &RunArgs, output: Output) -> Result<ExitC
             break s;
         }
     };
-    eprintln!("run {run} {status}");
+    say!("run {run} {status}");
     if output == Output::Json {
-        println!("{}", serde_json::json!({ "run": run, "status": status }));
+        // A closed stdout (`golive run … | true`) must not change the exit code.
+        let _ = writeln!(
+            std::io::stdout(),
+            "{}",
+            serde_json::json!({ "run": run, "status": status })
+        );
     }
     Ok(match status.as_str() {
         "succeeded" => ExitCode::SUCCESS,
@@ -152,15 +173,15 @@ async fn run_in(store: AnyStore, args: &RunArgs, output: Output) -> Result<ExitC
     }
     let (run, status) = match &args.resume {
         Some(run) => {
-            eprintln!("resuming run {run} (journal {})", store.url());
+            say!("resuming run {run} (journal {})", store.url());
             (run.clone(), stopped(engine.resume(run, &args.vars).await)?)
         }
         None => {
             let path = args.plan.clone().unwrap_or_else(|| "golive.yaml".into());
             let loaded = load(&path, &args.vars)?;
             let Some(plan) = loaded.compiled.plan.as_ref() else {
-                eprint!("{}", render(&loaded.source, &loaded.compiled.diagnostics));
-                eprintln!(
+                say_raw!("{}", render(&loaded.source, &loaded.compiled.diagnostics));
+                say!(
                     "{} is invalid; fix it before running it",
                     loaded.source.name
                 );
@@ -169,7 +190,7 @@ async fn run_in(store: AnyStore, args: &RunArgs, output: Output) -> Result<ExitC
             // Resolved here too so that a missing secret fails before a run exists.
             Vars::resolve(plan, &args.vars)?;
             let run = engine.create(&loaded.source.text, plan, args.t0).await?;
-            eprintln!(
+            say!(
                 "run {run} started: plan `{}` (journal {})",
                 plan.name,
                 store.url()
@@ -183,13 +204,17 @@ async fn run_in(store: AnyStore, args: &RunArgs, output: Output) -> Result<ExitC
         Err(_) => "stopped".to_string(),
     };
     match &status {
-        Ok(s) => eprintln!("run {run} {s}"),
-        Err(signal) => eprintln!(
+        Ok(s) => say!("run {run} {s}"),
+        Err(signal) => say!(
             "run {run} stopped by signal {signal}; the running item was marked interrupted; resume with `golive run --resume {run}`"
         ),
     }
     if output == Output::Json {
-        println!("{}", serde_json::json!({ "run": run, "status": shown }));
+        let _ = writeln!(
+            std::io::stdout(),
+            "{}",
+            serde_json::json!({ "run": run, "status": shown })
+        );
     }
     Ok(match status {
         Ok(RunStatus::Succeeded) => ExitCode::SUCCESS,

@@ -2,6 +2,7 @@
 //! there are, and where one of them stands: its phase, each item's status,
 //! and who it is waiting for.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -22,7 +23,7 @@ pub fn runs(args: &RunsArgs, output: Output) -> Result<ExitCode> {
                 v["runs"].as_array().cloned().unwrap_or_default()
             }
             None => {
-                let store = journal::open(&args.store).await?;
+                let store = journal::open_existing(&args.store).await?;
                 let result = store.list_runs(args.limit).await;
                 store.close().await;
                 result?
@@ -32,7 +33,11 @@ pub fn runs(args: &RunsArgs, output: Output) -> Result<ExitCode> {
             }
         };
         if output == Output::Json {
-            println!("{}", serde_json::to_string_pretty(&runs)?);
+            writeln!(
+                std::io::stdout(),
+                "{}",
+                serde_json::to_string_pretty(&runs)?
+            )?;
             return Ok(ExitCode::SUCCESS);
         }
         let mut table = Table::new();
@@ -51,7 +56,7 @@ pub fn runs(args: &RunsArgs, output: Output) -> Result<ExitCode> {
                 .map(|k| plain(&r[k])),
             );
         }
-        println!("{table}");
+        writeln!(std::io::stdout(), "{table}")?;
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -61,7 +66,7 @@ pub fn status(args: &StatusArgs, output: Output) -> Result<ExitCode> {
         match Remote::from_args(&args.store)? {
             Some(server) => remote_status(&server, args, output).await,
             None => {
-                let store = journal::open(&args.store).await?;
+                let store = journal::open_existing(&args.store).await?;
                 let result = local_status(&store, args, output).await;
                 store.close().await;
                 result
@@ -129,34 +134,36 @@ fn is_final(doc: &Value) -> bool {
 fn print_status(doc: &Value, output: Output, follow: bool) -> Result<()> {
     if output == Output::Json {
         if follow {
-            println!("{}", serde_json::to_string(doc)?);
+            writeln!(std::io::stdout(), "{}", serde_json::to_string(doc)?)?;
         } else {
-            println!("{}", serde_json::to_string_pretty(doc)?);
+            writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(doc)?)?;
         }
         return Ok(());
     }
     let s = &doc["run"];
     let text = |v: &Value| plain(v);
-    println!(
+    writeln!(
+        std::io::stdout(),
         "run {}  plan `{}`  {}",
         text(&s["id"]),
         text(&s["plan_name"]),
         text(&s["status"])
-    );
+    )?;
     if !s["t0"].is_null() {
-        println!("t0 {}", text(&s["t0"]));
+        writeln!(std::io::stdout(), "t0 {}", text(&s["t0"]))?;
     }
     if !doc["phase"].is_null() {
-        println!("phase: {}", text(&doc["phase"]));
+        writeln!(std::io::stdout(), "phase: {}", text(&doc["phase"]))?;
     }
     let r = &doc["rollback_requested"];
     if !r.is_null() {
-        println!(
+        writeln!(
+            std::io::stdout(),
             "rollback requested by {} at {}: {}",
             text(&r["by"]),
             text(&r["at"]),
             text(&r["reason"])
-        );
+        )?;
     }
     let mut table = Table::new();
     table.load_preset(comfy_table::presets::NOTHING);
@@ -170,9 +177,14 @@ fn print_status(doc: &Value, output: Output, follow: bool) -> Result<()> {
             text(&i["attempts"]),
         ]);
     }
-    println!("{table}");
+    writeln!(std::io::stdout(), "{table}")?;
     for a in doc["awaiting"].as_array().into_iter().flatten() {
-        println!("waiting for {}: {}", text(&a["who"]), text(&a["how"]));
+        writeln!(
+            std::io::stdout(),
+            "waiting for {}: {}",
+            text(&a["who"]),
+            text(&a["how"])
+        )?;
     }
     Ok(())
 }

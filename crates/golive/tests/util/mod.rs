@@ -86,6 +86,34 @@ impl Running {
     }
 }
 
+/// Where a test's journal lives.
+pub enum Journal {
+    Sqlite(std::path::PathBuf),
+    Postgres(String),
+}
+
+impl Journal {
+    /// Points `cmd` at this journal (`--db PATH` or `GOLIVE_DATABASE_URL`).
+    pub fn apply(&self, cmd: &mut Command) {
+        match self {
+            Journal::Sqlite(path) => {
+                cmd.env_remove("GOLIVE_DATABASE_URL").arg("--db").arg(path);
+            }
+            Journal::Postgres(url) => {
+                cmd.env("GOLIVE_DATABASE_URL", url);
+            }
+        }
+    }
+
+    /// The URL `golive_store::open` takes.
+    pub fn url(&self) -> String {
+        match self {
+            Journal::Sqlite(p) => p.display().to_string(),
+            Journal::Postgres(url) => url.clone(),
+        }
+    }
+}
+
 /// A schema of its own on the test PostgreSQL, dropped at the end.
 pub struct PgSchema {
     name: String,
