@@ -404,6 +404,12 @@ impl<S: Store + 'static> Engine<S> {
                     .await;
             }
         }
+        if let (Ok(status), Some(sup)) = (&result, &self.supervisor)
+            && status.is_final()
+        {
+            // The final status is committed: no item will be reattached.
+            sup.forget(run.as_str());
+        }
         let lost = keeper.stop().await;
         let result = match result {
             Err(EngineError::Store(StoreError::LeaseLost { .. })) => {

@@ -70,6 +70,11 @@ impl Supervisor {
         // with a letter or digit: safe as file names.
         self.dir.join(run).join(format!("{item}.{start}.json"))
     }
+
+    /// Removes a finished run's records (best effort: they are small).
+    pub(crate) fn forget(&self, run: &str) {
+        let _ = std::fs::remove_dir_all(self.dir.join(run));
+    }
 }
 
 static INSTALLED: OnceLock<Supervisor> = OnceLock::new();
@@ -467,4 +472,65 @@ pub(crate) async fn reattach(path: &Path, poll: Duration) -> Found {
     };
     guard.disarm();
     found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_process_is_known_by_its_pid_and_start_time() {
+        let me = Proc::me().expect("this process");
+        assert!(me.alive());
+        let reused = Proc {
+            start: me.start + 1,
+            ..me
+        };
+        assert!(!reused.alive(), "same pid, other start: another process");
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .expect("sleep");
+        let p = Proc::of(child.id()).expect("child");
+        assert!(p.alive() && running(p.pid));
+        child.kill().expect("kill");
+        // Killed but not yet reaped: a zombie is not alive.
+        let until = Instant::now() + Duration::from_secs(5);
+        while p.alive() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(!p.alive() && !running(p.pid));
+        child.wait().expect("wait");
+        assert!(!p.alive());
+    }
+
+    #[test]
+    fn records_round_trip_and_a_missing_one_is_none() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sup = Supervisor {
+            program: PathBuf::from("golive"),
+            dir: dir.path().join("records"),
+        };
+        let path = sup.record("r-abcdefgh", "deploy.web", 2);
+        assert!(read_record(&path).expect("read").is_none());
+        let record = Record {
+            attempt: 1,
+            boot: boot_id(),
+            supervisor: Proc::me().expect("me"),
+            command: None,
+            state: State::Starting,
+            result: None,
+        };
+        write_record(&path, &record).expect("write");
+        let back = read_record(&path).expect("read").expect("a record");
+        assert_eq!((back.attempt, back.state), (1, State::Starting));
+        assert!(path.ends_with("r-abcdefgh/deploy.web.2.json"));
+        std::fs::write(&path, "{not json").expect("garbage");
+        assert!(
+            read_record(&path).is_err(),
+            "a damaged record is an error, not a missing one"
+        );
+        sup.forget("r-abcdefgh");
+        assert!(!path.exists());
+    }
 }

@@ -561,3 +561,71 @@ fn an_interrupted_command_asks_a_person_on_resume() {
     assert_eq!(item_status(&status, "after"), "passed");
     assert!(dir.join("after.txt").exists());
 }
+
+/// A command that fails, and one that times out, while golive is down
+/// (killed mid-command each): the resume records what the supervisor saw —
+/// exit 3, timed out — and runs neither again; the failure policy applies.
+#[test]
+fn results_recorded_while_golive_was_down_are_the_items_results() {
+    let dir = scratch("engine-down-results");
+    let db = dir.join("journal.db");
+    std::fs::write(
+        dir.join("plan.yaml"),
+        "name: down\nphases:\n  - title: p\n    items:\n      - id: fails\n        on_failure: continue\n        run: {command: 'echo fails >> ran; sleep 1; exit 3'}\n      - id: slow\n        on_failure: continue\n        run: {command: 'echo slow >> ran; sleep 30', timeout: 1s}\n      - id: after\n        run: {command: 'echo after >> ran'}\n",
+    )
+    .expect("plan");
+    let ran = |dir: &Path| std::fs::read_to_string(dir.join("ran")).unwrap_or_default();
+    let mut run: Option<String> = None;
+    for item in ["fails", "slow"] {
+        let args: Vec<&str> = match &run {
+            None => vec!["run", "plan.yaml", "--lease-ttl", LEASE_TTL],
+            Some(id) => vec!["run", "--resume", id, "--lease-ttl", LEASE_TTL],
+        };
+        let mut child = golive(&args, &dir, &db)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("golive starts");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !ran(&dir).contains(item) {
+            assert!(Instant::now() < deadline, "{item} never started");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        child.kill().expect("SIGKILL");
+        let _ = child.wait();
+        run = status_json(&dir, &db)["run"]["id"]
+            .as_str()
+            .map(str::to_string);
+        // The command ends (fails, or times out) while golive is down.
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+    let run = run.expect("run id");
+    let o = golive(&["run", "--resume", &run], &dir, &db)
+        .output()
+        .expect("resume");
+    assert!(o.status.code().is_some_and(|c| c < 2), "{}", stderr(&o));
+    assert_eq!(ran(&dir), "fails\nslow\nafter\n", "nothing ran twice");
+    let status = status_json(&dir, &db);
+    let result = |id: &str| {
+        status["items"]
+            .as_array()
+            .and_then(|items| items.iter().find(|i| i["id"] == id))
+            .map(|i| (i["status"].clone(), i["result"].clone()))
+            .expect("item")
+    };
+    let (s, r) = result("fails");
+    assert_eq!(
+        (s.as_str(), r["exit_code"].as_i64()),
+        (Some("failed"), Some(3)),
+        "{r}"
+    );
+    let (s, r) = result("slow");
+    assert_eq!(
+        (s.as_str(), r["timed_out"].as_bool()),
+        (Some("failed"), Some(true)),
+        "{r}"
+    );
+    assert_eq!(result("after").0, "passed");
+    // The run has ended: its supervisor records are gone.
+    assert!(!dir.join(format!("journal.db.supervise/{run}")).exists());
+}
