@@ -380,7 +380,13 @@ pub(crate) async fn attempt(
         .map_err(|e| format!("no answer from the supervisor: {e}"))?;
     if answer.trim() != "ready" {
         let _ = child.wait().await;
-        return Err(format!("the supervisor could not start: {}", answer.trim()));
+        return Err(match answer.trim() {
+            "" => format!(
+                "the supervisor `{} {SUBCOMMAND}` ended without answering (it needs /proc)",
+                supervisor.program.display()
+            ),
+            why => format!("the supervisor could not start: {why}"),
+        });
     }
     stdin
         .write_all(b"go\n")
