@@ -49,9 +49,7 @@ pub async fn stream(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let run = match q.run.as_deref() {
         Some(raw) => {
-            let id = raw
-                .parse::<RunId>()
-                .map_err(|e| ApiError::invalid(format!("run id `{raw}`: {e}")))?;
+            let id = crate::runs::run_id(raw)?;
             state.store().get_run(&id).await?;
             Some(id)
         }
@@ -68,6 +66,7 @@ pub async fn stream(
         None => (q.after.unwrap_or(0), newest_flag_change(&state).await?),
     };
     let poll = state.config.events_poll;
+    let state_idle = state.config.idle_timeout;
     let cursor = Cursor {
         state,
         run,
@@ -95,7 +94,11 @@ pub async fn stream(
             fill(&mut c).await;
         }
     });
-    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    // The keep-alive also keeps the connection from being closed as idle.
+    let keep_alive = Duration::from_secs(15)
+        .min(state_idle / 2)
+        .max(Duration::from_millis(50));
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(keep_alive)))
 }
 
 async fn newest_flag_change(state: &AppState) -> Result<i64, ApiError> {

@@ -7,6 +7,7 @@
 mod cli;
 mod cmd;
 mod load;
+mod log;
 mod readiness;
 
 use std::process::ExitCode;
@@ -15,6 +16,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    log::init(&cli);
     match cmd::run(cli) {
         Ok(code) => code,
         Err(err) => {
