@@ -12,6 +12,7 @@
 //! auth_failure_limit: 10
 //! metrics_need_token: false     # /metrics only with a token
 //! allow_api_commands: false     # operators may submit plans that run commands
+//! plan_env: [DEPLOY_TOKEN]      # of the server's environment, what plans see
 //! max_connections: 10000        # at the cap, the longest-idle are closed
 //! header_read_timeout: 10s
 //! idle_timeout: 60s
@@ -46,6 +47,8 @@ pub struct FileSettings {
     pub metrics_need_token: Option<bool>,
     /// Operators may submit plans that run commands on the server.
     pub allow_api_commands: Option<bool>,
+    /// Names of the server's environment plans may see.
+    pub plan_env: Option<Vec<String>>,
     /// Connections open at once.
     pub max_connections: Option<usize>,
     /// Time to send a request's head, e.g. `10s`.
@@ -73,6 +76,8 @@ pub struct Settings {
     pub metrics_need_token: Option<bool>,
     /// Operators may submit plans that run commands.
     pub allow_api_commands: Option<bool>,
+    /// Environment names plans may see.
+    pub plan_env: Option<Vec<String>>,
     /// Connection cap.
     pub max_connections: Option<usize>,
     /// Header-read timeout.
@@ -168,6 +173,7 @@ pub fn parse(name: &str, text: &str) -> Result<Settings, ConfigError> {
         auth_failure_limit: file.auth_failure_limit,
         metrics_need_token: file.metrics_need_token,
         allow_api_commands: file.allow_api_commands,
+        plan_env: file.plan_env,
         max_connections: file.max_connections,
         header_read_timeout,
         idle_timeout,

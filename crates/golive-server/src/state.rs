@@ -34,6 +34,10 @@ pub struct ServerConfig {
     /// `file` checks (by default only admins: they act as the server's
     /// user).
     pub allow_api_commands: bool,
+    /// Names of this process's environment that plans may see (for `env:`
+    /// secrets, `${NAME}`, commands), beside `golive_probe::host_env::BASE`;
+    /// the rest is hidden from plans run here.
+    pub plan_env: Vec<String>,
     /// Connections open at once (also kept below the file limit); at the
     /// cap, the longest-idle ones are closed to make room.
     pub max_connections: usize,
@@ -54,6 +58,7 @@ impl Default for ServerConfig {
             auth_failure_limit: crate::auth::FAILURE_LIMIT,
             metrics_need_token: false,
             allow_api_commands: false,
+            plan_env: Vec::new(),
             max_connections: 10_000,
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),

@@ -424,12 +424,22 @@ pub struct ServeArgs {
     /// `command`, `env` or `file` checks: they act as the server's user.
     #[arg(long, env = "GOLIVE_ALLOW_API_COMMANDS")]
     pub allow_api_commands: bool,
+    /// A name of this server's environment that plans run here may see
+    /// (repeatable; e.g. for an `env:` secret). Plans see only PATH, HOME,
+    /// USER, LANG, LC_ALL, TZ, TMPDIR and these; commands get nothing else.
+    #[arg(
+        long = "plan-env",
+        env = "GOLIVE_PLAN_ENV",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
+    pub plan_env: Vec<String>,
     /// Answer /metrics only to a request with a token (any role).
     #[arg(long, env = "GOLIVE_METRICS_NEED_TOKEN")]
     pub metrics_need_token: bool,
     /// A settings file (YAML: listen, database, cors_origins, flags_refresh,
     /// lease_ttl, auth_failure_limit, metrics_need_token, allow_api_commands,
-    /// max_connections, header_read_timeout, idle_timeout); flags and
+    /// plan_env, max_connections, header_read_timeout, idle_timeout); flags and
     /// GOLIVE_… variables win over it.
     #[arg(long, env = "GOLIVE_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,

@@ -627,3 +627,79 @@ fn internal_errors_are_logged_with_their_request_id_and_answered_generically() {
         "every line is JSON: {lines:?}"
     );
 }
+
+const ENV_PLAN: &str = r#"
+name: env-check
+variables:
+  SERVER_SECRET: plan-default
+phases:
+  - title: Look
+    items:
+      - id: look
+        title: Look around
+        run:
+          command: 'env; echo "undeclared=${OTHER_SECRET}"; echo "kept=${KEPT_FOR_PLANS}"'
+          env: { FROM_PLAN: "${HOME_IS} ${OTHER_SECRET}" }
+"#;
+
+/// A plan run by the server sees only the environment it declares (and a
+/// few harmless names, and those the admin lists with --plan-env): the
+/// server's own secrets reach neither its commands nor its report.
+#[test]
+fn plans_run_by_the_server_see_only_their_declared_environment() {
+    let dir = scratch("serve-env");
+    let admin = token(&dir, "ada", "admin");
+    let viewer = token(&dir, "vera", "viewer");
+    let mut cmd = golive(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--plan-env",
+            "KEPT_FOR_PLANS",
+        ],
+        &dir,
+    );
+    cmd.env("SERVER_SECRET", "s3cr3t-server-value")
+        .env("OTHER_SECRET", "other-s3cr3t")
+        .env("KEPT_FOR_PLANS", "kept-value");
+    let (server, base) = serve_with(cmd);
+    let (status, v) = call(
+        &base,
+        &admin,
+        "POST",
+        "/api/runs",
+        Some(json!({"plan": ENV_PLAN})),
+    );
+    assert_eq!(status, 201, "{v}");
+    let run = v["run"].as_str().expect("run").to_string();
+    wait_until("the run to finish", || {
+        let (_, v) = call(&base, &viewer, "GET", &format!("/api/runs/{run}"), None);
+        v["run"]["status"] == "succeeded"
+    });
+    let (status, report) = call(
+        &base,
+        &viewer,
+        "GET",
+        &format!("/api/runs/{run}/report"),
+        None,
+    );
+    assert_eq!(status, 200);
+    let text = report.to_string();
+    assert!(
+        !text.contains("s3cr3t-server-value") && !text.contains("other-s3cr3t"),
+        "the server's environment is not in the report: {text}"
+    );
+    for seen in [
+        "SERVER_SECRET=plan-default",
+        "\"undeclared=\"",
+        "kept=kept-value",
+        "PATH=",
+        "FROM_PLAN=",
+    ] {
+        assert!(text.contains(seen), "`{seen}` in {text}");
+    }
+    sigterm(&server);
+    let (code, _) = server.finish();
+    assert_eq!(code, 0);
+}

@@ -48,6 +48,11 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode> {
                 || file
                     .allow_api_commands
                     .unwrap_or(defaults.allow_api_commands),
+            plan_env: if args.plan_env.is_empty() {
+                file.plan_env.clone().unwrap_or_default()
+            } else {
+                args.plan_env.clone()
+            },
             max_connections: file.max_connections.unwrap_or(defaults.max_connections),
             header_read_timeout: file
                 .header_read_timeout
