@@ -29,11 +29,15 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         Ok(revision) => {
             Json(json!({ "status": "ready", "flags_revision": revision })).into_response()
         }
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "unavailable", "error": e.to_string() })),
-        )
-            .into_response(),
+        Err(e) => {
+            // Public route: the cause (hosts, paths) only in the log.
+            tracing::warn!(error = %e, "not ready: the journal does not answer");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "status": "unavailable", "error": "the journal does not answer; see the server log" })),
+            )
+                .into_response()
+        }
     }
 }
 
