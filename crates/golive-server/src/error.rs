@@ -202,6 +202,13 @@ pub async fn json_errors(response: Response) -> Response {
     };
     let body = json!({ "error": { "code": code_of(status), "message": message } });
     parts.headers.remove(header::CONTENT_LENGTH);
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        // The rest of the body is not read: the connection cannot carry
+        // another request, and a client must not try.
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     parts.headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),

@@ -484,6 +484,20 @@ phases:
         run: { command: "true" }
 "#;
 
+/// Starts a run of `plan` through `server`; its id.
+async fn start_run(server: &TestServer, token: &str, plan: &str) -> String {
+    let (s, v) = server
+        .call(
+            "POST",
+            "/api/runs",
+            Some(token),
+            Some(json!({"plan": plan})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    v["run"].as_str().expect("run id").to_string()
+}
+
 async fn runs_are_answered_through_the_api(db: Db) {
     let store = db.open().await;
     let admin = token(&store, "ada", "admin", None).await;
@@ -518,16 +532,7 @@ async fn runs_are_answered_through_the_api(db: Db) {
             .contains("`done`"),
         "{v}"
     );
-    let (s, v) = server
-        .call(
-            "POST",
-            "/api/runs",
-            Some(&admin),
-            Some(json!({"plan": PLAN})),
-        )
-        .await;
-    assert_eq!(s, 201, "{v}");
-    let run = v["run"].as_str().expect("run id").to_string();
+    let run = start_run(&server, &admin, PLAN).await;
     // The run executes in the server and waits for the task.
     let item_status = |item: &'static str| {
         let server = &server;
@@ -670,11 +675,7 @@ async fn events_stream_flag_changes_and_run_journal(db: Db) {
     config.allow_api_commands = true;
     let server = TestServer::start(&db, config).await;
     let o = Some(operator.as_str());
-    let (s, v) = server
-        .call("POST", "/api/runs", o, Some(json!({"plan": PLAN})))
-        .await;
-    assert_eq!(s, 201, "{v}");
-    let run = v["run"].as_str().expect("run").to_string();
+    let run = start_run(&server, &operator, PLAN).await;
     let mut resp = server
         .client
         .get(server.url(&format!("/api/events?run={run}")))
@@ -945,15 +946,7 @@ async fn two_servers_on_one_postgres_share_flags_and_runs() {
     )
     .await;
     // A run started through A is answered through B.
-    let (_, v) = a
-        .call(
-            "POST",
-            "/api/runs",
-            Some(&admin),
-            Some(json!({"plan": PLAN})),
-        )
-        .await;
-    let run = v["run"].as_str().expect("run").to_string();
+    let run = start_run(&a, &admin, PLAN).await;
     eventually(
         Duration::from_secs(10),
         "backup waiting (seen through B)",
@@ -1045,106 +1038,94 @@ async fn every_error_is_short_json() {
     };
     let json_type = Some("application/json");
     let huge = "k".repeat(1 << 20);
-    let cases: Vec<(u16, &str, (u16, String, String))> = vec![
+    let body = |v: Value| v.to_string().into_bytes();
+    /// Status and code wanted; method, path, content type and body sent.
+    type Case<'a> = (u16, &'a str, &'a str, String, Option<&'a str>, Vec<u8>);
+    let cases: Vec<Case> = vec![
         (
             400,
             "invalid",
-            send("POST", "/api/runs", json_type, b"{not json".to_vec()).await,
+            "POST",
+            "/api/runs".into(),
+            json_type,
+            b"{not json".to_vec(),
         ),
         (
             415,
             "unsupported_media_type",
-            send("POST", "/api/runs", Some("text/plain"), b"{}".to_vec()).await,
+            "POST",
+            "/api/runs".into(),
+            Some("text/plain"),
+            b"{}".to_vec(),
         ),
         (
             422,
             "invalid",
-            send(
-                "POST",
-                "/api/tokens",
-                json_type,
-                br#"{"name": 5, "role": "viewer"}"#.to_vec(),
-            )
-            .await,
+            "POST",
+            "/api/tokens".into(),
+            json_type,
+            body(json!({"name": 5, "role": "viewer"})),
         ),
         (
             413,
             "too_large",
-            send(
-                "POST",
-                "/api/plans/validate",
-                json_type,
-                format!(r#"{{"plan": "{}"}}"#, "x".repeat(3 << 20)).into_bytes(),
-            )
-            .await,
+            "POST",
+            "/api/plans/validate".into(),
+            json_type,
+            body(json!({"plan": "x".repeat(3 << 20)})),
         ),
         (
             405,
             "method_not_allowed",
-            send("DELETE", "/api/runs", None, Vec::new()).await,
+            "DELETE",
+            "/api/runs".into(),
+            None,
+            Vec::new(),
         ),
+        (404, "not_found", "GET", "/nowhere".into(), None, Vec::new()),
         (
-            404,
-            "not_found",
-            send("GET", "/nowhere", None, Vec::new()).await,
+            400,
+            "invalid",
+            "POST",
+            "/api/admin/feature-flags".into(),
+            json_type,
+            body(json!({"flag": huge, "enabled": true})),
         ),
         (
             400,
             "invalid",
-            send(
-                "POST",
-                "/api/admin/feature-flags",
-                json_type,
-                json!({"flag": huge, "enabled": true})
-                    .to_string()
-                    .into_bytes(),
-            )
-            .await,
+            "GET",
+            format!("/api/runs/{}", "r".repeat(4000)),
+            None,
+            Vec::new(),
         ),
         (
             400,
             "invalid",
-            send(
-                "GET",
-                &format!("/api/runs/{}", "r".repeat(4000)),
-                None,
-                Vec::new(),
-            )
-            .await,
+            "POST",
+            "/api/tokens".into(),
+            json_type,
+            body(json!({"name": "x", "role": huge})),
         ),
         (
             400,
             "invalid",
-            send(
-                "POST",
-                "/api/tokens",
-                json_type,
-                json!({"name": "x", "role": "Admin"})
-                    .to_string()
-                    .into_bytes(),
-            )
-            .await,
-        ),
-        (
-            400,
-            "invalid",
-            send(
-                "POST",
-                "/api/tokens",
-                json_type,
-                json!({"name": "x", "role": huge}).to_string().into_bytes(),
-            )
-            .await,
+            "POST",
+            "/api/tokens".into(),
+            json_type,
+            body(json!({"name": "x", "role": "Admin"})),
         ),
     ];
-    for (want, code, (status, kind, text)) in &cases {
-        assert_eq!(status, want, "{text}");
+    let mut texts = Vec::new();
+    for (want, code, method, path, content_type, body) in cases {
+        let (status, kind, text) = send(method, &path, content_type, body).await;
+        assert_eq!(status, want, "{method} {path}: {text}");
         assert!(
             kind.starts_with("application/json"),
             "{status}: {kind}: {text}"
         );
-        let v: Value = serde_json::from_str(text).expect("json");
-        assert_eq!(v["error"]["code"], *code, "{v}");
+        let v: Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(v["error"]["code"], code, "{v}");
         let message = v["error"]["message"].as_str().expect("message");
         assert!(
             !message.is_empty() && message.len() <= 300,
@@ -1154,11 +1135,12 @@ async fn every_error_is_short_json() {
             !text.contains(&"k".repeat(100)),
             "a 1 MB value is not echoed: {message}"
         );
+        texts.push(text);
     }
     assert!(
-        cases[8].2.2.contains("did you mean `admin`"),
+        texts[9].contains("did you mean `admin`"),
         "`Admin` is not silently a sign-off role: {}",
-        cases[8].2.2
+        texts[9]
     );
     // 401, 403, 429 are in the same shape (401 and 429 above and in
     // every_route_checks_its_token); 403:
