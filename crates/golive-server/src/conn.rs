@@ -14,8 +14,8 @@
 //!   when every connection has a request under way is a new one refused.
 //!
 //! Activity is what the socket sees (reads and writes) plus requests under
-//! way, so a live event stream, which writes at least every keep-alive
-//! interval, is never taken for idle.
+//! way — until their answer's body has been sent, so a live event stream
+//! is never taken for idle nor closed to make room.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -190,6 +190,33 @@ impl AsyncWrite for Tracked {
 /// Counts a request under way while it lives.
 struct Active(Arc<Conn>);
 
+/// An answer's body, which keeps its request counted as under way until
+/// it has been sent (or dropped).
+struct Sending {
+    body: Body,
+    _active: Active,
+}
+
+impl hyper::body::Body for Sending {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
 impl Drop for Active {
     fn drop(&mut self) {
         self.0.active.fetch_sub(1, Ordering::AcqRel);
@@ -274,12 +301,16 @@ async fn connection(
         req.extensions_mut().insert(ConnectInfo(addr));
         let mut app = app.clone();
         async move {
-            let response = app.call(req.map(Body::new)).await;
-            drop(active);
-            Ok::<_, Infallible>(match response {
+            let response = match app.call(req.map(Body::new)).await {
                 Ok(r) => r,
                 Err(never) => match never {},
-            })
+            };
+            Ok::<_, Infallible>(response.map(|body| {
+                Body::new(Sending {
+                    body,
+                    _active: active,
+                })
+            }))
         }
     });
     let served = hyper::server::conn::http1::Builder::new()

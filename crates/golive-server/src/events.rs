@@ -66,7 +66,6 @@ pub async fn stream(
         None => (q.after.unwrap_or(0), newest_flag_change(&state).await?),
     };
     let poll = state.config.events_poll;
-    let state_idle = state.config.idle_timeout;
     let cursor = Cursor {
         state,
         run,
@@ -94,11 +93,7 @@ pub async fn stream(
             fill(&mut c).await;
         }
     });
-    // The keep-alive also keeps the connection from being closed as idle.
-    let keep_alive = Duration::from_secs(15)
-        .min(state_idle / 2)
-        .max(Duration::from_millis(50));
-    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(keep_alive)))
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
 /// A failed read of the journal: the cause in the log, a short note in
