@@ -242,6 +242,10 @@ pub async fn serve(
     let batch = (limits.max_connections / 16).max(1);
     loop {
         while tasks.try_join_next().is_some() {}
+        // A stop set before this loop first waited is seen here.
+        if stop.borrow_and_update().is_some() {
+            break;
+        }
         let accepted = tokio::select! {
             a = listener.accept() => a,
             _ = stop.changed() => break,
