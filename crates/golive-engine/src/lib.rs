@@ -52,6 +52,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 use golive_plan::{Item, ItemKind, OnFailure, OnInterrupt, Plan};
 use golive_probe::{VarError, Vars};
@@ -385,6 +386,8 @@ impl<S: Store + 'static> Engine<S> {
             }
             self.drive_held(&ctx, stored.summary.status, resuming).await
         }
+        // Every log line of the run (and of its items) names it.
+        .instrument(tracing::info_span!("run", run = %run, owner = %self.owner))
         .await;
         if let Err(EngineError::Stopped { .. }) = &result {
             // The command was killed; say so in the journal before letting
@@ -398,10 +401,13 @@ impl<S: Store + 'static> Engine<S> {
             if matches!(result, Err(EngineError::Stopped { .. }))
                 && !ctx.rolling_back.load(Ordering::SeqCst)
             {
-                let _ = self
+                if let Err(e) = self
                     .store
                     .set_run_status(run, &self.owner, RunStatus::Paused)
-                    .await;
+                    .await
+                {
+                    tracing::warn!(run = %run, error = %e, "cannot mark the stopped run paused");
+                }
             }
         }
         if let (Ok(status), Some(sup)) = (&result, &self.supervisor)
@@ -420,7 +426,9 @@ impl<S: Store + 'static> Engine<S> {
         };
         if !lost {
             // Best effort: an unreleased lease only delays a resume by one ttl.
-            let _ = self.store.release_lease(run, &self.owner).await;
+            if let Err(e) = self.store.release_lease(run, &self.owner).await {
+                tracing::warn!(run = %run, error = %e, "cannot release the lease");
+            }
         }
         result
     }
@@ -453,6 +461,20 @@ impl<S: Store + 'static> Engine<S> {
     }
 
     fn report(&self, p: &Progress<'_>) {
+        // Inside the run's span: the lines carry the run id.
+        match p {
+            Progress::Interrupted(items) => {
+                tracing::info!(items = %items.join(","), "items interrupted by a stop")
+            }
+            Progress::Waiting { item, .. } => {
+                tracing::info!(item = %item.id, "item waiting for a person")
+            }
+            Progress::Finished { item, status, .. } => {
+                tracing::info!(item = %item.id, status = %status, "item finished")
+            }
+            Progress::Run(status) => tracing::info!(status = %status, "run status"),
+            Progress::Note { item, kind, .. } => tracing::debug!(item = %item.id, kind, "note"),
+        }
         if let Some(o) = &self.observer {
             o(p);
         }

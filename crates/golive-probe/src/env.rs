@@ -1,5 +1,6 @@
 //! The env probe: which of the listed environment variables are unset or
-//! empty (`missing`), in the environment golive itself runs in.
+//! empty (`missing`), in the environment golive itself runs in (as much of
+//! it as plans may see: see [`crate::host_env`]).
 
 use golive_plan::RawEnvCheck;
 
@@ -11,7 +12,7 @@ pub(crate) fn observe(p: &RawEnvCheck, vars: &Vars) -> Observation {
         .vars
         .iter()
         .map(|v| vars.expand(&v.value))
-        .filter(|name| std::env::var_os(name).is_none_or(|v| v.is_empty()))
+        .filter(|name| crate::host_env::var(name).is_none_or(|v| v.is_empty()))
         .collect();
     let mut obs = Observation::default();
     obs.set("missing", Value::List(missing));

@@ -27,6 +27,7 @@ mod dns;
 mod env;
 mod eval;
 mod file;
+pub mod host_env;
 mod http;
 mod observation;
 mod postgres;

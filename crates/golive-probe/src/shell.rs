@@ -20,7 +20,8 @@ use tokio::process::Command;
 pub struct Shell<'a> {
     /// The command text, given to `sh -c`.
     pub command: &'a str,
-    /// Environment variables added to golive's own.
+    /// Environment variables added to golive's own (to what plans may see
+    /// of it: see [`crate::host_env`]).
     pub env: Vec<(String, String)>,
     /// Working directory; must exist.
     pub workdir: Option<String>,
@@ -78,6 +79,7 @@ pub async fn run(shell: Shell<'_>) -> Result<Finished, String> {
 pub async fn run_with(shell: Shell<'_>, on_start: impl FnOnce(u32)) -> Result<Finished, String> {
     // `/bin/sh` as system(3) uses: no PATH search.
     let mut command = Command::new("/bin/sh");
+    crate::host_env::apply(&mut command);
     command
         .arg("-c")
         .arg(shell.command)

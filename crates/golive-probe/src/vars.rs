@@ -74,7 +74,7 @@ impl Vars {
     /// redacted. A secret file's trailing newline is removed; a relative
     /// path is relative to the current directory.
     pub fn resolve(plan: &Plan, overrides: &[(String, String)]) -> Result<Vars, VarError> {
-        Vars::resolve_with(plan, overrides, std::env::vars().collect())
+        Vars::resolve_with(plan, overrides, crate::host_env::vars())
     }
 
     /// Like [`Vars::resolve`], but a secret that cannot be read is left out
@@ -85,7 +85,7 @@ impl Vars {
         plan: &Plan,
         overrides: &[(String, String)],
     ) -> Result<(Vars, Vec<(String, VarError)>), VarError> {
-        Vars::resolve_all(plan, overrides, std::env::vars().collect())
+        Vars::resolve_all(plan, overrides, crate::host_env::vars())
     }
 
     /// [`Vars::resolve`] with a given environment.

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::auth::{self, AdminToken, Authed, OperatorToken, Role};
-use crate::error::ApiError;
+use crate::error::{ApiError, clip};
 use crate::state::AppState;
 
 /// Filters of `GET /api/audit`; all optional, combined with AND.
@@ -40,7 +40,7 @@ pub async fn list(
 ) -> Result<Json<Vec<AuditEntry>>, ApiError> {
     let since = match q.since.as_deref() {
         Some(s) => Some(s.parse::<Timestamp>().map_err(|e| {
-            ApiError::invalid(format!("since: `{s}` is not an RFC 3339 time: {e}"))
+            ApiError::invalid(format!("since: `{}` is not an RFC 3339 time: {e}", clip(s)))
         })?),
         None => None,
     };
@@ -148,6 +148,9 @@ pub async fn revoke(
     if state.store().revoke_token(&id, &caller.actor()).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::not_found(format!("no live token `{id}`")))
+        Err(ApiError::not_found(format!(
+            "no live token `{}`",
+            clip(&id)
+        )))
     }
 }

@@ -13,9 +13,15 @@
 //!
 //! Tokens come as `Authorization: Bearer …` or (for OFREP clients)
 //! `X-API-Key: …`. A refused token counts against the client's address:
-//! after `auth_failure_limit` refusals (default [`FAILURE_LIMIT`]) within [`FAILURE_WINDOW`], that address
-//! gets 429 until the window ends. Verified tokens are cached for
-//! [`CACHE_TTL`], so revocation takes effect within that time.
+//! after `auth_failure_limit` refusals (default [`FAILURE_LIMIT`]) within
+//! [`FAILURE_WINDOW`], that address gets 429 instead of 401 for every
+//! further refused token until the window ends. A valid token is still
+//! checked and served: a brute force from a shared address (a NAT, a proxy,
+//! the war room's own network) must not lock its people out, and with
+//! 128-bit secrets the limit is there to slow and flag guessing, not to
+//! make it impossible. Text not shaped like a token is refused without
+//! asking the store. Verified tokens are cached for [`CACHE_TTL`], so
+//! revocation takes effect within that time.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -81,12 +87,22 @@ impl Need {
 
 impl Role {
     /// Parses a role name: `viewer`, `operator`, `admin`, or a sign-off role
-    /// (letters, digits, `-`, `_`, at most 64).
+    /// (letters, digits, `-`, `_`, at most 64). Another spelling of a
+    /// built-in role (`Admin`, `VIEWER`) is refused: taken as a sign-off
+    /// role, it would silently give far less (or other) rights than meant.
     pub fn parse(name: &str) -> Result<Role, String> {
+        let builtin = ["viewer", "operator", "admin"]
+            .into_iter()
+            .find(|b| b.eq_ignore_ascii_case(name.trim()));
         match name {
             "viewer" => Ok(Role::Viewer),
             "operator" => Ok(Role::Operator),
             "admin" => Ok(Role::Admin),
+            other if builtin.is_some() => Err(format!(
+                "`{}` is not a role; the built-in roles are lower-case: did you mean `{}`?",
+                crate::error::clip(other),
+                builtin.unwrap_or_default()
+            )),
             other
                 if !other.is_empty()
                     && other.len() <= 64
@@ -97,7 +113,8 @@ impl Role {
                 Ok(Role::SignOff(other.to_string()))
             }
             other => Err(format!(
-                "`{other}` is not a role: use viewer, operator, admin, or a plan's sign-off role (letters, digits, - and _)"
+                "`{}` is not a role: use viewer, operator, admin, or a plan's sign-off role (letters, digits, - and _)",
+                crate::error::clip(other)
             )),
         }
     }
@@ -195,7 +212,7 @@ pub struct Auth {
 }
 
 impl Auth {
-    /// Refuses an address that has had too many refusals lately.
+    /// The 429 for an address that has had too many refusals lately.
     fn check_limit(&self, ip: IpAddr, limit: u32) -> Result<(), ApiError> {
         let Ok(failures) = self.failures.lock() else {
             return Ok(());
@@ -238,16 +255,15 @@ impl Auth {
         need: Need,
         limit: u32,
     ) -> Result<Caller, ApiError> {
-        self.check_limit(source.ip(), limit)?;
-        let result = self.token(store, headers).await;
-        let record = match result {
+        let record = match self.token(store, headers).await {
             Ok(r) => r,
-            Err(e) => {
-                if e.status == StatusCode::UNAUTHORIZED {
-                    self.record_failure(source.ip());
-                }
+            // A missing token is no guess: it is not counted.
+            Err(e) if e.status == StatusCode::UNAUTHORIZED && bearer(headers).is_some() => {
+                self.check_limit(source.ip(), limit)?;
+                self.record_failure(source.ip());
                 return Err(e);
             }
+            Err(e) => return Err(e),
         };
         let role = Role::parse(&record.role)
             .map_err(|e| ApiError::internal(format!("token {}: {e}", record.id)))?;
@@ -279,6 +295,9 @@ impl Auth {
         let given = bearer(headers).ok_or_else(|| {
             unauthorized("this needs a token: send `Authorization: Bearer TOKEN` (make one with `golive token create`)")
         })?;
+        if !well_formed(given) {
+            return Err(unauthorized("unknown token"));
+        }
         let digest = hash(given);
         let cached = self.cache.lock().ok().and_then(|c| {
             c.get(&digest)
@@ -309,6 +328,16 @@ impl Auth {
         }
         Ok(record)
     }
+}
+
+/// Whether `token` is shaped like the tokens [`generate`] makes:
+/// `glv_`, 10 hex digits, `_`, 32 hex digits.
+fn well_formed(token: &str) -> bool {
+    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+    token
+        .strip_prefix("glv_")
+        .and_then(|rest| rest.split_once('_'))
+        .is_some_and(|(id, secret)| hex(id, 10) && hex(secret, 32))
 }
 
 /// The token in `Authorization: Bearer …` or `X-API-Key: …`.
@@ -348,15 +377,19 @@ const fn need_of(n: u8) -> Need {
     }
 }
 
+fn source_of(parts: &Parts) -> SocketAddr {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0)
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)))
+}
+
 impl<const N: u8> FromRequestParts<AppState> for Authed<N> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let source = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0)
-            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let source = source_of(parts);
         let caller = state
             .auth
             .verify(
@@ -368,5 +401,21 @@ impl<const N: u8> FromRequestParts<AppState> for Authed<N> {
             )
             .await?;
         Ok(Authed(caller))
+    }
+}
+
+/// The caller of a public route: nobody without a token; with one, it
+/// must be valid (any role), as on every other route.
+pub struct MaybeToken(pub Option<Caller>);
+
+impl FromRequestParts<AppState> for MaybeToken {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if bearer(&parts.headers).is_none() {
+            return Ok(MaybeToken(None));
+        }
+        let Authed(caller) = AnyToken::from_request_parts(parts, state).await?;
+        Ok(MaybeToken(Some(caller)))
     }
 }

@@ -10,6 +10,12 @@
 //! flags_refresh: 1s
 //! lease_ttl: 15s
 //! auth_failure_limit: 10
+//! metrics_need_token: false     # /metrics only with a token
+//! allow_api_commands: false     # operators may submit plans that run commands
+//! plan_env: [DEPLOY_TOKEN]      # of the server's environment, what plans see
+//! max_connections: 10000        # at the cap, the longest-idle are closed
+//! header_read_timeout: 10s
+//! idle_timeout: 60s
 //! ```
 
 use std::fmt;
@@ -37,6 +43,18 @@ pub struct FileSettings {
     pub lease_ttl: Option<String>,
     /// Refused tokens per address per minute before 429.
     pub auth_failure_limit: Option<u32>,
+    /// `/metrics` only with a token.
+    pub metrics_need_token: Option<bool>,
+    /// Operators may submit plans that run commands on the server.
+    pub allow_api_commands: Option<bool>,
+    /// Names of the server's environment plans may see.
+    pub plan_env: Option<Vec<String>>,
+    /// Connections open at once.
+    pub max_connections: Option<usize>,
+    /// Time to send a request's head, e.g. `10s`.
+    pub header_read_timeout: Option<String>,
+    /// Time a connection may sit idle, e.g. `60s`.
+    pub idle_timeout: Option<String>,
 }
 
 /// The file's settings, parsed into their types.
@@ -54,6 +72,18 @@ pub struct Settings {
     pub lease_ttl: Option<Duration>,
     /// Refused-token limit.
     pub auth_failure_limit: Option<u32>,
+    /// `/metrics` only with a token.
+    pub metrics_need_token: Option<bool>,
+    /// Operators may submit plans that run commands.
+    pub allow_api_commands: Option<bool>,
+    /// Environment names plans may see.
+    pub plan_env: Option<Vec<String>>,
+    /// Connection cap.
+    pub max_connections: Option<usize>,
+    /// Header-read timeout.
+    pub header_read_timeout: Option<Duration>,
+    /// Idle timeout.
+    pub idle_timeout: Option<Duration>,
 }
 
 /// A value kept out of `Debug` and logs.
@@ -117,6 +147,8 @@ pub fn parse(name: &str, text: &str) -> Result<Settings, ConfigError> {
     };
     let flags_refresh = duration("flags_refresh", &file.flags_refresh);
     let lease_ttl = duration("lease_ttl", &file.lease_ttl);
+    let header_read_timeout = duration("header_read_timeout", &file.header_read_timeout);
+    let idle_timeout = duration("idle_timeout", &file.idle_timeout);
     let listen = file
         .listen
         .as_deref()
@@ -139,6 +171,12 @@ pub fn parse(name: &str, text: &str) -> Result<Settings, ConfigError> {
         flags_refresh,
         lease_ttl,
         auth_failure_limit: file.auth_failure_limit,
+        metrics_need_token: file.metrics_need_token,
+        allow_api_commands: file.allow_api_commands,
+        plan_env: file.plan_env,
+        max_connections: file.max_connections,
+        header_read_timeout,
+        idle_timeout,
     })
 }
 
@@ -150,9 +188,14 @@ mod tests {
     fn a_good_file_reads_into_types() {
         let s = parse(
             "s.yaml",
-            "listen: 127.0.0.1:9000\ndatabase: postgres://u:pw@h/db\ncors_origins: [https://a.example]\nflags_refresh: 500ms\nlease_ttl: 20s\nauth_failure_limit: 3\n",
+            "listen: 127.0.0.1:9000\ndatabase: postgres://u:pw@h/db\ncors_origins: [https://a.example]\nflags_refresh: 500ms\nlease_ttl: 20s\nauth_failure_limit: 3\nmetrics_need_token: true\nallow_api_commands: true\nmax_connections: 500\nheader_read_timeout: 5s\nidle_timeout: 30s\n",
         )
         .expect("valid");
+        assert_eq!(s.metrics_need_token, Some(true));
+        assert_eq!(s.allow_api_commands, Some(true));
+        assert_eq!(s.max_connections, Some(500));
+        assert_eq!(s.header_read_timeout, Some(Duration::from_secs(5)));
+        assert_eq!(s.idle_timeout, Some(Duration::from_secs(30)));
         assert_eq!(s.listen, Some("127.0.0.1:9000".parse().expect("addr")));
         assert_eq!(s.flags_refresh, Some(Duration::from_millis(500)));
         assert_eq!(s.lease_ttl, Some(Duration::from_secs(20)));

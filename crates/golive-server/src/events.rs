@@ -49,9 +49,7 @@ pub async fn stream(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let run = match q.run.as_deref() {
         Some(raw) => {
-            let id = raw
-                .parse::<RunId>()
-                .map_err(|e| ApiError::invalid(format!("run id `{raw}`: {e}")))?;
+            let id = crate::runs::run_id(raw)?;
             state.store().get_run(&id).await?;
             Some(id)
         }
@@ -98,6 +96,15 @@ pub async fn stream(
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
+/// A failed read of the journal: the cause in the log, a short note in
+/// the stream (the client keeps its place and the next poll tries again).
+fn read_error(e: &golive_store::StoreError) -> Event {
+    tracing::warn!(error = %e, "event stream cannot read the journal");
+    Event::default()
+        .event("error")
+        .data("the journal cannot be read just now; see the server log")
+}
+
 async fn newest_flag_change(state: &AppState) -> Result<i64, ApiError> {
     // Flag changes are audit entries: those after the newest one are new.
     Ok(state.store().audit_head().await?)
@@ -118,9 +125,7 @@ async fn fill(c: &mut Cursor) {
                     );
                 }
             }
-            Err(e) => c
-                .queue
-                .push_back(Event::default().event("error").data(e.to_string())),
+            Err(e) => c.queue.push_back(read_error(&e)),
         }
     }
     let filter = AuditFilter {

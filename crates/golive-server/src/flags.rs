@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::auth::{AdminToken, AnyToken, Authed, OperatorToken};
-use crate::error::ApiError;
+use crate::error::{ApiError, clip};
 use crate::state::AppState;
 
 /// The parsed flags at one store revision.
@@ -105,7 +105,7 @@ pub async fn poll(state: AppState, every: Duration) {
             _ = stop.changed() => return,
         }
         if let Err(e) = state.flags.refresh(state.store(), false).await {
-            eprintln!("golive serve: cannot refresh flags: {e}");
+            tracing::warn!(error = %e, "cannot refresh flags");
         }
     }
 }
@@ -149,7 +149,8 @@ fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
     let text = v.to_str().unwrap_or("").trim().trim_matches('"');
     text.parse::<i64>().map(Some).map_err(|_| {
         ApiError::invalid(format!(
-            "If-Match must be a flag version (a number), got `{text}`"
+            "If-Match must be a flag version (a number), got `{}`",
+            clip(text)
         ))
     })
 }
@@ -203,7 +204,7 @@ async fn write(
 
 async fn refreshed(state: &AppState) {
     if let Err(e) = state.flags.refresh(state.store(), true).await {
-        eprintln!("golive serve: cannot refresh flags: {e}");
+        tracing::warn!(error = %e, "cannot refresh flags");
     }
 }
 
@@ -234,7 +235,7 @@ pub async fn upsert<S: Store>(
 /// Parses a flag key, refusing a bad one with why.
 pub fn parse_key(raw: &str) -> Result<FlagKey, ApiError> {
     raw.parse::<FlagKey>()
-        .map_err(|e| ApiError::invalid(format!("flag key `{raw}`: {e}")))
+        .map_err(|e| ApiError::invalid(format!("flag key `{}`: {e}", clip(raw))))
 }
 
 /// `GET /api/admin/feature-flags`
@@ -308,7 +309,8 @@ pub async fn put(
         match named {
             Some(Value::String(k)) if k != key.as_str() => {
                 return Err(ApiError::invalid(format!(
-                    "flag: the body names `{k}` but the path names `{key}`"
+                    "flag: the body names `{}` but the path names `{key}`",
+                    clip(&k)
                 )));
             }
             Some(_) => {}

@@ -9,6 +9,8 @@ use axum::response::{IntoResponse, Response};
 use golive_store::Store;
 use serde_json::json;
 
+use crate::auth::MaybeToken;
+use crate::error::ApiError;
 use crate::runs;
 use crate::state::AppState;
 
@@ -27,16 +29,29 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         Ok(revision) => {
             Json(json!({ "status": "ready", "flags_revision": revision })).into_response()
         }
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "unavailable", "error": e.to_string() })),
-        )
-            .into_response(),
+        Err(e) => {
+            // Public route: the cause (hosts, paths) only in the log.
+            tracing::warn!(error = %e, "not ready: the journal does not answer");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "status": "unavailable", "error": "the journal does not answer; see the server log" })),
+            )
+                .into_response()
+        }
     }
 }
 
-/// `GET /metrics`
-pub async fn metrics(State(state): State<AppState>) -> Response {
+/// `GET /metrics`: flag names only with a token; nothing without one when
+/// `metrics_need_token` is set.
+pub async fn metrics(State(state): State<AppState>, MaybeToken(caller): MaybeToken) -> Response {
+    if caller.is_none() && state.config.metrics_need_token {
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "this server's /metrics needs a token: send `Authorization: Bearer TOKEN`",
+        )
+        .into_response();
+    }
     match runs::counts(&state).await {
         Ok((by_run, by_item)) => {
             state.metrics.runs.clear();
@@ -56,14 +71,14 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
                     .set(n);
             }
         }
-        Err(e) => eprintln!("golive serve: /metrics cannot count runs: {}", e.message),
+        Err(e) => tracing::warn!(error = %e.log_text(), "/metrics cannot count runs"),
     }
     (
         [(
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        state.metrics.encode(),
+        state.metrics.encode(caller.is_some()),
     )
         .into_response()
 }

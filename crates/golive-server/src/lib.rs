@@ -8,8 +8,11 @@
 //! moves, and a run is executed by one process at a time (the run's lease).
 //!
 //! # Layout
-//! - this file: the router, the request middleware (metrics, CORS) and
+//! - this file: the router (built from the route table), the request
+//!   middleware (request ids and log spans, metrics, JSON errors, CORS) and
 //!   [`serve`] with its graceful shutdown.
+//! - `conn`: accepting connections: timeouts, a cap, room made for new
+//!   clients by closing the longest-idle connections.
 //! - `state`: [`AppState`] and [`ServerConfig`]; [`config`]: the settings
 //!   file.
 //! - [`auth`]: tokens, roles, the extractors that check them, the limit on
@@ -19,13 +22,18 @@
 //! - [`audit`]: the audit log and the token routes.
 //! - `events`: Server-Sent Events. `health`: health, readiness, metrics
 //!   (`metrics` keeps the counters). [`openapi`]: the route table and the
-//!   document built from it. `error`: the one error shape.
+//!   document built from it, and the router too. `error`: the one error
+//!   shape.
+//!
+//! Logs go through `tracing` (key/value fields; each request's lines carry
+//! its `request_id`); the binary chooses text or JSON.
 
 #![deny(missing_docs)]
 
 pub mod audit;
 pub mod auth;
 pub mod config;
+mod conn;
 mod error;
 mod events;
 pub mod flags;
@@ -38,6 +46,7 @@ mod state;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use axum::Router;
@@ -45,10 +54,11 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use golive_store::{AnyStore, Store, StoreError};
 use tokio::net::TcpListener;
+use tracing::Instrument;
 
+pub use conn::raise_file_limit;
 pub use error::ApiError;
 pub use golive_flags;
 pub use state::{AppState, ServerConfig};
@@ -72,57 +82,67 @@ pub enum ServerError {
     Io(#[from] std::io::Error),
 }
 
-/// The router over `state`.
+/// The router over `state`, built from the route table
+/// ([`openapi::ROUTES`]) that also builds the OpenAPI document.
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
-        .route("/health", get(health::health))
-        .route("/ready", get(health::ready))
-        .route("/metrics", get(health::metrics))
-        .route("/openapi.json", get(openapi_json))
-        .route("/api/runs", get(runs::list).post(runs::start))
-        .route("/api/runs/{run}", get(runs::get))
-        .route("/api/runs/{run}/status", get(runs::status))
-        .route("/api/runs/{run}/events", get(runs::events))
-        .route("/api/runs/{run}/report", get(runs::report))
-        .route("/api/runs/{run}/resume", post(runs::resume))
-        .route("/api/runs/{run}/rollback", post(runs::rollback))
-        .route("/api/runs/{run}/promote", post(runs::steer_rollout))
-        .route("/api/runs/{run}/pause", post(runs::steer_rollout))
-        .route("/api/runs/{run}/resume-rollout", post(runs::steer_rollout))
-        .route("/api/runs/{run}/abort", post(runs::steer_rollout))
-        .route("/api/runs/{run}/items/{item}/confirm", post(runs::confirm))
-        .route("/api/runs/{run}/items/{item}/approve", post(runs::approve))
-        .route("/api/runs/{run}/items/{item}/reject", post(runs::reject))
-        .route("/api/plans/validate", post(runs::validate))
-        .route("/api/audit", get(audit::list))
-        .route("/api/events", get(events::stream))
-        .route("/api/tokens", get(audit::list_tokens).post(audit::create))
-        .route("/api/tokens/{id}", axum::routing::delete(audit::revoke))
-        .route(
-            "/api/admin/feature-flags",
-            get(flags::list).post(flags::post),
-        )
-        .route(
-            "/api/admin/feature-flags/{key}",
-            get(flags::get)
-                .put(flags::put)
-                .patch(flags::patch)
-                .delete(flags::delete),
-        )
-        .route("/ofrep/v1/evaluate/flags/{key}", post(ofrep::evaluate_one))
-        .route("/ofrep/v1/evaluate/flags", post(ofrep::evaluate_bulk))
-        .route("/ofrep/v1/configuration", get(ofrep::configuration));
-    api.layer(middleware::from_fn_with_state(state.clone(), observe))
+    let mut api = Router::new();
+    for r in openapi::ROUTES {
+        // Every method in the table is a standard one (tested).
+        if let Some(filter) = r.filter() {
+            api = api.route(r.path, (r.handler)(filter));
+        }
+    }
+    api.fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
 
-async fn openapi_json() -> axum::Json<serde_json::Value> {
-    axum::Json(openapi::document())
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route")
 }
 
-/// Counts and times every request by its route, and applies CORS: no
-/// cross-origin access unless the origin is configured.
-async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// The id of a request: the client's `x-request-id` when it is a sane one
+/// (1 to 64 of `[A-Za-z0-9._-]`), else a new random one. It is in the
+/// response's `x-request-id` and in every log line of the request.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
+impl RequestId {
+    fn of(request: &Request) -> RequestId {
+        let given = request
+            .headers()
+            .get(REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| {
+                !v.is_empty()
+                    && v.len() <= 64
+                    && v.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+            });
+        RequestId(match given {
+            Some(id) => id.to_string(),
+            None => {
+                let mut bytes = [0u8; 8];
+                // Without randomness, ids are still unique in this process.
+                if getrandom::fill(&mut bytes).is_err() {
+                    static NEXT: AtomicU64 = AtomicU64::new(1);
+                    bytes = NEXT.fetch_add(1, Ordering::Relaxed).to_be_bytes();
+                }
+                bytes.iter().map(|b| format!("{b:02x}")).collect()
+            }
+        })
+    }
+}
+
+const REQUEST_ID: &str = "x-request-id";
+
+/// The shortest header-read and idle timeouts honoured.
+const MIN_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Gives every request an id and a log span, counts and times it by its
+/// route, answers every refusal in the one JSON error shape, and applies
+/// CORS: no cross-origin access unless the origin is configured.
+async fn observe(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = request
         .extensions()
@@ -130,6 +150,9 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".to_string());
     let method = request.method().clone();
+    let id = RequestId::of(&request);
+    let span = tracing::info_span!("request", request_id = %id.0, method = %method, route = %route);
+    request.extensions_mut().insert(id.clone());
     let origin = request
         .headers()
         .get(header::ORIGIN)
@@ -139,8 +162,12 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
     let mut response = if method == Method::OPTIONS && origin.is_some() {
         StatusCode::NO_CONTENT.into_response()
     } else {
-        next.run(request).await
+        let response = next.run(request).instrument(span.clone()).await;
+        error::json_errors(response).await
     };
+    if let Ok(v) = HeaderValue::from_str(&id.0) {
+        response.headers_mut().insert(REQUEST_ID, v);
+    }
     if let Some(origin) = origin.and_then(|o| HeaderValue::from_str(&o).ok()) {
         let h = response.headers_mut();
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
@@ -148,7 +175,7 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         h.insert(
             header::ACCESS_CONTROL_ALLOW_HEADERS,
             HeaderValue::from_static(
-                "authorization, content-type, x-api-key, if-match, if-none-match, x-golive-reason",
+                "authorization, content-type, x-api-key, if-match, if-none-match, x-golive-reason, x-request-id",
             ),
         );
         h.insert(
@@ -157,15 +184,19 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         );
         h.insert(
             header::ACCESS_CONTROL_EXPOSE_HEADERS,
-            HeaderValue::from_static("etag"),
+            HeaderValue::from_static("etag, x-request-id"),
         );
     }
-    state.metrics.request(
-        &route,
-        method.as_str(),
-        response.status().as_u16(),
-        started.elapsed(),
-    );
+    let status = response.status().as_u16();
+    let took = started.elapsed();
+    span.in_scope(|| {
+        tracing::debug!(
+            status,
+            took_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
+            "request"
+        );
+    });
+    state.metrics.request(&route, method.as_str(), status, took);
     response
 }
 
@@ -195,38 +226,65 @@ pub async fn serve_on(
     config: ServerConfig,
     shutdown: impl Future<Output = i32> + Send + 'static,
 ) -> Result<(), ServerError> {
+    let file_limit = conn::raise_file_limit();
+    // Plans run here are submitted and read by others: the server's own
+    // environment is not theirs to see or hand to commands.
+    golive_probe::host_env::isolate(&config.plan_env);
     let state = AppState::new(store, config);
     state.flags.refresh(state.store(), true).await?;
     let poller = tokio::spawn(flags::poll(state.clone(), state.config.flags_refresh));
     let addr = listener.local_addr()?;
-    eprintln!(
-        "golive serve: listening on http://{addr} (journal {})",
-        state.store().url()
+    let limits = conn::Limits {
+        // Each connection holds a file; keep some for the journal, the
+        // commands runs start, and accepting the next connection.
+        max_connections: match file_limit {
+            Some(files) => state
+                .config
+                .max_connections
+                .min(usize::try_from(files.saturating_sub(256).max(16)).unwrap_or(usize::MAX)),
+            None => state.config.max_connections,
+        }
+        .max(1),
+        // Zero would close every connection at once.
+        header_read_timeout: state.config.header_read_timeout.max(MIN_TIMEOUT),
+        idle_timeout: state.config.idle_timeout.max(MIN_TIMEOUT),
+    };
+    tracing::info!(
+        %addr,
+        journal = %state.store().url(),
+        max_connections = limits.max_connections,
+        "golive serve: listening on http://{addr}"
     );
     match runs::resume_interrupted(&state).await {
         Ok(ids) if !ids.is_empty() => {
             let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
-            eprintln!(
+            tracing::info!(
+                runs = %ids.join(","),
                 "golive serve: resuming runs stopped by a shutdown: {}",
                 ids.join(", ")
             );
         }
         Ok(_) => {}
-        Err(e) => eprintln!(
-            "golive serve: cannot resume interrupted runs: {}",
-            e.message
+        Err(e) => tracing::error!(
+            error = %e.log_text(),
+            "golive serve: cannot resume interrupted runs"
         ),
     }
     let adopter = tokio::spawn(runs::adopt_loop(state.clone()));
     let stop = state.stop.clone();
-    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let signal = shutdown.await;
-            eprintln!("golive serve: stopping (signal {signal})");
-            let _ = stop.send(Some(signal));
-        })
-        .await;
+    let signalled = tokio::spawn(async move {
+        let signal = shutdown.await;
+        tracing::info!(signal, "golive serve: stopping (signal {signal})");
+        let _ = stop.send(Some(signal));
+    });
+    conn::serve(
+        listener,
+        router(state.clone()),
+        limits,
+        state.stop.subscribe(),
+    )
+    .await;
+    signalled.abort();
     adopter.abort();
     // Let the runs record where they stopped before the store closes.
     let mut runs = match state.runs.lock() {
@@ -236,5 +294,5 @@ pub async fn serve_on(
     while runs.join_next().await.is_some() {}
     poller.abort();
     state.store().close().await;
-    result.map_err(ServerError::Io)
+    Ok(())
 }

@@ -1,7 +1,13 @@
 //! The server's own `/metrics`, in the OpenMetrics text format Prometheus
-//! scrapes: HTTP requests and latencies by route, flag evaluations by flag
-//! and result, and — read from the store at scrape time — runs and items by
-//! state.
+//! scrapes: HTTP requests and latencies by route, flag evaluations by
+//! result (and, for a scrape with a token, by flag), and — read from the
+//! store at scrape time — runs and items by state.
+//!
+//! Every label has a bounded set of values: routes are the route table's
+//! patterns (`unmatched` otherwise), methods the standard ones (`other`
+//! otherwise), flags the stored flags (a key no flag has is counted as
+//! [`UNKNOWN_FLAG`]). Flag names are in a registry of their own, shown only
+//! to a scrape that sends a valid token.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -32,6 +38,16 @@ pub struct RouteLabels {
     pub route: String,
 }
 
+/// The `flag` label of evaluations of keys that no flag has.
+pub const UNKNOWN_FLAG: &str = "(unknown)";
+
+/// Labels of a flag evaluation, without the flag.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    /// The reason (`SPLIT`, `DISABLED`, …) or the error code.
+    pub result: String,
+}
+
 /// Labels of a flag evaluation.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct FlagLabels {
@@ -51,9 +67,12 @@ pub struct StateLabels {
 /// Every metric the server keeps.
 pub struct Metrics {
     registry: Mutex<Registry>,
+    /// What only token holders see: flag names.
+    by_flag: Mutex<Registry>,
     requests: Family<RequestLabels, Counter>,
     durations: Family<RouteLabels, Histogram>,
-    evaluations: Family<FlagLabels, Counter>,
+    evaluations: Family<ResultLabels, Counter>,
+    evaluations_by_flag: Family<FlagLabels, Counter>,
     /// Runs by status, set at scrape time.
     pub runs: Family<StateLabels, Gauge>,
     /// Items of unfinished runs by status, set at scrape time.
@@ -75,7 +94,8 @@ impl Metrics {
         let requests = Family::<RequestLabels, Counter>::default();
         let durations =
             Family::<RouteLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> _);
-        let evaluations = Family::<FlagLabels, Counter>::default();
+        let evaluations = Family::<ResultLabels, Counter>::default();
+        let evaluations_by_flag = Family::<FlagLabels, Counter>::default();
         let runs = Family::<StateLabels, Gauge>::default();
         let items = Family::<StateLabels, Gauge>::default();
         registry.register(
@@ -90,16 +110,24 @@ impl Metrics {
         );
         registry.register(
             "flag_evaluations",
-            "Flag evaluations by flag and result (reason or error code)",
+            "Flag evaluations by result (reason or error code)",
             evaluations.clone(),
+        );
+        let mut by_flag = Registry::with_prefix("golive");
+        by_flag.register(
+            "flag_evaluations_by_flag",
+            "Flag evaluations by flag and result; keys no flag has are counted as `(unknown)`",
+            evaluations_by_flag.clone(),
         );
         registry.register("runs", "Runs in the journal by status", runs.clone());
         registry.register("items", "Items of unfinished runs by status", items.clone());
         Metrics {
             registry: Mutex::new(registry),
+            by_flag: Mutex::new(by_flag),
             requests,
             durations,
             evaluations,
+            evaluations_by_flag,
             runs,
             items,
         }
@@ -107,6 +135,11 @@ impl Metrics {
 
     /// Counts one request.
     pub fn request(&self, route: &str, method: &str, status: u16, took: Duration) {
+        // Clients may send any token as a method.
+        let method = match method {
+            "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS" => method,
+            _ => "other",
+        };
         self.requests
             .get_or_create(&RequestLabels {
                 route: route.to_string(),
@@ -121,9 +154,15 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
-    /// Counts one flag evaluation.
+    /// Counts one flag evaluation (`flag` is a stored flag's key or
+    /// [`UNKNOWN_FLAG`]).
     pub fn flag_evaluated(&self, flag: &str, result: &str) {
         self.evaluations
+            .get_or_create(&ResultLabels {
+                result: result.to_string(),
+            })
+            .inc();
+        self.evaluations_by_flag
             .get_or_create(&FlagLabels {
                 flag: flag.to_string(),
                 result: result.to_string(),
@@ -131,12 +170,22 @@ impl Metrics {
             .inc();
     }
 
-    /// The exposition text.
-    pub fn encode(&self) -> String {
+    /// The exposition text; with flag names when `with_flags`.
+    pub fn encode(&self, with_flags: bool) -> String {
         let mut out = String::new();
+        // Writing to a String cannot fail.
         if let Ok(registry) = self.registry.lock() {
-            // Writing to a String cannot fail.
             let _ = encode(&mut out, &registry);
+        }
+        if with_flags {
+            if let Ok(by_flag) = self.by_flag.lock() {
+                let mut more = String::new();
+                let _ = encode(&mut more, &by_flag);
+                // One exposition has one `# EOF`, at its end.
+                if let Some(body) = out.strip_suffix("# EOF\n") {
+                    out = format!("{body}{more}");
+                }
+            }
         }
         out
     }

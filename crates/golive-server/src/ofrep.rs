@@ -23,6 +23,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::auth::AnyToken;
+use crate::error::clip;
 use crate::flags::Snapshot;
 use crate::state::AppState;
 
@@ -96,7 +97,7 @@ fn one(snapshot: &Snapshot, key: &str, context: &Context) -> Outcome {
             )),
             None => Err((
                 ErrorCode::FlagNotFound,
-                format!("flag `{key}` does not exist"),
+                format!("flag `{}` does not exist", clip(key)),
             )),
         },
     }
@@ -136,7 +137,13 @@ fn record(state: &AppState, key: &str, outcome: &Outcome) {
         Ok(v) => v.get("reason").and_then(Value::as_str).unwrap_or("UNKNOWN"),
         Err((code, _)) => code.as_str(),
     };
-    state.metrics.flag_evaluated(key, result);
+    // A key no flag has is counted under one label: clients choose keys,
+    // and each would otherwise be a series of its own.
+    let flag = match outcome {
+        Err((ErrorCode::FlagNotFound, _)) => crate::metrics::UNKNOWN_FLAG,
+        _ => key,
+    };
+    state.metrics.flag_evaluated(flag, result);
 }
 
 /// `POST /ofrep/v1/evaluate/flags/{key}`
@@ -153,9 +160,11 @@ pub async fn evaluate_one(
     record(&state, &key, &outcome);
     match outcome {
         Ok(v) => Json(v).into_response(),
-        Err((code, details)) => {
-            (code.status(), Json(error_body(Some(&key), code, &details))).into_response()
-        }
+        Err((code, details)) => (
+            code.status(),
+            Json(error_body(Some(&clip(&key)), code, &details)),
+        )
+            .into_response(),
     }
 }
 

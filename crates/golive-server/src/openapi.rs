@@ -1,15 +1,22 @@
 //! The OpenAPI 3.1 document at `/openapi.json`, built from one table of the
-//! routes ([`ROUTES`]): method, path, the role each needs, and the Rust
-//! types of their bodies and queries, whose JSON Schemas schemars derives —
-//! so the document cannot drift from the types the handlers parse. The
-//! auth tests walk the same table, route by route.
+//! routes ([`ROUTES`]): method, path, handler, the role each needs, and the
+//! Rust types of their bodies and queries, whose JSON Schemas schemars
+//! derives. The router is built from the same table (`crate::router`), so
+//! the document can neither miss a route nor name one that is not served,
+//! and cannot drift from the types the handlers parse. The auth tests walk
+//! the same table, route by route.
 
+use axum::routing::{MethodFilter, MethodRouter, on};
 use schemars::generate::SchemaSettings;
 use schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
 use crate::auth::Need;
-use crate::{audit, events, flags, runs};
+use crate::state::AppState;
+use crate::{audit, events, flags, health, ofrep, runs};
+
+/// Makes the route's handler for its method.
+pub type Handler = fn(MethodFilter) -> MethodRouter<AppState>;
 
 type SchemaFn = fn(&mut SchemaGenerator) -> Value;
 
@@ -33,6 +40,22 @@ pub struct Route {
     pub query: Option<SchemaFn>,
     /// The 2xx answer's schema, where it has a type of its own.
     pub response: Option<SchemaFn>,
+    /// The handler.
+    pub handler: Handler,
+}
+
+impl Route {
+    /// The router's filter for this route's method.
+    pub fn filter(&self) -> Option<MethodFilter> {
+        Some(match self.method {
+            "GET" => MethodFilter::GET,
+            "POST" => MethodFilter::POST,
+            "PUT" => MethodFilter::PUT,
+            "PATCH" => MethodFilter::PATCH,
+            "DELETE" => MethodFilter::DELETE,
+            _ => return None,
+        })
+    }
 }
 
 const fn route(
@@ -40,6 +63,7 @@ const fn route(
     path: &'static str,
     need: Need,
     summary: &'static str,
+    handler: Handler,
 ) -> Route {
     Route {
         method,
@@ -49,33 +73,45 @@ const fn route(
         body: None,
         query: None,
         response: None,
+        handler,
     }
 }
 
-/// Every route the server answers.
+/// Every route the server answers; the router is built from this table.
 pub const ROUTES: &[Route] = &[
     route(
         "GET",
         "/health",
         Need::Public,
         "Liveness: the process answers",
+        |m| on(m, health::health),
     ),
     route(
         "GET",
         "/ready",
         Need::Public,
         "Readiness: the store answers and its migrations are applied",
+        |m| on(m, health::ready),
     ),
     route(
         "GET",
         "/metrics",
         Need::Public,
-        "Prometheus metrics (OpenMetrics text)",
+        "Prometheus metrics (OpenMetrics text); flag names only with a token, and a token always when the server sets `metrics_need_token`",
+        |m| on(m, health::metrics),
     ),
-    route("GET", "/openapi.json", Need::Public, "This document"),
+    route("GET", "/openapi.json", Need::Public, "This document", |m| {
+        on(m, openapi_json)
+    }),
     Route {
         query: Some(schema::<runs::ListQuery>),
-        ..route("GET", "/api/runs", Need::Viewer, "Runs, newest first")
+        ..route(
+            "GET",
+            "/api/runs",
+            Need::Viewer,
+            "Runs, newest first",
+            |m| on(m, runs::list),
+        )
     },
     Route {
         body: Some(schema::<runs::StartBody>),
@@ -83,7 +119,8 @@ pub const ROUTES: &[Route] = &[
             "POST",
             "/api/runs",
             Need::Operator,
-            "Start a run of a plan in this server",
+            "Start a run of a plan in this server (a plan with `run` or command items needs an admin token unless the server allows them)",
+            |m| on(m, runs::start),
         )
     },
     route(
@@ -91,6 +128,14 @@ pub const ROUTES: &[Route] = &[
         "/api/runs/{run}",
         Need::Viewer,
         "A run and its items",
+        |m| on(m, runs::get),
+    ),
+    route(
+        "GET",
+        "/api/runs/{run}/status",
+        Need::Viewer,
+        "Where the run stands: its phase, each item, who it waits for",
+        |m| on(m, runs::status),
     ),
     Route {
         query: Some(schema::<runs::EventsQuery>),
@@ -99,6 +144,7 @@ pub const ROUTES: &[Route] = &[
             "/api/runs/{run}/events",
             Need::Viewer,
             "A run's journal",
+            |m| on(m, runs::events),
         )
     },
     Route {
@@ -108,6 +154,7 @@ pub const ROUTES: &[Route] = &[
             "/api/runs/{run}/report",
             Need::Viewer,
             "The filled-in go-live record (json, markdown, html, junit)",
+            |m| on(m, runs::report),
         )
     },
     route(
@@ -115,6 +162,7 @@ pub const ROUTES: &[Route] = &[
         "/api/runs/{run}/resume",
         Need::Operator,
         "Resume a stopped run in this server",
+        |m| on(m, runs::resume),
     ),
     Route {
         body: Some(schema::<runs::RollbackBody>),
@@ -124,6 +172,47 @@ pub const ROUTES: &[Route] = &[
             "/api/runs/{run}/rollback",
             Need::Operator,
             "Ask for the run to be rolled back",
+            |m| on(m, runs::rollback),
+        )
+    },
+    Route {
+        body: Some(schema::<runs::SteerBody>),
+        ..route(
+            "POST",
+            "/api/runs/{run}/promote",
+            Need::Operator,
+            "Rollout: end the current pause and move to the next step",
+            |m| on(m, runs::steer_rollout),
+        )
+    },
+    Route {
+        body: Some(schema::<runs::SteerBody>),
+        ..route(
+            "POST",
+            "/api/runs/{run}/pause",
+            Need::Operator,
+            "Rollout: hold traffic where it is until resumed",
+            |m| on(m, runs::steer_rollout),
+        )
+    },
+    Route {
+        body: Some(schema::<runs::SteerBody>),
+        ..route(
+            "POST",
+            "/api/runs/{run}/resume-rollout",
+            Need::Operator,
+            "Rollout: let a paused rollout go on",
+            |m| on(m, runs::steer_rollout),
+        )
+    },
+    Route {
+        body: Some(schema::<runs::SteerBody>),
+        ..route(
+            "POST",
+            "/api/runs/{run}/abort",
+            Need::Operator,
+            "Rollout: roll back now (needs a reason)",
+            |m| on(m, runs::steer_rollout),
         )
     },
     Route {
@@ -133,6 +222,7 @@ pub const ROUTES: &[Route] = &[
             "/api/runs/{run}/items/{item}/confirm",
             Need::Operator,
             "Confirm (or skip) a task, as the token's name",
+            |m| on(m, runs::confirm),
         )
     },
     Route {
@@ -142,6 +232,7 @@ pub const ROUTES: &[Route] = &[
             "/api/runs/{run}/items/{item}/approve",
             Need::Viewer,
             "Approve, with a token of the sign-off role",
+            |m| on(m, runs::approve),
         )
     },
     Route {
@@ -151,6 +242,7 @@ pub const ROUTES: &[Route] = &[
             "/api/runs/{run}/items/{item}/reject",
             Need::Viewer,
             "Reject, with a token of the sign-off role",
+            |m| on(m, runs::reject),
         )
     },
     Route {
@@ -160,6 +252,7 @@ pub const ROUTES: &[Route] = &[
             "/api/plans/validate",
             Need::Viewer,
             "Validate a plan: every diagnostic",
+            |m| on(m, runs::validate),
         )
     },
     Route {
@@ -169,6 +262,7 @@ pub const ROUTES: &[Route] = &[
             "/api/audit",
             Need::Operator,
             "The audit log, oldest first",
+            |m| on(m, audit::list),
         )
     },
     Route {
@@ -178,6 +272,7 @@ pub const ROUTES: &[Route] = &[
             "/api/events",
             Need::Viewer,
             "Live events (Server-Sent Events): flag changes, and a run's journal",
+            |m| on(m, events::stream),
         )
     },
     Route {
@@ -187,13 +282,32 @@ pub const ROUTES: &[Route] = &[
             "/api/tokens",
             Need::Admin,
             "Make a token (its text is shown once)",
+            |m| on(m, audit::create),
         )
     },
-    route("GET", "/api/tokens", Need::Admin, "Tokens, without secrets"),
-    route("DELETE", "/api/tokens/{id}", Need::Admin, "Revoke a token"),
+    route(
+        "GET",
+        "/api/tokens",
+        Need::Admin,
+        "Tokens, without secrets",
+        |m| on(m, audit::list_tokens),
+    ),
+    route(
+        "DELETE",
+        "/api/tokens/{id}",
+        Need::Admin,
+        "Revoke a token",
+        |m| on(m, audit::revoke),
+    ),
     Route {
         response: Some(schema::<Vec<flags::FlagView>>),
-        ..route("GET", "/api/admin/feature-flags", Need::Viewer, "Flags")
+        ..route(
+            "GET",
+            "/api/admin/feature-flags",
+            Need::Viewer,
+            "Flags",
+            |m| on(m, flags::list),
+        )
     },
     Route {
         body: Some(flag_body),
@@ -203,6 +317,7 @@ pub const ROUTES: &[Route] = &[
             "/api/admin/feature-flags",
             Need::Operator,
             "Create a flag, or change the fields given of an existing one",
+            |m| on(m, flags::post),
         )
     },
     Route {
@@ -212,6 +327,7 @@ pub const ROUTES: &[Route] = &[
             "/api/admin/feature-flags/{key}",
             Need::Viewer,
             "A flag",
+            |m| on(m, flags::get),
         )
     },
     Route {
@@ -222,6 +338,7 @@ pub const ROUTES: &[Route] = &[
             "/api/admin/feature-flags/{key}",
             Need::Operator,
             "Replace a flag",
+            |m| on(m, flags::put),
         )
     },
     Route {
@@ -232,6 +349,7 @@ pub const ROUTES: &[Route] = &[
             "/api/admin/feature-flags/{key}",
             Need::Operator,
             "Change the fields given",
+            |m| on(m, flags::patch),
         )
     },
     Route {
@@ -241,6 +359,7 @@ pub const ROUTES: &[Route] = &[
             "/api/admin/feature-flags/{key}",
             Need::Admin,
             "Delete a flag",
+            |m| on(m, flags::delete),
         )
     },
     Route {
@@ -250,6 +369,7 @@ pub const ROUTES: &[Route] = &[
             "/ofrep/v1/evaluate/flags/{key}",
             Need::Viewer,
             "OFREP: evaluate one flag",
+            |m| on(m, ofrep::evaluate_one),
         )
     },
     Route {
@@ -259,6 +379,7 @@ pub const ROUTES: &[Route] = &[
             "/ofrep/v1/evaluate/flags",
             Need::Viewer,
             "OFREP: evaluate every flag (ETag / If-None-Match)",
+            |m| on(m, ofrep::evaluate_bulk),
         )
     },
     route(
@@ -266,8 +387,13 @@ pub const ROUTES: &[Route] = &[
         "/ofrep/v1/configuration",
         Need::Viewer,
         "OFREP: what this server supports",
+        |m| on(m, ofrep::configuration),
     ),
 ];
+
+async fn openapi_json() -> axum::Json<Value> {
+    axum::Json(document())
+}
 
 /// The flag JSON (see the golive-flags crate), plus an optional `reason`.
 fn flag_body(_: &mut SchemaGenerator) -> Value {
@@ -350,6 +476,11 @@ pub fn document() -> Value {
         };
         let mut responses = Map::new();
         responses.insert("2XX".into(), ok);
+        responses.insert(
+            "default".into(),
+            json!({"description": "A refusal or failure, in the one error shape",
+                   "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}),
+        );
         if r.need != Need::Public {
             responses.insert(
                 "401".into(),
@@ -372,13 +503,21 @@ pub fn document() -> Value {
             m.insert(r.method.to_lowercase(), Value::Object(op));
         }
     }
+    let mut schemas = g.take_definitions(true);
+    schemas.insert(
+        "Error".into(),
+        json!({"type": "object", "required": ["error"], "properties": {"error": {
+            "type": "object", "required": ["code", "message"], "properties": {
+                "code": {"type": "string", "description": "Stable and machine-readable, e.g. `forbidden`, `invalid`, `not_found`, `method_not_allowed`, `too_large`, `unsupported_media_type`, `rate_limited`, `internal`"},
+                "message": {"type": "string", "description": "Short, for a person; an internal error's cause is only in the server log, under the response's x-request-id"}}}}}),
+    );
     json!({
         "openapi": "3.1.0",
         "info": {"title": "golive", "version": env!("CARGO_PKG_VERSION"),
                  "description": "The war-room API of golive: runs, people's answers, feature flags (admin and OFREP), tokens, audit log, live events."},
         "paths": paths,
         "components": {
-            "schemas": g.take_definitions(true),
+            "schemas": schemas,
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}

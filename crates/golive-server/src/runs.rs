@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::auth::{AnyToken, Authed, Caller, OperatorToken, Role};
-use crate::error::ApiError;
+use crate::error::{ApiError, clip};
 use crate::state::AppState;
 
 /// Audit action of a run a server was executing when it stopped; the next
@@ -40,9 +40,14 @@ pub const RESUMED: &str = "server.resumed";
 /// Audit action when a server takes over a run whose driver died.
 pub const ADOPTED: &str = "server.adopted";
 
-fn run_id(raw: &str) -> Result<RunId, ApiError> {
-    raw.parse::<RunId>()
-        .map_err(|e| ApiError::invalid(format!("run id `{raw}`: {e}")))
+/// Parses a run id from a path or query, quoting it short when it is not one.
+pub fn run_id(raw: &str) -> Result<RunId, ApiError> {
+    raw.parse::<RunId>().map_err(|_| {
+        ApiError::invalid(format!(
+            "`{}` is not a run id (expected `r-` and 8 characters from a-z, 2-7)",
+            clip(raw)
+        ))
+    })
 }
 
 /// `?limit=`
@@ -187,19 +192,30 @@ pub async fn start(
 ) -> Result<Response, ApiError> {
     let overrides: Vec<(String, String)> = body.vars.into_iter().collect();
     let names: Vec<String> = overrides.iter().map(|(k, _)| k.clone()).collect();
-    let known = |name: &str| names.iter().any(|n| n == name) || std::env::var_os(name).is_some();
+    let known =
+        |name: &str| names.iter().any(|n| n == name) || golive_probe::host_env::var(name).is_some();
     let compiled = golive_plan::compile(&body.plan, &known);
     let Some(plan) = compiled.plan else {
         let source = golive_plan::Source::new("plan.yaml", body.plan.as_str());
         return Ok(invalid_plan(&source, &compiled.diagnostics));
     };
-    let t0 =
-        match body.t0.as_deref() {
-            Some(t) => Some(t.parse::<Timestamp>().map_err(|e| {
-                ApiError::invalid(format!("t0: `{t}` is not an RFC 3339 time: {e}"))
-            })?),
-            None => None,
-        };
+    if caller.role != Role::Admin && !state.config.allow_api_commands {
+        if let Some(item) = touches_host(&plan) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!(
+                    "item `{item}` runs a command or reads this server's environment or files: a plan with such items needs an admin token (or a server started with --allow-api-commands)"
+                ),
+            ));
+        }
+    }
+    let t0 = match body.t0.as_deref() {
+        Some(t) => Some(t.parse::<Timestamp>().map_err(|e| {
+            ApiError::invalid(format!("t0: `{}` is not an RFC 3339 time: {e}", clip(t)))
+        })?),
+        None => None,
+    };
     Vars::resolve(&plan, &overrides).map_err(|e| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -223,6 +239,25 @@ pub async fn start(
     .await;
     spawn(&state, engine, run.clone(), Some((plan, overrides)));
     Ok((StatusCode::CREATED, Json(json!({ "run": run }))).into_response())
+}
+
+/// The first item that would run a command on the server's host, or read
+/// its environment or files (`run`; `command`, `env` and `file` checks).
+/// Such a plan acts as the server's user, so it is an admin's to submit.
+fn touches_host(plan: &Plan) -> Option<&str> {
+    use golive_plan::{ItemKind, Probe};
+    plan.phases
+        .iter()
+        .flat_map(|p| &p.items)
+        .chain(&plan.rollback.items)
+        .find(|item| match &item.kind {
+            ItemKind::Run(_) => true,
+            ItemKind::Check(c) => {
+                matches!(c.probe, Probe::Command(_) | Probe::Env(_) | Probe::File(_))
+            }
+            _ => false,
+        })
+        .map(|item| item.id.as_str())
 }
 
 /// `POST /api/runs/{run}/resume`: continue a stopped run in this server.
@@ -293,18 +328,19 @@ pub fn spawn(
             None => engine.resume(&run, &[]).await,
         };
         match result {
-            Ok(status) => eprintln!("golive serve: run {run} {status}"),
+            Ok(status) => tracing::info!(run = %run, status = %status, "run {status}"),
             Err(EngineError::Stopped { .. }) => {
                 let actor = Actor {
                     name: engine.owner().to_string(),
                     source: None,
                 };
                 audit(&state2, &actor, INTERRUPTED, run.as_str(), None, None).await;
-                eprintln!(
-                    "golive serve: run {run} stopped by the shutdown; the next server resumes it"
+                tracing::info!(
+                    run = %run,
+                    "run stopped by the shutdown; the next server resumes it"
                 );
             }
-            Err(e) => eprintln!("golive serve: run {run}: {e}"),
+            Err(e) => tracing::error!(run = %run, error = %e, "run stopped"),
         }
     };
     match state.runs.lock() {
@@ -414,13 +450,16 @@ pub async fn adopt_loop(state: AppState) {
         match adopt_orphans(&state).await {
             Ok(ids) if !ids.is_empty() => {
                 let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
-                eprintln!(
-                    "golive serve: resuming runs whose driver died: {}",
-                    ids.join(", ")
+                tracing::info!(
+                    runs = %ids.join(", "),
+                    "golive serve: resuming runs whose driver died"
                 );
             }
             Ok(_) => {}
-            Err(e) => eprintln!("golive serve: cannot look for orphaned runs: {}", e.message),
+            Err(e) => tracing::error!(
+                error = %e.log_text(),
+                "golive serve: cannot look for orphaned runs"
+            ),
         }
     }
 }
@@ -443,7 +482,7 @@ pub async fn audit(
         reason,
     };
     if let Err(e) = state.store().append_audit(actor, &entry).await {
-        eprintln!("golive serve: cannot append to the audit log ({action} {target}): {e}");
+        tracing::error!(action, target, error = %e, "cannot append to the audit log");
     }
 }
 
@@ -680,7 +719,8 @@ pub async fn report(
         ),
         other => {
             return Err(ApiError::invalid(format!(
-                "format `{other}`: use json, markdown, html or junit"
+                "format `{}`: use json, markdown, html or junit",
+                clip(other)
             )));
         }
     };

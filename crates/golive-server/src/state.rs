@@ -28,6 +28,23 @@ pub struct ServerConfig {
     pub lease_ttl: Duration,
     /// Refused tokens allowed per client address per minute before 429.
     pub auth_failure_limit: u32,
+    /// `/metrics` answers only with a token (any role).
+    pub metrics_need_token: bool,
+    /// Operators may start plans with `run` items and `command`, `env` or
+    /// `file` checks (by default only admins: they act as the server's
+    /// user).
+    pub allow_api_commands: bool,
+    /// Names of this process's environment that plans may see (for `env:`
+    /// secrets, `${NAME}`, commands), beside `golive_probe::host_env::BASE`;
+    /// the rest is hidden from plans run here.
+    pub plan_env: Vec<String>,
+    /// Connections open at once (also kept below the file limit); at the
+    /// cap, the longest-idle ones are closed to make room.
+    pub max_connections: usize,
+    /// Time a client has to send a request's head.
+    pub header_read_timeout: Duration,
+    /// A connection with nothing under way for this long is closed.
+    pub idle_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -39,6 +56,12 @@ impl Default for ServerConfig {
             events_poll: Duration::from_millis(500),
             lease_ttl: Duration::from_secs(15),
             auth_failure_limit: crate::auth::FAILURE_LIMIT,
+            metrics_need_token: false,
+            allow_api_commands: false,
+            plan_env: Vec::new(),
+            max_connections: 10_000,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
         }
     }
 }

@@ -126,29 +126,55 @@ async fn every_route_checks_its_token(db: Db) {
     assert_eq!(resp.status().as_u16(), 200);
     server.stop().await;
 
-    // Refused tokens are rate-limited per address.
+    // Refused tokens are rate-limited per address, but a valid token from
+    // the same address is never locked out, even during a brute force.
     let mut config = fast_config();
     config.auth_failure_limit = 3;
     let server = TestServer::start(&db, config).await;
-    for _ in 0..3 {
-        let (status, _) = server
-            .call("GET", "/api/runs", Some("glv_bad_bad"), None)
-            .await;
+    for guess in [
+        "glv_bad_bad",
+        "glv_0000000000_00000000000000000000000000000001",
+        "x",
+    ] {
+        let (status, _) = server.call("GET", "/api/runs", Some(guess), None).await;
         assert_eq!(status, 401);
     }
     let resp = server
         .client
         .get(server.url("/api/runs"))
-        .bearer_auth(&viewer)
+        .bearer_auth("glv_0000000000_00000000000000000000000000000002")
         .send()
         .await
         .expect("request");
-    assert_eq!(
-        resp.status().as_u16(),
-        429,
-        "even a good token waits once the address is limited"
-    );
+    assert_eq!(resp.status().as_u16(), 429, "the address is limited");
     assert!(resp.headers().get("retry-after").is_some());
+    let v: Value = resp.json().await.expect("json");
+    assert_eq!(v["error"]["code"], "rate_limited", "{v}");
+    let brute_force = {
+        let client = server.client.clone();
+        let url = server.url("/api/runs");
+        tokio::spawn(async move {
+            let mut limited = 0;
+            for i in 0..300u32 {
+                let resp = client
+                    .get(&url)
+                    .bearer_auth(format!("glv_0000000000_{i:032x}"))
+                    .send()
+                    .await
+                    .expect("guess");
+                limited += usize::from(resp.status().as_u16() == 429);
+            }
+            limited
+        })
+    };
+    for _ in 0..20 {
+        let (status, v) = server.call("GET", "/api/runs", Some(&viewer), None).await;
+        assert_eq!(status, 200, "a valid token works during a brute force: {v}");
+    }
+    let limited = brute_force.await.expect("brute force");
+    assert_eq!(limited, 300, "every guess from the limited address got 429");
+    let (status, _) = server.call("GET", "/api/runs", Some(&viewer), None).await;
+    assert_eq!(status, 200, "and after it");
     server.stop().await;
 }
 
@@ -458,8 +484,23 @@ phases:
         run: { command: "true" }
 "#;
 
+/// Starts a run of `plan` through `server`; its id.
+async fn start_run(server: &TestServer, token: &str, plan: &str) -> String {
+    let (s, v) = server
+        .call(
+            "POST",
+            "/api/runs",
+            Some(token),
+            Some(json!({"plan": plan})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    v["run"].as_str().expect("run id").to_string()
+}
+
 async fn runs_are_answered_through_the_api(db: Db) {
     let store = db.open().await;
+    let admin = token(&store, "ada", "admin", None).await;
     let operator = token(&store, "olga", "operator", None).await;
     let sam = token(&store, "sam", "security", None).await;
     let mallory = token(&store, "mallory", "security", None).await;
@@ -479,11 +520,19 @@ async fn runs_are_answered_through_the_api(db: Db) {
         v["diagnostics"][0]["line"].as_u64().expect("line") >= 1,
         "{v}"
     );
+    // A plan that runs commands acts as the server's user: an admin's.
     let (s, v) = server
         .call("POST", "/api/runs", o, Some(json!({"plan": PLAN})))
         .await;
-    assert_eq!(s, 201, "{v}");
-    let run = v["run"].as_str().expect("run id").to_string();
+    assert_eq!((s, &v["error"]["code"]), (403, &json!("forbidden")), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("`done`"),
+        "{v}"
+    );
+    let run = start_run(&server, &admin, PLAN).await;
     // The run executes in the server and waits for the task.
     let item_status = |item: &'static str| {
         let server = &server;
@@ -517,7 +566,7 @@ async fn runs_are_answered_through_the_api(db: Db) {
             "POST",
             &confirm,
             o,
-            Some(json!({"evidence": "s3://backups/1"})),
+            Some(json!({"evidence": "s3://backups/1 <script>alert(1)</script>"})),
         )
         .await;
     assert_eq!(s, 200, "{v}");
@@ -578,6 +627,10 @@ async fn runs_are_answered_through_the_api(db: Db) {
         .expect("report");
     let md = resp.text().await.expect("text");
     assert!(md.contains("s3://backups/1") && md.contains("sam"), "{md}");
+    assert!(
+        md.contains("&lt;script>alert(1)&lt;/script>") && !md.contains("<script"),
+        "HTML in evidence is escaped: {md}"
+    );
     assert!(md.contains("## Audit log"), "{md}");
     assert!(
         md.contains("item.confirmed by olga from 127.0.0.1:"),
@@ -617,12 +670,12 @@ async fn events_stream_flag_changes_and_run_journal(db: Db) {
     let store = db.open().await;
     let operator = token(&store, "olga", "operator", None).await;
     store.close().await;
-    let server = TestServer::start(&db, fast_config()).await;
+    // Operators may start plans with commands where the server allows it.
+    let mut config = fast_config();
+    config.allow_api_commands = true;
+    let server = TestServer::start(&db, config).await;
     let o = Some(operator.as_str());
-    let (_, v) = server
-        .call("POST", "/api/runs", o, Some(json!({"plan": PLAN})))
-        .await;
-    let run = v["run"].as_str().expect("run").to_string();
+    let run = start_run(&server, &operator, PLAN).await;
     let mut resp = server
         .client
         .get(server.url(&format!("/api/events?run={run}")))
@@ -685,18 +738,66 @@ async fn health_ready_metrics_and_openapi() {
         )
         .await;
     assert_eq!(s, 404);
+    // Keys no flag has: one series, however many; a custom method: `other`.
+    for i in 0..50 {
+        let (s, _) = server
+            .call(
+                "POST",
+                &format!("/ofrep/v1/evaluate/flags/guess_{i}"),
+                Some(&viewer),
+                Some(json!({"context": {}})),
+            )
+            .await;
+        assert_eq!(s, 404);
+    }
+    for method in ["FOO", "BAR"] {
+        let (s, _) = server.call(method, "/health", None, None).await;
+        assert_eq!(s, 405);
+    }
     let (s, v) = server.call("GET", "/metrics", None, None).await;
     assert_eq!(s, 200);
     let text = v.as_str().expect("text");
-    assert!(text.contains(r#"golive_http_requests_total{route="/ofrep/v1/evaluate/flags/{key}",method="POST",status="404"} 1"#), "{text}");
+    assert!(text.contains(r#"golive_http_requests_total{route="/ofrep/v1/evaluate/flags/{key}",method="POST",status="404"} 51"#), "{text}");
     assert!(
-        text.contains(r#"golive_flag_evaluations_total{flag="nope",result="FLAG_NOT_FOUND"} 1"#),
+        text.contains(
+            r#"golive_http_requests_total{route="/health",method="other",status="405"} 2"#
+        ),
         "{text}"
+    );
+    assert!(
+        text.contains(r#"golive_flag_evaluations_total{result="FLAG_NOT_FOUND"} 51"#),
+        "{text}"
+    );
+    assert!(
+        !text.contains("nope") && !text.contains("guess_") && !text.contains("flag="),
+        "no flag names for an anonymous scrape: {text}"
     );
     assert!(
         text.contains("golive_http_request_duration_seconds_bucket"),
         "{text}"
     );
+    assert!(text.trim_end().ends_with("# EOF"), "{text}");
+    let (s, v) = server.call("GET", "/metrics", Some(&viewer), None).await;
+    assert_eq!(s, 200);
+    let text = v.as_str().expect("text");
+    assert!(
+        text.contains(
+            r#"golive_flag_evaluations_by_flag_total{flag="(unknown)",result="FLAG_NOT_FOUND"} 51"#
+        ),
+        "{text}"
+    );
+    assert_eq!(text.matches("flag=").count(), 1, "one series: {text}");
+    assert_eq!(text.matches("# EOF").count(), 1, "{text}");
+    let (s, v) = server.call("GET", "/metrics", Some("glv_x"), None).await;
+    assert_eq!(
+        (s, &v["error"]["code"]),
+        (401, &json!("unauthorized")),
+        "a bad token is refused: {v}"
+    );
+
+    // The document lists exactly the routes the router serves: each method
+    // listed answers (401 without a token where one is needed, never 404
+    // or 405), each one not listed is 405, and a path not listed is 404.
     let (s, doc) = server.call("GET", "/openapi.json", None, None).await;
     assert_eq!(s, 200);
     assert_eq!(doc["openapi"], "3.1.0");
@@ -710,6 +811,44 @@ async fn health_ready_metrics_and_openapi() {
         );
         assert_eq!(op["x-golive-role"], route.need.as_str());
     }
+    let paths = doc["paths"].as_object().expect("paths");
+    let mut listed = 0;
+    for (path, ops) in paths {
+        let ops = ops.as_object().expect("operations");
+        let concrete = concrete(path);
+        for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
+            let (s, v) = server.call(method, &concrete, None, None).await;
+            if ops.contains_key(&method.to_lowercase()) {
+                listed += 1;
+                assert!(
+                    s != 404 && s != 405,
+                    "{method} {path} is in the document but answered {s}: {v}"
+                );
+                assert!(
+                    ROUTES.iter().any(|r| r.method == method && r.path == path),
+                    "{method} {path} is in the document but not in the table"
+                );
+            } else {
+                assert_eq!(s, 405, "{method} {path} is not in the document: {v}");
+                assert_eq!(v["error"]["code"], "method_not_allowed", "{v}");
+            }
+        }
+    }
+    assert_eq!(listed, ROUTES.len(), "every route once");
+    for (method, path) in [
+        ("GET", "/api/runs/{run}/status"),
+        ("POST", "/api/runs/{run}/promote"),
+        ("POST", "/api/runs/{run}/pause"),
+        ("POST", "/api/runs/{run}/resume-rollout"),
+        ("POST", "/api/runs/{run}/abort"),
+    ] {
+        assert!(
+            doc["paths"][path][method.to_lowercase()].is_object(),
+            "{method} {path} is documented"
+        );
+    }
+    let (s, v) = server.call("GET", "/api/nothing-here", None, None).await;
+    assert_eq!((s, &v["error"]["code"]), (404, &json!("not_found")), "{v}");
     // Request bodies are the handlers' own types.
     let confirm = &doc["paths"]["/api/runs/{run}/items/{item}/confirm"]["post"]["requestBody"]["content"]
         ["application/json"]["schema"];
@@ -758,6 +897,7 @@ async fn health_ready_metrics_and_openapi() {
 async fn two_servers_on_one_postgres_share_flags_and_runs() {
     let db = Db::postgres().await;
     let store = db.open().await;
+    let admin = token(&store, "ada", "admin", None).await;
     let operator = token(&store, "olga", "operator", None).await;
     store.close().await;
     let a = TestServer::start(&db, fast_config()).await;
@@ -806,10 +946,7 @@ async fn two_servers_on_one_postgres_share_flags_and_runs() {
     )
     .await;
     // A run started through A is answered through B.
-    let (_, v) = a
-        .call("POST", "/api/runs", o, Some(json!({"plan": PLAN})))
-        .await;
-    let run = v["run"].as_str().expect("run").to_string();
+    let run = start_run(&a, &admin, PLAN).await;
     eventually(
         Duration::from_secs(10),
         "backup waiting (seen through B)",
@@ -846,4 +983,350 @@ async fn two_servers_on_one_postgres_share_flags_and_runs() {
     assert_eq!(s, 409, "B cannot execute a run A drives: {v}");
     a.stop().await;
     b.stop().await;
+}
+
+/// Every refusal, axum's own included, in the one JSON shape with a short
+/// message; internal errors without their cause; role names checked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_error_is_short_json() {
+    let db = Db::sqlite();
+    let store = db.open().await;
+    let admin = token(&store, "ada", "admin", None).await;
+    let viewer = token(&store, "vera", "viewer", None).await;
+    // A stored token whose role this version cannot read: an internal error.
+    let odd = "glv_00000000aa_0123456789abcdef0123456789abcdef";
+    store
+        .create_token(
+            &golive_store::NewToken {
+                id: "00000000aa".into(),
+                name: "odd".into(),
+                role: "Not A Role".into(),
+                secret_sha256: golive_server::auth::hash(odd),
+                expires_at: None,
+            },
+            &Actor {
+                name: "test".into(),
+                source: None,
+            },
+        )
+        .await
+        .expect("odd token");
+    store.close().await;
+    let server = TestServer::start(&db, fast_config()).await;
+    let a = Some(admin.as_str());
+    let send = |method: &str, path: &str, content_type: Option<&str>, body: Vec<u8>| {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = server
+            .client
+            .request(method, server.url(path))
+            .bearer_auth(&admin)
+            .body(body);
+        if let Some(t) = content_type {
+            req = req.header("content-type", t);
+        }
+        async move {
+            let resp = req.send().await.expect("request");
+            let status = resp.status().as_u16();
+            let kind = resp
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().expect("ascii").to_string())
+                .unwrap_or_default();
+            let text = resp.text().await.expect("body");
+            (status, kind, text)
+        }
+    };
+    let json_type = Some("application/json");
+    let huge = "k".repeat(1 << 20);
+    let body = |v: Value| v.to_string().into_bytes();
+    /// Status and code wanted; method, path, content type and body sent.
+    type Case<'a> = (u16, &'a str, &'a str, String, Option<&'a str>, Vec<u8>);
+    let cases: Vec<Case> = vec![
+        (
+            400,
+            "invalid",
+            "POST",
+            "/api/runs".into(),
+            json_type,
+            b"{not json".to_vec(),
+        ),
+        (
+            415,
+            "unsupported_media_type",
+            "POST",
+            "/api/runs".into(),
+            Some("text/plain"),
+            b"{}".to_vec(),
+        ),
+        (
+            422,
+            "invalid",
+            "POST",
+            "/api/tokens".into(),
+            json_type,
+            body(json!({"name": 5, "role": "viewer"})),
+        ),
+        (
+            413,
+            "too_large",
+            "POST",
+            "/api/plans/validate".into(),
+            json_type,
+            body(json!({"plan": "x".repeat(3 << 20)})),
+        ),
+        (
+            405,
+            "method_not_allowed",
+            "DELETE",
+            "/api/runs".into(),
+            None,
+            Vec::new(),
+        ),
+        (404, "not_found", "GET", "/nowhere".into(), None, Vec::new()),
+        (
+            400,
+            "invalid",
+            "POST",
+            "/api/admin/feature-flags".into(),
+            json_type,
+            body(json!({"flag": huge, "enabled": true})),
+        ),
+        (
+            400,
+            "invalid",
+            "GET",
+            format!("/api/runs/{}", "r".repeat(4000)),
+            None,
+            Vec::new(),
+        ),
+        (
+            400,
+            "invalid",
+            "POST",
+            "/api/tokens".into(),
+            json_type,
+            body(json!({"name": "x", "role": huge})),
+        ),
+        (
+            400,
+            "invalid",
+            "POST",
+            "/api/tokens".into(),
+            json_type,
+            body(json!({"name": "x", "role": "Admin"})),
+        ),
+    ];
+    let mut texts = Vec::new();
+    for (want, code, method, path, content_type, body) in cases {
+        let (status, kind, text) = send(method, &path, content_type, body).await;
+        assert_eq!(status, want, "{method} {path}: {text}");
+        assert!(
+            kind.starts_with("application/json"),
+            "{status}: {kind}: {text}"
+        );
+        let v: Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(v["error"]["code"], code, "{v}");
+        let message = v["error"]["message"].as_str().expect("message");
+        assert!(
+            !message.is_empty() && message.len() <= 300,
+            "short: {message}"
+        );
+        assert!(
+            !text.contains(&"k".repeat(100)),
+            "a 1 MB value is not echoed: {message}"
+        );
+        texts.push(text);
+    }
+    assert!(
+        texts[9].contains("did you mean `admin`"),
+        "`Admin` is not silently a sign-off role: {}",
+        texts[9]
+    );
+    // 401, 403, 429 are in the same shape (401 and 429 above and in
+    // every_route_checks_its_token); 403:
+    let (s, v) = server
+        .call(
+            "POST",
+            "/api/tokens",
+            Some(&viewer),
+            Some(json!({"name": "x", "role": "viewer"})),
+        )
+        .await;
+    assert_eq!((s, &v["error"]["code"]), (403, &json!("forbidden")), "{v}");
+    // 500: the cause stays in the log; the answer names the request id.
+    let resp = server
+        .client
+        .get(server.url("/api/runs"))
+        .bearer_auth(odd)
+        .header("x-request-id", "trace-me-1")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status().as_u16(), 500);
+    assert_eq!(resp.headers()["x-request-id"], "trace-me-1");
+    let text = resp.text().await.expect("body");
+    let v: Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(v["error"]["code"], "internal", "{v}");
+    assert!(
+        !text.contains("Not A Role") && !text.contains("00000000aa"),
+        "no cause in the answer: {text}"
+    );
+    // Every answer has a request id; a client's own sane one is kept.
+    let resp = server
+        .client
+        .get(server.url("/health"))
+        .send()
+        .await
+        .expect("health");
+    let id = resp.headers()["x-request-id"].to_str().expect("ascii");
+    assert_eq!(id.len(), 16, "{id}");
+    let resp = server
+        .client
+        .get(server.url("/health"))
+        .header("x-request-id", "bad id with spaces")
+        .send()
+        .await
+        .expect("health");
+    assert_ne!(resp.headers()["x-request-id"], "bad id with spaces");
+    let (s, _) = server.call("GET", "/api/tokens", a, None).await;
+    assert_eq!(s, 200);
+    server.stop().await;
+
+    // `/metrics` behind a token when the server says so.
+    let mut config = fast_config();
+    config.metrics_need_token = true;
+    let server = TestServer::start(&db, config).await;
+    let (s, v) = server.call("GET", "/metrics", None, None).await;
+    assert_eq!(
+        (s, &v["error"]["code"]),
+        (401, &json!("unauthorized")),
+        "{v}"
+    );
+    let (s, _) = server.call("GET", "/metrics", Some(&viewer), None).await;
+    assert_eq!(s, 200);
+    server.stop().await;
+}
+
+/// A flood of idle connections does not starve the server: at its cap it
+/// closes the longest-idle ones to serve newcomers, `/health` answers,
+/// and the idle ones are closed after the idle timeout; a client that
+/// never finishes its request head is dropped after the header timeout;
+/// an event stream opened before the flood is neither idle nor evicted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_do_not_starve_the_server() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let files = golive_server::raise_file_limit().unwrap_or(1024);
+    let db = Db::sqlite();
+    let store = db.open().await;
+    let viewer = token(&store, "vera", "viewer", None).await;
+    let operator = token(&store, "olga", "operator", None).await;
+    store.close().await;
+    let mut config = fast_config();
+    config.max_connections = 400;
+    config.idle_timeout = Duration::from_secs(3);
+    config.header_read_timeout = Duration::from_secs(2);
+    let server = TestServer::start(&db, config).await;
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let fresh = golive_probe::api_client(Duration::from_secs(10)).expect("client");
+    // Its own client: a request's time limit covers its whole body.
+    let mut events = golive_probe::api_client(Duration::from_secs(300))
+        .expect("client")
+        .get(server.url("/api/events"))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .expect("events");
+    assert_eq!(events.status().as_u16(), 200);
+    // 20,000 where this process may open that many files (each connection
+    // here is two: ours and the server's, up to its cap); else as many as
+    // the limit leaves room for beside the other tests of this binary.
+    let wanted = usize::try_from(files.saturating_sub(3000))
+        .unwrap_or(0)
+        .min(20_000);
+    assert!(wanted >= 1000, "only {files} files may be open");
+    let mut idle = Vec::with_capacity(wanted);
+    while idle.len() < wanted {
+        // Few at a time: a burst of SYNs overflows the listen queue and
+        // costs a one-second retransmit.
+        let batch = (wanted - idle.len()).min(32);
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..batch {
+            let addr = addr.clone();
+            set.spawn(async move { tokio::net::TcpStream::connect(addr).await });
+        }
+        while let Some(c) = set.join_next().await {
+            idle.push(c.expect("task").expect("connect"));
+        }
+    }
+    // A slow client: half a request head, never finished.
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.expect("slow");
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("half a head");
+    // With every one of them still open on our side, the server answers.
+    let resp = fresh
+        .get(server.url("/health"))
+        .send()
+        .await
+        .expect("/health answers");
+    assert_eq!(resp.status().as_u16(), 200);
+    let resp = fresh
+        .get(server.url("/api/runs"))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .expect("the API answers");
+    assert_eq!(resp.status().as_u16(), 200);
+    let open_now = idle
+        .iter()
+        .filter(|c| {
+            let mut b = [0u8; 1];
+            matches!(c.try_read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+        })
+        .count();
+    assert!(
+        open_now > 0 && open_now <= 400,
+        "the server keeps at most its cap open ({open_now} of {wanted} still open)"
+    );
+    // After the idle timeout, every idle connection has been closed.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    for c in &mut idle {
+        let mut b = [0u8; 64];
+        let n = tokio::time::timeout_at(deadline, c.read(&mut b))
+            .await
+            .expect("closed by the server in time");
+        assert!(matches!(n, Ok(0) | Err(_)), "closed: {n:?}");
+    }
+    let mut rest = Vec::new();
+    let n = tokio::time::timeout_at(deadline, slow.read_to_end(&mut rest))
+        .await
+        .expect("the slow client is dropped in time");
+    drop(n);
+    // The event stream, the oldest connection, was kept all along.
+    let resp = fresh
+        .post(server.url("/api/admin/feature-flags"))
+        .bearer_auth(&operator)
+        .json(&json!({"flag": "after_the_flood", "enabled": true}))
+        .send()
+        .await
+        .expect("flag");
+    assert_eq!(resp.status().as_u16(), 201);
+    let mut seen = String::new();
+    while !seen.contains("after_the_flood") {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), events.chunk())
+            .await
+            .expect("the event stream still sends")
+            .expect("chunk")
+            .expect("the event stream is open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    drop(events);
+    drop(idle);
+    let resp = fresh
+        .get(server.url("/health"))
+        .send()
+        .await
+        .expect("/health");
+    assert_eq!(resp.status().as_u16(), 200);
+    server.stop().await;
 }

@@ -26,6 +26,11 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = Output::Human)]
     pub output: Output,
 
+    /// How log lines (`golive serve`'s, and warnings) are written to stderr;
+    /// the level is GOLIVE_LOG (error, warn, info, debug, trace).
+    #[arg(long, global = true, value_enum, env = "GOLIVE_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -41,6 +46,15 @@ pub enum Output {
     Markdown,
     /// JUnit XML for CI systems (`golive ready`).
     Junit,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One line of text per event, with its key=value fields.
+    Text,
+    /// One JSON object per line, with the fields and the request's span.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -406,8 +420,27 @@ pub struct ServeArgs {
     /// The lease of runs executed by this server [default: 15s].
     #[arg(long, env = "GOLIVE_LEASE_TTL", value_parser = parse_duration)]
     pub lease_ttl: Option<std::time::Duration>,
+    /// Let operators (not only admins) start plans with `run` items or
+    /// `command`, `env` or `file` checks: they act as the server's user.
+    #[arg(long, env = "GOLIVE_ALLOW_API_COMMANDS")]
+    pub allow_api_commands: bool,
+    /// A name of this server's environment that plans run here may see
+    /// (repeatable; e.g. for an `env:` secret). Plans see only PATH, HOME,
+    /// USER, LANG, LC_ALL, TZ, TMPDIR and these; commands get nothing else.
+    #[arg(
+        long = "plan-env",
+        env = "GOLIVE_PLAN_ENV",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
+    pub plan_env: Vec<String>,
+    /// Answer /metrics only to a request with a token (any role).
+    #[arg(long, env = "GOLIVE_METRICS_NEED_TOKEN")]
+    pub metrics_need_token: bool,
     /// A settings file (YAML: listen, database, cors_origins, flags_refresh,
-    /// lease_ttl, auth_failure_limit); flags and GOLIVE_… variables win over it.
+    /// lease_ttl, auth_failure_limit, metrics_need_token, allow_api_commands,
+    /// plan_env, max_connections, header_read_timeout, idle_timeout); flags and
+    /// GOLIVE_… variables win over it.
     #[arg(long, env = "GOLIVE_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     #[command(flatten)]

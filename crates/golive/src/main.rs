@@ -7,6 +7,7 @@
 mod cli;
 mod cmd;
 mod load;
+mod log;
 mod readiness;
 
 use std::io::Write;
@@ -21,6 +22,7 @@ fn main() -> ExitCode {
         return cmd::supervise();
     }
     let cli = cli::Cli::parse();
+    log::init(&cli);
     match cmd::run(cli) {
         Ok(code) => code,
         Err(err) => {

@@ -224,7 +224,7 @@ fn the_demo_record_in_every_format() {
         "(by the journal)",
         "- [x] Release manager and ops agree to go live — approved",
         "  - **release-manager**: approved by alice at ",
-        "— “ship <it> & go”",
+        "— “ship &lt;it> & go”",
         "  - **ops**: approved by bob at ",
         "- [x] Smoke test the shop by hand — confirmed by bob at ",
         "migrated batch 12/12",

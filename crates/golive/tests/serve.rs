@@ -41,10 +41,18 @@ fn token(dir: &Path, name: &str, role: &str) -> String {
         .to_string()
 }
 
-/// `golive serve` on a free port; its base URL.
+/// `golive serve` on a free port, letting operators start plans with
+/// commands; its base URL.
 fn serve(dir: &Path) -> (Running, String) {
     serve_with(golive(
-        &["serve", "--listen", "127.0.0.1:0", "--lease-ttl", "2s"],
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--lease-ttl",
+            "2s",
+            "--allow-api-commands",
+        ],
         dir,
     ))
 }
@@ -464,6 +472,7 @@ fn two_serve_processes_on_one_postgres_share_flags_and_runs() {
         "127.0.0.1:0",
         "--flags-refresh",
         "200ms",
+        "--allow-api-commands",
     ];
     let (a, base_a) = serve_with(pg(&serve_args));
     let (b, base_b) = serve_with(pg(&serve_args));
@@ -584,3 +593,160 @@ phases:
         title: After
         run: { command: "true" }
 "#;
+
+/// `--log-format json`: one JSON object per line; an internal error's
+/// cause is in the log line of its request (by its x-request-id), never in
+/// the answer; the server's own lines carry their fields.
+#[test]
+fn internal_errors_are_logged_with_their_request_id_and_answered_generically() {
+    let dir = scratch("serve-log-json");
+    let admin = token(&dir, "ada", "admin");
+    // A token whose stored role this version cannot read.
+    let odd = "glv_00000000bb_0123456789abcdef0123456789abcdef";
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let store = golive_store::open(&dir.join("journal.db").display().to_string())
+            .await
+            .expect("journal");
+        store
+            .create_token(
+                &golive_store::NewToken {
+                    id: "00000000bb".into(),
+                    name: "odd".into(),
+                    role: "Not A Role".into(),
+                    secret_sha256: golive_server::auth::hash(odd),
+                    expires_at: None,
+                },
+                &golive_store::Actor {
+                    name: "test".into(),
+                    source: None,
+                },
+            )
+            .await
+            .expect("odd token");
+        store.close().await;
+    });
+    let mut server = Running::spawn(
+        golive(
+            &["--log-format", "json", "serve", "--listen", "127.0.0.1:0"],
+            &dir,
+        ),
+        Duration::from_secs(30),
+    );
+    let listening: Value =
+        serde_json::from_str(&server.wait_for("listening on")).expect("a JSON log line");
+    let base = format!(
+        "http://{}",
+        listening["fields"]["addr"].as_str().expect("addr field")
+    );
+    let (status, v) = call(&base, odd, "GET", "/api/runs", None);
+    assert_eq!(status, 500, "{v}");
+    let body = v.to_string();
+    assert_eq!(v["error"]["code"], "internal", "{v}");
+    assert!(
+        !body.contains("Not A Role") && !body.contains("00000000bb"),
+        "the cause stays out of the answer: {body}"
+    );
+    let (status, _) = call(&base, &admin, "GET", "/api/tokens", None);
+    assert_eq!(status, 200);
+    let line = server.wait_for("Not A Role");
+    let logged: Value = serde_json::from_str(&line).expect("a JSON log line");
+    assert_eq!(logged["level"], "ERROR", "{logged}");
+    assert!(
+        logged["fields"]["cause"]
+            .as_str()
+            .is_some_and(|c| c.contains("00000000bb") && c.contains("Not A Role")),
+        "{logged}"
+    );
+    let request_id = logged["span"]["request_id"].as_str().expect("request id");
+    assert_eq!(request_id.len(), 16, "{logged}");
+    assert_eq!(logged["span"]["route"], "/api/runs", "{logged}");
+    sigterm(&server);
+    let (code, lines) = server.finish();
+    assert_eq!(code, 0);
+    assert!(
+        lines
+            .iter()
+            .all(|l| serde_json::from_str::<Value>(l).is_ok()),
+        "every line is JSON: {lines:?}"
+    );
+}
+
+const ENV_PLAN: &str = r#"
+name: env-check
+variables:
+  SERVER_SECRET: plan-default
+phases:
+  - title: Look
+    items:
+      - id: look
+        title: Look around
+        run:
+          command: 'env; echo "undeclared=${OTHER_SECRET}"; echo "kept=${KEPT_FOR_PLANS}"'
+          env: { FROM_PLAN: "${HOME_IS} ${OTHER_SECRET}" }
+"#;
+
+/// A plan run by the server sees only the environment it declares (and a
+/// few harmless names, and those the admin lists with --plan-env): the
+/// server's own secrets reach neither its commands nor its report.
+#[test]
+fn plans_run_by_the_server_see_only_their_declared_environment() {
+    let dir = scratch("serve-env");
+    let admin = token(&dir, "ada", "admin");
+    let viewer = token(&dir, "vera", "viewer");
+    let mut cmd = golive(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--plan-env",
+            "KEPT_FOR_PLANS",
+        ],
+        &dir,
+    );
+    cmd.env("SERVER_SECRET", "s3cr3t-server-value")
+        .env("OTHER_SECRET", "other-s3cr3t")
+        .env("KEPT_FOR_PLANS", "kept-value");
+    let (server, base) = serve_with(cmd);
+    let (status, v) = call(
+        &base,
+        &admin,
+        "POST",
+        "/api/runs",
+        Some(json!({"plan": ENV_PLAN})),
+    );
+    assert_eq!(status, 201, "{v}");
+    let run = v["run"].as_str().expect("run").to_string();
+    wait_until("the run to finish", || {
+        let (_, v) = call(&base, &viewer, "GET", &format!("/api/runs/{run}"), None);
+        v["run"]["status"] == "succeeded"
+    });
+    let (status, report) = call(
+        &base,
+        &viewer,
+        "GET",
+        &format!("/api/runs/{run}/report"),
+        None,
+    );
+    assert_eq!(status, 200);
+    let text = report.to_string();
+    assert!(
+        !text.contains("s3cr3t-server-value") && !text.contains("other-s3cr3t"),
+        "the server's environment is not in the report: {text}"
+    );
+    for seen in [
+        "SERVER_SECRET=plan-default",
+        "\"undeclared=\"",
+        "kept=kept-value",
+        "PATH=",
+        "FROM_PLAN=",
+    ] {
+        assert!(text.contains(seen), "`{seen}` in {text}");
+    }
+    sigterm(&server);
+    let (code, _) = server.finish();
+    assert_eq!(code, 0);
+}

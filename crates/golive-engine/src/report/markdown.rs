@@ -120,7 +120,7 @@ fn write_report(out: &mut String, r: &Report) -> std::fmt::Result {
                 .and_then(|a| a.get("item"))
                 .and_then(|i| i.as_str())
             {
-                write!(out, " (item `{}`)", one_line(item))?;
+                write!(out, " (item `{}`)", code(item))?;
             }
             if let Some(reason) = &e.reason {
                 write!(out, ": {}", one_line(reason))?;
@@ -275,9 +275,9 @@ fn write_item(out: &mut String, i: &ItemReport) -> std::fmt::Result {
         }
         for c in &check.conditions {
             let ok = if c.passed { "✓" } else { "✗" };
-            write!(out, "  - {ok} `{}`", one_line(&c.condition))?;
+            write!(out, "  - {ok} `{}`", code(&c.condition))?;
             if let Some(o) = &c.observed {
-                write!(out, " (observed `{}`)", one_line(o))?;
+                write!(out, " (observed `{}`)", code(o))?;
             }
             writeln!(out)?;
         }
@@ -343,12 +343,39 @@ fn blank(b: &Blank) -> String {
     }
 }
 
-/// Text on one line (a newline would break the list it is in).
+/// Person-supplied text on one line (a newline would break the list it is
+/// in), with HTML made inert: Markdown passes raw HTML through, so evidence
+/// such as `<script>` or `<img onerror=…>` would run in whatever renders
+/// the record. Only a `<` that can open a tag, a comment or an autolink
+/// (followed by a letter, `/`, `!` or `?`) is written `&lt;`; `< 500ms`
+/// stays as the checklist had it.
 fn one_line(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for (i, line) in s.split('\n').enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        let mut chars = line.trim_end().chars().peekable();
+        while let Some(c) = chars.next() {
+            let opens = |n: &char| n.is_ascii_alphabetic() || matches!(n, '/' | '!' | '?');
+            if c == '<' && chars.peek().is_some_and(opens) {
+                out.push_str("&lt;");
+            } else {
+                out.push(c);
+            }
+        }
+    }
+    out
+}
+
+/// Text for an inline code span, on one line: HTML is inert there (and
+/// an entity would show as typed), a backtick would end the span.
+fn code(s: &str) -> String {
     s.split('\n')
         .map(str::trim_end)
         .collect::<Vec<_>>()
         .join(" ")
+        .replace('`', "'")
 }
 
 /// Text fit for a table cell.

@@ -40,6 +40,24 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode> {
             auth_failure_limit: file
                 .auth_failure_limit
                 .unwrap_or(defaults.auth_failure_limit),
+            metrics_need_token: args.metrics_need_token
+                || file
+                    .metrics_need_token
+                    .unwrap_or(defaults.metrics_need_token),
+            allow_api_commands: args.allow_api_commands
+                || file
+                    .allow_api_commands
+                    .unwrap_or(defaults.allow_api_commands),
+            plan_env: if args.plan_env.is_empty() {
+                file.plan_env.clone().unwrap_or_default()
+            } else {
+                args.plan_env.clone()
+            },
+            max_connections: file.max_connections.unwrap_or(defaults.max_connections),
+            header_read_timeout: file
+                .header_read_timeout
+                .unwrap_or(defaults.header_read_timeout),
+            idle_timeout: file.idle_timeout.unwrap_or(defaults.idle_timeout),
             ..defaults
         };
         let shutdown = shutdown_signal()?;
