@@ -450,10 +450,8 @@ pub async fn adopt_loop(state: AppState) {
         match adopt_orphans(&state).await {
             Ok(ids) if !ids.is_empty() => {
                 let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
-                tracing::info!(
-                    runs = %ids.join(", "),
-                    "golive serve: resuming runs whose driver died"
-                );
+                let ids = ids.join(", ");
+                tracing::info!(runs = %ids, "golive serve: resuming runs whose driver died: {ids}");
             }
             Ok(_) => {}
             Err(e) => tracing::error!(

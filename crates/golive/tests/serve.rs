@@ -302,7 +302,14 @@ fn a_killed_servers_run_is_adopted_by_the_next_without_a_rerun() {
     let operator = token(&dir, "olga", "operator");
     let serve_60s = || {
         serve_with(golive(
-            &["serve", "--listen", "127.0.0.1:0", "--lease-ttl", "60s"],
+            &[
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--lease-ttl",
+                "60s",
+                "--allow-api-commands",
+            ],
             &dir,
         ))
     };
