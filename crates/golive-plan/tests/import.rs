@@ -11,6 +11,22 @@ use golive_plan::{Severity, compile};
 
 const FLAKEGUARD: &str = include_str!("../../../examples/checklists/flakeguard-go-live.md");
 const PAGER: &str = include_str!("../../../examples/checklists/pager-system-go-live.md");
+/// Written for these tests, not against the importer: a Kubernetes service
+/// released with Helm.
+const LEDGER: &str = include_str!("checklists/ledger-api-helm.md");
+/// A database migration with a rollback decision tree and clock times.
+const ORDERS: &str = include_str!("checklists/orders-db-migration.md");
+/// A mobile and API launch with stakeholder tables and a canary ramp.
+const WAYFARE: &str = include_str!("checklists/wayfare-mobile-launch.md");
+
+/// Every test document, with its file name.
+const ALL: [(&str, &str); 5] = [
+    ("flakeguard-go-live.md", FLAKEGUARD),
+    ("pager-system-go-live.md", PAGER),
+    ("ledger-api-helm.md", LEDGER),
+    ("orders-db-migration.md", ORDERS),
+    ("wayfare-mobile-launch.md", WAYFARE),
+];
 
 /// Lower-case ASCII words, space-separated, with a space at each end.
 fn normalise(s: &str) -> String {
@@ -99,6 +115,13 @@ fn flakeguard_imports_validates_and_keeps_every_item() {
 fn pager_system_imports_validates_and_keeps_every_item() {
     let yaml = check_fixture("pager-system-go-live", PAGER);
     insta::assert_snapshot!("pager_system", yaml);
+}
+
+#[test]
+fn unseen_documents_import_validate_and_keep_every_item() {
+    for (name, md) in &ALL[2..] {
+        check_fixture(name.trim_end_matches(".md"), md);
+    }
 }
 
 #[test]
