@@ -201,7 +201,7 @@ fn the_importer_recognises_the_documented_constructs() {
         "command: ./deploy.sh --prod",
         "description: Pods become ready",
         "url: https://checkout.example.com/health",
-        "- status == 200",
+        "- status < 400",
         "fields:\n            - File",
         "roles:\n            - tech-lead\n            - security",
         "members:\n      - TODO-tech-lead",
@@ -299,4 +299,408 @@ fn deep_checklists_keep_every_item() {
     assert_eq!(imported.checklist_items, 500);
     assert_eq!(imported.kept_items, 500);
     assert_validates(&imported.yaml);
+}
+
+// Where things land, per document. The assertions read the compiled plan,
+// so each imported plan is also checked to validate.
+
+use golive_plan::time::TOffset;
+use golive_plan::{Action, ItemKind, Plan, Probe};
+
+fn plan_of(name: &str, md: &str) -> Plan {
+    let imported = import(md, name);
+    assert_validates(&imported.yaml);
+    compile(&imported.yaml, &|_: &str| false)
+        .plan
+        .expect("validated above")
+}
+
+/// The forward item whose title contains `title`, with its phase.
+fn forward<'p>(plan: &'p Plan, title: &str) -> (&'p golive_plan::Phase, &'p golive_plan::Item) {
+    plan.items()
+        .find(|(_, i)| i.title.contains(title))
+        .unwrap_or_else(|| panic!("no forward item “{title}”"))
+}
+
+fn phase<'p>(plan: &'p Plan, title: &str) -> &'p golive_plan::Phase {
+    plan.phases
+        .iter()
+        .find(|p| p.title.contains(title))
+        .unwrap_or_else(|| panic!("no phase “{title}”"))
+}
+
+fn at(p: &golive_plan::Phase) -> Option<String> {
+    p.at.map(|t| t.to_string())
+}
+
+/// The shell text an item would run: a command, or a command check.
+fn command_of(i: &golive_plan::Item) -> Option<&str> {
+    match &i.kind {
+        ItemKind::Run(r) => Some(&r.command),
+        ItemKind::Check(c) => match &c.probe {
+            Probe::Command(c) => Some(&c.command.value),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn probe_kind(i: &golive_plan::Item) -> Option<&'static str> {
+    match &i.kind {
+        ItemKind::Check(c) => Some(c.probe.name()),
+        _ => None,
+    }
+}
+
+/// Commands that undo a release, by the words teams use for them; written
+/// here independently of the importer's own list.
+fn undoes(cmd: &str) -> bool {
+    let c = cmd.to_ascii_lowercase().replace(['_', '-'], " ");
+    [
+        "rollback",
+        "roll back",
+        "rollout undo",
+        "undo",
+        "revert",
+        "downgrade",
+        "migrate down",
+    ]
+    .iter()
+    .any(|w| c.contains(w))
+}
+
+#[test]
+fn no_rollback_command_runs_in_a_forward_phase_of_any_document() {
+    for (name, md) in ALL {
+        let plan = plan_of(name, md);
+        for (p, i) in plan.items() {
+            if let Some(cmd) = command_of(i) {
+                assert!(
+                    !undoes(cmd),
+                    "{name}: `{cmd}` ({}) runs forward in phase “{}”",
+                    i.id,
+                    p.title
+                );
+            }
+        }
+        assert!(
+            !plan.rollback.items.is_empty() || !plan.rollback.levels.is_empty(),
+            "{name}: its rollback section went nowhere"
+        );
+        for p in &plan.phases {
+            assert!(
+                !p.title.to_lowercase().contains("level "),
+                "{name}: decision-tree level “{}” became a forward phase",
+                p.title
+            );
+        }
+    }
+}
+
+#[test]
+fn helm_service_rollback_checks_and_timeline_land_where_they_belong() {
+    let plan = plan_of("ledger-api-helm.md", LEDGER);
+
+    // The `**Rollback Procedure**` block inside "Deploy (T-0)" is the rollback.
+    let rb = &plan.rollback.items;
+    let helm = rb
+        .iter()
+        .position(|i| command_of(i).is_some_and(|c| c.contains("helm rollback")))
+        .expect("helm rollback in the rollback");
+    assert_eq!(
+        rb[helm].on_failure,
+        golive_plan::OnFailure::Continue,
+        "the fallback runs when helm rollback fails"
+    );
+    // "helm rollback, or if that fails the manual fallback": one task, not a chain.
+    let fallback = rb.get(helm + 1).expect("a fallback after helm rollback");
+    let ItemKind::Task(t) = &fallback.kind else {
+        panic!("fallback is {:?}", fallback.kind.name())
+    };
+    let steps = t.instructions.as_deref().unwrap_or("");
+    assert!(
+        steps.contains("Scale the new ReplicaSet to zero"),
+        "{steps}"
+    );
+    assert!(steps.contains("Re-apply the saved values"), "{steps}");
+    assert!(fallback.review);
+    assert_eq!(rb.len(), helm + 2, "nothing chained after the fallback");
+
+    // Probes become checks, in code blocks and in inline code.
+    let probes: Vec<(&str, &str)> = [
+        ("Current release is healthy", "command"),
+        ("Database reachable from the cluster", "command"),
+        ("Wait for the new pods", "command"),
+        ("Smoke test the public endpoint", "http"),
+        ("Readiness endpoint answers", "http"),
+        ("DNS still points at the ingress", "dns"),
+        ("Ingress port open", "tcp"),
+        ("Cache answers", "redis"),
+    ]
+    .into_iter()
+    .collect();
+    for (title, kind) in probes {
+        let (_, i) = forward(&plan, title);
+        assert_eq!(probe_kind(i), Some(kind), "{title}");
+    }
+    // The numbered block is three items in order, in the T-0 phase.
+    let deploy = phase(&plan, "Deploy");
+    assert_eq!(at(deploy).as_deref(), Some("T+0"));
+    let titles: Vec<&str> = deploy.items.iter().map(|i| i.title.as_str()).collect();
+    assert_eq!(
+        &titles[..3],
+        [
+            "Upgrade the chart",
+            "Wait for the new pods",
+            "Smoke test the public endpoint"
+        ]
+    );
+    assert!(
+        matches!(&deploy.items[0].kind, ItemKind::Run(r) if r.command.contains("helm upgrade"))
+    );
+
+    // Offsets keep their sign in ids too.
+    let verify = phase(&plan, "Verify");
+    assert_eq!(at(verify).as_deref(), Some("T+15m"));
+    assert!(verify.id.as_str().contains("plus-15m"), "{}", verify.id);
+
+    // The sign-off written at the end is asked for before the deploy.
+    let pos = |t: &str| plan.phases.iter().position(|p| p.title.contains(t));
+    assert!(pos("Sign-off") < pos("Deploy"), "sign-off after go-live");
+    let (_, signoff) = forward(&plan, "Sign-off");
+    let ItemKind::Approval(a) = &signoff.kind else {
+        panic!("sign-off is a {}", signoff.kind.name())
+    };
+    let roles: Vec<&str> = a.roles.iter().map(|r| r.as_str()).collect();
+    assert_eq!(roles, ["payments-lead", "sre-on-call"]);
+    assert!(plan.roles.keys().all(|r| !r.as_str().contains("date")));
+}
+
+#[test]
+fn migration_decision_tree_clock_times_and_announcements() {
+    let plan = plan_of("orders-db-migration.md", ORDERS);
+
+    // Levels with their thresholds, and what each level does.
+    let levels = &plan.rollback.levels;
+    assert_eq!(levels.len(), 3, "{levels:#?}");
+    let when = |k: usize| -> Vec<String> { levels[k].when.iter().map(|c| c.to_string()).collect() };
+    let cond = |c: &str| golive_plan::cond::parse(c).expect(c).to_string();
+    assert!(levels[0].name.contains("Don't Rollback"));
+    assert_eq!(levels[0].actions, [Action::Continue]);
+    assert_eq!(levels[1].actions, [Action::Pause]);
+    assert!(
+        when(1).contains(&cond("error_rate > 2% for 5m")),
+        "{:?}",
+        when(1)
+    );
+    assert!(
+        when(1).contains(&cond("p95_latency > 800ms for 10m")),
+        "{:?}",
+        when(1)
+    );
+    assert_eq!(levels[2].actions, [Action::Rollback]);
+    assert!(
+        when(2).contains(&cond("error_rate > 5% for 2m")),
+        "{:?}",
+        when(2)
+    );
+    assert!(levels.iter().all(|l| l.review));
+    // "Don't Rollback" is a level, not something the rollback runs.
+    assert!(
+        plan.rollback
+            .items
+            .iter()
+            .all(|i| !i.title.to_lowercase().contains("don't") && !i.title.contains("Error rate")),
+        "{:#?}",
+        plan.rollback
+            .items
+            .iter()
+            .map(|i| &i.title)
+            .collect::<Vec<_>>()
+    );
+    // The rollback steps are split at their numbered comments.
+    let titles: Vec<&str> = plan
+        .rollback
+        .items
+        .iter()
+        .map(|i| i.title.as_str())
+        .collect();
+    assert_eq!(
+        titles,
+        [
+            "Stop writes again",
+            "Point the pooler back to the old primary",
+            "Re-enable writes"
+        ]
+    );
+
+    // Clock times are read against "T-0: 12:00 PM"; a range takes its start.
+    for (title, want) in [
+        ("T-24h: Preparation", "T-24h"),
+        ("12:00 PM — Stop writes", "T+0"),
+        ("12:10 PM — Switch", "T+10m"),
+        ("12:30 PM — Validate", "T+30m"),
+        ("T+45m: Early Watch", "T+45m"),
+        ("T+60 to T+180 min", "T+60m"),
+    ] {
+        let want = TOffset::parse(want).expect("offset").to_string();
+        assert_eq!(at(phase(&plan, title)), Some(want), "{title}");
+    }
+    // "Week 1" starts no earlier than the phase before it.
+    let follow = at(phase(&plan, "Follow-up")).expect("placed");
+    assert!(TOffset::parse(&follow).expect("offset") >= TOffset::parse("T+60m").expect("offset"));
+
+    // Probes in inline code and in a bare code block.
+    assert_eq!(
+        probe_kind(forward(&plan, "pg_isready -h orders-pg16").1),
+        Some("command")
+    );
+    assert_eq!(
+        probe_kind(forward(&plan, "Old primary health").1),
+        Some("command")
+    );
+    assert_eq!(
+        probe_kind(forward(&plan, "Connection pooler up").1),
+        Some("tcp")
+    );
+
+    // T-marked communication lines are timed notify items, not roles.
+    assert!(
+        plan.roles.is_empty(),
+        "{:?}",
+        plan.roles.keys().collect::<Vec<_>>()
+    );
+    let notifies: Vec<(&str, Option<String>)> = plan
+        .items()
+        .filter(|(_, i)| matches!(i.kind, ItemKind::Notify(_)))
+        .map(|(p, i)| (i.title.as_str(), at(p)))
+        .collect();
+    assert_eq!(notifies.len(), 4, "{notifies:?}");
+    assert!(notifies.contains(&(
+        "T+0: post \"migration started\" in #orders",
+        Some("T+0".into())
+    )));
+    assert!(
+        notifies
+            .iter()
+            .any(|(t, at)| t.starts_with("T-24h") && at.as_deref() == Some("T-24h"))
+    );
+}
+
+#[test]
+fn launch_tables_labels_flags_and_canary_become_roles_approvals_and_a_rollout() {
+    let imported = import(WAYFARE, "wayfare-mobile-launch.md");
+    let plan = plan_of("wayfare-mobile-launch.md", WAYFARE);
+
+    // `| Role | Name | Contact |` and "Primary On-call: …" fill in roles.
+    let members = |r: &str| -> Vec<String> {
+        plan.roles
+            .get(r)
+            .unwrap_or_else(|| panic!("no role {r}: {:?}", plan.roles.keys().collect::<Vec<_>>()))
+            .members
+            .clone()
+    };
+    assert_eq!(members("launch-captain"), ["dana.whitfield@wayfare.app"]);
+    assert_eq!(members("api-lead"), ["mei.chen@wayfare.app"]);
+    assert_eq!(members("primary-on-call"), ["mei.chen@wayfare.app"]);
+    assert_eq!(members("secondary-on-call"), ["ravi.patel@wayfare.app"]);
+    // Blank fields are record fields, never roles.
+    for r in plan.roles.keys() {
+        assert!(
+            !["date-time", "release-build", "date"].contains(&r.as_str()),
+            "role {r}"
+        );
+    }
+    let launch = phase(&plan, "Launch Day");
+    assert_eq!(launch.record, ["Date/Time", "Release build"]);
+
+    // The approvals table is one approval by its roles, asked before launch.
+    let (ap, approvals) = forward(&plan, "Approvals");
+    let ItemKind::Approval(a) = &approvals.kind else {
+        panic!("{}", approvals.kind.name())
+    };
+    let roles: Vec<&str> = a.roles.iter().map(|r| r.as_str()).collect();
+    assert_eq!(roles, ["launch-captain", "product-owner", "api-lead"]);
+    let pos = |id: &str| plan.phases.iter().position(|p| p.id.as_str() == id);
+    assert!(pos(ap.id.as_str()) < pos(launch.id.as_str()));
+    // "X approval" / "sign-off from Y" items are approvals by that role.
+    for (title, role) in [
+        ("Legal approval", "legal"),
+        ("Security review sign-off", "appsec"),
+    ] {
+        let (_, i) = forward(&plan, title);
+        assert!(
+            matches!(&i.kind, ItemKind::Approval(a) if a.roles.iter().any(|r| r.as_str() == role)),
+            "{title}: {}",
+            i.kind.name()
+        );
+    }
+    // A bold role label owns the list under it.
+    let (_, dark) = forward(&plan, "Confirm API 5.0 is deployed dark");
+    assert_eq!(
+        dark.owner.as_ref().map(|o| o.as_str()),
+        Some("technical-lead")
+    );
+
+    // Flag admin API calls are flag changes; the ramp is a rollout for review.
+    let (_, on) = forward(&plan, "Set flag `trips_v5`");
+    assert!(
+        matches!(&on.kind, ItemKind::Flag(f) if f.key == "trips_v5" && f.enabled == Some(true))
+    );
+    let (_, ramp) = plan
+        .items()
+        .find(|(_, i)| matches!(i.kind, ItemKind::Rollout(_)))
+        .expect("a rollout");
+    let ItemKind::Rollout(r) = &ramp.kind else {
+        unreachable!()
+    };
+    let weights: Vec<u8> = r.steps.iter().map(|s| s.weight).collect();
+    assert_eq!(weights, [5, 25, 50, 100]);
+    assert!(ramp.review);
+    assert!(matches!(&r.traffic, golive_plan::Traffic::Flag { key } if key == "trips_v5"));
+    assert!(
+        plan.items()
+            .all(|(_, i)| !i.title.starts_with("5% of users")),
+        "canary steps left as tasks"
+    );
+
+    // The incident playbook: symptoms are a level, actions and the flag-off
+    // call are the rollback.
+    assert!(plan.rollback.levels.iter().any(|l| l.when.iter().any(|c| {
+        c.to_string()
+            == golive_plan::cond::parse("v5_trips_5xx > 2%")
+                .expect("condition")
+                .to_string()
+    })));
+    assert!(plan.rollback.items.iter().any(
+        |i| matches!(&i.kind, ItemKind::Flag(f) if f.key == "trips_v5" && f.enabled == Some(false))
+    ));
+    assert!(
+        plan.rollback
+            .items
+            .iter()
+            .any(|i| i.title.contains("Halt the Android"))
+    );
+
+    // Day 1 / First 24 Hours / Week 1 are placed; contents, risks and
+    // metrics are description, not steps.
+    for t in ["Day 1", "First 24 Hours", "Week 1"] {
+        assert_eq!(at(phase(&plan, t)).as_deref(), Some("T+0"), "{t}");
+    }
+    for t in ["Table of Contents", "Risks", "Success Metrics"] {
+        assert!(
+            plan.phases.iter().all(|p| !p.title.contains(t)),
+            "{t} is a phase"
+        );
+    }
+    let description = plan.description.as_deref().unwrap_or("");
+    assert!(
+        description.contains("Push notification quota"),
+        "{description}"
+    );
+    assert!(
+        description.contains("Trip booking conversion"),
+        "{description}"
+    );
+    assert_eq!(imported.kept_items, imported.checklist_items);
 }

@@ -19,6 +19,7 @@ mod emit;
 mod markdown;
 mod mojibake;
 mod offsets;
+mod probe;
 mod rules;
 mod text;
 
