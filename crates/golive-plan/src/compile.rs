@@ -331,6 +331,14 @@ impl Compiler<'_> {
             if members.is_empty() {
                 self.warn(format!("role `{name}` has no members"), span);
             }
+            // `golive import` writes `TODO-<role>` where the checklist named nobody.
+            for m in r.members.iter().filter(|m| m.value.starts_with("TODO-")) {
+                self.warn(
+                    format!("role `{name}` has the placeholder member `{}`", m.value),
+                    m.span,
+                )
+                .help = Some("replace it with the people who act for this role".into());
+            }
             self.roles.insert(
                 RoleName::new(name),
                 Role {
@@ -573,6 +581,13 @@ impl Compiler<'_> {
             .map(|t| t.value.trim().to_string())
             .filter(|t| !t.is_empty())
             .unwrap_or_else(|| raw.id.value.clone());
+        if raw.review == Some(true) {
+            self.warn(
+                format!("item `{}` is marked for review", raw.id.value),
+                raw.id.span,
+            )
+            .help = Some("check what `golive import` drafted, then remove `review: true`".into());
+        }
         let on_interrupt = raw.on_interrupt.unwrap_or(match kind {
             ItemKind::Run(_) | ItemKind::Rollout(_) => OnInterrupt::Ask,
             _ => OnInterrupt::Rerun,
@@ -1124,6 +1139,15 @@ impl Compiler<'_> {
         }
         if actions.is_empty() {
             self.error(format!("level `{}` has no `actions`", l.name.value), span);
+        }
+        if l.review == Some(true) {
+            self.warn(
+                format!("rollback level `{}` is marked for review", l.name.value),
+                l.name.span,
+            )
+            .help = Some(
+                "check its conditions against real metrics, then remove `review: true`".into(),
+            );
         }
         Some(Level {
             name: l.name.value,

@@ -704,3 +704,32 @@ fn launch_tables_labels_flags_and_canary_become_roles_approvals_and_a_rollout() 
     );
     assert_eq!(imported.kept_items, imported.checklist_items);
 }
+
+#[test]
+fn every_cut_of_every_document_imports_into_a_plan_that_validates() {
+    // A document cut anywhere (a half-written table, a label with nothing
+    // under it, a decision tree without its levels) still gives a valid plan.
+    for (name, md) in ALL {
+        let lines: Vec<&str> = md.lines().collect();
+        for cut in (1..lines.len()).step_by(3) {
+            let head = lines[..cut].join("\n");
+            let tail = lines[cut..].join("\n");
+            for part in [head, tail] {
+                let imported = import(&part, name);
+                let compiled = compile(&imported.yaml, &|_: &str| false);
+                let errors: Vec<String> = compiled
+                    .diagnostics
+                    .iter()
+                    .filter(|d| d.severity == Severity::Error)
+                    .map(|d| d.message.clone())
+                    .collect();
+                assert!(
+                    errors.is_empty(),
+                    "{name} cut at line {cut}: {errors:?}\n{}",
+                    imported.yaml
+                );
+                assert!(imported.kept_items <= imported.checklist_items);
+            }
+        }
+    }
+}

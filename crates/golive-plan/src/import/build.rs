@@ -2170,7 +2170,13 @@ impl<'d> Builder<'d> {
 
     /// Timed announcements go to the last phase that starts at or before
     /// their time (the first phase when none does).
-    fn place_notifies(&mut self, drafts: &mut [PhaseDraft]) {
+    fn place_notifies(&mut self, drafts: &mut Vec<PhaseDraft>) {
+        if drafts.is_empty() && !self.notifies.is_empty() {
+            drafts.push(PhaseDraft {
+                title: "Communication".into(),
+                ..PhaseDraft::default()
+            });
+        }
         for (at, item) in std::mem::take(&mut self.notifies) {
             self.announces = true;
             let t = TOffset::parse(&at).ok();
