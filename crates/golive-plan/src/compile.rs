@@ -609,21 +609,13 @@ impl Compiler<'_> {
     }
 
     fn kind(&mut self, raw: &RawItem, span: Span) -> Option<ItemKind> {
-        let present: Vec<&str> = [
-            raw.task.is_some(),
-            raw.check.is_some(),
-            raw.run.is_some(),
-            raw.approval.is_some(),
-            raw.wait.is_some(),
-            raw.notify.is_some(),
-            raw.flag.is_some(),
-            raw.rollout.is_some(),
-        ]
-        .iter()
-        .zip(ITEM_KINDS)
-        .filter(|(p, _)| **p)
-        .map(|(_, k)| k)
-        .collect();
+        let present: Vec<&str> = raw
+            .kinds_present()
+            .iter()
+            .zip(ITEM_KINDS)
+            .filter(|(p, _)| **p)
+            .map(|(_, k)| k)
+            .collect();
         match present.len() {
             1 => {}
             0 => {

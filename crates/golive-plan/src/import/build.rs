@@ -730,6 +730,7 @@ impl<'d> Builder<'d> {
         let pieces = self.contacts_from(0, pieces);
         let (pieces, approvals) = self.tables_from(0, pieces);
         let mut rest = Vec::new();
+        let mut last_line: Option<usize> = None;
         for p in pieces {
             match p {
                 Piece::Para(l) => {
@@ -746,7 +747,15 @@ impl<'d> Builder<'d> {
                             push_unique(&mut self.record, f);
                         }
                     } else if !self.metadata(l) {
-                        self.description.push(l.text.clone());
+                        // Lines of one paragraph stay one paragraph.
+                        match (self.description.last_mut(), last_line) {
+                            (Some(d), Some(prev)) if l.line == prev + 1 => {
+                                d.push('\n');
+                                d.push_str(&l.text);
+                            }
+                            _ => self.description.push(l.text.clone()),
+                        }
+                        last_line = Some(l.line);
                     }
                 }
                 Piece::Plain(i) if !has_steps => {
@@ -2399,33 +2408,34 @@ impl<'d> Builder<'d> {
             );
         }
         let mut channels = BTreeMap::new();
-        if self.announces {
+        // Drafted channels only log, and say so.
+        let mut log_channel = |name: &str, message: &str, notes: &mut Vec<Note>| {
             channels.insert(
-                "announcements".to_string(),
+                name.to_string(),
                 Deferred::Value(RawChannel {
                     log: Some(true),
                     ..RawChannel::default()
                 }),
             );
-            self.notes.push(Note {
+            notes.push(Note {
                 line: 0,
                 kind: NoteKind::Plain,
-                message: "announcements notify channel `announcements`, which only logs; point it at Slack or a webhook".into(),
+                message: message.into(),
             });
+        };
+        if self.announces {
+            log_channel(
+                "announcements",
+                "announcements notify channel `announcements`, which only logs; point it at Slack or a webhook",
+                &mut self.notes,
+            );
         }
         let monitor = (!self.escalation.is_empty()).then(|| {
-            channels.insert(
-                "oncall".to_string(),
-                Deferred::Value(RawChannel {
-                    log: Some(true),
-                    ..RawChannel::default()
-                }),
+            log_channel(
+                "oncall",
+                "escalation notifies channel `oncall`, which only logs; point it at Slack or PagerDuty. The watch window is set to 24h: check it.",
+                &mut self.notes,
             );
-            self.notes.push(Note {
-                line: 0,
-                kind: NoteKind::Plain,
-                message: "escalation notifies channel `oncall`, which only logs; point it at Slack or PagerDuty. The watch window is set to 24h: check it.".into(),
-            });
             Deferred::Value(RawMonitor {
                 window: Spanned::new("24h".into()),
                 checks: Vec::new(),

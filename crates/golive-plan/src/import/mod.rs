@@ -175,18 +175,7 @@ impl Summary {
 
 /// Index of the item's kind in [`crate::ItemKind::NAMES`].
 fn kind_index(i: &crate::raw::RawItem) -> Option<usize> {
-    [
-        i.task.is_some(),
-        i.check.is_some(),
-        i.run.is_some(),
-        i.approval.is_some(),
-        i.wait.is_some(),
-        i.notify.is_some(),
-        i.flag.is_some(),
-        i.rollout.is_some(),
-    ]
-    .iter()
-    .position(|b| *b)
+    i.kinds_present().iter().position(|b| *b)
 }
 
 /// One remark about the import, for the CLI to print.
