@@ -2609,10 +2609,11 @@ fn label_only(l: &Line) -> Option<String> {
     if bare.is_empty() || bare.len() > 60 {
         return None;
     }
-    let whole_bold = l
-        .lead
-        .as_deref()
-        .is_some_and(|lead| lead.trim_end_matches(':').trim() == bare);
+    // A bold sentence is emphasis, not a label: labels are a few words.
+    let whole_bold = bare.split_whitespace().count() <= 6
+        && l.lead
+            .as_deref()
+            .is_some_and(|lead| lead.trim_end_matches(':').trim() == bare);
     let short = t.ends_with(':') && bare.split_whitespace().count() <= 4;
     (whole_bold || short).then(|| bare.to_string())
 }
@@ -3139,6 +3140,73 @@ fn plan_name(title: Option<&str>, source_name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn line(text: &str, lead: Option<&str>) -> Line {
+        Line {
+            text: text.into(),
+            lead: lead.map(str::to_string),
+            ..Line::default()
+        }
+    }
+
+    #[test]
+    fn labels_that_own_what_follows() {
+        assert_eq!(
+            label_only(&line("Technical Lead:", Some("Technical Lead:"))).as_deref(),
+            Some("Technical Lead")
+        );
+        assert_eq!(
+            label_only(&line("Rollback Procedure", Some("Rollback Procedure"))).as_deref(),
+            Some("Rollback Procedure")
+        );
+        assert_eq!(
+            label_only(&line("Symptoms:", None)).as_deref(),
+            Some("Symptoms")
+        );
+        let sentence = "All approvals must be obtained before going live";
+        assert_eq!(label_only(&line(sentence, Some(sentence))), None);
+        assert_eq!(
+            label_only(&line(
+                "Enable the v5 trips API for internal users first:",
+                None
+            )),
+            None
+        );
+        assert_eq!(label_only(&line("Date: ___", Some("Date:"))), None);
+    }
+
+    #[test]
+    fn approvals_named_in_items() {
+        let table = [
+            ("Legal approval of the new privacy copy", Some("Legal")),
+            (
+                "Security review sign-off received from AppSec",
+                Some("AppSec"),
+            ),
+            ("Stakeholder approval", Some("Stakeholder")),
+            ("iOS build approved by App Review", None),
+            ("All approvals obtained", None),
+            ("Approval: ____", None),
+            ("Deploy the release", None),
+        ];
+        for (text, want) in table {
+            assert_eq!(named_approval(text).as_deref(), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn traffic_steps_and_holds() {
+        assert_eq!(traffic_step("5% of users"), Some(5));
+        assert_eq!(traffic_step("Ramp to 25%"), Some(25));
+        assert_eq!(traffic_step("100%"), Some(100));
+        assert_eq!(traffic_step("Error rate < 1%"), None);
+        assert_eq!(traffic_step("Disk 80% full"), None);
+        assert_eq!(
+            hold_for("holding each for at least 30 minutes").as_deref(),
+            Some("30m")
+        );
+        assert_eq!(hold_for("Raise the flag"), None);
+    }
 
     #[test]
     fn names_from_titles_and_files() {
