@@ -869,7 +869,10 @@ impl<'d> Builder<'d> {
                 continue;
             }
             match p {
-                Piece::Step(i) if record_only(self.item(*i)) => {
+                Piece::Step(i)
+                    if record_only(self.item(*i))
+                        && !is_signoff(self.item(*i), signoff_section) =>
+                {
                     self.kept[*i] = true;
                     let it = self.item(*i);
                     let label = it.text.label.clone().unwrap_or_default();
@@ -1622,7 +1625,16 @@ impl<'d> Builder<'d> {
                                 .iter()
                                 .any(|w| l.starts_with(w))
                         });
-                        if is_action {
+                        // `Run ./scripts/x.sh`, `Page the DBA`: what to do, not when.
+                        let imperative = !it.text.codes.is_empty()
+                            || text.split_whitespace().next().is_some_and(|w| {
+                                [
+                                    "run", "execute", "page", "notify", "call", "prepare", "stop",
+                                    "start", "open", "escalate", "inform",
+                                ]
+                                .contains(&w.to_lowercase().as_str())
+                            });
+                        if is_action || imperative {
                             said.push(text);
                             continue;
                         }
