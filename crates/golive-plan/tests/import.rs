@@ -733,3 +733,47 @@ fn every_cut_of_every_document_imports_into_a_plan_that_validates() {
         }
     }
 }
+
+#[test]
+fn a_signoff_section_is_one_approval_whose_roles_find_their_people() {
+    let md = "\
+# Search cutover
+
+## Stakeholders
+- **Release Manager**: jo@corp.example
+- **On-call SRE**: sre-primary@corp.example
+
+## Cutover (T+0)
+- [ ] Switch traffic
+  ```bash
+  ./switch.sh v2
+  ```
+
+## Sign-offs
+- [ ] Release Manager sign-off
+- [ ] **SRE Approval**: ________
+- [ ] **Date/Time**: ________
+";
+    let plan = plan_of("search.md", md);
+    let signoffs = phase(&plan, "Sign-offs");
+    assert_eq!(signoffs.record, ["Date/Time"]);
+    let [item] = signoffs.items.as_slice() else {
+        panic!("{:#?}", signoffs.items)
+    };
+    let ItemKind::Approval(a) = &item.kind else {
+        panic!("{}", item.kind.name())
+    };
+    let roles: Vec<&str> = a.roles.iter().map(|r| r.as_str()).collect();
+    assert_eq!(roles, ["release-manager", "sre"]);
+    let members = |r: &str| {
+        plan.roles
+            .get(r)
+            .map(|r| r.members.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(members("release-manager"), ["jo@corp.example"]);
+    assert_eq!(members("sre"), ["sre-primary@corp.example"]);
+    // Asked before the cutover, not after it.
+    let pos = |t: &str| plan.phases.iter().position(|p| p.title.contains(t));
+    assert!(pos("Sign-offs") < pos("Cutover"));
+}

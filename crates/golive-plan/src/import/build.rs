@@ -19,7 +19,7 @@ use crate::de::{Deferred, Spanned};
 use crate::raw::{
     Action, OnFailure, RawAnalysis, RawApproval, RawChannel, RawEscalation, RawFlagTraffic,
     RawItem, RawLevel, RawMetric, RawMonitor, RawNotify, RawPhase, RawPlan, RawRole, RawRollback,
-    RawRollout, RawRun, RawStep, RawTask, RawTraffic, Strategy,
+    RawRollout, RawRun, RawStep, RawTask, RawTraffic, Strategy, Text,
 };
 use crate::time::TOffset;
 use crate::time::{format_duration, parse_duration};
@@ -883,7 +883,13 @@ impl<'d> Builder<'d> {
                     );
                     push_unique(&mut draft.record, label);
                 }
-                Piece::Step(i) if is_signoff(self.item(*i), signoff_section) => {
+                // In a sign-off section, "X sign-off" items join its one approval.
+                Piece::Step(i)
+                    if is_signoff(self.item(*i), signoff_section)
+                        || signoff_section
+                            && self.item(*i).children.is_empty()
+                            && named_approval(&self.item(*i).text.text).is_some() =>
+                {
                     approval_at.get_or_insert(draft.items.len());
                     signoffs.push(*i);
                 }
@@ -976,6 +982,7 @@ impl<'d> Builder<'d> {
                 .label
                 .clone()
                 .or_else(|| it.text.lead.clone())
+                .or_else(|| named_approval(&it.text.text))
                 .unwrap_or_else(|| it.text.value.clone());
             let role = role_name(&who);
             if !roles.contains(&role) {
@@ -2281,6 +2288,36 @@ impl<'d> Builder<'d> {
             if let Some(r) = self.roles.get(&role)
                 && !r.members.is_empty()
             {
+                continue;
+            }
+            // `SRE Approval` and a contact list's `On-call SRE`: the one
+            // role with members whose name holds every word of this one.
+            let words: Vec<&str> = role.split('-').collect();
+            let similar: Vec<(String, Vec<Text>)> = self
+                .roles
+                .iter()
+                .filter(|(k, r)| {
+                    **k != role
+                        && !r.members.is_empty()
+                        && words.iter().all(|w| k.split('-').any(|x| x == *w))
+                })
+                .map(|(k, r)| (k.clone(), r.members.clone()))
+                .collect();
+            if let [(from, members)] = similar.as_slice() {
+                self.note(
+                    0,
+                    NoteKind::Plain,
+                    format!("role `{role}` takes the members of `{from}`: check that they sign as {written}"),
+                );
+                self.roles.insert(
+                    role.clone(),
+                    RawRole {
+                        members: members.clone(),
+                        description: Some(format!(
+                            "{written}. Imported: members taken from `{from}`; check them."
+                        )),
+                    },
+                );
                 continue;
             }
             let placeholder = format!("TODO-{role}");
