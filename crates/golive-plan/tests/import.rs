@@ -706,6 +706,35 @@ fn launch_tables_labels_flags_and_canary_become_roles_approvals_and_a_rollout() 
 }
 
 #[test]
+fn multibyte_text_next_to_numbers_and_signs_never_breaks_the_import() {
+    // Byte positions found next to a digit, `%`, `:` or `+` must fall on
+    // character boundaries whatever surrounds them.
+    for (name, md) in ALL {
+        for (from, to) in [
+            ("%", "%é"),
+            ("% ", " ±%→ "),
+            ("1", "±1"),
+            (":", "→:"),
+            ("T+", "T+é"),
+            (" ", " ±"),
+            ("- [ ] ", "- [ ] ±"),
+        ] {
+            let text = md.replace(from, to);
+            let imported = import(&text, name);
+            let compiled = compile(&imported.yaml, &|_: &str| false);
+            assert!(
+                compiled
+                    .diagnostics
+                    .iter()
+                    .all(|d| d.severity != Severity::Error),
+                "{name} with {from:?} → {to:?}:\n{}",
+                imported.yaml
+            );
+        }
+    }
+}
+
+#[test]
 fn every_cut_of_every_document_imports_into_a_plan_that_validates() {
     // A document cut anywhere (a half-written table, a label with nothing
     // under it, a decision tree without its levels) still gives a valid plan.

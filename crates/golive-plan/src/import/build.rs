@@ -944,7 +944,7 @@ impl<'d> Builder<'d> {
         if let Some(at) = approval_at {
             let message =
                 (!notes_text.is_empty()).then(|| std::mem::take(&mut notes_text).join("\n"));
-            let item = self.approval(&signoffs, &own, message);
+            let item = self.approval(&signoffs, strip_numbering(&own), message);
             draft.items.insert(at.min(draft.items.len()), item);
         }
         let mut description = notes_text;
@@ -1807,7 +1807,7 @@ impl<'d> Builder<'d> {
                 let title = if own.is_empty() {
                     "Sign-off".to_string()
                 } else {
-                    own.clone()
+                    strip_numbering(&own).to_string()
                 };
                 self.note(
                     line,
@@ -2796,9 +2796,12 @@ fn traffic_step(t: &str) -> Option<u32> {
     let lower = t.to_lowercase();
     let pos = lower.find('%')?;
     let head = &lower[..pos];
+    // The byte after the last non-digit (which may be several bytes long).
     let start = head
-        .rfind(|c: char| !c.is_ascii_digit())
-        .map(|i| i + 1)
+        .char_indices()
+        .rev()
+        .find(|(_, c)| !c.is_ascii_digit())
+        .map(|(i, c)| i + c.len_utf8())
         .unwrap_or(0);
     let n: u32 = head[start..].parse().ok()?;
     let before = head[..start].trim();
@@ -2863,7 +2866,17 @@ fn dedup(v: &mut Vec<String>) {
 }
 
 fn mentions_rollback(t: &str) -> bool {
-    t.contains("rollback") || t.contains("roll back") || t.contains("roll-back")
+    [
+        "rollback",
+        "roll back",
+        "roll-back",
+        "backout",
+        "back-out",
+        "back out",
+        "revert",
+    ]
+    .iter()
+    .any(|w| t.contains(w))
 }
 
 /// `DEPLOYMENT STATUS: [ ] SUCCESS [ ] ROLLBACK REQUIRED` → the field
@@ -3250,6 +3263,7 @@ mod tests {
         assert_eq!(traffic_step("100%"), Some(100));
         assert_eq!(traffic_step("Error rate < 1%"), None);
         assert_eq!(traffic_step("Disk 80% full"), None);
+        assert_eq!(traffic_step("expected ±1% of yesterday"), None);
         assert_eq!(
             hold_for("holding each for at least 30 minutes").as_deref(),
             Some("30m")

@@ -62,6 +62,38 @@ pub(crate) fn check(cmd: &str) -> Option<(RawCheck, String)> {
     let args = &w[1..];
     match program {
         "curl" => curl_probe(args),
+        "wget" if args.iter().any(|a| a == "--spider") => {
+            let urls: Vec<&String> = args.iter().filter(|a| a.starts_with("http")).collect();
+            let flags_ok = args.iter().filter(|a| a.starts_with('-')).all(|a| {
+                ["--spider", "-q", "--quiet", "-S", "--server-response"].contains(&a.as_str())
+            });
+            let [url] = urls.as_slice() else {
+                return None;
+            };
+            if !flags_ok {
+                return None;
+            }
+            let check = RawCheck {
+                http: Some(RawHttp {
+                    url: crate::de::Spanned::new(url.to_string()),
+                    ..RawHttp::default()
+                }),
+                expect: vec![crate::de::Spanned::new("status < 400".into())],
+                ..RawCheck::default()
+            };
+            Some((
+                check,
+                format!("`wget --spider` drafted as an HTTP check of {url}"),
+            ))
+        }
+        "systemctl" if args.first().is_some_and(|a| a == "is-active") => Some((
+            command(cmd),
+            "`systemctl is-active` drafted as a command check".into(),
+        )),
+        "mysqladmin" if args.iter().any(|a| a == "ping") => Some((
+            command(cmd),
+            "`mysqladmin ping` drafted as a command check".into(),
+        )),
         "pg_isready" => {
             // `pg_isready` asks the server whether it accepts connections,
             // without credentials: run as is, it is the exact check.
@@ -366,6 +398,11 @@ mod tests {
             ("dig +short api.example.com", Some("dns")),
             ("curl -f https://a | jq .", None),
             ("helm upgrade x y", None),
+            ("wget -q --spider https://x.io/health", Some("http")),
+            ("wget https://x.io/file.tar.gz", None),
+            ("systemctl is-active nginx", Some("command")),
+            ("systemctl restart nginx", None),
+            ("mysqladmin -h db ping", Some("command")),
         ];
         for (cmd, want) in table {
             assert_eq!(kind(cmd), want, "{cmd}");
