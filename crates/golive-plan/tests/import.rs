@@ -806,3 +806,101 @@ fn a_signoff_section_is_one_approval_whose_roles_find_their_people() {
     let pos = |t: &str| plan.phases.iter().position(|p| p.title.contains(t));
     assert!(pos("Sign-offs") < pos("Cutover"));
 }
+
+#[test]
+fn mutated_documents_never_panic_and_always_validate() {
+    // Deterministic mutations of the test documents: lines deleted,
+    // duplicated, swapped, re-indented, and tricky characters inserted.
+    // `GOLIVE_IMPORT_MUTATIONS` runs more of them.
+    let rounds: usize = std::env::var("GOLIVE_IMPORT_MUTATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
+    let tricky = [
+        "±",
+        "→",
+        "%",
+        ":",
+        "+",
+        "|",
+        "`",
+        "**",
+        "_",
+        "#",
+        "- ",
+        "[ ]",
+        "é",
+        "😀",
+        "\t",
+        "7",
+        "T+",
+        "T-0 ",
+        "12:30 PM ",
+        "Level 2 ",
+        "Rollback ",
+        "| Role | Name |\n|---|---|\n",
+        "```bash\n",
+        "# 1. ",
+        "curl -f http://x/h",
+        "5% of users",
+    ];
+    let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut next = |n: usize| -> usize {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n.max(1) as u64) as usize
+    };
+    for (name, md) in ALL {
+        for round in 0..rounds {
+            let mut lines: Vec<String> = md.lines().map(str::to_string).collect();
+            for _ in 0..1 + next(6) {
+                let n = lines.len();
+                if n < 2 {
+                    break;
+                }
+                let (a, b) = (next(n), next(n));
+                match next(6) {
+                    0 => {
+                        lines.remove(a);
+                    }
+                    1 => {
+                        let l = lines[a].clone();
+                        lines.insert(b, l);
+                    }
+                    2 => lines.swap(a, b),
+                    3 => lines[a].insert_str(0, "  "),
+                    4 => {
+                        let t = lines[a].trim_start().to_string();
+                        lines[a] = t;
+                    }
+                    _ => {
+                        let l = &mut lines[a];
+                        let bounds: Vec<usize> = l
+                            .char_indices()
+                            .map(|(i, _)| i)
+                            .chain(std::iter::once(l.len()))
+                            .collect();
+                        let at = bounds[next(bounds.len())];
+                        l.insert_str(at, tricky[next(tricky.len())]);
+                    }
+                }
+            }
+            let text = lines.join("\n");
+            let imported = import(&text, name);
+            let compiled = compile(&imported.yaml, &|_: &str| false);
+            let errors: Vec<String> = compiled
+                .diagnostics
+                .iter()
+                .filter(|d| d.severity == Severity::Error)
+                .map(|d| d.message.clone())
+                .collect();
+            assert!(
+                errors.is_empty(),
+                "{name} round {round}: {errors:?}\n--- input\n{text}\n--- plan\n{}",
+                imported.yaml
+            );
+            assert!(imported.kept_items <= imported.checklist_items);
+        }
+    }
+}
