@@ -904,3 +904,39 @@ fn mutated_documents_never_panic_and_always_validate() {
         }
     }
 }
+
+#[test]
+fn canary_steps_nested_under_a_task_are_a_rollout_not_sub_steps() {
+    let md = "\
+# Checkout v2
+
+## Go-live (T+0)
+- [ ] Enable `checkout_v2`:
+  ```bash
+  curl -X PATCH https://flags.example.com/api/flags -d '{\"key\": \"checkout_v2\", \"enabled\": true}'
+  ```
+- [ ] Ramp the canary, 10 minutes per step
+  - [ ] 5%
+  - [ ] 25%
+  - [ ] 100%
+";
+    let imported = import(md, "checkout.md");
+    assert_eq!(imported.kept_items, imported.checklist_items);
+    let plan = plan_of("checkout.md", md);
+    let (_, flag) = forward(&plan, "Enable");
+    assert!(matches!(&flag.kind, ItemKind::Flag(f) if f.key == "checkout_v2"));
+    let (_, ramp) = forward(&plan, "Canary rollout");
+    let ItemKind::Rollout(r) = &ramp.kind else {
+        panic!("{}", ramp.kind.name())
+    };
+    assert!(ramp.subtasks.is_empty());
+    let steps: Vec<(u8, String)> = r
+        .steps
+        .iter()
+        .map(|s| (s.weight, format!("{:?}", s.pause)))
+        .collect();
+    assert_eq!(steps.len(), 3, "{steps:?}");
+    assert_eq!(steps[0].0, 5);
+    assert!(steps[0].1.contains("600s"), "{steps:?}");
+    assert!(matches!(&r.traffic, golive_plan::Traffic::Flag { key } if key == "checkout_v2"));
+}

@@ -1028,6 +1028,16 @@ impl<'d> Builder<'d> {
     fn convert(&mut self, i: usize, tags: &[String], plain: bool) -> Vec<RawItem> {
         self.kept[i] = true;
         let it = self.item(i);
+        if it.code.is_empty()
+            && let Some(steps) = self.nested_ramp(i)
+        {
+            let title = clean_title(&it.text.text);
+            let mut text = vec![title.as_str()];
+            text.extend(it.paras.iter().map(|p| p.text.as_str()));
+            let mut item = self.rollout_of(&steps, &text, &title);
+            item.tags = tags.to_vec();
+            return vec![item];
+        }
         let mut before = Vec::new();
         let mut subtasks = Vec::new();
         let mut item_fields = Vec::new();
@@ -1936,13 +1946,13 @@ impl<'d> Builder<'d> {
     /// A canary `rollout` skeleton from traffic steps, marked for review:
     /// the traffic actuator and the analysis are guesses to wire up.
     fn rollout(&mut self, s: usize, pieces: &[Piece<'d>], steps: &[(usize, u32)]) -> RawItem {
-        let mut lines = Vec::new();
-        for (k, _) in steps {
-            if let Some(Piece::Step(i) | Piece::Plain(i)) = pieces.get(*k) {
-                self.kept[*i] = true;
-                lines.push(format!("- {}", clean_title(&self.item(*i).text.text)));
-            }
-        }
+        let items: Vec<(usize, u32)> = steps
+            .iter()
+            .filter_map(|(k, w)| match pieces.get(*k) {
+                Some(Piece::Step(i) | Piece::Plain(i)) => Some((*i, *w)),
+                _ => None,
+            })
+            .collect();
         let text: Vec<&str> = pieces
             .iter()
             .filter_map(|p| match p {
@@ -1950,6 +1960,35 @@ impl<'d> Builder<'d> {
                 _ => None,
             })
             .collect();
+        let heading = self.heading(s).unwrap_or_default();
+        self.rollout_of(&items, &text, &heading)
+    }
+
+    /// Nested traffic steps (`- [ ] Ramp the canary` over `- [ ] 5%`, `- [ ]
+    /// 25%`, …): the weights, when every child is one, rising.
+    fn nested_ramp(&self, i: usize) -> Option<Vec<(usize, u32)>> {
+        let it = self.item(i);
+        let steps: Vec<(usize, u32)> = it
+            .children
+            .iter()
+            .map(|&c| {
+                let child = self.item(c);
+                (child.children.is_empty() && child.code.is_empty())
+                    .then(|| traffic_step(&child.text.text).map(|w| (c, w)))
+                    .flatten()
+            })
+            .collect::<Option<_>>()?;
+        (steps.len() >= 2 && steps.windows(2).all(|w| w[0].1 < w[1].1)).then_some(steps)
+    }
+
+    /// The rollout skeleton from the list items `steps` (item, weight) and
+    /// the text around them; `source` names where they were written.
+    fn rollout_of(&mut self, steps: &[(usize, u32)], text: &[&str], source: &str) -> RawItem {
+        let mut lines = Vec::new();
+        for (i, _) in steps {
+            self.kept[*i] = true;
+            lines.push(format!("- {}", clean_title(&self.item(*i).text.text)));
+        }
         let pause = text.iter().find_map(|t| hold_for(t));
         let key = self
             .flag_keys
@@ -1975,13 +2014,7 @@ impl<'d> Builder<'d> {
         };
         let weights: Vec<String> = steps.iter().map(|(_, w)| format!("{w}%")).collect();
         let title = format!("Canary rollout {}", weights.join(" → "));
-        let line = steps
-            .first()
-            .and_then(|(k, _)| match pieces.get(*k) {
-                Some(Piece::Step(i) | Piece::Plain(i)) => Some(self.item(*i).line),
-                _ => None,
-            })
-            .unwrap_or(0);
+        let line = steps.first().map(|(i, _)| self.item(*i).line).unwrap_or(0);
         self.note(
             line,
             NoteKind::Recognised,
@@ -1991,12 +2024,11 @@ impl<'d> Builder<'d> {
                 key.as_deref().map(|k| format!("flag `{k}`")).unwrap_or_else(|| "a command to write".into())
             ),
         );
-        let heading = self.heading(s).unwrap_or_default();
         RawItem {
             id: Spanned::new(self.id("canary rollout")),
             title: Some(Spanned::new(title)),
             description: Some(format!(
-                "Drafted from the traffic steps of “{heading}”:\n{}\n{}\nWire `traffic` to how traffic really moves and `analysis` to real metrics.",
+                "Drafted from the traffic steps of “{source}”:\n{}\n{}\nWire `traffic` to how traffic really moves and `analysis` to real metrics.",
                 lines.join("\n"),
                 text.join("\n")
             )),
@@ -2823,7 +2855,7 @@ fn traffic_step(t: &str) -> Option<u32> {
 /// `holding each for at least 30 minutes` → `30m`.
 fn hold_for(t: &str) -> Option<String> {
     let lower = t.to_lowercase();
-    if !["hold", "wait", "each", "bake", "soak"]
+    if !["hold", "wait", "each", "bake", "soak", "per step"]
         .iter()
         .any(|w| lower.contains(w))
     {
