@@ -940,3 +940,26 @@ fn canary_steps_nested_under_a_task_are_a_rollout_not_sub_steps() {
     assert!(steps[0].1.contains("600s"), "{steps:?}");
     assert!(matches!(&r.traffic, golive_plan::Traffic::Flag { key } if key == "checkout_v2"));
 }
+
+#[test]
+fn sibling_rollback_procedures_are_alternatives_chosen_by_one_task() {
+    let plan = plan_of("pager-system-go-live.md", PAGER);
+    let first = plan.rollback.items.first().expect("rollback items");
+    assert!(
+        first
+            .title
+            .contains("Emergency Rollback or Controlled Rollback"),
+        "{}",
+        first.title
+    );
+    assert!(matches!(first.kind, ItemKind::Task(_)) && first.review);
+    // The helm service has one procedure: nothing to choose.
+    let ledger = plan_of("ledger-api-helm.md", LEDGER);
+    assert!(
+        ledger
+            .rollback
+            .items
+            .iter()
+            .all(|i| !i.title.starts_with("Choose"))
+    );
+}

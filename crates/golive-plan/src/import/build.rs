@@ -110,6 +110,9 @@ struct Builder<'d> {
     flag_keys: Vec<String>,
     /// A notify item uses the `announcements` channel.
     announces: bool,
+    /// Rollback procedures written as sibling sections: (parent section,
+    /// procedure tag, title). Siblings are alternatives, not one chain.
+    procedures: Vec<(usize, String, String)>,
 }
 
 /// Builds the plan. `source_name` names the checklist file.
@@ -148,6 +151,7 @@ pub(crate) fn build(doc: &Doc, source_name: &str) -> Built {
         notifies: Vec::new(),
         flag_keys: Vec::new(),
         announces: false,
+        procedures: Vec::new(),
     };
     for sec in &doc.sections {
         let Some(h) = &sec.heading else { continue };
@@ -407,6 +411,10 @@ impl<'d> Builder<'d> {
         }
         if in_rollback && !readiness {
             let title = self.heading(s).unwrap_or_else(|| "Rollback".into());
+            if let Some(parent) = self.doc.sections[s].parent {
+                self.procedures
+                    .push((parent, slug(strip_numbering(&title)), title.clone()));
+            }
             self.rollback_from(&title, line, &pieces);
             return Vec::new();
         }
@@ -2442,8 +2450,12 @@ impl<'d> Builder<'d> {
             }));
         }
 
-        let procedures: BTreeSet<String> =
-            self.rollback_items.iter().map(|(_, t)| t.clone()).collect();
+        let procedures: BTreeSet<String> = self
+            .rollback_items
+            .iter()
+            .map(|(_, t)| t.clone())
+            .filter(|t| !t.is_empty())
+            .collect();
         let tag_them = procedures.len() > 1;
         if tag_them {
             let list: Vec<&str> = procedures.iter().map(String::as_str).collect();
@@ -2457,10 +2469,53 @@ impl<'d> Builder<'d> {
                 ),
             );
         }
+        // Sibling procedures ("Emergency Rollback", "Controlled Rollback"):
+        // one task first asks which one to follow.
+        let mut by_parent: BTreeMap<usize, Vec<(String, String)>> = BTreeMap::new();
+        for (parent, tag, title) in std::mem::take(&mut self.procedures) {
+            if self.rollback_items.iter().any(|(_, t)| *t == tag) {
+                by_parent.entry(parent).or_default().push((tag, title));
+            }
+        }
+        for (_, alternatives) in by_parent.into_iter().filter(|(_, a)| a.len() > 1) {
+            let Some(first) = self
+                .rollback_items
+                .iter()
+                .position(|(_, t)| alternatives.iter().any(|(a, _)| a == t))
+            else {
+                continue;
+            };
+            let titles: Vec<&str> = alternatives.iter().map(|(_, t)| t.as_str()).collect();
+            let tags: Vec<String> = alternatives.iter().map(|(t, _)| format!("`{t}`")).collect();
+            self.note(
+                0,
+                NoteKind::Recognised,
+                format!(
+                    "rollback procedures {} are alternatives: one task asks which to follow",
+                    titles.join(", ")
+                ),
+            );
+            let title = format!("Choose the rollback procedure: {}", titles.join(" or "));
+            let choose = RawItem {
+                id: Spanned::new(self.id("choose rollback procedure")),
+                title: Some(Spanned::new(title)),
+                review: Some(true),
+                task: Some(RawTask {
+                    instructions: Some(format!(
+                        "The checklist gives {} alternative procedures. Follow the items of the one that fits (tagged {}) and skip the others (`golive confirm RUN ITEM --skip --reason …`).",
+                        titles.len(),
+                        tags.join(", ")
+                    )),
+                    ..RawTask::default()
+                }),
+                ..RawItem::default()
+            };
+            self.rollback_items.insert(first, (choose, String::new()));
+        }
         let rollback_items: Vec<Deferred<RawItem>> = std::mem::take(&mut self.rollback_items)
             .into_iter()
             .map(|(mut item, tag)| {
-                if tag_them && !item.tags.contains(&tag) {
+                if tag_them && !tag.is_empty() && !item.tags.contains(&tag) {
                     item.tags.push(tag);
                     item.review = Some(true);
                 }
