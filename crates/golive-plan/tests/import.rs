@@ -963,3 +963,31 @@ fn sibling_rollback_procedures_are_alternatives_chosen_by_one_task() {
             .all(|i| !i.title.starts_with("Choose"))
     );
 }
+
+#[test]
+fn standing_work_is_description_not_steps() {
+    let md = "\
+# API launch
+
+## After launch
+
+**Week 1:**
+- [ ] Review the error budget
+
+**Quarterly:**
+- [ ] Rotate API keys
+
+## Ongoing Maintenance
+- [ ] Patch the base image monthly
+";
+    let imported = import(md, "api.md");
+    assert_eq!(imported.kept_items, imported.checklist_items);
+    let plan = plan_of("api.md", md);
+    let titles: Vec<&str> = plan.items().map(|(_, i)| i.title.as_str()).collect();
+    assert_eq!(titles, ["Review the error budget"]);
+    let d = plan.description.as_deref().unwrap_or("");
+    assert!(
+        d.contains("Rotate API keys") && d.contains("Patch the base image"),
+        "{d}"
+    );
+}

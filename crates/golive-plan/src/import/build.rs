@@ -567,6 +567,33 @@ impl<'d> Builder<'d> {
                 self.rollback_from(&format!("{heading}: {}", readable(&name)), l.line, &pieces);
                 continue;
             }
+            // `**Quarterly:**`, `**Ongoing:**`: standing work, not go-live steps.
+            if ["ongoing", "quarterly", "monthly", "continuous", "later"]
+                .iter()
+                .any(|w| lower.starts_with(w))
+            {
+                let mut text = Vec::new();
+                for i in self.subtree_items(&pieces) {
+                    self.kept[i] = true;
+                    text.push(format!("- {}", clean_title(&self.item(i).text.text)));
+                }
+                for p in &pieces {
+                    match p {
+                        Piece::Para(l) => text.push(l.text.clone()),
+                        Piece::Code(c) => text.push(code_text(c)),
+                        Piece::Table(ls) => text.extend(ls.iter().map(|l| l.text.clone())),
+                        Piece::Step(_) | Piece::Plain(_) => {}
+                    }
+                }
+                self.note(
+                    l.line,
+                    NoteKind::Plain,
+                    format!("“{name}” (standing work) kept in the plan description, not as steps"),
+                );
+                self.description
+                    .push(format!("{heading}: {name}:\n{}", text.join("\n")));
+                continue;
+            }
             if let Some(at) =
                 offsets::period(&name, self.day_zero).or_else(|| offsets::recognise(&name))
             {
