@@ -53,6 +53,16 @@ fn checklist_lines(md: &str) -> Vec<String> {
     out
 }
 
+/// The error messages of compiling `yaml`.
+fn errors_of(yaml: &str) -> Vec<String> {
+    compile(yaml, &|_: &str| false)
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .map(|d| d.message.clone())
+        .collect()
+}
+
 fn assert_validates(yaml: &str) {
     let compiled = compile(yaml, &|_: &str| false);
     let errors: Vec<String> = compiled
@@ -721,12 +731,8 @@ fn multibyte_text_next_to_numbers_and_signs_never_breaks_the_import() {
         ] {
             let text = md.replace(from, to);
             let imported = import(&text, name);
-            let compiled = compile(&imported.yaml, &|_: &str| false);
             assert!(
-                compiled
-                    .diagnostics
-                    .iter()
-                    .all(|d| d.severity != Severity::Error),
+                errors_of(&imported.yaml).is_empty(),
                 "{name} with {from:?} → {to:?}:\n{}",
                 imported.yaml
             );
@@ -745,13 +751,7 @@ fn every_cut_of_every_document_imports_into_a_plan_that_validates() {
             let tail = lines[cut..].join("\n");
             for part in [head, tail] {
                 let imported = import(&part, name);
-                let compiled = compile(&imported.yaml, &|_: &str| false);
-                let errors: Vec<String> = compiled
-                    .diagnostics
-                    .iter()
-                    .filter(|d| d.severity == Severity::Error)
-                    .map(|d| d.message.clone())
-                    .collect();
+                let errors = errors_of(&imported.yaml);
                 assert!(
                     errors.is_empty(),
                     "{name} cut at line {cut}: {errors:?}\n{}",
@@ -888,13 +888,7 @@ fn mutated_documents_never_panic_and_always_validate() {
             }
             let text = lines.join("\n");
             let imported = import(&text, name);
-            let compiled = compile(&imported.yaml, &|_: &str| false);
-            let errors: Vec<String> = compiled
-                .diagnostics
-                .iter()
-                .filter(|d| d.severity == Severity::Error)
-                .map(|d| d.message.clone())
-                .collect();
+            let errors = errors_of(&imported.yaml);
             assert!(
                 errors.is_empty(),
                 "{name} round {round}: {errors:?}\n--- input\n{text}\n--- plan\n{}",

@@ -2,6 +2,15 @@
 //! each list item becomes, where blanks are recorded, and what goes to the
 //! rollback, the roles and the escalation rules.
 //!
+//! The structures read: label lines (`**Technical Lead:**`, `**Day 1:**`,
+//! `**Rollback Procedure**`, `Symptoms:`/`Action:`) own what follows them;
+//! decision-tree levels and rollback procedures (with their fallbacks and
+//! alternatives) go to `rollback`, and undo commands never stay in a forward
+//! phase; sign-off lines and tables become approvals and roles; traffic
+//! steps a rollout skeleton; announcements timed `notify` items. The plan is
+//! then put in order: sign-offs before the go-live, announcements in the
+//! phase running at their time, periods never before the phase before them.
+//!
 //! Every decision here is a guess about a document written for people, so
 //! each recognised construct is reported as a [`Note`], anything drafted
 //! (approvals, rollback thresholds) is marked `review: true`, and text that

@@ -10,9 +10,16 @@
 //! - `mojibake`: repair text damaged by a wrong decoding (`üöÄ` → 🚀);
 //! - `markdown`: the iterative walk over pulldown-cmark events;
 //! - `build`: sections → phases, items, approvals, rollback, roles;
-//!   with `offsets` (T-offsets in headings), `rules` (thresholds →
-//!   conditions) and `text` (blanks, titles, ids);
+//!   with `offsets` (T-offsets, clock times and periods in headings),
+//!   `probe` (commands read as probes, flag API calls, undo commands,
+//!   numbered steps), `rules` (thresholds → conditions) and `text` (blanks,
+//!   titles, ids);
 //! - `emit`: the plan written as reviewable YAML.
+//!
+//! [`Summary`] says what was drafted and what a person must review; drafted
+//! guesses carry `review: true` and unnamed roles a `TODO-` member, which
+//! `golive validate --strict` refuses. [`check_size`] bounds the input
+//! before anything is built.
 
 mod build;
 mod emit;
