@@ -331,6 +331,14 @@ impl Compiler<'_> {
             if members.is_empty() {
                 self.warn(format!("role `{name}` has no members"), span);
             }
+            // `golive import` writes `TODO-<role>` where the checklist named nobody.
+            for m in r.members.iter().filter(|m| m.value.starts_with("TODO-")) {
+                self.warn(
+                    format!("role `{name}` has the placeholder member `{}`", m.value),
+                    m.span,
+                )
+                .help = Some("replace it with the people who act for this role".into());
+            }
             self.roles.insert(
                 RoleName::new(name),
                 Role {
@@ -573,6 +581,13 @@ impl Compiler<'_> {
             .map(|t| t.value.trim().to_string())
             .filter(|t| !t.is_empty())
             .unwrap_or_else(|| raw.id.value.clone());
+        if raw.review == Some(true) {
+            self.warn(
+                format!("item `{}` is marked for review", raw.id.value),
+                raw.id.span,
+            )
+            .help = Some("check what `golive import` drafted, then remove `review: true`".into());
+        }
         let on_interrupt = raw.on_interrupt.unwrap_or(match kind {
             ItemKind::Run(_) | ItemKind::Rollout(_) => OnInterrupt::Ask,
             _ => OnInterrupt::Rerun,
@@ -594,21 +609,13 @@ impl Compiler<'_> {
     }
 
     fn kind(&mut self, raw: &RawItem, span: Span) -> Option<ItemKind> {
-        let present: Vec<&str> = [
-            raw.task.is_some(),
-            raw.check.is_some(),
-            raw.run.is_some(),
-            raw.approval.is_some(),
-            raw.wait.is_some(),
-            raw.notify.is_some(),
-            raw.flag.is_some(),
-            raw.rollout.is_some(),
-        ]
-        .iter()
-        .zip(ITEM_KINDS)
-        .filter(|(p, _)| **p)
-        .map(|(_, k)| k)
-        .collect();
+        let present: Vec<&str> = raw
+            .kinds_present()
+            .iter()
+            .zip(ITEM_KINDS)
+            .filter(|(p, _)| **p)
+            .map(|(_, k)| k)
+            .collect();
         match present.len() {
             1 => {}
             0 => {
@@ -1124,6 +1131,15 @@ impl Compiler<'_> {
         }
         if actions.is_empty() {
             self.error(format!("level `{}` has no `actions`", l.name.value), span);
+        }
+        if l.review == Some(true) {
+            self.warn(
+                format!("rollback level `{}` is marked for review", l.name.value),
+                l.name.span,
+            )
+            .help = Some(
+                "check its conditions against real metrics, then remove `review: true`".into(),
+            );
         }
         Some(Level {
             name: l.name.value,

@@ -202,6 +202,22 @@ pub struct RawItem {
     pub rollout: Option<RawRollout>,
 }
 
+impl RawItem {
+    /// Which kind fields are present, in the order of [`crate::ItemKind::NAMES`].
+    pub fn kinds_present(&self) -> [bool; 8] {
+        [
+            self.task.is_some(),
+            self.check.is_some(),
+            self.run.is_some(),
+            self.approval.is_some(),
+            self.wait.is_some(),
+            self.notify.is_some(),
+            self.flag.is_some(),
+            self.rollout.is_some(),
+        ]
+    }
+}
+
 /// A manual task.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -125,9 +125,11 @@ impl ReadinessReport {
                 critical_failures += 1;
             }
         }
-        // An empty plan has nothing unready about it.
-        let score = (got * 100).checked_div(of).unwrap_or(100);
+        // No check is nothing verified, not a perfect score: a plan imported
+        // from a checklist of manual steps must not read as gold.
+        let score = (got * 100).checked_div(of).unwrap_or(0);
         let level = match score {
+            _ if checks.is_empty() => None,
             100 => Some("gold"),
             90..=99 => Some("silver"),
             75..=89 => Some("bronze"),
@@ -138,7 +140,7 @@ impl ReadinessReport {
             plan,
             started_at,
             duration_ms,
-            ready: critical_failures == 0 && score >= min_score,
+            ready: !checks.is_empty() && critical_failures == 0 && score >= min_score,
             score,
             level,
             min_score,
@@ -160,6 +162,9 @@ impl ReadinessReport {
     }
 
     fn verdict(&self) -> String {
+        if self.counts.total == 0 {
+            return "NOT READY: no checks ran, so nothing was verified; add `check` items (probes) to the plan".into();
+        }
         let level = self.level.map(|l| format!(" ({l})")).unwrap_or_default();
         format!(
             "{}: score {}/100{level}, {} of {} checks passed, {} failed, {} errors, {} critical failure(s); needs {} with no critical failure",

@@ -299,3 +299,55 @@ fn read_commands_never_create_a_journal() {
         "the default journal was created"
     );
 }
+
+#[test]
+fn import_refuses_a_checklist_too_large_before_writing_anything() {
+    let dir = scratch("import-large");
+    let line = "- [ ] Verify the service answers on every node of the cluster\n";
+    std::fs::write(
+        dir.join("huge.md"),
+        line.repeat(5 * 1024 * 1024 / line.len()),
+    )
+    .expect("md");
+    let o = golive(&["import", "huge.md", "-o", "plan.yaml"], &dir);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("huge.md") && err.contains("at most 1024 KiB"),
+        "{err}"
+    );
+    assert!(!err.contains("bug"), "{err}");
+    assert!(!dir.join("plan.yaml").exists(), "a plan was written");
+
+    // Small in bytes, but more entries than a plan can hold.
+    std::fs::write(dir.join("many.md"), "- [ ] x\n".repeat(30_000)).expect("md");
+    let o = golive(&["import", "many.md", "-o", "plan.yaml"], &dir);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("30000 list items and headings"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!dir.join("plan.yaml").exists(), "a plan was written");
+}
+
+#[test]
+fn validate_strict_fails_on_what_the_import_left_to_review() {
+    let dir = scratch("import-strict");
+    let md = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../golive-plan/tests/checklists/ledger-api-helm.md");
+    let md = md.display().to_string();
+    let o = golive(&["import", &md, "-o", "plan.yaml"], &dir);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("needs review"), "{}", stderr(&o));
+    let o = golive(&["validate", "plan.yaml"], &dir);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = golive(&["validate", "--strict", "plan.yaml"], &dir);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("placeholder member `TODO-payments-lead`"),
+        "{err}"
+    );
+    assert!(err.contains("is marked for review"), "{err}");
+}

@@ -251,3 +251,78 @@ fn the_shipped_example_is_ready_on_this_machine() {
     assert_eq!(failing, ["cache-persistence"], "{v:#}");
     assert_eq!(o.status.code(), Some(0));
 }
+
+/// A go-live checklist as a team writes it, whose health commands point at `base`.
+fn checklist(base: &str) -> String {
+    format!(
+        "# Shop go-live\n\n\
+         ## T-1h: Readiness\n\n\
+         - [ ] API answers: `curl -f {base}/health`\n\
+         - [ ] Backups taken and restore-tested\n\n\
+         ## T-0: Deploy\n\n\
+         ```bash\n\
+         # 1. Deploy the release\n\
+         ./deploy.sh v2\n\
+         # 2. Smoke test\n\
+         curl -fsS {base}/ready\n\
+         ```\n\n\
+         ## Rollback\n\n\
+         ```bash\n\
+         kubectl rollout undo deployment/shop\n\
+         ```\n"
+    )
+}
+
+#[test]
+fn a_plan_imported_from_a_checklist_with_health_commands_runs_real_checks() {
+    let dir = scratch("imported");
+    let up = health_server();
+    std::fs::write(dir.join("up.md"), checklist(&up)).expect("checklist");
+    let o = golive(&["import", "up.md", "-o", "up.yaml"], &dir);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("drafted: 1 task, 2 check, 1 run"), "{err}");
+
+    let o = golive(&["ready", "up.yaml", "--output", "json"], &dir);
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON report");
+    assert_eq!(o.status.code(), Some(0), "{report:#}");
+    let checks = report["checks"].as_array().expect("checks");
+    assert_eq!(checks.len(), 2, "{report:#}");
+    for c in checks {
+        assert_eq!(c["probe"], "http", "{c:#}");
+        assert_eq!(c["status"], "pass", "{c:#}");
+    }
+    assert_eq!(report["level"], "gold");
+
+    // The same checklist against a port nothing listens on: the checks run
+    // and fail, and the plan is not ready.
+    let down = format!("http://127.0.0.1:{}", closed_port());
+    std::fs::write(dir.join("down.md"), checklist(&down)).expect("checklist");
+    let o = golive(&["import", "down.md", "-o", "down.yaml"], &dir);
+    assert!(o.status.success());
+    let o = golive(&["ready", "down.yaml", "--output", "json"], &dir);
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON report");
+    assert_eq!(o.status.code(), Some(1), "{report:#}");
+    assert_eq!(report["counts"]["pass"], 0, "{report:#}");
+    assert_eq!(report["counts"]["total"], 2, "{report:#}");
+}
+
+#[test]
+fn a_plan_without_checks_is_not_reported_ready() {
+    let dir = scratch("no-checks");
+    std::fs::write(
+        dir.join("tasks.md"),
+        "# Launch\n\n## Go\n\n- [ ] Tell the team\n- [ ] Flip the switch\n",
+    )
+    .expect("checklist");
+    let o = golive(&["import", "tasks.md", "-o", "tasks.yaml"], &dir);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("no checks"), "{err}");
+    let o = golive(&["ready", "tasks.yaml"], &dir);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(1), "{out}{err}");
+    assert!(err.contains("has no checks"), "{err}");
+    assert!(!out.contains("gold") && out.contains("NOT READY"), "{out}");
+}

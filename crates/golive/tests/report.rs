@@ -72,6 +72,15 @@ fn an_imported_checklist_comes_back_as_a_completed_copy() {
     let source_text = std::fs::read_to_string(&source).expect("checklist");
     let source_arg = source.display().to_string();
     ok(golive(&["import", &source_arg, "-o", "plan.yaml"], &dir));
+    // "Stakeholder approval" is drafted as an approval by a role nobody was
+    // named for: name someone, as the import asks.
+    let plan = std::fs::read_to_string(dir.join("plan.yaml")).expect("plan");
+    assert!(plan.contains("TODO-stakeholder"), "{plan}");
+    std::fs::write(
+        dir.join("plan.yaml"),
+        plan.replace("TODO-stakeholder", "carol"),
+    )
+    .expect("plan");
 
     let mut running = start(&dir, &["run", "plan.yaml"]);
     let run = running.run_id();
@@ -90,7 +99,25 @@ fn an_imported_checklist_comes_back_as_a_completed_copy() {
         ok(golive(&["confirm", &run, id, "--by", by], &dir));
         confirmed += 1;
     }
-    assert_eq!(confirmed, 84);
+    assert_eq!(confirmed, 83);
+    let approvals: Vec<&str> = items
+        .iter()
+        .filter(|i| i["kind"] == "approval")
+        .filter_map(|i| i["id"].as_str())
+        .collect();
+    assert_eq!(approvals, ["stakeholder-approval"]);
+    ok(golive(
+        &[
+            "approve",
+            &run,
+            approvals[0],
+            "--as",
+            "stakeholder",
+            "--by",
+            "carol",
+        ],
+        &dir,
+    ));
     assert_eq!(finish(running), 0);
 
     let report = ok(golive(&["report", &run], &dir));

@@ -2,6 +2,15 @@
 //! each list item becomes, where blanks are recorded, and what goes to the
 //! rollback, the roles and the escalation rules.
 //!
+//! The structures read: label lines (`**Technical Lead:**`, `**Day 1:**`,
+//! `**Rollback Procedure**`, `Symptoms:`/`Action:`) own what follows them;
+//! decision-tree levels and rollback procedures (with their fallbacks and
+//! alternatives) go to `rollback`, and undo commands never stay in a forward
+//! phase; sign-off lines and tables become approvals and roles; traffic
+//! steps a rollout skeleton; announcements timed `notify` items. The plan is
+//! then put in order: sign-offs before the go-live, announcements in the
+//! phase running at their time, periods never before the phase before them.
+//!
 //! Every decision here is a guess about a document written for people, so
 //! each recognised construct is reported as a [`Note`], anything drafted
 //! (approvals, rollback thresholds) is marked `review: true`, and text that
@@ -13,13 +22,15 @@ use super::markdown::{Block, Code, Doc, Line, ListItem};
 use super::text::{
     clean_title, collapse, fields, has_blank, is_email, readable, short_id, strip_numbering,
 };
-use super::{Note, NoteKind, offsets, rules};
+use super::{Note, NoteKind, offsets, probe, rules};
 use crate::compile::{slug, var_refs};
 use crate::de::{Deferred, Spanned};
 use crate::raw::{
-    Action, RawApproval, RawChannel, RawCheck, RawEscalation, RawHttp, RawItem, RawLevel,
-    RawMonitor, RawPhase, RawPlan, RawRole, RawRollback, RawRun, RawTask,
+    Action, OnFailure, RawAnalysis, RawApproval, RawChannel, RawEscalation, RawFlagTraffic,
+    RawItem, RawLevel, RawMetric, RawMonitor, RawNotify, RawPhase, RawPlan, RawRole, RawRollback,
+    RawRollout, RawRun, RawStep, RawTask, RawTraffic, Strategy, Text,
 };
+use crate::time::TOffset;
 use crate::time::{format_duration, parse_duration};
 
 /// The plan built from a document, with what was recognised.
@@ -42,6 +53,8 @@ enum Piece<'d> {
     Para(&'d Line),
     /// A code block outside any list item.
     Code(&'d Code),
+    /// A pipe table (`| Role | Name |`), written as paragraph lines.
+    Table(&'d [Line]),
 }
 
 /// A phase being built.
@@ -53,6 +66,8 @@ struct PhaseDraft {
     record: Vec<String>,
     items: Vec<RawItem>,
     line: usize,
+    /// `at` is the start of a period (`Week 1`), not a stated offset.
+    period: bool,
 }
 
 /// What a section turned into, before content-only sections are grouped.
@@ -94,6 +109,19 @@ struct Builder<'d> {
     environment: Option<String>,
     owner: Option<String>,
     t0: Option<String>,
+    /// Minutes after midnight of the clock time the document gives T-0.
+    t0_clock: Option<i64>,
+    /// The document counts days from `Day 0`.
+    day_zero: bool,
+    /// Timed announcements: (T-offset, notify item), placed in phases at the end.
+    notifies: Vec<(String, RawItem)>,
+    /// Flag keys changed by earlier items, for a rollout's traffic.
+    flag_keys: Vec<String>,
+    /// A notify item uses the `announcements` channel.
+    announces: bool,
+    /// Rollback procedures written as sibling sections: (parent section,
+    /// procedure tag, title). Siblings are alternatives, not one chain.
+    procedures: Vec<(usize, String, String)>,
 }
 
 /// Builds the plan. `source_name` names the checklist file.
@@ -127,7 +155,21 @@ pub(crate) fn build(doc: &Doc, source_name: &str) -> Built {
         environment: None,
         owner: None,
         t0: None,
+        t0_clock: None,
+        day_zero: false,
+        notifies: Vec::new(),
+        flag_keys: Vec::new(),
+        announces: false,
+        procedures: Vec::new(),
     };
+    for sec in &doc.sections {
+        let Some(h) = &sec.heading else { continue };
+        if b.t0_clock.is_none() && offsets::recognise(&h.text).as_deref() == Some("T+0") {
+            b.t0_clock = offsets::clock(&h.text);
+        }
+        let lower = h.text.to_lowercase();
+        b.day_zero |= lower.contains("day 0");
+    }
     for &line in &doc.html_lines {
         b.note(line, NoteKind::Dropped, "HTML block ignored");
     }
@@ -136,9 +178,7 @@ pub(crate) fn build(doc: &Doc, source_name: &str) -> Built {
     }
     let mut units = Vec::new();
     for s in 0..doc.sections.len() {
-        if let Some(u) = b.section(s) {
-            units.push(u);
-        }
+        units.extend(b.section(s));
     }
     let phases = b.group(units);
     b.finish(phases, source_name)
@@ -212,15 +252,32 @@ impl<'d> Builder<'d> {
         }
     }
 
+    /// The T-offset a heading states: a `T±`, `Day -3` or before/after
+    /// form, a clock time relative to the one T-0 is given, or the start of
+    /// a period (`Week 1`; then `true`).
+    fn heading_at(&self, text: &str) -> Option<(String, bool)> {
+        if let Some(at) = offsets::recognise(text) {
+            return Some((at, false));
+        }
+        if let (Some(base), Some(clock)) = (self.t0_clock, offsets::clock(text)) {
+            return Some((offsets::from_minutes(clock - base), false));
+        }
+        offsets::period(text, self.day_zero).map(|at| (at, true))
+    }
+
     /// The T-offset of a section: from its heading, else the nearest ancestor's.
     fn at(&self, s: usize) -> Option<String> {
+        self.at_of(s).map(|(at, _)| at)
+    }
+
+    fn at_of(&self, s: usize) -> Option<(String, bool)> {
         let mut cur = Some(s);
         let mut guard = 0;
         while let Some(i) = cur {
             if let Some(at) = self.doc.sections[i]
                 .heading
                 .as_ref()
-                .and_then(|h| offsets::recognise(&h.text))
+                .and_then(|h| self.heading_at(&h.text))
             {
                 return Some(at);
             }
@@ -239,6 +296,7 @@ impl<'d> Builder<'d> {
         let mut out = Vec::new();
         for block in &doc.sections[s].blocks {
             match block {
+                Block::Para(lines) if is_table(lines) => out.push(Piece::Table(lines)),
                 Block::Para(lines) => out.extend(lines.iter().map(Piece::Para)),
                 Block::Code(c) => out.push(Piece::Code(c)),
                 Block::List(roots) => {
@@ -299,10 +357,10 @@ impl<'d> Builder<'d> {
         out
     }
 
-    fn section(&mut self, s: usize) -> Option<Unit> {
+    fn section(&mut self, s: usize) -> Vec<Unit> {
         let pieces = self.pieces(s);
         if pieces.is_empty() {
-            return None;
+            return Vec::new();
         }
         let doc = self.doc;
         let section = &doc.sections[s];
@@ -317,9 +375,6 @@ impl<'d> Builder<'d> {
             .as_ref()
             .map(|h| h.text.to_lowercase())
             .unwrap_or_default();
-        let has_steps = pieces
-            .iter()
-            .any(|p| matches!(p, Piece::Step(_)) || matches!(p, Piece::Code(c) if is_shell(c)));
         let in_rollback = path.iter().any(|t| mentions_rollback(t));
         let readiness = path.iter().any(|t| {
             [
@@ -343,23 +398,283 @@ impl<'d> Builder<'d> {
             });
 
         if s == 0 {
-            return self.preamble(pieces, has_steps);
+            return self.preamble(pieces).into_iter().collect();
+        }
+        if is_contents(&own) {
+            self.note(
+                line,
+                NoteKind::Dropped,
+                "table of contents left out: the plan's phases are its contents",
+            );
+            return Vec::new();
+        }
+        // A level of a rollback decision tree, even one titled "Prepare
+        // Rollback", before the readiness words below can claim it.
+        if in_rollback && is_level_heading(&own) {
+            self.level_from(s, &pieces);
+            return Vec::new();
         }
         if in_rollback && criteria {
             self.levels_from(&pieces);
-            return None;
+            return Vec::new();
         }
         if in_rollback && !readiness {
-            self.rollback_from(s, &pieces);
-            return None;
+            let title = self.heading(s).unwrap_or_else(|| "Rollback".into());
+            if let Some(parent) = self.doc.sections[s].parent {
+                self.procedures
+                    .push((parent, slug(strip_numbering(&title)), title.clone()));
+            }
+            self.rollback_from(&title, line, &pieces);
+            return Vec::new();
         }
         if own.contains("escalation") && self.escalation_from(&pieces) {
-            return None;
+            return Vec::new();
+        }
+        if ["ongoing", "quarterly", "monthly", "continuous"]
+            .iter()
+            .any(|w| own.contains(w))
+        {
+            self.keep_as_description(s, &pieces, line, "ongoing work");
+            return Vec::new();
         }
         let pieces = self.contacts_from(s, pieces);
+        let (pieces, approvals) = self.tables_from(s, pieces);
+        let pieces = if ["communicat", "announce", "comms"]
+            .iter()
+            .any(|w| own.contains(w))
+        {
+            self.notifies_from(pieces)
+        } else {
+            pieces
+        };
+        let mut units = if pieces.is_empty() {
+            Vec::new()
+        } else {
+            self.labelled(s, pieces, line)
+        };
+        if !approvals.is_empty() {
+            match units.iter_mut().find_map(|u| match u {
+                Unit::Phase(d) | Unit::Continuation(d) => Some(d),
+                Unit::Content { .. } => None,
+            }) {
+                Some(d) => {
+                    for (k, a) in approvals.into_iter().enumerate() {
+                        d.items.insert(k.min(d.items.len()), a);
+                    }
+                }
+                None => units.insert(
+                    0,
+                    Unit::Phase(PhaseDraft {
+                        title: self.phase_title(s),
+                        at: self.at(s),
+                        items: approvals,
+                        line,
+                        ..PhaseDraft::default()
+                    }),
+                ),
+            }
+        }
+        units
+    }
+
+    /// A section cut at its label lines (`**Technical Lead:**`, `**Day 1:**`,
+    /// `**Rollback Procedure**`, `Symptoms:`): each label owns the pieces
+    /// under it, up to the next label.
+    fn labelled(&mut self, s: usize, pieces: Vec<Piece<'d>>, line: usize) -> Vec<Unit> {
+        let mut groups: Vec<(Option<&'d Line>, Vec<Piece<'d>>)> = vec![(None, Vec::new())];
+        for p in pieces {
+            match p {
+                Piece::Para(l) if label_only(l).is_some() => groups.push((Some(l), Vec::new())),
+                other => {
+                    if let Some(g) = groups.last_mut() {
+                        g.1.push(other);
+                    }
+                }
+            }
+        }
+        // A label owns a list or a code block; over text alone it is just text.
+        let mut kept: Vec<(Option<&'d Line>, Vec<Piece<'d>>)> = Vec::new();
+        for (label, pieces) in groups {
+            let owns = pieces
+                .iter()
+                .any(|p| matches!(p, Piece::Step(_) | Piece::Plain(_) | Piece::Code(_)));
+            match (label, kept.last_mut()) {
+                (Some(l), Some(prev)) if !owns => {
+                    prev.1.push(Piece::Para(l));
+                    prev.1.extend(pieces);
+                }
+                _ => kept.push((label, pieces)),
+            }
+        }
+        let mut groups = kept;
+        if groups.len() == 1 && groups[0].0.is_none() {
+            let pieces = groups.pop().map(|g| g.1).unwrap_or_default();
+            return self.body(s, pieces, line).into_iter().collect();
+        }
+        let heading = self.phase_title(s);
+        let mut main: Option<PhaseDraft> = None;
+        let mut periods = Vec::new();
+        let mut symptoms: Option<(String, usize, Vec<String>)> = None;
+        for (label, pieces) in groups {
+            let Some(l) = label else {
+                if let Some(u) = self.body(s, pieces, line) {
+                    match u {
+                        Unit::Phase(d) | Unit::Continuation(d) => merge(&mut main, d),
+                        content @ Unit::Content { .. } => periods.push(content),
+                    }
+                }
+                continue;
+            };
+            let name = label_only(l).unwrap_or_default();
+            let lower = name.to_lowercase();
+            if mentions_rollback(&lower)
+                || ["revert", "back out", "fallback", "undo"]
+                    .iter()
+                    .any(|w| lower.contains(w))
+            {
+                self.rollback_from(&readable(&name), l.line, &pieces);
+                continue;
+            }
+            if [
+                "symptom",
+                "trigger",
+                "signs",
+                "warning sign",
+                "detection",
+                "when",
+            ]
+            .iter()
+            .any(|w| lower.starts_with(w))
+            {
+                let mut conds = Vec::new();
+                for i in self.subtree_items(&pieces) {
+                    self.kept[i] = true;
+                    let text = clean_title(&self.item(i).text.text);
+                    if let Some(c) = rules::threshold(&text).or_else(|| rules::flag(&text)) {
+                        self.note(
+                            self.item(i).line,
+                            NoteKind::Recognised,
+                            format!("symptom “{text}” drafted as `{c}`"),
+                        );
+                        conds.push(c);
+                    }
+                }
+                symptoms = Some((heading.clone(), l.line, conds));
+                continue;
+            }
+            if symptoms.is_some()
+                && [
+                    "action",
+                    "response",
+                    "what to do",
+                    "mitigation",
+                    "remediation",
+                ]
+                .iter()
+                .any(|w| lower.starts_with(w))
+            {
+                self.rollback_from(&format!("{heading}: {}", readable(&name)), l.line, &pieces);
+                continue;
+            }
+            // `**Quarterly:**`, `**Ongoing:**`: standing work, not go-live steps.
+            if ["ongoing", "quarterly", "monthly", "continuous", "later"]
+                .iter()
+                .any(|w| lower.starts_with(w))
+            {
+                let mut text = Vec::new();
+                for i in self.subtree_items(&pieces) {
+                    self.kept[i] = true;
+                    text.push(format!("- {}", clean_title(&self.item(i).text.text)));
+                }
+                for p in &pieces {
+                    match p {
+                        Piece::Para(l) => text.push(l.text.clone()),
+                        Piece::Code(c) => text.push(code_text(c)),
+                        Piece::Table(ls) => text.extend(ls.iter().map(|l| l.text.clone())),
+                        Piece::Step(_) | Piece::Plain(_) => {}
+                    }
+                }
+                self.note(
+                    l.line,
+                    NoteKind::Plain,
+                    format!("“{name}” (standing work) kept in the plan description, not as steps"),
+                );
+                self.description
+                    .push(format!("{heading}: {name}:\n{}", text.join("\n")));
+                continue;
+            }
+            if let Some(at) =
+                offsets::period(&name, self.day_zero).or_else(|| offsets::recognise(&name))
+            {
+                let mut d = self.phase(s, &pieces);
+                d.title = format!("{heading}: {}", readable(&name));
+                d.at = Some(at.clone());
+                d.period = true;
+                d.line = l.line;
+                self.note(
+                    l.line,
+                    NoteKind::Recognised,
+                    format!("“{name}” placed at {at}"),
+                );
+                periods.push(Unit::Phase(d));
+                continue;
+            }
+            let mut d = self.phase(s, &pieces);
+            if is_role_label(&lower) {
+                let role = role_name(&name);
+                self.approval_roles.push((role.clone(), name.clone()));
+                for it in &mut d.items {
+                    it.owner.get_or_insert_with(|| Spanned::new(role.clone()));
+                }
+                self.note(
+                    l.line,
+                    NoteKind::Recognised,
+                    format!("items under “{name}” owned by role `{role}`"),
+                );
+            } else {
+                let tag = slug(&name);
+                for it in &mut d.items {
+                    if !it.tags.contains(&tag) {
+                        it.tags.push(tag.clone());
+                    }
+                }
+            }
+            merge(&mut main, d);
+        }
+        if let Some((name, at_line, when)) = symptoms {
+            self.symptom_level(name, at_line, when);
+        }
+        let mut units = Vec::new();
+        if let Some(mut d) = main {
+            d.title = heading;
+            d.at = self.at(s);
+            d.line = line;
+            units.push(if self.doc.sections[s].heading.is_some() {
+                Unit::Phase(d)
+            } else {
+                Unit::Continuation(d)
+            });
+        }
+        units.extend(periods);
+        units
+    }
+
+    /// A section's pieces without labels: a phase, a content task, or text
+    /// for the plan description.
+    fn body(&mut self, s: usize, pieces: Vec<Piece<'d>>, line: usize) -> Option<Unit> {
         if pieces.is_empty() {
             return None;
         }
+        let doc = self.doc;
+        let section = &doc.sections[s];
+        let own = section
+            .heading
+            .as_ref()
+            .map(|h| h.text.to_lowercase())
+            .unwrap_or_default();
+        let has_steps = pieces
+            .iter()
+            .any(|p| matches!(p, Piece::Step(_)) || matches!(p, Piece::Code(c) if is_shell(c)));
         if has_steps {
             let mut draft = self.phase(s, &pieces);
             if section.heading.is_none() {
@@ -388,6 +703,17 @@ impl<'d> Builder<'d> {
             "appendix",
             "glossary",
             "escalation",
+            "risk",
+            "metric",
+            "kpi",
+            "assumption",
+            "dependenc",
+            "scope",
+            "goal",
+            "objective",
+            "background",
+            "team",
+            "communicat",
         ]
         .iter()
         .any(|w| own.contains(w));
@@ -403,37 +729,52 @@ impl<'d> Builder<'d> {
                 None => Unit::Continuation(draft),
             });
         }
-        // Text only: keep it in the plan's description.
+        self.keep_as_description(s, &pieces, line, "text");
+        None
+    }
+
+    /// Keeps a section's text in the plan description (and its checklist
+    /// items counted as kept: they are there, as text).
+    fn keep_as_description(&mut self, s: usize, pieces: &[Piece<'d>], line: usize, what: &str) {
         let title = self.heading(s);
         let mut text = Vec::new();
-        for p in &pieces {
+        for p in pieces {
             match p {
                 Piece::Para(l) => text.push(l.text.clone()),
-                Piece::Plain(i) => text.extend(self.plain_lines(*i)),
+                Piece::Plain(i) | Piece::Step(i) => {
+                    for j in self.subtree_items(std::slice::from_ref(p)) {
+                        self.kept[j] = true;
+                    }
+                    text.extend(self.plain_lines(*i));
+                }
                 Piece::Code(c) => text.push(code_text(c)),
-                Piece::Step(_) => {}
+                Piece::Table(lines) => text.extend(lines.iter().map(|l| l.text.clone())),
             }
         }
         if !text.is_empty() {
-            let what = title.clone().unwrap_or_else(|| "text".into());
+            let name = title.clone().unwrap_or_else(|| what.into());
             self.note(
                 line,
                 NoteKind::Plain,
-                format!("“{what}” kept in the plan description"),
+                format!("“{name}” ({what}) kept in the plan description, not as steps"),
             );
             match title {
                 Some(t) => self.description.push(format!("{t}:\n{}", text.join("\n"))),
                 None => self.description.push(text.join("\n")),
             }
         }
-        None
     }
 
     /// Everything before the first heading: metadata, blanks of the record,
     /// and free text for the description.
-    fn preamble(&mut self, pieces: Vec<Piece<'d>>, has_steps: bool) -> Option<Unit> {
+    fn preamble(&mut self, pieces: Vec<Piece<'d>>) -> Option<Unit> {
+        let has_steps = pieces
+            .iter()
+            .any(|p| matches!(p, Piece::Step(_)) || matches!(p, Piece::Code(c) if is_shell(c)));
         let pieces = self.contacts_from(0, pieces);
+        let (pieces, approvals) = self.tables_from(0, pieces);
         let mut rest = Vec::new();
+        let mut last_line: Option<usize> = None;
         for p in pieces {
             match p {
                 Piece::Para(l) => {
@@ -450,7 +791,15 @@ impl<'d> Builder<'d> {
                             push_unique(&mut self.record, f);
                         }
                     } else if !self.metadata(l) {
-                        self.description.push(l.text.clone());
+                        // Lines of one paragraph stay one paragraph.
+                        match (self.description.last_mut(), last_line) {
+                            (Some(d), Some(prev)) if l.line == prev + 1 => {
+                                d.push('\n');
+                                d.push_str(&l.text);
+                            }
+                            _ => self.description.push(l.text.clone()),
+                        }
+                        last_line = Some(l.line);
                     }
                 }
                 Piece::Plain(i) if !has_steps => {
@@ -471,10 +820,13 @@ impl<'d> Builder<'d> {
                 other => rest.push(other),
             }
         }
-        if rest.is_empty() {
+        if rest.is_empty() && approvals.is_empty() {
             return None;
         }
         let mut draft = self.phase(0, &rest);
+        for (k, a) in approvals.into_iter().enumerate() {
+            draft.items.insert(k, a);
+        }
         draft.title = self
             .doc
             .title
@@ -534,31 +886,69 @@ impl<'d> Builder<'d> {
         } else {
             Vec::new()
         };
-        let signoff_section = ["sign-off", "sign off", "signoff", "approval"]
-            .iter()
-            .any(|w| own.to_lowercase().contains(w));
+        let signoff_section = is_signoff_title(&own.to_lowercase());
         let mut draft = PhaseDraft {
             title: if section.heading.is_some() {
                 self.phase_title(s)
             } else {
                 String::new()
             },
-            at: self.at(s),
+            at: self.at_of(s).map(|(at, _)| at),
+            period: self.at_of(s).is_some_and(|(_, period)| period),
             line: section.heading.as_ref().map(|h| h.line).unwrap_or(0),
             ..PhaseDraft::default()
         };
         let mut signoffs: Vec<usize> = Vec::new();
         let mut approval_at: Option<usize> = None;
         let mut notes_text: Vec<String> = Vec::new();
-        for p in pieces {
+        let ramp = self.ramp(pieces);
+        for (k, p) in pieces.iter().enumerate() {
+            if let Some((first, steps)) = &ramp
+                && steps.iter().any(|(at, _)| *at == k)
+            {
+                if k == *first {
+                    let item = self.rollout(s, pieces, steps);
+                    draft.items.push(item);
+                }
+                continue;
+            }
             match p {
-                Piece::Step(i) if is_signoff(self.item(*i), signoff_section) => {
+                Piece::Step(i)
+                    if record_only(self.item(*i))
+                        && !is_signoff(self.item(*i), signoff_section) =>
+                {
+                    self.kept[*i] = true;
+                    let it = self.item(*i);
+                    let label = it.text.label.clone().unwrap_or_default();
+                    self.note(
+                        it.line,
+                        NoteKind::Recognised,
+                        format!("blank “{label}” recorded with the phase"),
+                    );
+                    push_unique(&mut draft.record, label);
+                }
+                // In a sign-off section, "X sign-off" items join its one approval.
+                Piece::Step(i)
+                    if is_signoff(self.item(*i), signoff_section)
+                        || signoff_section
+                            && self.item(*i).children.is_empty()
+                            && named_approval(&self.item(*i).text.text).is_some() =>
+                {
                     approval_at.get_or_insert(draft.items.len());
                     signoffs.push(*i);
+                }
+                Piece::Step(i) if named_approval(&self.item(*i).text.text).is_some() => {
+                    let item = self.named_approval_item(*i, &tags);
+                    draft.items.push(item);
                 }
                 Piece::Step(i) => {
                     let items = self.convert(*i, &tags, false);
                     draft.items.extend(items);
+                }
+                Piece::Table(lines) => {
+                    draft
+                        .description
+                        .extend(lines.iter().map(|l| l.text.clone()));
                 }
                 Piece::Plain(i) => {
                     let texts = self.plain_texts(*i);
@@ -589,8 +979,8 @@ impl<'d> Builder<'d> {
                     }
                 }
                 Piece::Code(c) if is_shell(c) => {
-                    let item = self.standalone_run(c, &tags);
-                    draft.items.push(item);
+                    let items = self.standalone(c, &tags);
+                    draft.items.extend(items);
                 }
                 Piece::Code(c) => draft.description.push(code_text(c)),
             }
@@ -598,7 +988,7 @@ impl<'d> Builder<'d> {
         if let Some(at) = approval_at {
             let message =
                 (!notes_text.is_empty()).then(|| std::mem::take(&mut notes_text).join("\n"));
-            let item = self.approval(&signoffs, &own, message);
+            let item = self.approval(&signoffs, strip_numbering(&own), message);
             draft.items.insert(at.min(draft.items.len()), item);
         }
         let mut description = notes_text;
@@ -636,6 +1026,7 @@ impl<'d> Builder<'d> {
                 .label
                 .clone()
                 .or_else(|| it.text.lead.clone())
+                .or_else(|| named_approval(&it.text.text))
                 .unwrap_or_else(|| it.text.value.clone());
             let role = role_name(&who);
             if !roles.contains(&role) {
@@ -681,6 +1072,16 @@ impl<'d> Builder<'d> {
     fn convert(&mut self, i: usize, tags: &[String], plain: bool) -> Vec<RawItem> {
         self.kept[i] = true;
         let it = self.item(i);
+        if it.code.is_empty()
+            && let Some(steps) = self.nested_ramp(i)
+        {
+            let title = clean_title(&it.text.text);
+            let mut text = vec![title.as_str()];
+            text.extend(it.paras.iter().map(|p| p.text.as_str()));
+            let mut item = self.rollout_of(&steps, &text, &title);
+            item.tags = tags.to_vec();
+            return vec![item];
+        }
         let mut before = Vec::new();
         let mut subtasks = Vec::new();
         let mut item_fields = Vec::new();
@@ -723,19 +1124,21 @@ impl<'d> Builder<'d> {
             let text = clean_title(&child.text.text);
             if child.checkbox.is_some() {
                 self.kept[d] = true;
-                if let Some(url) = child.text.codes.iter().find_map(|c| curl_url(c)) {
+                if let Some((check, what)) = child.text.codes.iter().find_map(|c| probe::check(c)) {
                     let id = self.id(child
                         .text
                         .lead
                         .as_deref()
                         .or(child.text.label.as_deref())
                         .unwrap_or(&text));
-                    self.note(
-                        child.line,
-                        NoteKind::Recognised,
-                        format!("`curl -f` drafted as an HTTP check of {url}"),
-                    );
-                    before.push(http_check(id, &text, url, tags));
+                    self.note(child.line, NoteKind::Recognised, what);
+                    before.push(RawItem {
+                        id: Spanned::new(id),
+                        title: Some(Spanned::new(text.clone())),
+                        tags: tags.to_vec(),
+                        check: Some(check),
+                        ..RawItem::default()
+                    });
                 } else {
                     subtasks.push(if text.is_empty() {
                         "(empty)".to_string()
@@ -760,6 +1163,26 @@ impl<'d> Builder<'d> {
         for c in other {
             description.push(code_text(c));
         }
+        // A block of numbered steps is one item per step; the list item's own
+        // text introduces the first.
+        if let [block] = shell.as_slice()
+            && let Some(steps) = probe::numbered_steps(&block.text)
+        {
+            let mut items = self.steps(block.line, steps, tags);
+            if let Some(first) = items.first_mut() {
+                let mut d = vec![title.clone()];
+                d.extend(description);
+                if !item_fields.is_empty() {
+                    d.push(format!("Record: {}", item_fields.join(", ")));
+                }
+                if let Some(old) = first.description.take() {
+                    d.push(old);
+                }
+                first.description = Some(d.join("\n"));
+            }
+            before.extend(items);
+            return before;
+        }
         let mut command = Vec::new();
         for c in &shell {
             let (cmd, comments) = split_comments(c);
@@ -769,12 +1192,14 @@ impl<'d> Builder<'d> {
             }
         }
         let command = command.join("\n");
-        let inline_curl = it.text.codes.iter().find_map(|c| curl_url(c));
-        let url = if command.is_empty() {
-            inline_curl
+        let probe = if command.is_empty() {
+            it.text.codes.iter().find_map(|c| probe::check(c))
         } else {
-            curl_url(&command)
+            probe::check(&command)
         };
+        let flag = (!command.is_empty())
+            .then(|| probe::flag_call(&command))
+            .flatten();
         let id = self.id(it
             .text
             .lead
@@ -787,13 +1212,22 @@ impl<'d> Builder<'d> {
             tags: tags.to_vec(),
             ..RawItem::default()
         };
-        if let Some(url) = url {
+        if let Some((check, what)) = probe {
+            self.note(it.line, NoteKind::Recognised, what);
+            item.check = Some(check);
+        } else if let Some(f) = flag {
             self.note(
                 it.line,
                 NoteKind::Recognised,
-                format!("`curl -f` drafted as an HTTP check of {url}"),
+                format!(
+                    "flag API call drafted as a change of flag `{}`",
+                    f.key.value
+                ),
             );
-            item.check = Some(http(url));
+            self.flag_keys.push(f.key.value.clone());
+            description.push(format!("Drafted from:\n{command}"));
+            item.review = Some(true);
+            item.flag = Some(f);
         } else if !command.is_empty() {
             self.note(
                 it.line,
@@ -841,45 +1275,133 @@ impl<'d> Builder<'d> {
         before
     }
 
-    /// A run item from a code block outside any list item.
-    fn standalone_run(&mut self, c: &Code, tags: &[String]) -> RawItem {
+    /// Items from a code block outside any list item: one per numbered
+    /// step when its comments number them, else one.
+    fn standalone(&mut self, c: &Code, tags: &[String]) -> Vec<RawItem> {
+        if let Some(steps) = probe::numbered_steps(&c.text) {
+            return self.steps(c.line, steps, tags);
+        }
         let (cmd, comments) = split_comments(c);
-        let title = comment_title(c).unwrap_or_else(|| {
-            let first = cmd.lines().next().unwrap_or("command");
-            let short: String = first.chars().take(60).collect();
-            format!("Run `{short}`")
-        });
-        let id = self.id(&title);
-        self.note(
-            c.line,
-            NoteKind::Recognised,
-            format!("code block taken as command “{title}”"),
-        );
-        let mut item = RawItem {
-            id: Spanned::new(id),
-            title: Some(Spanned::new(title)),
-            tags: tags.to_vec(),
-            ..RawItem::default()
-        };
+        let title = comment_title(c);
+        let mut item = self.command_item(title, &cmd, c.line, tags);
         let description: Vec<String> = comments.into_iter().skip(1).collect();
         if !description.is_empty() {
             item.description = Some(description.join("\n"));
         }
-        match curl_url(&cmd) {
-            Some(url) => item.check = Some(http(url)),
-            None if cmd.is_empty() => {
-                item.task = Some(RawTask {
-                    instructions: Some(c.text.trim_end().to_string()),
-                    ..RawTask::default()
+        if item.task.is_some() {
+            item.task = Some(RawTask {
+                instructions: Some(c.text.trim_end().to_string()),
+                ..RawTask::default()
+            });
+        }
+        vec![item]
+    }
+
+    /// One item per numbered step of a code block.
+    fn steps(
+        &mut self,
+        line: usize,
+        steps: Vec<(String, String)>,
+        tags: &[String],
+    ) -> Vec<RawItem> {
+        self.note(
+            line,
+            NoteKind::Recognised,
+            format!(
+                "code block split at its {} numbered step comments",
+                steps.len()
+            ),
+        );
+        steps
+            .into_iter()
+            .map(|(title, body)| {
+                let code = Code {
+                    lang: "sh".into(),
+                    text: body,
+                    line,
+                };
+                let (cmd, comments) = split_comments(&code);
+                let mut item = self.command_item(Some(title), &cmd, line, tags);
+                if !comments.is_empty() {
+                    item.description = Some(comments.join("\n"));
+                }
+                item
+            })
+            .collect()
+    }
+
+    /// A command as the item it stands for: a check when it is a probe, a
+    /// flag change when it calls a flag admin API, else a run (a task when
+    /// there is no command left).
+    fn command_item(
+        &mut self,
+        title: Option<String>,
+        cmd: &str,
+        line: usize,
+        tags: &[String],
+    ) -> RawItem {
+        let short: String = cmd
+            .lines()
+            .next()
+            .unwrap_or("command")
+            .chars()
+            .take(60)
+            .collect();
+        let mut item = RawItem {
+            tags: tags.to_vec(),
+            ..RawItem::default()
+        };
+        let title = if let Some((check, what)) = probe::check(cmd) {
+            self.note(line, NoteKind::Recognised, what);
+            item.check = Some(check);
+            title.unwrap_or_else(|| format!("Check `{short}`"))
+        } else if let Some(f) = probe::flag_call(cmd) {
+            let mut what = Vec::new();
+            if let Some(e) = f.enabled {
+                what.push(if e {
+                    "on".to_string()
+                } else {
+                    "off".to_string()
                 });
             }
-            None => {
-                self.uses_vars(&cmd);
-                item.run = Some(RawRun {
-                    command: Spanned::new(cmd),
-                    ..RawRun::default()
-                });
+            if let Some(p) = &f.percentage {
+                what.push(format!("{}%", p.value));
             }
+            let t =
+                title.unwrap_or_else(|| format!("Set flag `{}` {}", f.key.value, what.join(", ")));
+            self.note(
+                line,
+                NoteKind::Recognised,
+                format!(
+                    "flag API call drafted as a change of flag `{}`: check the flag store",
+                    f.key.value
+                ),
+            );
+            self.flag_keys.push(f.key.value.clone());
+            item.review = Some(true);
+            item.description = Some(format!("Drafted from:\n{cmd}"));
+            item.flag = Some(f);
+            t
+        } else if cmd.is_empty() {
+            item.task = Some(RawTask::default());
+            title.unwrap_or_else(|| "Command".into())
+        } else {
+            self.uses_vars(cmd);
+            item.run = Some(RawRun {
+                command: Spanned::new(cmd.to_string()),
+                ..RawRun::default()
+            });
+            title.unwrap_or_else(|| format!("Run `{short}`"))
+        };
+        self.note(
+            line,
+            NoteKind::Recognised,
+            format!("code block taken as “{title}”"),
+        );
+        item.id = Spanned::new(self.id(&title));
+        item.title = Some(Spanned::new(title));
+        if let Some(d) = item.description.take() {
+            item.description = Some(d);
         }
         item
     }
@@ -930,6 +1452,7 @@ impl<'d> Builder<'d> {
                     }
                 }
                 Piece::Code(c) => instructions.push(code_text(c)),
+                Piece::Table(ls) => instructions.extend(ls.iter().map(|l| l.text.clone())),
                 Piece::Step(_) => {}
             }
         }
@@ -992,6 +1515,11 @@ impl<'d> Builder<'d> {
                     self.description.push(code_text(c));
                     continue;
                 }
+                Piece::Table(lines) => {
+                    self.description
+                        .extend(lines.iter().map(|l| l.text.clone()));
+                    continue;
+                }
             };
             let mut stack = vec![root];
             while let Some(j) = stack.pop() {
@@ -1037,20 +1565,30 @@ impl<'d> Builder<'d> {
         }
     }
 
-    /// A rollback procedure → rollback items.
-    fn rollback_from(&mut self, s: usize, pieces: &[Piece<'d>]) {
-        let tag = self
-            .heading(s)
-            .map(|h| slug(strip_numbering(&h)))
-            .unwrap_or_else(|| "rollback".into());
-        let line = self.doc.sections[s]
-            .heading
-            .as_ref()
-            .map(|h| h.line)
-            .unwrap_or(0);
+    /// A rollback procedure → rollback items. A line offering an
+    /// alternative (`helm rollback, or if that fails the manual fallback:`)
+    /// makes what follows it one fallback task, run only when the step
+    /// before it failed, instead of more steps in a chain.
+    fn rollback_from(&mut self, title: &str, line: usize, pieces: &[Piece<'d>]) {
+        let tag = slug(strip_numbering(title));
         let mut n = 0;
         let mut text = Vec::new();
+        let mut fallback: Option<(String, usize, Vec<String>)> = None;
         for p in pieces {
+            if let Some((_, _, lines)) = fallback.as_mut() {
+                match p {
+                    Piece::Step(i) | Piece::Plain(i) => {
+                        for j in self.subtree_items(std::slice::from_ref(p)) {
+                            self.kept[j] = true;
+                        }
+                        lines.extend(self.plain_lines(*i));
+                    }
+                    Piece::Code(c) => lines.push(code_text(c)),
+                    Piece::Para(l) => lines.push(l.text.clone()),
+                    Piece::Table(ls) => lines.extend(ls.iter().map(|l| l.text.clone())),
+                }
+                continue;
+            }
             match p {
                 Piece::Step(i) => {
                     for item in self.convert(*i, &[], false) {
@@ -1065,25 +1603,507 @@ impl<'d> Builder<'d> {
                     }
                 }
                 Piece::Code(c) if is_shell(c) => {
-                    let item = self.standalone_run(c, &[]);
-                    self.rollback_items.push((item, tag.clone()));
-                    n += 1;
+                    for item in self.standalone(c, &[]) {
+                        self.rollback_items.push((item, tag.clone()));
+                        n += 1;
+                    }
                 }
                 Piece::Code(c) => text.push(code_text(c)),
+                Piece::Para(l) if is_alternative(&l.text) && n > 0 => {
+                    fallback = Some((l.text.clone(), l.line, Vec::new()));
+                }
                 Piece::Para(l) => text.push(l.text.clone()),
+                Piece::Table(ls) => text.extend(ls.iter().map(|l| l.text.clone())),
             }
         }
+        if let Some((intro, at_line, lines)) = fallback {
+            let primary = self
+                .rollback_items
+                .last_mut()
+                .map(|(item, _)| {
+                    item.on_failure = Some(OnFailure::Continue);
+                    item.title
+                        .as_ref()
+                        .map(|t| t.value.clone())
+                        .unwrap_or_else(|| item.id.value.clone())
+                })
+                .unwrap_or_default();
+            let fb_title = format!("Fallback if “{primary}” failed");
+            self.note(
+                at_line,
+                NoteKind::Recognised,
+                format!("“{intro}”: the alternative drafted as one fallback task after “{primary}”, not as more steps"),
+            );
+            let item = RawItem {
+                id: Spanned::new(self.id(&fb_title)),
+                title: Some(Spanned::new(fb_title)),
+                description: Some(format!(
+                    "{intro}\nSkip this task (`golive confirm … --skip`) when the step before it succeeded."
+                )),
+                review: Some(true),
+                task: Some(RawTask {
+                    instructions: Some(lines.join("\n")),
+                    ..RawTask::default()
+                }),
+                ..RawItem::default()
+            };
+            self.rollback_items.push((item, tag.clone()));
+            n += 1;
+        }
         if !text.is_empty() {
-            let title = self.heading(s).unwrap_or_else(|| "Rollback".into());
             self.description
                 .push(format!("{title}:\n{}", text.join("\n")));
         }
-        let title = self.heading(s).unwrap_or_default();
         self.note(
             line,
             NoteKind::Recognised,
             format!("“{title}”: {n} rollback item(s)"),
         );
+    }
+
+    /// A level of a rollback decision tree (`Level 2: Major Issues (Prepare
+    /// Rollback)`): its list items are the conditions, its `Action:` lines
+    /// what people do, and the heading says what golive does.
+    fn level_from(&mut self, s: usize, pieces: &[Piece<'d>]) {
+        let name = self.heading(s).unwrap_or_else(|| "Level".into());
+        let line = self.doc.sections[s]
+            .heading
+            .as_ref()
+            .map(|h| h.line)
+            .unwrap_or(0);
+        let mut when = Vec::new();
+        let mut said = Vec::new();
+        for p in pieces {
+            match p {
+                Piece::Step(_) | Piece::Plain(_) => {
+                    for i in self.subtree_items(std::slice::from_ref(p)) {
+                        self.kept[i] = true;
+                        let it = self.item(i);
+                        let text = clean_title(&it.text.text);
+                        let is_action = it.text.label.as_deref().is_some_and(|l| {
+                            let l = l.to_lowercase();
+                            ["action", "response", "do", "next step", "owner", "who"]
+                                .iter()
+                                .any(|w| l.starts_with(w))
+                        });
+                        // `Run ./scripts/x.sh`, `Page the DBA`: what to do, not when.
+                        let imperative = !it.text.codes.is_empty()
+                            || text.split_whitespace().next().is_some_and(|w| {
+                                [
+                                    "run", "execute", "page", "notify", "call", "prepare", "stop",
+                                    "start", "open", "escalate", "inform",
+                                ]
+                                .contains(&w.to_lowercase().as_str())
+                            });
+                        if is_action || imperative {
+                            said.push(text);
+                            continue;
+                        }
+                        match rules::threshold(&text).or_else(|| rules::flag(&text)) {
+                            Some(c) => when.push(Spanned::new(c)),
+                            None => said.push(text),
+                        }
+                    }
+                }
+                Piece::Code(c) if is_shell(c) => {
+                    for item in self.standalone(c, &[]) {
+                        self.rollback_items.push((item, "rollback".into()));
+                    }
+                }
+                Piece::Code(c) => said.push(code_text(c)),
+                Piece::Para(l) => said.push(l.text.clone()),
+                Piece::Table(ls) => said.extend(ls.iter().map(|l| l.text.clone())),
+            }
+        }
+        if when.is_empty() {
+            match rules::flag(&name) {
+                Some(c) => when.push(Spanned::new(c)),
+                None => return,
+            }
+        }
+        let action = level_action(&name.to_lowercase());
+        self.note(
+            line,
+            NoteKind::Recognised,
+            format!(
+                "“{name}”: a rollback level with {} condition(s), action `{}`",
+                when.len(),
+                match &action {
+                    Action::Continue => "continue",
+                    Action::Pause => "pause",
+                    _ => "rollback",
+                }
+            ),
+        );
+        if !said.is_empty() {
+            self.description
+                .push(format!("{name}:\n{}", said.join("\n")));
+        }
+        self.levels.push(RawLevel {
+            name: Spanned::new(name),
+            when,
+            actions: vec![Spanned::new(action)],
+            review: Some(true),
+        });
+    }
+
+    /// Symptoms listed in an incident playbook → a rollback level named
+    /// after the playbook.
+    fn symptom_level(&mut self, name: String, line: usize, when: Vec<String>) {
+        if when.is_empty() {
+            return;
+        }
+        self.note(
+            line,
+            NoteKind::Recognised,
+            format!("symptoms under “{name}” drafted as a rollback level"),
+        );
+        self.levels.push(RawLevel {
+            name: Spanned::new(name),
+            when: when.into_iter().map(Spanned::new).collect(),
+            actions: vec![Spanned::new(Action::Rollback)],
+            review: Some(true),
+        });
+    }
+
+    /// List items of `pieces` and all their descendants, in document order.
+    fn subtree_items(&self, pieces: &[Piece<'d>]) -> Vec<usize> {
+        let mut out = Vec::new();
+        for p in pieces {
+            let (Piece::Step(root) | Piece::Plain(root)) = p else {
+                continue;
+            };
+            let mut stack = vec![*root];
+            while let Some(j) = stack.pop() {
+                out.push(j);
+                stack.extend(self.item(j).children.iter().rev().copied());
+            }
+        }
+        out
+    }
+
+    /// Tables of a section: a `| Role | Name | Contact |` table fills in
+    /// roles; in a sign-off section (or with a date or signature column) it
+    /// is also an approval by those roles. Other tables stay text.
+    fn tables_from(&mut self, s: usize, pieces: Vec<Piece<'d>>) -> (Vec<Piece<'d>>, Vec<RawItem>) {
+        let own = self.heading(s).unwrap_or_default();
+        let signoff_section = is_signoff_title(&own.to_lowercase());
+        let mut rest = Vec::new();
+        let mut approvals = Vec::new();
+        for p in pieces {
+            let Piece::Table(lines) = p else {
+                rest.push(p);
+                continue;
+            };
+            let Some((header, rows)) = table_rows(lines) else {
+                rest.extend(lines.iter().map(Piece::Para));
+                continue;
+            };
+            let col = |names: &[&str]| {
+                header
+                    .iter()
+                    .position(|h| names.iter().any(|n| h.to_lowercase().contains(n)))
+            };
+            let (Some(role_col), Some(who_col)) = (
+                col(&["role", "responsib", "function"]),
+                col(&["name", "person", "owner", "who", "contact", "email"]),
+            ) else {
+                rest.extend(lines.iter().map(Piece::Para));
+                continue;
+            };
+            let contact_col = col(&["contact", "email", "e-mail", "slack", "phone"]);
+            let signs =
+                signoff_section || col(&["signature", "date", "approved", "sign"]).is_some();
+            let mut roles = Vec::new();
+            for row in &rows {
+                let Some(label) = row.get(role_col).filter(|r| !r.is_empty() && !has_blank(r))
+                else {
+                    continue;
+                };
+                let key = role_name(label);
+                let name = row.get(who_col).filter(|n| !n.is_empty() && !has_blank(n));
+                let email = contact_col
+                    .and_then(|c| row.get(c))
+                    .map(|c| {
+                        c.trim_matches(|ch: char| "<>()`".contains(ch))
+                            .trim_start_matches("mailto:")
+                    })
+                    .filter(|c| is_email(c));
+                let member = email.map(str::to_string).or_else(|| name.cloned());
+                let role = self.roles.entry(key.clone()).or_default();
+                if let Some(m) = &member
+                    && (role.members.is_empty() || email.is_some())
+                    && !role.members.iter().any(|x| &x.value == m)
+                {
+                    role.members.push(Spanned::new(m.clone()));
+                }
+                if role.description.is_none() {
+                    role.description = Some(match (name, own.is_empty()) {
+                        (Some(n), false) => format!("{label}: {n} ({own})"),
+                        (Some(n), true) => format!("{label}: {n}"),
+                        (None, _) => label.clone(),
+                    });
+                }
+                if !roles.contains(&key) {
+                    roles.push(key.clone());
+                    if signs {
+                        self.approval_roles.push((key, label.clone()));
+                    }
+                }
+            }
+            let line = lines.first().map(|l| l.line).unwrap_or(0);
+            self.note(
+                line,
+                NoteKind::Recognised,
+                format!("table of {} role(s): {}", roles.len(), roles.join(", ")),
+            );
+            if signs && !roles.is_empty() {
+                let title = if own.is_empty() {
+                    "Sign-off".to_string()
+                } else {
+                    strip_numbering(&own).to_string()
+                };
+                self.note(
+                    line,
+                    NoteKind::Recognised,
+                    format!(
+                        "sign-off table drafted as one approval by roles {}",
+                        roles.join(", ")
+                    ),
+                );
+                approvals.push(RawItem {
+                    id: Spanned::new(self.id(&title)),
+                    title: Some(Spanned::new(title)),
+                    description: Some(format!(
+                        "Drafted from the checklist's sign-off table:\n{}",
+                        lines
+                            .iter()
+                            .map(|l| l.text.clone())
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    )),
+                    review: Some(true),
+                    approval: Some(RawApproval {
+                        roles: roles.into_iter().map(Spanned::new).collect(),
+                        min: None,
+                        message: None,
+                    }),
+                    ..RawItem::default()
+                });
+            }
+        }
+        (rest, approvals)
+    }
+
+    /// `- T-24h: email the customers` in a communication plan → timed
+    /// `notify` items, placed in the phase running at that time. Returns
+    /// the other pieces.
+    fn notifies_from(&mut self, pieces: Vec<Piece<'d>>) -> Vec<Piece<'d>> {
+        let mut rest = Vec::new();
+        for p in pieces {
+            let (Piece::Plain(i) | Piece::Step(i)) = p else {
+                rest.push(p);
+                continue;
+            };
+            let it = self.item(i);
+            let at = it
+                .text
+                .label
+                .as_deref()
+                .and_then(offsets::recognise)
+                .filter(|_| !it.text.value.is_empty());
+            let Some(at) = at else {
+                rest.push(p);
+                continue;
+            };
+            self.kept[i] = true;
+            let message = it.text.value.clone();
+            self.note(
+                it.line,
+                NoteKind::Recognised,
+                format!("announcement at {at} drafted as a `notify` item"),
+            );
+            let item = RawItem {
+                id: Spanned::new(self.id(&format!("notify {message}"))),
+                title: Some(Spanned::new(format!("{at}: {message}"))),
+                review: Some(true),
+                notify: Some(RawNotify {
+                    channel: Spanned::new("announcements".into()),
+                    message,
+                }),
+                ..RawItem::default()
+            };
+            self.notifies.push((at, item));
+        }
+        rest
+    }
+
+    /// A checkbox item that asks for an approval without a signature line
+    /// (`Legal approval of the new privacy copy`) → an approval by that role.
+    fn named_approval_item(&mut self, i: usize, tags: &[String]) -> RawItem {
+        self.kept[i] = true;
+        let it = self.item(i);
+        let who = named_approval(&it.text.text).unwrap_or_else(|| "approver".into());
+        let role = role_name(&who);
+        self.approval_roles.push((role.clone(), who.clone()));
+        let title = clean_title(&it.text.text);
+        self.note(
+            it.line,
+            NoteKind::Recognised,
+            format!("“{title}” drafted as an approval by role `{role}`"),
+        );
+        RawItem {
+            id: Spanned::new(self.id(&title)),
+            title: Some(Spanned::new(title)),
+            tags: tags.to_vec(),
+            review: Some(true),
+            approval: Some(RawApproval {
+                roles: vec![Spanned::new(role)],
+                min: None,
+                message: None,
+            }),
+            ..RawItem::default()
+        }
+    }
+
+    /// Items of a section that move traffic in steps (`5% of users`, …,
+    /// `100% of users`): the index of the first and (piece index, weight)
+    /// of each. At least two steps, rising.
+    fn ramp(&self, pieces: &[Piece<'d>]) -> Option<(usize, Vec<(usize, u32)>)> {
+        let mut steps: Vec<(usize, u32)> = Vec::new();
+        for (k, p) in pieces.iter().enumerate() {
+            let (Piece::Step(i) | Piece::Plain(i)) = p else {
+                continue;
+            };
+            let it = self.item(*i);
+            if !it.children.is_empty() || !it.code.is_empty() {
+                continue;
+            }
+            if let Some(w) = traffic_step(&it.text.text) {
+                steps.push((k, w));
+            }
+        }
+        let rising = steps.windows(2).all(|w| w[0].1 < w[1].1);
+        (steps.len() >= 2 && rising).then(|| (steps[0].0, steps))
+    }
+
+    /// A canary `rollout` skeleton from traffic steps, marked for review:
+    /// the traffic actuator and the analysis are guesses to wire up.
+    fn rollout(&mut self, s: usize, pieces: &[Piece<'d>], steps: &[(usize, u32)]) -> RawItem {
+        let items: Vec<(usize, u32)> = steps
+            .iter()
+            .filter_map(|(k, w)| match pieces.get(*k) {
+                Some(Piece::Step(i) | Piece::Plain(i)) => Some((*i, *w)),
+                _ => None,
+            })
+            .collect();
+        let text: Vec<&str> = pieces
+            .iter()
+            .filter_map(|p| match p {
+                Piece::Para(l) => Some(l.text.as_str()),
+                _ => None,
+            })
+            .collect();
+        let heading = self.heading(s).unwrap_or_default();
+        self.rollout_of(&items, &text, &heading)
+    }
+
+    /// Nested traffic steps (`- [ ] Ramp the canary` over `- [ ] 5%`, `- [ ]
+    /// 25%`, …): the weights, when every child is one, rising.
+    fn nested_ramp(&self, i: usize) -> Option<Vec<(usize, u32)>> {
+        let it = self.item(i);
+        let steps: Vec<(usize, u32)> = it
+            .children
+            .iter()
+            .map(|&c| {
+                let child = self.item(c);
+                (child.children.is_empty() && child.code.is_empty())
+                    .then(|| traffic_step(&child.text.text).map(|w| (c, w)))
+                    .flatten()
+            })
+            .collect::<Option<_>>()?;
+        (steps.len() >= 2 && steps.windows(2).all(|w| w[0].1 < w[1].1)).then_some(steps)
+    }
+
+    /// The rollout skeleton from the list items `steps` (item, weight) and
+    /// the text around them; `source` names where they were written.
+    fn rollout_of(&mut self, steps: &[(usize, u32)], text: &[&str], source: &str) -> RawItem {
+        let mut lines = Vec::new();
+        for (i, _) in steps {
+            self.kept[*i] = true;
+            lines.push(format!("- {}", clean_title(&self.item(*i).text.text)));
+        }
+        let pause = text.iter().find_map(|t| hold_for(t));
+        let key = self
+            .flag_keys
+            .iter()
+            .rev()
+            .find(|k| text.iter().any(|t| t.contains(k.as_str())))
+            .or(self.flag_keys.last())
+            .cloned();
+        let traffic = match &key {
+            Some(k) => RawTraffic {
+                flag: Some(RawFlagTraffic {
+                    key: Spanned::new(k.clone()),
+                }),
+                ..RawTraffic::default()
+            },
+            None => RawTraffic {
+                command: Some(Spanned::new(
+                    "echo \"TODO: send $GOLIVE_WEIGHT% of traffic to the new version\" >&2; exit 1"
+                        .into(),
+                )),
+                ..RawTraffic::default()
+            },
+        };
+        let weights: Vec<String> = steps.iter().map(|(_, w)| format!("{w}%")).collect();
+        let title = format!("Canary rollout {}", weights.join(" → "));
+        let line = steps.first().map(|(i, _)| self.item(*i).line).unwrap_or(0);
+        self.note(
+            line,
+            NoteKind::Recognised,
+            format!(
+                "traffic steps {} drafted as a canary rollout skeleton (traffic: {}, analysis: a default error-rate rule); review it",
+                weights.join(", "),
+                key.as_deref().map(|k| format!("flag `{k}`")).unwrap_or_else(|| "a command to write".into())
+            ),
+        );
+        RawItem {
+            id: Spanned::new(self.id("canary rollout")),
+            title: Some(Spanned::new(title)),
+            description: Some(format!(
+                "Drafted from the traffic steps of “{source}”:\n{}\n{}\nWire `traffic` to how traffic really moves and `analysis` to real metrics.",
+                lines.join("\n"),
+                text.join("\n")
+            )),
+            review: Some(true),
+            rollout: Some(RawRollout {
+                strategy: Spanned::new(Strategy::Canary),
+                steps: steps
+                    .iter()
+                    .map(|(_, w)| RawStep {
+                        weight: Spanned::new(*w),
+                        pause: (*w < 100).then(|| Spanned::new(pause.clone().unwrap_or_else(|| "manual".into()))),
+                        ..RawStep::default()
+                    })
+                    .collect(),
+                traffic,
+                analysis: Some(RawAnalysis {
+                    prometheus: Some(Spanned::new("http://127.0.0.1:9090".into())),
+                    metrics: vec![RawMetric {
+                        name: Spanned::new("error_rate".into()),
+                        query: Some(Spanned::new(
+                            "sum(rate(http_requests_total{code=~\"5..\",version=\"{{version}}\"}[1m])) / sum(rate(http_requests_total{version=\"{{version}}\"}[1m]))".into(),
+                        )),
+                        expr: None,
+                    }],
+                    rules: vec![Spanned::new("error_rate > 5% for 2m".into())],
+                    ..RawAnalysis::default()
+                }),
+                keep_previous: None,
+            }),
+            ..RawItem::default()
+        }
     }
 
     /// `- **Level 1**: On-call engineer (15 minutes)` → escalation rules.
@@ -1131,11 +2151,16 @@ impl<'d> Builder<'d> {
         let group = self.heading(s);
         let mut rest = Vec::new();
         for p in pieces {
-            if let Piece::Plain(i) = p
-                && let Some((label, members)) = contact(&self.item(i).text)
+            let text = match p {
+                Piece::Plain(i) => Some(&self.item(i).text),
+                Piece::Para(l) => Some(l),
+                _ => None,
+            };
+            if let Some(text) = text
+                && let Some((label, members)) = contact(text)
             {
                 let key = slug(&label);
-                let line = self.item(i).line;
+                let line = text.line;
                 let role = self.roles.entry(key.clone()).or_default();
                 for member in &members {
                     if !role.members.iter().any(|m| &m.value == member) {
@@ -1158,6 +2183,118 @@ impl<'d> Builder<'d> {
             rest.push(p);
         }
         rest
+    }
+
+    /// Commands that undo the release (`helm rollback`, `rollback_to_v1.sh`)
+    /// found in forward phases move to the rollback: run forward, they would
+    /// undo the go-live they are part of.
+    fn undo_to_rollback(&mut self, drafts: &mut [PhaseDraft]) {
+        for d in drafts.iter_mut() {
+            let (undo, keep): (Vec<RawItem>, Vec<RawItem>) =
+                std::mem::take(&mut d.items).into_iter().partition(|it| {
+                    let cmd = it
+                        .run
+                        .as_ref()
+                        .map(|r| r.command.value.as_str())
+                        .or_else(|| {
+                            it.check
+                                .as_ref()
+                                .and_then(|c| c.command.as_ref())
+                                .map(|c| c.command.value.as_str())
+                        });
+                    cmd.is_some_and(probe::is_undo_command)
+                });
+            d.items = keep;
+            for mut it in undo {
+                self.note(
+                    d.line,
+                    NoteKind::Recognised,
+                    format!(
+                        "`{}` undoes the release: moved from “{}” to the rollback",
+                        it.id.value, d.title
+                    ),
+                );
+                it.review = Some(true);
+                self.rollback_items.push((it, "rollback".into()));
+            }
+        }
+    }
+
+    /// Sign-off phases written after the go-live (a sign-off block at the
+    /// end of the document) move before the first phase that changes
+    /// production: a sign-off is asked for before going live.
+    fn signoffs_first(&mut self, drafts: &mut Vec<PhaseDraft>) {
+        let at_go = |d: &PhaseDraft| {
+            d.at.as_deref()
+                .and_then(|a| TOffset::parse(a).ok())
+                .is_some_and(|t| t.0 >= 0)
+        };
+        let changes = |d: &PhaseDraft| {
+            d.items
+                .iter()
+                .any(|i| i.run.is_some() || i.flag.is_some() || i.rollout.is_some())
+        };
+        // The go-live: the first phase at T+0 or later, or one that changes
+        // production (a flag, a rollout, a command) before that, once the
+        // document has reached T-0 or says nothing of time.
+        let first_at = drafts.iter().position(at_go);
+        let timed = drafts.iter().any(|d| d.at.is_some());
+        let first_change = drafts.iter().enumerate().position(|(k, d)| {
+            changes(d)
+                && (!timed
+                    || d.at.is_none() && drafts[..k].iter().all(|e| e.at.is_none() || at_go(e)))
+        });
+        let Some(go) = [first_at, first_change].into_iter().flatten().min() else {
+            return;
+        };
+        let mut k = go + 1;
+        let mut moved = 0;
+        while k < drafts.len() {
+            let d = &drafts[k];
+            let signoff = d.at.is_none()
+                && !d.items.is_empty()
+                && d.items.iter().all(|i| i.approval.is_some());
+            if signoff {
+                let d = drafts.remove(k);
+                self.note(
+                    d.line,
+                    NoteKind::Recognised,
+                    format!(
+                        "sign-off “{}” moved before “{}”: approvals are given before going live",
+                        d.title,
+                        drafts[go + moved].title
+                    ),
+                );
+                drafts.insert(go + moved, d);
+                moved += 1;
+            }
+            k += 1;
+        }
+    }
+
+    /// Timed announcements go to the last phase that starts at or before
+    /// their time (the first phase when none does).
+    fn place_notifies(&mut self, drafts: &mut Vec<PhaseDraft>) {
+        if drafts.is_empty() && !self.notifies.is_empty() {
+            drafts.push(PhaseDraft {
+                title: "Communication".into(),
+                ..PhaseDraft::default()
+            });
+        }
+        for (at, item) in std::mem::take(&mut self.notifies) {
+            self.announces = true;
+            let t = TOffset::parse(&at).ok();
+            let target = drafts
+                .iter()
+                .rposition(|d| {
+                    let dt = d.at.as_deref().and_then(|a| TOffset::parse(a).ok());
+                    matches!((dt, t), (Some(dt), Some(t)) if dt <= t)
+                })
+                .unwrap_or(0);
+            if let Some(d) = drafts.get_mut(target) {
+                d.items.push(item);
+            }
+        }
     }
 
     /// Content-only sections that follow one another under the same parent
@@ -1229,6 +2366,36 @@ impl<'d> Builder<'d> {
             {
                 continue;
             }
+            // `SRE Approval` and a contact list's `On-call SRE`: the one
+            // role with members whose name holds every word of this one.
+            let words: Vec<&str> = role.split('-').collect();
+            let similar: Vec<(String, Vec<Text>)> = self
+                .roles
+                .iter()
+                .filter(|(k, r)| {
+                    **k != role
+                        && !r.members.is_empty()
+                        && words.iter().all(|w| k.split('-').any(|x| x == *w))
+                })
+                .map(|(k, r)| (k.clone(), r.members.clone()))
+                .collect();
+            if let [(from, members)] = similar.as_slice() {
+                self.note(
+                    0,
+                    NoteKind::Plain,
+                    format!("role `{role}` takes the members of `{from}`: check that they sign as {written}"),
+                );
+                self.roles.insert(
+                    role.clone(),
+                    RawRole {
+                        members: members.clone(),
+                        description: Some(format!(
+                            "{written}. Imported: members taken from `{from}`; check them."
+                        )),
+                    },
+                );
+                continue;
+            }
             let placeholder = format!("TODO-{role}");
             self.note(
                 0,
@@ -1246,6 +2413,33 @@ impl<'d> Builder<'d> {
             );
         }
 
+        let mut drafts = drafts;
+        self.undo_to_rollback(&mut drafts);
+        self.signoffs_first(&mut drafts);
+        let mut last_at: Option<TOffset> = None;
+        for d in &mut drafts {
+            // A period (`Week 1`) starts where the document is at, not before.
+            let parsed = d.at.as_deref().and_then(|a| TOffset::parse(a).ok());
+            if let (Some(at), Some(prev)) = (parsed, last_at) {
+                if d.period && at < prev {
+                    let moved = prev.to_string();
+                    self.note(
+                        d.line,
+                        NoteKind::Plain,
+                        format!(
+                            "“{}” starts at {at}, before the phase before it: placed at {moved}",
+                            d.title
+                        ),
+                    );
+                    d.at = Some(moved);
+                } else {
+                    last_at = Some(at);
+                }
+            } else if parsed.is_some() {
+                last_at = parsed;
+            }
+        }
+        self.place_notifies(&mut drafts);
         let mut phase_ids = HashSet::new();
         let mut phase_next = HashMap::new();
         let mut phases = Vec::new();
@@ -1254,7 +2448,10 @@ impl<'d> Builder<'d> {
                 d.title = "Checklist".into();
             }
             let derived = slug(d.title.trim());
-            let id = if phase_ids.insert(derived) {
+            // `Verify (T+15m)` would slug to `verify-t-15m`: say the sign.
+            let plus = d.title.contains("+0")
+                || d.title.contains('+') && short_id(&d.title).contains("plus");
+            let id = if !plus && phase_ids.insert(derived) {
                 None
             } else {
                 Some(unique(&mut phase_ids, &mut phase_next, short_id(&d.title)))
@@ -1289,8 +2486,12 @@ impl<'d> Builder<'d> {
             }));
         }
 
-        let procedures: BTreeSet<String> =
-            self.rollback_items.iter().map(|(_, t)| t.clone()).collect();
+        let procedures: BTreeSet<String> = self
+            .rollback_items
+            .iter()
+            .map(|(_, t)| t.clone())
+            .filter(|t| !t.is_empty())
+            .collect();
         let tag_them = procedures.len() > 1;
         if tag_them {
             let list: Vec<&str> = procedures.iter().map(String::as_str).collect();
@@ -1304,10 +2505,53 @@ impl<'d> Builder<'d> {
                 ),
             );
         }
+        // Sibling procedures ("Emergency Rollback", "Controlled Rollback"):
+        // one task first asks which one to follow.
+        let mut by_parent: BTreeMap<usize, Vec<(String, String)>> = BTreeMap::new();
+        for (parent, tag, title) in std::mem::take(&mut self.procedures) {
+            if self.rollback_items.iter().any(|(_, t)| *t == tag) {
+                by_parent.entry(parent).or_default().push((tag, title));
+            }
+        }
+        for (_, alternatives) in by_parent.into_iter().filter(|(_, a)| a.len() > 1) {
+            let Some(first) = self
+                .rollback_items
+                .iter()
+                .position(|(_, t)| alternatives.iter().any(|(a, _)| a == t))
+            else {
+                continue;
+            };
+            let titles: Vec<&str> = alternatives.iter().map(|(_, t)| t.as_str()).collect();
+            let tags: Vec<String> = alternatives.iter().map(|(t, _)| format!("`{t}`")).collect();
+            self.note(
+                0,
+                NoteKind::Recognised,
+                format!(
+                    "rollback procedures {} are alternatives: one task asks which to follow",
+                    titles.join(", ")
+                ),
+            );
+            let title = format!("Choose the rollback procedure: {}", titles.join(" or "));
+            let choose = RawItem {
+                id: Spanned::new(self.id("choose rollback procedure")),
+                title: Some(Spanned::new(title)),
+                review: Some(true),
+                task: Some(RawTask {
+                    instructions: Some(format!(
+                        "The checklist gives {} alternative procedures. Follow the items of the one that fits (tagged {}) and skip the others (`golive confirm RUN ITEM --skip --reason …`).",
+                        titles.len(),
+                        tags.join(", ")
+                    )),
+                    ..RawTask::default()
+                }),
+                ..RawItem::default()
+            };
+            self.rollback_items.insert(first, (choose, String::new()));
+        }
         let rollback_items: Vec<Deferred<RawItem>> = std::mem::take(&mut self.rollback_items)
             .into_iter()
             .map(|(mut item, tag)| {
-                if tag_them && !item.tags.contains(&tag) {
+                if tag_them && !tag.is_empty() && !item.tags.contains(&tag) {
                     item.tags.push(tag);
                     item.review = Some(true);
                 }
@@ -1336,19 +2580,34 @@ impl<'d> Builder<'d> {
             );
         }
         let mut channels = BTreeMap::new();
-        let monitor = (!self.escalation.is_empty()).then(|| {
+        // Drafted channels only log, and say so.
+        let mut log_channel = |name: &str, message: &str, notes: &mut Vec<Note>| {
             channels.insert(
-                "oncall".to_string(),
+                name.to_string(),
                 Deferred::Value(RawChannel {
                     log: Some(true),
                     ..RawChannel::default()
                 }),
             );
-            self.notes.push(Note {
+            notes.push(Note {
                 line: 0,
                 kind: NoteKind::Plain,
-                message: "escalation notifies channel `oncall`, which only logs; point it at Slack or PagerDuty. The watch window is set to 24h: check it.".into(),
+                message: message.into(),
             });
+        };
+        if self.announces {
+            log_channel(
+                "announcements",
+                "announcements notify channel `announcements`, which only logs; point it at Slack or a webhook",
+                &mut self.notes,
+            );
+        }
+        let monitor = (!self.escalation.is_empty()).then(|| {
+            log_channel(
+                "oncall",
+                "escalation notifies channel `oncall`, which only logs; point it at Slack or PagerDuty. The watch window is set to 24h: check it.",
+                &mut self.notes,
+            );
             Deferred::Value(RawMonitor {
                 window: Spanned::new("24h".into()),
                 checks: Vec::new(),
@@ -1413,8 +2672,294 @@ fn first_line(doc: &Doc, pieces: &[Piece<'_>]) -> usize {
         Some(Piece::Step(i) | Piece::Plain(i)) => doc.items[*i].line,
         Some(Piece::Para(l)) => l.line,
         Some(Piece::Code(c)) => c.line,
+        Some(Piece::Table(ls)) => ls.first().map(|l| l.line).unwrap_or(0),
         None => 0,
     }
+}
+
+/// Adds the items, record and description of `d` to the draft `main`.
+fn merge(main: &mut Option<PhaseDraft>, d: PhaseDraft) {
+    match main {
+        Some(m) => {
+            m.items.extend(d.items);
+            m.record.extend(d.record);
+            m.description.extend(d.description);
+        }
+        None => *main = Some(d),
+    }
+}
+
+/// Paragraph lines that are a pipe table: a header row and a `|---|` row.
+fn is_table(lines: &[Line]) -> bool {
+    lines.len() >= 2
+        && lines[0].text.starts_with('|')
+        && lines[1].text.starts_with('|')
+        && lines[1]
+            .text
+            .chars()
+            .all(|c| matches!(c, '|' | '-' | ':' | ' '))
+}
+
+/// A pipe table's header cells and rows of cells.
+fn table_rows(lines: &[Line]) -> Option<(Vec<String>, Vec<Vec<String>>)> {
+    let cells = |l: &Line| -> Vec<String> {
+        let t = l.text.trim();
+        let t = t.strip_prefix('|').unwrap_or(t);
+        let t = t.strip_suffix('|').unwrap_or(t);
+        t.split('|').map(collapse).collect()
+    };
+    let header = cells(lines.first()?);
+    let rows = lines.iter().skip(2).map(cells).collect();
+    Some((header, rows))
+}
+
+/// `Table of Contents`, `Contents`, `TOC`.
+fn is_contents(own: &str) -> bool {
+    let t = own.trim();
+    t.contains("table of contents") || t == "contents" || t == "toc" || t == "index"
+}
+
+fn is_signoff_title(own: &str) -> bool {
+    ["sign-off", "sign off", "signoff", "approval", "signature"]
+        .iter()
+        .any(|w| own.contains(w))
+}
+
+/// `Level 2: Major Issues (Prepare Rollback)`, `Critical (Rollback Now)`.
+fn is_level_heading(own: &str) -> bool {
+    let t = own.replace('\u{2019}', "'");
+    let level = t
+        .split_once("level")
+        .is_some_and(|(_, rest)| rest.trim_start().starts_with(|c: char| c.is_ascii_digit()));
+    level
+        || [
+            "don't roll",
+            "do not roll",
+            "no rollback",
+            "prepare rollback",
+            "prepare to roll",
+            "rollback now",
+            "roll back now",
+            "rollback immediately",
+        ]
+        .iter()
+        .any(|w| t.contains(w))
+}
+
+/// What golive does at a decision-tree level, from its heading.
+fn level_action(own: &str) -> Action {
+    let t = own.replace('\u{2019}', "'");
+    if [
+        "don't roll",
+        "do not roll",
+        "no rollback",
+        "monitor only",
+        "fix forward",
+    ]
+    .iter()
+    .any(|w| t.contains(w))
+    {
+        Action::Continue
+    } else if ["prepare", "standby", "get ready", "pause", "hold"]
+        .iter()
+        .any(|w| t.contains(w))
+    {
+        Action::Pause
+    } else {
+        Action::Rollback
+    }
+}
+
+/// A line that is only a label for what follows: `**Technical Lead:**`,
+/// `**Rollback Procedure**`, `Symptoms:`. Returns the label.
+fn label_only(l: &Line) -> Option<String> {
+    if has_blank(&l.text) || !l.codes.is_empty() {
+        return None;
+    }
+    let t = l.text.trim();
+    let bare = t.trim_end_matches(':').trim();
+    if bare.is_empty() || bare.len() > 60 {
+        return None;
+    }
+    // A bold sentence is emphasis, not a label: labels are a few words.
+    let whole_bold = bare.split_whitespace().count() <= 6
+        && l.lead
+            .as_deref()
+            .is_some_and(|lead| lead.trim_end_matches(':').trim() == bare);
+    let short = t.ends_with(':') && bare.split_whitespace().count() <= 4;
+    (whole_bold || short).then(|| bare.to_string())
+}
+
+/// A label naming who does something (`Technical Lead`, `SRE On-call`).
+fn is_role_label(lower: &str) -> bool {
+    [
+        "lead",
+        "manager",
+        "owner",
+        "engineer",
+        "on-call",
+        "oncall",
+        "captain",
+        "sre",
+        "dba",
+        "admin",
+        "officer",
+        "director",
+        "developer",
+        "architect",
+        "analyst",
+        "support",
+    ]
+    .iter()
+    .any(|w| {
+        lower
+            .split(|c: char| !c.is_alphanumeric() && c != '-')
+            .any(|x| x == *w)
+    })
+}
+
+/// A checkbox item that is only a labelled blank (`**Date/Time**: ____`):
+/// a value to record, not a step.
+fn record_only(it: &ListItem) -> bool {
+    it.text.label.is_some()
+        && has_blank(&it.text.value)
+        && it
+            .text
+            .value
+            .trim_matches(|c: char| c == '_' || c.is_whitespace())
+            .is_empty()
+        && it.children.is_empty()
+        && it.code.is_empty()
+        && it.paras.is_empty()
+}
+
+/// Labels that name a value to write down rather than someone who signs.
+fn is_record_label(label: &str) -> bool {
+    let l = label.to_lowercase();
+    [
+        "date",
+        "time",
+        "signature",
+        "comment",
+        "note",
+        "ticket",
+        "version",
+        "build",
+        "link",
+        "url",
+        "number",
+        "name",
+    ]
+    .iter()
+    .any(|w| l.split(|c: char| !c.is_alphanumeric()).any(|x| x == *w))
+}
+
+/// `Legal approval of the new privacy copy` → `Legal`; `Security review
+/// sign-off received from AppSec` → `AppSec`. `None` when the item asks for
+/// no approval, or names nobody.
+fn named_approval(t: &str) -> Option<String> {
+    let lower = t.to_ascii_lowercase();
+    if has_blank(t) || lower.contains("approved by") || lower.contains("signed by") {
+        return None;
+    }
+    let at = ["sign-off", "sign off", "signoff", "approval"]
+        .iter()
+        .filter_map(|k| lower.find(k))
+        .min()?;
+    let pick = |s: &str| -> Option<String> {
+        let words: Vec<&str> = s
+            .split(|c: char| c.is_whitespace() || ",.;()".contains(c))
+            .filter(|w| !w.is_empty())
+            .collect();
+        let w = collapse(&words.join(" "));
+        (!w.is_empty()).then_some(w)
+    };
+    if let Some(from) = lower.find(" from ") {
+        let rest = &t[from + 6..];
+        let end = rest.find([',', ';', '(', '.']).unwrap_or(rest.len());
+        let who: Vec<&str> = rest[..end].split_whitespace().take(3).collect();
+        if let Some(w) = pick(&who.join(" ")) {
+            return Some(w);
+        }
+    }
+    let before: Vec<&str> = t[..at].split_whitespace().collect();
+    let keep = before.len().saturating_sub(3);
+    let who = strip_role_suffix(&before[keep..].join(" "));
+    let who = ["all", "final", "formal", "written", "obtain", "get", "the"]
+        .iter()
+        .fold(who, |w, x| {
+            w.strip_prefix(&format!("{x} "))
+                .map(str::to_string)
+                .unwrap_or(w)
+        });
+    if ["all", "final", "the", ""].contains(&who.to_lowercase().as_str()) {
+        return None;
+    }
+    pick(&who)
+}
+
+/// `…, or if that fails the manual fallback:`: a line offering an alternative.
+fn is_alternative(t: &str) -> bool {
+    let l = t.to_lowercase();
+    [
+        "if that fails",
+        "if this fails",
+        "if it fails",
+        "fallback",
+        "fall back",
+        "alternatively",
+        "otherwise",
+    ]
+    .iter()
+    .any(|w| l.contains(w))
+}
+
+/// `5% of users`, `Ramp to 25%`, `100%`: the weight of a traffic step.
+fn traffic_step(t: &str) -> Option<u32> {
+    let lower = t.to_lowercase();
+    let pos = lower.find('%')?;
+    let head = &lower[..pos];
+    // The byte after the last non-digit (which may be several bytes long).
+    let start = head
+        .char_indices()
+        .rev()
+        .find(|(_, c)| !c.is_ascii_digit())
+        .map(|(i, c)| i + c.len_utf8())
+        .unwrap_or(0);
+    let n: u32 = head[start..].parse().ok()?;
+    let before = head[..start].trim();
+    let step_words = [
+        "to", "at", "ramp", "canary", "shift", "raise", "increase", "rollout", "step",
+    ];
+    let ok = before.is_empty()
+        || step_words.iter().any(|w| before.ends_with(w))
+        || before.ends_with(':');
+    let after = &lower[pos + 1..];
+    let ok = ok
+        && (after.trim().is_empty()
+            || ["of", "traffic", "user", "rollout", "canary"]
+                .iter()
+                .any(|w| after.trim_start().starts_with(w)));
+    (ok && n <= 100).then_some(n)
+}
+
+/// `holding each for at least 30 minutes` → `30m`.
+fn hold_for(t: &str) -> Option<String> {
+    let lower = t.to_lowercase();
+    if !["hold", "wait", "each", "bake", "soak", "per step"]
+        .iter()
+        .any(|w| lower.contains(w))
+    {
+        return None;
+    }
+    let words: Vec<&str> = lower.split_whitespace().collect();
+    words.windows(2).find_map(|w| {
+        let n: u64 = w[0].parse().ok()?;
+        let unit = w[1].trim_end_matches(|c: char| !c.is_alphanumeric());
+        parse_duration(&format!("{n}{unit}"))
+            .ok()
+            .map(format_duration)
+    })
 }
 
 /// `stem`, or `stem-2`, `stem-3`, … whichever is not taken yet.
@@ -1444,7 +2989,17 @@ fn dedup(v: &mut Vec<String>) {
 }
 
 fn mentions_rollback(t: &str) -> bool {
-    t.contains("rollback") || t.contains("roll back") || t.contains("roll-back")
+    [
+        "rollback",
+        "roll back",
+        "roll-back",
+        "backout",
+        "back-out",
+        "back out",
+        "revert",
+    ]
+    .iter()
+    .any(|w| t.contains(w))
 }
 
 /// `DEPLOYMENT STATUS: [ ] SUCCESS [ ] ROLLBACK REQUIRED` → the field
@@ -1487,6 +3042,9 @@ fn is_signoff(it: &ListItem, signoff_section: bool) -> bool {
     let Some(who) = it.text.label.as_deref().or(it.text.lead.as_deref()) else {
         return false;
     };
+    if is_record_label(who) && !who.to_lowercase().contains("signature") {
+        return false;
+    }
     let who = who.to_lowercase();
     let text = it.text.text.to_lowercase();
     if text.contains("signature") {
@@ -1537,7 +3095,11 @@ fn role_name(who: &str) -> String {
 
 /// `**Project Manager**: pm@pager-system.com` → (`Project Manager`, addresses).
 fn contact(l: &Line) -> Option<(String, Vec<String>)> {
-    let label = l.label.as_ref()?;
+    // `T-24h: email customers@…` is an announcement, not a role.
+    let label = l
+        .label
+        .as_ref()
+        .filter(|l| offsets::recognise(l).is_none())?;
     let members: Vec<String> = l
         .value
         .split(|c: char| c.is_whitespace() || c == ',' || c == ';')
@@ -1557,62 +3119,6 @@ fn parse_escalation(l: &Line) -> Option<(String, String)> {
     let d = parse_duration(inner).ok()?;
     let who = v[..open].trim().to_string();
     (!who.is_empty()).then(|| (who, format_duration(d)))
-}
-
-/// The URL of `curl -f URL` (flags only from `-f`, `-s`, `-S`, `-L` and
-/// their long forms): a probe golive can run itself. Anything else (a
-/// method, a body, headers, an output file, `${VAR}`) is left as a command.
-fn curl_url(cmd: &str) -> Option<String> {
-    let line = cmd.trim().trim_start_matches("$ ");
-    if line.contains('\n') || line.contains("${") {
-        return None;
-    }
-    let mut words = line.split_whitespace();
-    if words.next()? != "curl" {
-        return None;
-    }
-    let mut url = None;
-    let mut fail = false;
-    for w in words {
-        let w = w.trim_matches(|c| c == '"' || c == '\'');
-        match w {
-            "--fail" => fail = true,
-            "--silent" | "--show-error" | "--location" => {}
-            _ if w.starts_with("--") => return None,
-            _ if w.starts_with('-') && w.len() > 1 => {
-                if !w[1..].chars().all(|c| "fsSL".contains(c)) {
-                    return None;
-                }
-                fail |= w.contains('f');
-            }
-            _ if (w.starts_with("http://") || w.starts_with("https://")) && url.is_none() => {
-                url = Some(w.to_string());
-            }
-            _ => return None,
-        }
-    }
-    if fail { url } else { None }
-}
-
-fn http(url: String) -> RawCheck {
-    RawCheck {
-        http: Some(RawHttp {
-            url: Spanned::new(url),
-            ..RawHttp::default()
-        }),
-        expect: vec![Spanned::new("status == 200".into())],
-        ..RawCheck::default()
-    }
-}
-
-fn http_check(id: String, title: &str, url: String, tags: &[String]) -> RawItem {
-    RawItem {
-        id: Spanned::new(id),
-        title: Some(Spanned::new(title.to_string())),
-        tags: tags.to_vec(),
-        check: Some(http(url)),
-        ..RawItem::default()
-    }
 }
 
 /// `**Health endpoint**: `GET /health` returns 200`: an endpoint with no host.
@@ -1638,7 +3144,14 @@ const SHELL_LANGS: [&str; 8] = [
     "ksh",
 ];
 
-const SHELL_WORDS: [&str; 40] = [
+const SHELL_WORDS: [&str; 47] = [
+    "pg_isready",
+    "nc",
+    "dig",
+    "helm",
+    "psql",
+    "redis-cli",
+    "host",
     "docker",
     "kubectl",
     "helm",
@@ -1813,24 +3326,72 @@ fn plan_name(title: Option<&str>, source_name: &str) -> String {
 mod tests {
     use super::*;
 
+    fn line(text: &str, lead: Option<&str>) -> Line {
+        Line {
+            text: text.into(),
+            lead: lead.map(str::to_string),
+            ..Line::default()
+        }
+    }
+
     #[test]
-    fn curl_commands_that_are_probes() {
+    fn labels_that_own_what_follows() {
         assert_eq!(
-            curl_url("curl -f http://api:3000/health").as_deref(),
-            Some("http://api:3000/health")
+            label_only(&line("Technical Lead:", Some("Technical Lead:"))).as_deref(),
+            Some("Technical Lead")
         );
         assert_eq!(
-            curl_url("curl -fsS https://x.io/ready").as_deref(),
-            Some("https://x.io/ready")
+            label_only(&line("Rollback Procedure", Some("Rollback Procedure"))).as_deref(),
+            Some("Rollback Procedure")
         );
         assert_eq!(
-            curl_url("$ curl --fail --silent http://a/b").as_deref(),
-            Some("http://a/b")
+            label_only(&line("Symptoms:", None)).as_deref(),
+            Some("Symptoms")
         );
-        assert_eq!(curl_url("curl http://api:3000/health"), None);
-        assert_eq!(curl_url("curl -f -X POST http://a/b"), None);
-        assert_eq!(curl_url("curl -f ${API}/health"), None);
-        assert_eq!(curl_url("curl -f http://a\ncurl -f http://b"), None);
+        let sentence = "All approvals must be obtained before going live";
+        assert_eq!(label_only(&line(sentence, Some(sentence))), None);
+        assert_eq!(
+            label_only(&line(
+                "Enable the v5 trips API for internal users first:",
+                None
+            )),
+            None
+        );
+        assert_eq!(label_only(&line("Date: ___", Some("Date:"))), None);
+    }
+
+    #[test]
+    fn approvals_named_in_items() {
+        let table = [
+            ("Legal approval of the new privacy copy", Some("Legal")),
+            (
+                "Security review sign-off received from AppSec",
+                Some("AppSec"),
+            ),
+            ("Stakeholder approval", Some("Stakeholder")),
+            ("iOS build approved by App Review", None),
+            ("All approvals obtained", None),
+            ("Approval: ____", None),
+            ("Deploy the release", None),
+        ];
+        for (text, want) in table {
+            assert_eq!(named_approval(text).as_deref(), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn traffic_steps_and_holds() {
+        assert_eq!(traffic_step("5% of users"), Some(5));
+        assert_eq!(traffic_step("Ramp to 25%"), Some(25));
+        assert_eq!(traffic_step("100%"), Some(100));
+        assert_eq!(traffic_step("Error rate < 1%"), None);
+        assert_eq!(traffic_step("Disk 80% full"), None);
+        assert_eq!(traffic_step("expected ±1% of yesterday"), None);
+        assert_eq!(
+            hold_for("holding each for at least 30 minutes").as_deref(),
+            Some("30m")
+        );
+        assert_eq!(hold_for("Raise the flag"), None);
     }
 
     #[test]

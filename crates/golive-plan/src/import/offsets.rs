@@ -14,6 +14,7 @@ enum Tok {
     Num(u64),
     Word(String),
     Sign(i8),
+    Colon,
     Other,
 }
 
@@ -52,6 +53,7 @@ fn tokens(s: &str) -> Vec<Spaced> {
             match c {
                 '+' => Tok::Sign(1),
                 '-' | '\u{2212}' | '\u{2013}' | '\u{2010}' | '\u{2011}' => Tok::Sign(-1),
+                ':' => Tok::Colon,
                 _ => Tok::Other,
             }
         };
@@ -123,11 +125,105 @@ fn t_form(toks: &[Spaced], i: usize) -> Option<String> {
             if n == 0 {
                 return Some("T+0".into());
             }
-            let u = unit(word(toks.get(i + 3))?)?;
+            let u = match word(toks.get(i + 3)).and_then(unit) {
+                Some(u) => u,
+                // `T+60 to T+180 min`: a range takes its start, in the end's unit.
+                None => range_end_unit(toks, i + 3)?,
+            };
             Some(format(*sign, n, u))
         }
         _ => None,
     }
+}
+
+/// The unit after the end of a range starting at `j` (`to T+180 min`, `- 90 min`).
+fn range_end_unit(toks: &[Spaced], j: usize) -> Option<char> {
+    let mut k = j;
+    match toks.get(k) {
+        Some((Tok::Sign(-1), _)) => k += 1,
+        Some((Tok::Word(w), _)) if w == "to" => k += 1,
+        _ => return None,
+    }
+    if word(toks.get(k)) == Some("t") {
+        k += 1;
+    }
+    if matches!(toks.get(k), Some((Tok::Sign(_), _))) {
+        k += 1;
+    }
+    num(toks.get(k))?;
+    unit(word(toks.get(k + 1))?)
+}
+
+/// A clock time in a heading (`12:30 PM`, `14:05`) as minutes after
+/// midnight. Used with the clock time the document gives T-0
+/// (`T-0: 12:00 PM`) to place the sections of a timed cutover.
+pub(crate) fn clock(title: &str) -> Option<i64> {
+    let toks = tokens(title);
+    for i in 0..toks.len() {
+        let (Some(h), Some((Tok::Colon, false)), Some(m)) =
+            (num(toks.get(i)), toks.get(i + 1), num(toks.get(i + 2)))
+        else {
+            continue;
+        };
+        if h > 23 || m > 59 || matches!(toks.get(i + 2), Some((_, true))) {
+            continue;
+        }
+        let (h, m) = (i64::try_from(h).ok()?, i64::try_from(m).ok()?);
+        let hour = match word(toks.get(i + 3)) {
+            Some("pm" | "p") if h < 12 => h + 12,
+            Some("am" | "a") if h == 12 => 0,
+            Some("am" | "a" | "pm" | "p") => h,
+            _ => h,
+        };
+        return Some(hour * 60 + m);
+    }
+    None
+}
+
+/// `minutes` after T-0 as an offset (`T+30m`, `T+1h`, `T-15m`).
+pub(crate) fn from_minutes(minutes: i64) -> String {
+    let n = minutes.unsigned_abs();
+    let sign = if minutes < 0 { -1 } else { 1 };
+    if n % 60 == 0 {
+        format(sign, n / 60, 'h')
+    } else {
+        format(sign, n, 'm')
+    }
+}
+
+/// Periods after go-live (`Day 1`, `Week 1`, `First 24 Hours`), placed at
+/// their start. `Day 1` is the go-live day unless the document counts from
+/// `Day 0`.
+pub(crate) fn period(title: &str, day_zero: bool) -> Option<String> {
+    let toks = tokens(title);
+    for i in 0..toks.len() {
+        let found = match word(toks.get(i)) {
+            Some("day") => match toks.get(i + 1) {
+                Some((Tok::Num(n), _)) if *n >= 1 => {
+                    Some(format(1, if day_zero { *n } else { n - 1 }, 'd'))
+                }
+                _ => None,
+            },
+            Some("week") => match toks.get(i + 1) {
+                Some((Tok::Num(n), _)) if *n >= 1 => {
+                    Some(format(1, (n - 1).saturating_mul(7), 'd'))
+                }
+                _ => None,
+            },
+            Some("first") => match (toks.get(i + 1), word(toks.get(i + 2))) {
+                (Some((Tok::Num(_), _)), Some(u)) if unit(u).is_some() => Some("T+0".into()),
+                (Some((Tok::Word(u), _)), _) if unit(u).is_some() => Some("T+0".into()),
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some(at) = found
+            && TOffset::parse(&at).is_ok()
+        {
+            return Some(at);
+        }
+    }
+    None
 }
 
 /// `Day -3`, `Day 0`, `Day +1`. An unsigned `Day 1` is ambiguous (the first
@@ -178,6 +274,9 @@ mod tests {
             ("Day -3", Some("T-3d")),
             ("72 Hours Before Go-Live", Some("T-72h")),
             ("Phase 2: Deployment (T+0 to T+30 min)", Some("T+0")),
+            ("T+60 to T+180 min: Extended Watch", Some("T+60m")),
+            ("T+15m: Early Watch", Some("T+15m")),
+            ("T-0: 12:00 PM — Cutover", Some("T+0")),
             ("T-7 days", Some("T-7d")),
             ("Phase 5: Go-Live (Day 0)", Some("T+0")),
             ("Phase 1: Infrastructure (Day -7)", Some("T-7d")),
@@ -208,6 +307,28 @@ mod tests {
         for (title, want) in table {
             assert_eq!(recognise(title).as_deref(), want, "{title}");
         }
+    }
+
+    #[test]
+    fn clocks_and_periods() {
+        assert_eq!(clock("12:30 PM — Switch"), Some(12 * 60 + 30));
+        assert_eq!(clock("1:00 PM — Validate"), Some(13 * 60));
+        assert_eq!(clock("12:05 AM"), Some(5));
+        assert_eq!(clock("14:45 rollback window"), Some(14 * 60 + 45));
+        assert_eq!(clock("Ratio 3: 4"), None);
+        assert_eq!(clock("Phase 2"), None);
+        assert_eq!(from_minutes(30), "T+30m");
+        assert_eq!(from_minutes(60), "T+1h");
+        assert_eq!(from_minutes(-15), "T-15m");
+        assert_eq!(from_minutes(0), "T+0");
+        assert_eq!(period("Day 1", false).as_deref(), Some("T+0"));
+        assert_eq!(period("Day 2", false).as_deref(), Some("T+1d"));
+        assert_eq!(period("Day 1", true).as_deref(), Some("T+1d"));
+        assert_eq!(period("Week 1", false).as_deref(), Some("T+0"));
+        assert_eq!(period("Follow-up (Week 2)", false).as_deref(), Some("T+7d"));
+        assert_eq!(period("First 24 Hours", false).as_deref(), Some("T+0"));
+        assert_eq!(period("Day -1", false), None);
+        assert_eq!(period("Post-launch", false), None);
     }
 
     #[test]

@@ -244,7 +244,17 @@ pub(crate) fn strip_numbering(s: &str) -> &str {
 
 /// A short id: the slug of `base`, cut at a `-` to at most [`MAX_ID`] bytes.
 pub(crate) fn short_id(base: &str) -> String {
-    let s = slug(base);
+    // `T+15m` and `T-15m` are different moments: keep the plus as a word.
+    let mut signed = String::with_capacity(base.len());
+    let mut chars = base.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '+' && chars.peek().is_some_and(char::is_ascii_digit) {
+            signed.push_str(" plus ");
+        } else {
+            signed.push(c);
+        }
+    }
+    let s = slug(&signed);
     if s.len() <= MAX_ID {
         return s;
     }
@@ -386,6 +396,8 @@ mod tests {
         let long = short_id("Database server (PostgreSQL 16) provisioned and secured");
         assert!(long.len() <= MAX_ID, "{long}");
         assert_eq!(long, "database-server-postgresql-16");
+        assert_eq!(short_id("T+15m"), "t-plus-15m");
+        assert_eq!(short_id("T-15m"), "t-15m");
         assert_eq!(
             strip_numbering("1. Infrastructure Readiness"),
             "Infrastructure Readiness"

@@ -22,6 +22,11 @@ struct Summary<'a> {
     checklist_items: usize,
     kept_items: usize,
     valid: bool,
+    drafted: std::collections::BTreeMap<&'static str, usize>,
+    rollback_items: usize,
+    rollback_levels: usize,
+    placeholder_roles: &'a [String],
+    review: &'a [String],
     notes: Vec<NoteOut<'a>>,
 }
 
@@ -44,7 +49,16 @@ pub fn run(args: &ImportArgs, output: Output) -> Result<ExitCode> {
             out.display()
         );
     }
+    let source = args.checklist.display().to_string();
+    // Before reading the whole file, and long before writing anything.
+    let size = std::fs::metadata(&args.checklist)
+        .with_context(|| format!("cannot read {source}"))?
+        .len();
+    let too_large = |e: golive_plan::import::TooLarge| anyhow::anyhow!("{source}: {e}");
+    golive_plan::import::check_size(usize::try_from(size).unwrap_or(usize::MAX), None)
+        .map_err(too_large)?;
     let text = golive_plan::read_text(&args.checklist)?;
+    golive_plan::import::check_size(text.len(), Some(&text)).map_err(too_large)?;
     let name = args
         .checklist
         .file_name()
@@ -54,6 +68,13 @@ pub fn run(args: &ImportArgs, output: Output) -> Result<ExitCode> {
     // The importer promises a plan that validates; check rather than trust.
     let compiled = golive_plan::compile(&imported.yaml, &|_: &str| true);
     let valid = compiled.plan.is_some();
+    if !valid {
+        let source = golive_plan::Source::new("imported plan", imported.yaml.as_str());
+        eprint!("{}", crate::load::render(&source, &compiled.diagnostics));
+        bail!(
+            "the imported plan does not validate, so nothing was written; this is a bug in golive import, please report it with the checklist"
+        );
+    }
     match &args.out {
         Some(out) => std::fs::write(out, &imported.yaml)
             .with_context(|| format!("cannot write {}", out.display()))?,
@@ -68,6 +89,11 @@ pub fn run(args: &ImportArgs, output: Output) -> Result<ExitCode> {
                 checklist_items: imported.checklist_items,
                 kept_items: imported.kept_items,
                 valid,
+                drafted: imported.summary.kinds.iter().copied().collect(),
+                rollback_items: imported.summary.rollback_items,
+                rollback_levels: imported.summary.rollback_levels,
+                placeholder_roles: &imported.summary.placeholder_roles,
+                review: &imported.summary.review,
                 notes: imported
                     .notes
                     .iter()
@@ -114,6 +140,9 @@ pub fn run(args: &ImportArgs, output: Output) -> Result<ExitCode> {
                     eprintln!("  {place}: {message}");
                 }
             }
+            for line in imported.summary.lines() {
+                eprintln!("{line}");
+            }
             eprintln!(
                 "kept {} of {} checklist items{}",
                 imported.kept_items,
@@ -124,13 +153,6 @@ pub fn run(args: &ImportArgs, output: Output) -> Result<ExitCode> {
                     .unwrap_or_default()
             );
         }
-    }
-    if !valid {
-        let source = golive_plan::Source::new("imported plan", imported.yaml.as_str());
-        eprint!("{}", crate::load::render(&source, &compiled.diagnostics));
-        bail!(
-            "the imported plan does not validate; this is a bug in golive import, please report it with the checklist"
-        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -57,6 +57,15 @@ pub fn run(args: &ReadyArgs, output: Output) -> Result<ExitCode> {
             anyhow::bail!("--only {id}: no item `{id}` in {}", loaded.source.name);
         }
     }
+    if !plan
+        .items()
+        .any(|(_, i)| matches!(i.kind, ItemKind::Check(_)))
+    {
+        eprintln!(
+            "warning: {} has no checks: readiness cannot be verified (an imported checklist keeps manual steps as tasks; turn what can be probed into `check` items)",
+            loaded.source.name
+        );
+    }
     let (vars, missing) = Vars::resolve_partial(plan, &args.plan.vars)?;
     let vars = Arc::new(vars);
     let selected = select(plan, args);
