@@ -21,8 +21,8 @@ use sqlx::{ConnectOptions, Connection, Row};
 use time::OffsetDateTime;
 
 use crate::model::{
-    AuditRef, Move, check_flag_version, json, prefix_upper_bound, revoked_json, sha256_hex,
-    to_millis, token_insert_error, token_json, token_taken,
+    AuditRef, Move, check_flag_version, checked_run, json, prefix_upper_bound, revoked_json,
+    sha256_hex, to_millis, token_insert_error, token_json, token_taken,
 };
 use crate::{
     Actor, AuditEntry, AuditFilter, Confirmation, DbUrl, Event, FlagRecord, ItemState, ItemStatus,
@@ -610,10 +610,7 @@ impl Store for PgStore {
             .fetch_optional(&self.pool)
             .await?
             .ok_or_else(|| run_not_found(run))?;
-            Ok(Run {
-                summary: summary_from(&row)?,
-                plan_text: row.try_get("plan_text")?,
-            })
+            checked_run(summary_from(&row)?, row.try_get("plan_text")?)
         })
         .await
     }

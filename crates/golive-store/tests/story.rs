@@ -1514,7 +1514,8 @@ mod backend_specific {
 
     const OLD_RUN: &str = "INSERT INTO runs (id, plan_name, plan_text, plan_sha256, status, \
                            created_at, updated_at) VALUES ('r-aaaaaaaa', 'old', 'name: old', \
-                           'x', 'pending', $1, $1)";
+                           'eeadc6a81b0cd3bbd958fc46b67703a7dc8b88a57e81bca14cb024c44679db21', \
+                           'pending', $1, $1)";
 
     /// A database made by the previous release keeps its runs and gains
     /// the server's tables.

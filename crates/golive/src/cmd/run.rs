@@ -11,13 +11,14 @@
 //! `--var`s are kept with the run (declared secrets excepted), so
 //! `--resume` needs only the secrets again.
 
+use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use golive_engine::{Engine, EngineError, Progress};
 use golive_probe::Vars;
-use golive_store::{AnyStore, ItemStatus, RunStatus, Store};
+use golive_store::{AnyStore, ItemStatus, Pause, RetryPolicy, Retrying, RunStatus, Store};
 use serde_json::Value;
 
 use crate::cli::{Output, RunArgs};
@@ -144,7 +145,11 @@ async fn remote(server: &Remote, args: &RunArgs, output: Output) -> Result<ExitC
 }
 
 async fn run_in(store: AnyStore, args: &RunArgs, output: Output) -> Result<ExitCode> {
-    let mut engine = Engine::new(Arc::new(store.clone()))?
+    let policy = RetryPolicy::from_env().map_err(anyhow::Error::msg)?;
+    let url = store.url().to_string();
+    let retrying = Retrying::new(store.clone(), policy)
+        .with_observer(Arc::new(move |p: &Pause<'_>| print_pause(&url, p)));
+    let mut engine = Engine::new(Arc::new(retrying))?
         .with_observer(Arc::new(print_progress))
         .with_stop_signal(stop_signal()?);
     if let Some(ttl) = args.lease_ttl {
@@ -227,10 +232,59 @@ fn stop_signal() -> Result<tokio::sync::watch::Receiver<Option<i32>>> {
     Ok(rx)
 }
 
+/// The journal's pauses (see `golive_store::Retrying`), on stderr.
+fn print_pause(url: &str, p: &Pause<'_>) {
+    let run = |run: Option<&golive_store::RunId>| match run {
+        Some(run) => format!("run {run}"),
+        None => "the run".to_string(),
+    };
+    let line = match p {
+        Pause::Waiting {
+            run: r,
+            error,
+            budget,
+        } => format!(
+            "  paused      the journal {url} is not answering ({}); {} waits for it for up to {}s ({}), keeping its lease",
+            error_chain(error),
+            run(*r),
+            budget.as_secs(),
+            golive_store::DB_RETRY_ENV,
+        ),
+        Pause::Resumed { run: r, waited } => format!(
+            "  resumed     the journal answers again after {:.1}s; {} goes on",
+            waited.as_secs_f64(),
+            run(*r),
+        ),
+        Pause::GaveUp {
+            run: r,
+            error,
+            budget,
+        } => format!(
+            "  gave up     the journal {url} did not answer for {}s ({}); {} stops",
+            budget.as_secs(),
+            error_chain(error),
+            run(*r),
+        ),
+    };
+    // A closed stderr must not stop a go-live.
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
+/// An error and its causes, `: `-separated.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
 /// One line per event worth a person's attention, on stderr. A closed
 /// stderr must not stop a go-live, so write errors are ignored.
 pub(crate) fn print_progress(p: &Progress<'_>) {
-    use std::io::Write;
     // Buffered: stderr is not, and a formatted line would be a write(2)
     // per piece; dropping the buffer writes the line at once.
     let mut err = std::io::BufWriter::new(std::io::stderr().lock());

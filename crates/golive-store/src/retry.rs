@@ -1,0 +1,706 @@
+//! Riding out the journal's passing faults: [`Retrying`] wraps a store and
+//! retries a statement that failed with a fault that passes by itself (a
+//! PostgreSQL restart or outage, a SQLite file locked past its busy
+//! timeout: [`StoreError::is_transient`]) with backoff, for up to a budget
+//! (`GOLIVE_DB_RETRY`, 60 s by default). Meanwhile the caller simply
+//! waits: a run pauses instead of failing, and goes on when the database
+//! answers again.
+//!
+//! A statement cut off by a lost connection may or may not have committed.
+//! Before it is tried again the wrapper checks whether it did, so that no
+//! write is applied twice:
+//! - idempotent by construction (a second application changes nothing):
+//!   acquiring, renewing or releasing a lease, setting the run's status,
+//!   marking running items interrupted, confirmations, signatures,
+//!   requests, deleting a flag, revoking a token;
+//! - checked against the state: a start is done if the item is `running`
+//!   (only the lease holder starts items, and a resume turns every
+//!   `running` item `interrupted` first, so a `running` item under our
+//!   lease is ours); a finish is done if the item has that outcome; a flag
+//!   write is done if the flag holds that definition;
+//! - checked against the journal: a wait or an engine event is done if an
+//!   event with the same kind, item, actor and data follows the last event
+//!   seen before the first try (only the lease holder writes such events);
+//! - not retried, since a second application cannot be told from the
+//!   first: creating a run, appending an audit entry, creating a token.
+//!
+//! A lease that expired while the database was away is taken back if it is
+//! still ours (nobody else took the run meanwhile), and the statement is
+//! tried again; otherwise [`StoreError::LeaseLost`] stands. When the
+//! database answers again, a `journal.paused` event records the pause.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::{
+    Actor, AuditEntry, AuditFilter, Confirmation, Event, FlagRecord, ItemState, ItemStatus,
+    NewAudit, NewConfirmation, NewEvent, NewRequest, NewRun, NewSignature, NewToken, Outcome,
+    Request, Run, RunId, RunStatus, RunSummary, Signature, Store, StoreError, TokenRecord, kind,
+};
+
+type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// How long (`60s`, `2m`, `500ms`, or seconds; `0` turns retrying off) a
+/// statement is retried after a passing fault before its error is returned.
+pub const DB_RETRY_ENV: &str = "GOLIVE_DB_RETRY";
+
+/// The budget when [`DB_RETRY_ENV`] is not set.
+pub const DEFAULT_DB_RETRY: Duration = Duration::from_secs(60);
+
+/// How long a statement is retried, and how often.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// From the first failure of a statement to giving up.
+    pub budget: Duration,
+    /// The first pause between tries; it doubles each time.
+    pub first_delay: Duration,
+    /// The longest pause between tries.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy::with_budget(DEFAULT_DB_RETRY)
+    }
+}
+
+impl RetryPolicy {
+    /// Retries for `budget`, from 100 ms doubling to 2 s between tries.
+    pub fn with_budget(budget: Duration) -> RetryPolicy {
+        RetryPolicy {
+            budget,
+            first_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(2),
+        }
+    }
+
+    /// The policy [`DB_RETRY_ENV`] asks for, else the default; an
+    /// unreadable value is an error naming the variable.
+    pub fn from_env() -> std::result::Result<RetryPolicy, String> {
+        match std::env::var(DB_RETRY_ENV) {
+            Ok(text) if !text.trim().is_empty() => parse_budget(&text)
+                .map(RetryPolicy::with_budget)
+                .ok_or_else(|| {
+                    format!(
+                        "{DB_RETRY_ENV}={text:?} is not a duration (e.g. 60s, 2m, 500ms, 0 for no retries)"
+                    )
+                }),
+            _ => Ok(RetryPolicy::default()),
+        }
+    }
+}
+
+/// `60`, `60s`, `2m`, `500ms`, `1m30s`, …
+fn parse_budget(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    if let Ok(secs) = text.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let d: jiff::SignedDuration = text.parse().ok()?;
+    Duration::try_from(d).ok()
+}
+
+/// What a [`Retrying`] store reports about a pause.
+#[derive(Debug)]
+pub enum Pause<'a> {
+    /// The database stopped answering; statements are retried.
+    Waiting {
+        /// The run a statement was for, if any.
+        run: Option<&'a RunId>,
+        /// The fault.
+        error: &'a StoreError,
+        /// How long a statement is retried.
+        budget: Duration,
+    },
+    /// The database answers again.
+    Resumed {
+        /// The run the pause was noticed for, if any.
+        run: Option<&'a RunId>,
+        /// How long it was away.
+        waited: Duration,
+    },
+    /// A statement was retried for the whole budget; its error is returned.
+    GaveUp {
+        /// The run, if any.
+        run: Option<&'a RunId>,
+        /// The last fault.
+        error: &'a StoreError,
+        /// The budget.
+        budget: Duration,
+    },
+}
+
+/// Receives [`Pause`] reports.
+pub type PauseObserver = Arc<dyn Fn(&Pause<'_>) + Send + Sync>;
+
+/// A pause under way: since when, the first fault, and a run and lease
+/// owner to journal it under once the database answers.
+#[derive(Debug)]
+struct Paused {
+    since: Instant,
+    error: String,
+    run: Option<(RunId, Option<String>)>,
+}
+
+#[derive(Default)]
+struct Shared {
+    paused: Mutex<Option<Paused>>,
+    /// The lease ttl last asked for, to take an expired lease back.
+    ttl: Mutex<Option<Duration>>,
+    /// The database was away since the lease was last written: it may have
+    /// expired meanwhile, and may be taken back.
+    lease_at_risk: AtomicBool,
+}
+
+/// A store whose statements ride out passing faults (see the module docs).
+/// Cheap to clone when the inner store is; clones share their pause.
+#[derive(Clone)]
+pub struct Retrying<S> {
+    inner: S,
+    policy: RetryPolicy,
+    observer: Option<PauseObserver>,
+    shared: Arc<Shared>,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for Retrying<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Retrying")
+            .field("inner", &self.inner)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The run and lease owner a statement writes for.
+#[derive(Clone, Copy)]
+struct For<'a> {
+    run: Option<&'a RunId>,
+    owner: Option<&'a str>,
+}
+
+const NONE: For<'static> = For {
+    run: None,
+    owner: None,
+};
+
+fn run_for(run: &RunId) -> For<'_> {
+    For {
+        run: Some(run),
+        owner: None,
+    }
+}
+
+fn leased<'a>(run: &'a RunId, owner: &'a str) -> For<'a> {
+    For {
+        run: Some(run),
+        owner: Some(owner),
+    }
+}
+
+impl<S: Store> Retrying<S> {
+    /// Wraps `inner`, retrying as `policy` says.
+    pub fn new(inner: S, policy: RetryPolicy) -> Retrying<S> {
+        Retrying {
+            inner,
+            policy,
+            observer: None,
+            shared: Arc::default(),
+        }
+    }
+
+    /// Reports pauses to `observer`.
+    pub fn with_observer(mut self, observer: PauseObserver) -> Retrying<S> {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// The wrapped store.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    fn report(&self, pause: &Pause<'_>) {
+        if let Some(observer) = &self.observer {
+            observer(pause);
+        }
+    }
+
+    /// Notes a passing fault: the first one of a pause is reported.
+    fn pausing(&self, at: For<'_>, error: &StoreError) {
+        self.shared.lease_at_risk.store(true, Ordering::SeqCst);
+        let mut paused = self.shared.paused.lock().unwrap_or_else(|e| e.into_inner());
+        match paused.as_mut() {
+            Some(p) => {
+                if p.run.is_none() {
+                    p.run = at.run.map(|r| (r.clone(), at.owner.map(str::to_string)));
+                }
+            }
+            None => {
+                *paused = Some(Paused {
+                    since: Instant::now(),
+                    error: error.to_string(),
+                    run: at.run.map(|r| (r.clone(), at.owner.map(str::to_string))),
+                });
+                drop(paused);
+                self.report(&Pause::Waiting {
+                    run: at.run,
+                    error,
+                    budget: self.policy.budget,
+                });
+            }
+        }
+    }
+
+    /// The database answered: ends the pause, if one was under way, and
+    /// journals it (best effort: the lease may be gone, or the database
+    /// away again).
+    async fn answered(&self, at: For<'_>) {
+        if at.owner.is_some() {
+            // A leased write went through: the lease is held.
+            self.shared.lease_at_risk.store(false, Ordering::SeqCst);
+        }
+        let Some(paused) = self
+            .shared
+            .paused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        else {
+            return;
+        };
+        let waited = paused.since.elapsed();
+        let run = paused
+            .run
+            .or_else(|| at.run.map(|r| (r.clone(), at.owner.map(str::to_string))));
+        self.report(&Pause::Resumed {
+            run: run.as_ref().map(|(r, _)| r),
+            waited,
+        });
+        if let Some((run, Some(owner))) = &run {
+            let event = NewEvent {
+                kind: kind::JOURNAL_PAUSED.into(),
+                item_id: None,
+                data: json!({
+                    "waited_ms": u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+                    "error": paused.error,
+                }),
+            };
+            let _ = self.inner.append_event(run, owner, &event).await;
+        }
+    }
+
+    /// Takes back `owner`'s lease on `run` if it expired while the database
+    /// was away and nobody took the run meanwhile (the engine never lets go
+    /// of a run it drives, so a lease still naming `owner` was not taken).
+    async fn reclaim(&self, run: &RunId, owner: &str) -> Result<bool> {
+        let ttl = *self.shared.ttl.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(ttl) = ttl else {
+            return Ok(false);
+        };
+        if self
+            .inner
+            .get_run(run)
+            .await?
+            .summary
+            .lease_owner
+            .as_deref()
+            != Some(owner)
+        {
+            return Ok(false);
+        }
+        self.inner.acquire_lease(run, owner, ttl).await
+    }
+
+    /// Runs `attempt` until it succeeds, fails for good, or the budget is
+    /// spent. Before each retry, `done` says whether the failed try took
+    /// effect after all (`Some`: its result, nothing is tried again).
+    async fn retry<T, A, AF, D, DF>(&self, at: For<'_>, mut attempt: A, mut done: D) -> Result<T>
+    where
+        A: FnMut() -> AF,
+        AF: Future<Output = Result<T>>,
+        D: FnMut() -> DF,
+        DF: Future<Output = Result<Option<T>>>,
+    {
+        let mut first_failure: Option<Instant> = None;
+        let mut delay = self.policy.first_delay;
+        let mut reclaimed = false;
+        loop {
+            let error = match attempt().await {
+                Ok(value) => {
+                    self.answered(at).await;
+                    return Ok(value);
+                }
+                Err(StoreError::LeaseLost { run, owner })
+                    if !reclaimed
+                        && (first_failure.is_some()
+                            || self.shared.lease_at_risk.load(Ordering::SeqCst)) =>
+                {
+                    // The lease may have run out while the database was away.
+                    reclaimed = true;
+                    match self.reclaim(&run, &owner).await {
+                        Ok(true) => continue,
+                        Ok(false) => return Err(StoreError::LeaseLost { run, owner }),
+                        Err(e) if e.is_transient() => e,
+                        Err(e) => return Err(self.named(at, e)),
+                    }
+                }
+                Err(e) if e.is_transient() && !self.policy.budget.is_zero() => e,
+                Err(e) => return Err(self.named(at, e)),
+            };
+            let since = *first_failure.get_or_insert_with(Instant::now);
+            self.pausing(at, &error);
+            let left = self.policy.budget.saturating_sub(since.elapsed());
+            if left.is_zero() {
+                self.report(&Pause::GaveUp {
+                    run: at.run,
+                    error: &error,
+                    budget: self.policy.budget,
+                });
+                return Err(error);
+            }
+            tokio::time::sleep(delay.min(left)).await;
+            delay = (delay * 2).min(self.policy.max_delay);
+            match done().await {
+                Ok(Some(value)) => {
+                    self.answered(at).await;
+                    return Ok(value);
+                }
+                Ok(None) => {}
+                // Still away: the next try says so.
+                Err(e) if e.is_transient() => {}
+                Err(e) => return Err(self.named(at, e)),
+            }
+        }
+    }
+
+    /// Retries a statement that is safe to apply twice.
+    async fn idempotent<T, A, AF>(&self, at: For<'_>, attempt: A) -> Result<T>
+    where
+        A: FnMut() -> AF,
+        AF: Future<Output = Result<T>>,
+    {
+        self.retry(at, attempt, || async { Ok(None) }).await
+    }
+
+    /// Names the run in an error that stops it.
+    fn named(&self, at: For<'_>, e: StoreError) -> StoreError {
+        match at.run {
+            Some(run) => e.for_run(run),
+            None => e,
+        }
+    }
+
+    /// The item's state, if it is `want`.
+    async fn item_in(
+        &self,
+        run: &RunId,
+        item: &str,
+        want: ItemStatus,
+    ) -> Result<Option<ItemState>> {
+        Ok(self
+            .inner
+            .item_states(run)
+            .await?
+            .into_iter()
+            .find(|s| s.item_id == item && s.status == want))
+    }
+
+    /// The run's newest seq, so that a write cut off can be looked for.
+    async fn last_seq(&self, run: &RunId) -> Result<i64> {
+        let at = run_for(run);
+        self.idempotent(at, || async {
+            Ok(self.inner.get_run(run).await?.summary.last_seq)
+        })
+        .await
+    }
+
+    /// The first event after `after` that `matches`.
+    async fn journaled(
+        &self,
+        run: &RunId,
+        after: i64,
+        matches: impl Fn(&Event) -> bool,
+    ) -> Result<Option<Event>> {
+        let events = self.inner.events_after(run, after, 1000).await?;
+        Ok(events.into_iter().find(|e| matches(e)))
+    }
+}
+
+impl<S: Store> Store for Retrying<S> {
+    async fn create_run(&self, new: &NewRun) -> Result<Run> {
+        // Not retried: a run created twice would be two runs.
+        self.inner.create_run(new).await
+    }
+
+    async fn get_run(&self, run: &RunId) -> Result<Run> {
+        self.idempotent(run_for(run), || self.inner.get_run(run))
+            .await
+    }
+
+    async fn list_runs(&self, limit: u32) -> Result<Vec<RunSummary>> {
+        self.idempotent(NONE, || self.inner.list_runs(limit)).await
+    }
+
+    async fn set_run_status(&self, run: &RunId, owner: &str, status: RunStatus) -> Result<()> {
+        self.idempotent(leased(run, owner), || {
+            self.inner.set_run_status(run, owner, status)
+        })
+        .await
+    }
+
+    async fn acquire_lease(&self, run: &RunId, owner: &str, ttl: Duration) -> Result<bool> {
+        *self.shared.ttl.lock().unwrap_or_else(|e| e.into_inner()) = Some(ttl);
+        self.idempotent(leased(run, owner), || {
+            self.inner.acquire_lease(run, owner, ttl)
+        })
+        .await
+    }
+
+    async fn renew_lease(&self, run: &RunId, owner: &str, ttl: Duration) -> Result<()> {
+        *self.shared.ttl.lock().unwrap_or_else(|e| e.into_inner()) = Some(ttl);
+        self.idempotent(leased(run, owner), || {
+            self.inner.renew_lease(run, owner, ttl)
+        })
+        .await
+    }
+
+    async fn release_lease(&self, run: &RunId, owner: &str) -> Result<bool> {
+        self.idempotent(leased(run, owner), || self.inner.release_lease(run, owner))
+            .await
+    }
+
+    async fn start_item(&self, run: &RunId, item: &str, owner: &str) -> Result<ItemState> {
+        self.retry(
+            leased(run, owner),
+            || self.inner.start_item(run, item, owner),
+            || self.item_in(run, item, ItemStatus::Running),
+        )
+        .await
+    }
+
+    async fn finish_item(
+        &self,
+        run: &RunId,
+        item: &str,
+        owner: &str,
+        outcome: Outcome,
+        result: &Value,
+    ) -> Result<ItemState> {
+        self.retry(
+            leased(run, owner),
+            || self.inner.finish_item(run, item, owner, outcome, result),
+            || self.item_in(run, item, outcome.into()),
+        )
+        .await
+    }
+
+    async fn set_item_waiting(
+        &self,
+        run: &RunId,
+        item: &str,
+        owner: &str,
+        detail: &Value,
+    ) -> Result<ItemState> {
+        let before = self.last_seq(run).await?;
+        self.retry(
+            leased(run, owner),
+            || self.inner.set_item_waiting(run, item, owner, detail),
+            || async {
+                let wrote = self
+                    .journaled(run, before, |e| {
+                        e.kind == kind::ITEM_WAITING
+                            && e.item_id.as_deref() == Some(item)
+                            && e.actor.as_deref() == Some(owner)
+                            && e.data.get("detail") == Some(detail)
+                    })
+                    .await?;
+                match wrote {
+                    Some(_) => self.item_in(run, item, ItemStatus::Waiting).await,
+                    None => Ok(None),
+                }
+            },
+        )
+        .await
+    }
+
+    async fn mark_interrupted(&self, run: &RunId, owner: &str) -> Result<Vec<String>> {
+        let before = self.last_seq(run).await?;
+        let mut retried = false;
+        let ids = self
+            .idempotent(leased(run, owner), || {
+                let first = !retried;
+                retried = true;
+                async move { Ok((first, self.inner.mark_interrupted(run, owner).await?)) }
+            })
+            .await?;
+        match ids {
+            (true, ids) => Ok(ids),
+            // A try cut off may have marked some: the journal names them all.
+            (false, _) => Ok(self
+                .inner
+                .events_after(run, before, u32::MAX)
+                .await?
+                .into_iter()
+                .filter(|e| e.kind == kind::ITEM_INTERRUPTED && e.actor.as_deref() == Some(owner))
+                .filter_map(|e| e.item_id)
+                .collect()),
+        }
+    }
+
+    async fn item_states(&self, run: &RunId) -> Result<Vec<ItemState>> {
+        self.idempotent(run_for(run), || self.inner.item_states(run))
+            .await
+    }
+
+    async fn append_event(&self, run: &RunId, owner: &str, event: &NewEvent) -> Result<Event> {
+        let before = self.last_seq(run).await?;
+        self.retry(
+            leased(run, owner),
+            || self.inner.append_event(run, owner, event),
+            || {
+                self.journaled(run, before, |e| {
+                    e.kind == event.kind
+                        && e.item_id == event.item_id
+                        && e.actor.as_deref() == Some(owner)
+                        && e.data == event.data
+                })
+            },
+        )
+        .await
+    }
+
+    async fn events_after(&self, run: &RunId, after: i64, limit: u32) -> Result<Vec<Event>> {
+        self.idempotent(run_for(run), || self.inner.events_after(run, after, limit))
+            .await
+    }
+
+    async fn confirm(
+        &self,
+        run: &RunId,
+        item: &str,
+        confirmation: &NewConfirmation,
+    ) -> Result<bool> {
+        self.idempotent(run_for(run), || self.inner.confirm(run, item, confirmation))
+            .await
+    }
+
+    async fn confirmation(&self, run: &RunId, item: &str) -> Result<Option<Confirmation>> {
+        self.idempotent(run_for(run), || self.inner.confirmation(run, item))
+            .await
+    }
+
+    async fn sign(&self, run: &RunId, item: &str, signature: &NewSignature) -> Result<bool> {
+        self.idempotent(run_for(run), || self.inner.sign(run, item, signature))
+            .await
+    }
+
+    async fn signatures(&self, run: &RunId, item: &str) -> Result<Vec<Signature>> {
+        self.idempotent(run_for(run), || self.inner.signatures(run, item))
+            .await
+    }
+
+    async fn request(&self, run: &RunId, request: &NewRequest) -> Result<bool> {
+        self.idempotent(run_for(run), || self.inner.request(run, request))
+            .await
+    }
+
+    async fn requests(&self, run: &RunId) -> Result<Vec<Request>> {
+        self.idempotent(run_for(run), || self.inner.requests(run))
+            .await
+    }
+
+    async fn put_flag(
+        &self,
+        key: &str,
+        definition: &Value,
+        expected_version: Option<i64>,
+        actor: &Actor,
+        reason: Option<&str>,
+    ) -> Result<FlagRecord> {
+        self.retry(
+            NONE,
+            || {
+                self.inner
+                    .put_flag(key, definition, expected_version, actor, reason)
+            },
+            || async {
+                let flag = self.inner.get_flag(key).await?;
+                Ok(flag.filter(|f| f.definition == *definition))
+            },
+        )
+        .await
+    }
+
+    async fn delete_flag(&self, key: &str, actor: &Actor, reason: Option<&str>) -> Result<bool> {
+        self.idempotent(NONE, || self.inner.delete_flag(key, actor, reason))
+            .await
+    }
+
+    async fn get_flag(&self, key: &str) -> Result<Option<FlagRecord>> {
+        self.idempotent(NONE, || self.inner.get_flag(key)).await
+    }
+
+    async fn list_flags(&self) -> Result<Vec<FlagRecord>> {
+        self.idempotent(NONE, || self.inner.list_flags()).await
+    }
+
+    async fn flags_revision(&self) -> Result<i64> {
+        self.idempotent(NONE, || self.inner.flags_revision()).await
+    }
+
+    async fn audit_head(&self) -> Result<i64> {
+        self.idempotent(NONE, || self.inner.audit_head()).await
+    }
+
+    async fn append_audit(&self, actor: &Actor, entry: &NewAudit) -> Result<AuditEntry> {
+        // Not retried: an entry appended twice would be two entries.
+        self.inner.append_audit(actor, entry).await
+    }
+
+    async fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>> {
+        self.idempotent(NONE, || self.inner.audit(filter)).await
+    }
+
+    async fn create_token(&self, token: &NewToken, actor: &Actor) -> Result<TokenRecord> {
+        // Not retried: a second try would be refused as a duplicate.
+        self.inner.create_token(token, actor).await
+    }
+
+    async fn token_by_secret(&self, secret_sha256: &str) -> Result<Option<TokenRecord>> {
+        self.idempotent(NONE, || self.inner.token_by_secret(secret_sha256))
+            .await
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<TokenRecord>> {
+        self.idempotent(NONE, || self.inner.list_tokens()).await
+    }
+
+    async fn revoke_token(&self, id: &str, actor: &Actor) -> Result<bool> {
+        self.idempotent(NONE, || self.inner.revoke_token(id, actor))
+            .await
+    }
+
+    async fn close(&self) {
+        self.inner.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budgets_read_as_durations() {
+        assert_eq!(parse_budget("60"), Some(Duration::from_secs(60)));
+        assert_eq!(parse_budget("60s"), Some(Duration::from_secs(60)));
+        assert_eq!(parse_budget("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_budget("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_budget("1m 30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_budget("0"), Some(Duration::ZERO));
+        assert_eq!(parse_budget("soon"), None);
+        assert_eq!(parse_budget("-5s"), None);
+    }
+}
