@@ -117,10 +117,10 @@ pub enum WriteFault {
 
 fn unwritable(url: &DbUrl, run: Option<&RunId>, fault: WriteFault) -> String {
     let (what, fix) = match fault {
-        WriteFault::DiskFull => ("the disk is full", "free some space"),
+        WriteFault::DiskFull => ("the disk is full", "Free some space"),
         WriteFault::Io => (
             "the disk reported an I/O error",
-            "check the disk (dmesg, df)",
+            "Check the disk (dmesg, df)",
         ),
     };
     match run {
@@ -128,7 +128,7 @@ fn unwritable(url: &DbUrl, run: Option<&RunId>, fault: WriteFault) -> String {
             "run {run}: cannot write the journal {url}: {what}; the run stopped where it was. \
              {fix}, then resume it with `golive run --resume {run}`"
         ),
-        None => format!("cannot write the journal {url}: {what}; {fix} and try again"),
+        None => format!("cannot write the journal {url}: {what}. {fix} and try again"),
     }
 }
 

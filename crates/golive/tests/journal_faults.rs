@@ -170,3 +170,104 @@ fn a_damaged_journal_is_refused_and_nothing_runs() {
     }
     assert!(!dir.join("marker").exists());
 }
+
+/// A small tmpfs of the test's own, unmounted on drop; `None` (with the
+/// reason printed) where mounting is not allowed.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(at).expect("mount point");
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "golive-test"])
+            .arg(at)
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Some(Tmpfs(at.to_path_buf())),
+            Ok(o) => {
+                eprintln!(
+                    "SKIPPED: cannot mount a tmpfs here ({}); a full disk is not tested",
+                    stderr(&o).trim()
+                );
+                None
+            }
+            Err(e) => {
+                eprintln!("SKIPPED: no mount command ({e}); a full disk is not tested");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// The journal's disk fills up under a running command: golive stops with
+/// an error naming the journal and the run (and how to go on), not a bare
+/// database error; once space is freed the run resumes and ends, and no
+/// command ran twice.
+#[test]
+fn a_full_disk_stops_the_run_naming_the_journal_and_the_run() {
+    let dir = scratch("faults-full");
+    let Some(disk) = Tmpfs::mount(&dir.join("disk"), "4m") else {
+        return;
+    };
+    let db = disk.0.join("journal.db");
+    let plan = r#"name: full
+phases:
+  - title: go
+    items:
+      - id: before
+        run: {command: 'echo before >> log.txt'}
+      - id: fill
+        run: {command: 'dd if=/dev/zero of=disk/fill bs=64k 2>/dev/null; echo fill >> log.txt'}
+        on_interrupt: skip
+      - id: after
+        run: {command: 'echo after >> log.txt'}
+"#;
+    std::fs::write(dir.join("plan.yaml"), plan).expect("plan");
+    let full = golive(&["run", "plan.yaml", "--lease-ttl", "1s"], &dir, &db)
+        .output()
+        .expect("golive run");
+    let err = stderr(&full);
+    assert_eq!(full.status.code(), Some(2), "{err}");
+    let run = err
+        .split_whitespace()
+        .find(|w| w.starts_with("r-") && w.len() == 10)
+        .expect("run id")
+        .to_string();
+    assert!(err.contains("the disk is full"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "run {run}: cannot write the journal {}",
+            db.display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains(&format!("golive run --resume {run}")), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("log.txt")).expect("log"),
+        "before\nfill\n"
+    );
+
+    // Space freed (and the dead process's 1 s lease expired): the run goes on.
+    std::fs::remove_file(disk.0.join("fill")).expect("free space");
+    std::thread::sleep(Duration::from_millis(1100));
+    let resumed = golive(&["run", "--resume", &run], &dir, &db)
+        .output()
+        .expect("resume");
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("log.txt")).expect("log"),
+        "before\nfill\nafter\n"
+    );
+    let status = golive(&["status", &run, "--output", "json"], &dir, &db)
+        .output()
+        .expect("status");
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("JSON");
+    assert_eq!(status["run"]["status"], "succeeded", "{status}");
+    drop(disk);
+}
