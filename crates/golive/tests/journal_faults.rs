@@ -271,3 +271,239 @@ phases:
     assert_eq!(status["run"]["status"], "succeeded", "{status}");
     drop(disk);
 }
+
+/// A PostgreSQL cluster of the test's own on a free loopback port, run as
+/// the `postgres` system user when the test runs as root (PostgreSQL
+/// refuses to run as root); stopped and removed on drop.
+struct PrivatePg {
+    bin: PathBuf,
+    data: PathBuf,
+    port: u16,
+    as_root: bool,
+}
+
+impl PrivatePg {
+    /// `None` (with the reason printed) where no PostgreSQL server is
+    /// installed.
+    fn start(name: &str) -> Option<PrivatePg> {
+        let Some(bin) = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .map(|e| e.path().join("bin"))
+            .filter(|b| b.join("initdb").is_file() && b.join("pg_ctl").is_file())
+            .max()
+        else {
+            eprintln!("SKIPPED: no /usr/lib/postgresql/*/bin/initdb; the outage is not tested");
+            return None;
+        };
+        let uid = Command::new("id").arg("-u").output().expect("id -u");
+        let as_root = String::from_utf8_lossy(&uid.stdout).trim() == "0";
+        // Under /tmp: the postgres user must reach it, and a socket path
+        // must stay short.
+        let data = std::env::temp_dir().join(format!("golive-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&data);
+        std::fs::create_dir_all(&data).expect("data dir");
+        let pg = PrivatePg {
+            bin,
+            data,
+            port: free_port(),
+            as_root,
+        };
+        if as_root {
+            let chown = Command::new("chown")
+                .arg("postgres:")
+                .arg(&pg.data)
+                .status()
+                .expect("chown");
+            assert!(chown.success(), "chown postgres {}", pg.data.display());
+        }
+        let data = pg.data.display().to_string();
+        pg.ok(&[
+            "initdb",
+            "-D",
+            &data,
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--no-sync",
+        ]);
+        pg.ctl("start");
+        Some(pg)
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn command(&self, tool: &str, args: &[&str]) -> Command {
+        let exe = self.bin.join(tool);
+        let mut cmd = if self.as_root {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(exe);
+            c
+        } else {
+            Command::new(exe)
+        };
+        cmd.args(args).current_dir(std::env::temp_dir());
+        cmd
+    }
+
+    fn ok(&self, args: &[&str]) {
+        let out = self
+            .command(args[0], &args[1..])
+            .stdout(Stdio::null())
+            .output()
+            .expect("postgres tool");
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    }
+
+    /// `pg_ctl start|stop|restart`, waiting until done; `stop` and
+    /// `restart` in immediate mode: every session is cut off, as by a crash.
+    fn ctl(&self, action: &str) {
+        let data = self.data.display().to_string();
+        let log = self.data.join("server.log").display().to_string();
+        let options = format!(
+            "-p {} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port
+        );
+        let mut args = vec!["pg_ctl", action, "-D", &data, "-w", "-t", "60"];
+        match action {
+            "stop" | "restart" => args.extend(["-m", "immediate"]),
+            _ => {}
+        }
+        if action != "stop" {
+            args.extend(["-o", &options, "-l", &log]);
+        }
+        self.ok(&args);
+    }
+}
+
+impl Drop for PrivatePg {
+    fn drop(&mut self) {
+        let data = self.data.display().to_string();
+        let _ = self
+            .command("pg_ctl", &["stop", "-D", &data, "-m", "immediate"])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.data);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// Lines in `file`.
+fn lines(file: &Path) -> Vec<String> {
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn await_lines(file: &Path, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while lines(file).len() < n {
+        assert!(
+            Instant::now() < deadline,
+            "fewer than {n} lines in {}",
+            file.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A run on a private PostgreSQL cluster that is restarted (immediate
+/// mode: every session cut off mid-statement) and later stopped for
+/// longer than the run's lease: the run says it is paused, waits, takes its
+/// lease back, and finishes once the database is back; every command ran
+/// exactly once and the journal is whole.
+#[test]
+fn a_postgres_restart_and_outage_pause_the_run_which_then_finishes() {
+    let Some(pg) = PrivatePg::start("outage") else {
+        return;
+    };
+    let dir = scratch("faults-pg-outage");
+    const N: usize = 60;
+    let mut plan = String::from("name: outage\nphases:\n  - title: go\n    items:\n");
+    for i in 0..N {
+        plan.push_str(&format!(
+            "      - id: c{i:02}\n        run: {{command: 'echo start c{i:02} >> log.txt; sleep 0.1; echo end c{i:02} >> log.txt'}}\n"
+        ));
+    }
+    std::fs::write(dir.join("plan.yaml"), plan).expect("plan");
+    let log = dir.join("run.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_golive"))
+        .args(["run", "plan.yaml", "--lease-ttl", "2s"])
+        .current_dir(&dir)
+        .env("GOLIVE_DATABASE_URL", pg.url())
+        .env("GOLIVE_DB_RETRY", "60s")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("golive run");
+    let run = run_id(&log);
+    let out = dir.join("log.txt");
+
+    // A restart cutting off every session, in the middle of the run.
+    await_lines(&out, 20);
+    pg.ctl("restart");
+    // Later an outage longer than the 2 s lease.
+    await_lines(&out, 60);
+    pg.ctl("stop");
+    std::thread::sleep(Duration::from_secs(6));
+    let during = std::fs::read_to_string(&log).unwrap_or_default();
+    pg.ctl("start");
+
+    let code = exit_code(&mut child, Duration::from_secs(120));
+    let err = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        during.contains("paused      the journal is not answering (cannot reach the database")
+            && during.contains(&format!("run {run} waits for it")),
+        "no pause reported during the outage:\n{during}"
+    );
+    assert!(
+        err.contains("resumed     the journal answers again"),
+        "{err}"
+    );
+    assert!(err.contains(&format!("run {run} succeeded")), "{err}");
+
+    // Every command started once and ended once, in plan order.
+    let expected: Vec<String> = (0..N)
+        .flat_map(|i| [format!("start c{i:02}"), format!("end c{i:02}")])
+        .collect();
+    assert_eq!(lines(&out), expected, "{err}");
+
+    // The journal: whole, every item passed at its first attempt, the
+    // pauses recorded.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        use golive_store::Store;
+        let store = golive_store::open(&pg.url()).await.expect("journal");
+        let id: golive_store::RunId = run.parse().expect("run id");
+        let events = store.events_after(&id, 0, 100_000).await.expect("events");
+        let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
+        let gap_free: Vec<i64> = (1..=seqs.len() as i64).collect();
+        assert_eq!(seqs, gap_free);
+        let paused = events.iter().filter(|e| e.kind == "journal.paused").count();
+        assert!(paused >= 1, "no journal.paused event");
+        for state in store.item_states(&id).await.expect("items") {
+            assert_eq!(state.status, golive_store::ItemStatus::Passed, "{state:?}");
+            assert_eq!(state.attempts, 1, "{state:?}");
+        }
+        let started = events.iter().filter(|e| e.kind == "item.started").count();
+        assert_eq!(started, N);
+        store.close().await;
+    });
+}

@@ -244,7 +244,7 @@ fn print_pause(url: &str, p: &Pause<'_>) {
             error,
             budget,
         } => format!(
-            "  paused      the journal {url} is not answering ({}); {} waits for it for up to {}s ({}), keeping its lease",
+            "  paused      the journal is not answering ({}); {} waits for it for up to {}s ({}), keeping its lease",
             error_chain(error),
             run(*r),
             budget.as_secs(),
@@ -270,13 +270,17 @@ fn print_pause(url: &str, p: &Pause<'_>) {
     let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
-/// An error and its causes, `: `-separated.
+/// An error and its causes, `: `-separated (a cause that only repeats
+/// the words before it is left out).
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
+        let more = s.to_string();
+        if !text.ends_with(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
         source = s.source();
     }
     text
