@@ -690,7 +690,315 @@ impl<S: Store> Store for Retrying<S> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::AtomicUsize;
+
     use super::*;
+    use crate::{ManualClock, SqliteStore, model::leased_run};
+
+    /// Where an injected fault cuts a statement off.
+    #[derive(Clone, Copy, Debug)]
+    enum Cut {
+        /// Before it reaches the database: nothing was written.
+        Before,
+        /// After its commit, before the answer: it was written, but the
+        /// caller cannot know.
+        AfterCommit,
+    }
+
+    /// A real store whose next call of a named operation is cut off once,
+    /// with the error a lost connection gives.
+    struct Faulty<S> {
+        inner: S,
+        cuts: Mutex<Vec<(&'static str, Cut)>>,
+    }
+
+    impl<S: Store> Faulty<S> {
+        fn new(inner: S) -> Faulty<S> {
+            Faulty {
+                inner,
+                cuts: Mutex::new(Vec::new()),
+            }
+        }
+
+        fn cut(&self, op: &'static str, how: Cut) {
+            self.cuts.lock().expect("cuts").push((op, how));
+        }
+
+        async fn call<T>(&self, op: &str, call: impl Future<Output = Result<T>>) -> Result<T> {
+            let cut = {
+                let mut cuts = self.cuts.lock().expect("cuts");
+                let i = cuts.iter().position(|(o, _)| *o == op);
+                i.map(|i| cuts.remove(i).1)
+            };
+            let lost = || StoreError::Unavailable {
+                url: crate::DbUrl::new("faulty"),
+                source: sqlx::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "connection lost (injected)",
+                )),
+            };
+            match cut {
+                None => call.await,
+                Some(Cut::Before) => Err(lost()),
+                Some(Cut::AfterCommit) => {
+                    call.await?;
+                    Err(lost())
+                }
+            }
+        }
+    }
+
+    /// Every operation through [`Faulty::call`].
+    macro_rules! faulty_store {
+        ($($name:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)*) => {
+            impl<S: Store> Store for Faulty<S> {
+                $(async fn $name(&self, $($arg: $ty),*) -> Result<$ret> {
+                    self.call(stringify!($name), self.inner.$name($($arg),*)).await
+                })*
+                async fn close(&self) {
+                    self.inner.close().await
+                }
+            }
+        };
+    }
+
+    faulty_store! {
+        create_run(new: &NewRun) -> Run;
+        get_run(run: &RunId) -> Run;
+        list_runs(limit: u32) -> Vec<RunSummary>;
+        set_run_status(run: &RunId, owner: &str, status: RunStatus) -> ();
+        acquire_lease(run: &RunId, owner: &str, ttl: Duration) -> bool;
+        renew_lease(run: &RunId, owner: &str, ttl: Duration) -> ();
+        release_lease(run: &RunId, owner: &str) -> bool;
+        start_item(run: &RunId, item: &str, owner: &str) -> ItemState;
+        finish_item(run: &RunId, item: &str, owner: &str, outcome: Outcome, result: &Value) -> ItemState;
+        set_item_waiting(run: &RunId, item: &str, owner: &str, detail: &Value) -> ItemState;
+        mark_interrupted(run: &RunId, owner: &str) -> Vec<String>;
+        item_states(run: &RunId) -> Vec<ItemState>;
+        append_event(run: &RunId, owner: &str, event: &NewEvent) -> Event;
+        events_after(run: &RunId, after: i64, limit: u32) -> Vec<Event>;
+        confirm(run: &RunId, item: &str, confirmation: &NewConfirmation) -> bool;
+        confirmation(run: &RunId, item: &str) -> Option<Confirmation>;
+        sign(run: &RunId, item: &str, signature: &NewSignature) -> bool;
+        signatures(run: &RunId, item: &str) -> Vec<Signature>;
+        request(run: &RunId, request: &NewRequest) -> bool;
+        requests(run: &RunId) -> Vec<Request>;
+        put_flag(key: &str, definition: &Value, expected_version: Option<i64>, actor: &Actor, reason: Option<&str>) -> FlagRecord;
+        delete_flag(key: &str, actor: &Actor, reason: Option<&str>) -> bool;
+        get_flag(key: &str) -> Option<FlagRecord>;
+        list_flags() -> Vec<FlagRecord>;
+        flags_revision() -> i64;
+        audit_head() -> i64;
+        append_audit(actor: &Actor, entry: &NewAudit) -> AuditEntry;
+        audit(filter: &AuditFilter) -> Vec<AuditEntry>;
+        create_token(token: &NewToken, actor: &Actor) -> TokenRecord;
+        token_by_secret(secret_sha256: &str) -> Option<TokenRecord>;
+        list_tokens() -> Vec<TokenRecord>;
+        revoke_token(id: &str, actor: &Actor) -> bool;
+    }
+
+    fn quick() -> RetryPolicy {
+        RetryPolicy {
+            budget: Duration::from_secs(5),
+            first_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(5),
+        }
+    }
+
+    async fn store() -> (
+        tempfile::TempDir,
+        ManualClock,
+        Retrying<Faulty<SqliteStore>>,
+    ) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(jiff::Timestamp::now());
+        let sqlite = SqliteStore::open(dir.path().join("j.db"))
+            .await
+            .expect("open")
+            .with_clock(clock.clone());
+        (dir, clock, Retrying::new(Faulty::new(sqlite), quick()))
+    }
+
+    /// The run's events of `kind`.
+    async fn count(store: &Retrying<Faulty<SqliteStore>>, run: &RunId, kind: &str) -> usize {
+        let events = store.events_after(run, 0, 1000).await.expect("events");
+        let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
+        let gap_free: Vec<i64> = (1..=seqs.len() as i64).collect();
+        assert_eq!(seqs, gap_free, "gap-free");
+        events.iter().filter(|e| e.kind == kind).count()
+    }
+
+    /// Each write cut off before or after its commit is retried to exactly
+    /// one application: one event, the state moved once.
+    #[tokio::test]
+    async fn a_write_cut_off_is_applied_exactly_once() {
+        for how in [Cut::Before, Cut::AfterCommit] {
+            let (_dir, _clock, store) = store().await;
+            let faulty = store.inner();
+            let run = leased_run(&store, &["a", "b", "w"]).await;
+            let owner = "me";
+
+            faulty.cut("start_item", how);
+            let a = store.start_item(&run, "a", owner).await.expect("start");
+            assert_eq!((a.status, a.attempts), (ItemStatus::Running, 1), "{how:?}");
+            assert_eq!(count(&store, &run, kind::ITEM_STARTED).await, 1, "{how:?}");
+
+            faulty.cut("finish_item", how);
+            let r = json!({"exit_code": 0});
+            let a = store
+                .finish_item(&run, "a", owner, Outcome::Passed, &r)
+                .await
+                .expect("finish");
+            assert_eq!(a.status, ItemStatus::Passed, "{how:?}");
+            assert_eq!(count(&store, &run, kind::ITEM_FINISHED).await, 1, "{how:?}");
+
+            faulty.cut("set_item_waiting", how);
+            let detail = json!({"awaiting": "confirmation"});
+            let w = store
+                .set_item_waiting(&run, "w", owner, &detail)
+                .await
+                .expect("wait");
+            assert_eq!(w.status, ItemStatus::Waiting, "{how:?}");
+            assert_eq!(count(&store, &run, kind::ITEM_WAITING).await, 1, "{how:?}");
+
+            faulty.cut("append_event", how);
+            let event = NewEvent {
+                kind: "notify.sent".into(),
+                item_id: Some("b".into()),
+                data: json!({"message": "hello"}),
+            };
+            store
+                .append_event(&run, owner, &event)
+                .await
+                .expect("event");
+            assert_eq!(count(&store, &run, "notify.sent").await, 1, "{how:?}");
+
+            store.start_item(&run, "b", owner).await.expect("start b");
+            faulty.cut("mark_interrupted", how);
+            let ids = store
+                .mark_interrupted(&run, owner)
+                .await
+                .expect("interrupt");
+            assert_eq!(ids, ["b"], "{how:?}");
+            assert_eq!(
+                count(&store, &run, kind::ITEM_INTERRUPTED).await,
+                1,
+                "{how:?}"
+            );
+
+            faulty.cut("set_run_status", how);
+            store
+                .set_run_status(&run, owner, RunStatus::Running)
+                .await
+                .expect("status");
+            assert_eq!(count(&store, &run, kind::RUN_STATUS).await, 1, "{how:?}");
+
+            faulty.cut("put_flag", how);
+            let who = Actor {
+                name: "me".into(),
+                source: None,
+            };
+            let flag = store
+                .put_flag("f", &json!(true), Some(0), &who, None)
+                .await
+                .expect("flag");
+            assert_eq!(flag.version, 1, "{how:?}");
+            assert_eq!(store.audit_head().await.expect("audit"), 1, "{how:?}");
+
+            faulty.cut("release_lease", how);
+            store.release_lease(&run, owner).await.expect("release");
+            assert_eq!(
+                count(&store, &run, kind::LEASE_RELEASED).await,
+                1,
+                "{how:?}"
+            );
+            store.close().await;
+        }
+    }
+
+    /// A lease that ran out while the database was away is taken back when
+    /// nobody else took the run; when someone did, the lease stays lost.
+    #[tokio::test]
+    async fn an_expired_lease_is_taken_back_only_if_nobody_took_the_run() {
+        let (_dir, clock, store) = store().await;
+        let ttl = Duration::from_secs(15);
+        let run = leased_run(&store, &["a", "b"]).await;
+        store.renew_lease(&run, "me", ttl).await.expect("renew");
+        // The database goes away for longer than the lease.
+        store.inner().cut("start_item", Cut::Before);
+        clock.advance(Duration::from_secs(20));
+        let a = store.start_item(&run, "a", "me").await.expect("start");
+        assert_eq!(a.status, ItemStatus::Running);
+        let summary = store.get_run(&run).await.expect("run").summary;
+        assert_eq!(summary.lease_owner.as_deref(), Some("me"));
+        assert_eq!(count(&store, &run, kind::LEASE_ACQUIRED).await, 1);
+
+        // Away again, and meanwhile another process takes the run over.
+        clock.advance(Duration::from_secs(20));
+        assert!(
+            store
+                .inner()
+                .inner
+                .acquire_lease(&run, "other", ttl)
+                .await
+                .expect("takeover")
+        );
+        store.inner().cut("finish_item", Cut::Before);
+        let lost = store
+            .finish_item(&run, "a", "me", Outcome::Passed, &Value::Null)
+            .await;
+        assert!(
+            matches!(lost, Err(StoreError::LeaseLost { .. })),
+            "{lost:?}"
+        );
+        store.close().await;
+    }
+
+    /// A pause is reported once when it starts and once when it ends, and
+    /// journaled; a fault that outlasts the budget is returned.
+    #[tokio::test]
+    async fn pauses_are_reported_and_journaled_and_the_budget_holds() {
+        let (_dir, _clock, store) = store().await;
+        let waiting = Arc::new(AtomicUsize::new(0));
+        let resumed = Arc::new(AtomicUsize::new(0));
+        let gave_up = Arc::new(AtomicUsize::new(0));
+        let counters = (waiting.clone(), resumed.clone(), gave_up.clone());
+        let store = store.with_observer(Arc::new(move |p: &Pause<'_>| {
+            let counter = match p {
+                Pause::Waiting { .. } => &counters.0,
+                Pause::Resumed { .. } => &counters.1,
+                Pause::GaveUp { .. } => &counters.2,
+            };
+            counter.fetch_add(1, Ordering::SeqCst);
+        }));
+        let run = leased_run(&store, &["a"]).await;
+        for _ in 0..3 {
+            store.inner().cut("start_item", Cut::Before);
+        }
+        store.start_item(&run, "a", "me").await.expect("start");
+        assert_eq!(waiting.load(Ordering::SeqCst), 1);
+        assert_eq!(resumed.load(Ordering::SeqCst), 1);
+        assert_eq!(count(&store, &run, kind::JOURNAL_PAUSED).await, 1);
+
+        let mut short = store;
+        short.policy = RetryPolicy {
+            budget: Duration::from_millis(30),
+            ..quick()
+        };
+        for _ in 0..1000 {
+            short.inner().cut("item_states", Cut::Before);
+        }
+        let away = short.item_states(&run).await;
+        assert!(
+            matches!(away, Err(StoreError::Unavailable { .. })),
+            "{away:?}"
+        );
+        assert_eq!(gave_up.load(Ordering::SeqCst), 1);
+        // A fault that does not pass is not retried.
+        let none = short.get_run(&"r-zzzzzzzz".parse().expect("id")).await;
+        assert!(matches!(none, Err(StoreError::NotFound(_))), "{none:?}");
+        short.close().await;
+    }
 
     #[test]
     fn budgets_read_as_durations() {
