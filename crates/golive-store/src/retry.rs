@@ -153,6 +153,11 @@ struct Shared {
     /// The database was away since the lease was last written: it may have
     /// expired meanwhile, and may be taken back.
     lease_at_risk: AtomicBool,
+    /// A call spent its budget during the pause under way: the others fail
+    /// at their first fault instead of waiting again (so that a run that
+    /// gave up releases its lease and ends without waiting once more per
+    /// call), until the database answers.
+    gave_up: AtomicBool,
 }
 
 /// A store whose statements ride out passing faults (see the module docs).
@@ -262,6 +267,7 @@ impl<S: Store> Retrying<S> {
             // A leased write went through: the lease is held.
             self.shared.lease_at_risk.store(false, Ordering::SeqCst);
         }
+        self.shared.gave_up.store(false, Ordering::SeqCst);
         let Some(paused) = self
             .shared
             .paused
@@ -352,8 +358,12 @@ impl<S: Store> Retrying<S> {
             };
             let since = *first_failure.get_or_insert_with(Instant::now);
             self.pausing(at, &error);
+            if self.shared.gave_up.load(Ordering::SeqCst) {
+                return Err(self.named(at, error));
+            }
             let left = self.policy.budget.saturating_sub(since.elapsed());
             if left.is_zero() {
+                self.shared.gave_up.store(true, Ordering::SeqCst);
                 self.report(&Pause::GaveUp {
                     run: at.run,
                     error: &error,
@@ -994,6 +1004,19 @@ mod tests {
             "{away:?}"
         );
         assert_eq!(gave_up.load(Ordering::SeqCst), 1);
+        // Until the database answers, other calls fail at their first fault.
+        let left = || short.inner().cuts.lock().expect("cuts").len();
+        let before = left();
+        let away = short.item_states(&run).await;
+        assert!(
+            matches!(away, Err(StoreError::Unavailable { .. })),
+            "{away:?}"
+        );
+        assert_eq!(left(), before - 1);
+        short.inner().cuts.lock().expect("cuts").clear();
+        short.item_states(&run).await.expect("answers again");
+        short.inner().cut("item_states", Cut::Before);
+        short.item_states(&run).await.expect("retried again");
         // A fault that does not pass is not retried.
         let none = short.get_run(&"r-zzzzzzzz".parse().expect("id")).await;
         assert!(matches!(none, Err(StoreError::NotFound(_))), "{none:?}");
