@@ -245,7 +245,7 @@ fn print_pause(url: &str, p: &Pause<'_>) {
             budget,
         } => format!(
             "  paused      the journal is not answering ({}); {} waits for it for up to {}s ({}), keeping its lease",
-            error_chain(error),
+            golive_probe::error_chain(*error),
             run(*r),
             budget.as_secs(),
             golive_store::DB_RETRY_ENV,
@@ -262,28 +262,12 @@ fn print_pause(url: &str, p: &Pause<'_>) {
         } => format!(
             "  gave up     the journal {url} did not answer for {}s ({}); {} stops",
             budget.as_secs(),
-            error_chain(error),
+            golive_probe::error_chain(*error),
             run(*r),
         ),
     };
     // A closed stderr must not stop a go-live.
     let _ = writeln!(std::io::stderr().lock(), "{line}");
-}
-
-/// An error and its causes, `: `-separated (a cause that only repeats
-/// the words before it is left out).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let more = s.to_string();
-        if !text.ends_with(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        source = s.source();
-    }
-    text
 }
 
 /// One line per event worth a person's attention, on stderr. A closed
