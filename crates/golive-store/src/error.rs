@@ -55,6 +55,13 @@ pub enum StoreError {
         #[source]
         source: sqlx::migrate::MigrateError,
     },
+    /// The database was away for the whole retry budget and a try was
+    /// cut short (see [`crate::Retrying`]).
+    #[error("the database did not answer for {:.1}s", waited.as_secs_f64())]
+    Unanswered {
+        /// How long the database had been away.
+        waited: std::time::Duration,
+    },
     /// The URL names no backend golive has.
     #[error("unsupported database URL `{url}`: {reason}")]
     BadUrl {

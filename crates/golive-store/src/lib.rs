@@ -337,6 +337,15 @@ pub trait Store: Send + Sync {
 
     /// Closes the connections, waiting for them (SQLite checkpoints its WAL).
     fn close(&self) -> impl Future<Output = ()> + Send;
+
+    /// Whether the database server restarted since this store last said so
+    /// (each restart is told once). A restart is a crash for the commits
+    /// not yet flushed: the latest [`Store::finish_item`] may be lost and
+    /// needs checking ([`Retrying`] does). `false` for SQLite, which lives
+    /// and dies with the process.
+    fn database_restarted(&self) -> bool {
+        false
+    }
 }
 
 /// The backend chosen by [`open`].
@@ -587,5 +596,12 @@ impl Store for AnyStore {
 
     async fn close(&self) {
         delegate!(self, s => s.close())
+    }
+
+    fn database_restarted(&self) -> bool {
+        match self {
+            AnyStore::Sqlite(s) => s.database_restarted(),
+            AnyStore::Postgres(s) => s.database_restarted(),
+        }
     }
 }

@@ -47,6 +47,10 @@ type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// statement is retried after a passing fault before its error is returned.
 pub const DB_RETRY_ENV: &str = "GOLIVE_DB_RETRY";
 
+/// How long one try may take during a pause, even past the budget: a
+/// call that comes after the run gave up still gets one short try.
+const GRACE: Duration = Duration::from_secs(1);
+
 /// The budget when [`DB_RETRY_ENV`] is not set.
 pub const DEFAULT_DB_RETRY: Duration = Duration::from_secs(60);
 
@@ -122,7 +126,8 @@ pub enum Pause<'a> {
         /// How long it was away.
         waited: Duration,
     },
-    /// A statement was retried for the whole budget; its error is returned.
+    /// A statement was retried for the whole budget; its error is returned
+    /// (reported once per pause).
     GaveUp {
         /// The run, if any.
         run: Option<&'a RunId>,
@@ -158,6 +163,20 @@ struct Shared {
     /// gave up releases its lease and ends without waiting once more per
     /// call), until the database answers.
     gave_up: AtomicBool,
+    /// The latest finish, to write again should a restart of the database
+    /// have lost it (it commits lazily: see [`Store::finish_item`]).
+    last_finish: Mutex<Option<Finish>>,
+    /// The database restarted or was away: check the latest finish.
+    finish_in_doubt: AtomicBool,
+}
+
+#[derive(Clone)]
+struct Finish {
+    run: RunId,
+    item: String,
+    owner: String,
+    outcome: Outcome,
+    result: Value,
 }
 
 /// A store whose statements ride out passing faults (see the module docs).
@@ -234,7 +253,8 @@ impl<S: Store> Retrying<S> {
     }
 
     /// Notes a passing fault: the first one of a pause is reported.
-    fn pausing(&self, at: For<'_>, error: &StoreError) {
+    /// Since when the pause under way has lasted.
+    fn pausing(&self, at: For<'_>, error: &StoreError) -> Instant {
         self.shared.lease_at_risk.store(true, Ordering::SeqCst);
         let mut paused = self.shared.paused.lock().unwrap_or_else(|e| e.into_inner());
         match paused.as_mut() {
@@ -242,10 +262,12 @@ impl<S: Store> Retrying<S> {
                 if p.run.is_none() {
                     p.run = at.run.map(|r| (r.clone(), at.owner.map(str::to_string)));
                 }
+                p.since
             }
             None => {
+                let since = Instant::now();
                 *paused = Some(Paused {
-                    since: Instant::now(),
+                    since,
                     error: error.to_string(),
                     run: at.run.map(|r| (r.clone(), at.owner.map(str::to_string))),
                 });
@@ -255,8 +277,15 @@ impl<S: Store> Retrying<S> {
                     error,
                     budget: self.policy.budget,
                 });
+                since
             }
         }
+    }
+
+    /// Since when the pause under way, if any, has lasted.
+    fn paused_since(&self) -> Option<Instant> {
+        let paused = self.shared.paused.lock().unwrap_or_else(|e| e.into_inner());
+        paused.as_ref().map(|p| p.since)
     }
 
     /// The database answered: ends the pause, if one was under way, and
@@ -277,6 +306,8 @@ impl<S: Store> Retrying<S> {
         else {
             return;
         };
+        self.shared.finish_in_doubt.store(true, Ordering::SeqCst);
+        self.check_finish().await;
         let waited = paused.since.elapsed();
         let run = paused
             .run
@@ -295,6 +326,43 @@ impl<S: Store> Retrying<S> {
                 }),
             };
             let _ = self.inner.append_event(run, owner, &event).await;
+        }
+    }
+
+    /// After a restart of the database (or a pause, which may have been
+    /// one), writes the latest finish again if it was lost: its item is
+    /// `running` again. Only the lease holder moves items, and a finished
+    /// item never runs again, so a `running` item whose finish this store
+    /// saw succeed lost it. Best effort: on failure it is checked again at
+    /// the next call.
+    async fn check_finish(&self) {
+        if self.inner.database_restarted() {
+            self.shared.finish_in_doubt.store(true, Ordering::SeqCst);
+        }
+        if !self.shared.finish_in_doubt.load(Ordering::SeqCst) {
+            return;
+        }
+        let last = self
+            .shared
+            .last_finish
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let checked = match last {
+            None => true,
+            Some(f) => match self.item_in(&f.run, &f.item, ItemStatus::Running).await {
+                Ok(None) => true,
+                Ok(Some(_)) => matches!(
+                    self.inner
+                        .finish_item(&f.run, &f.item, &f.owner, f.outcome, &f.result)
+                        .await,
+                    Ok(_) | Err(StoreError::Conflict(_) | StoreError::LeaseLost { .. })
+                ),
+                Err(_) => false,
+            },
+        };
+        if checked {
+            self.shared.finish_in_doubt.store(false, Ordering::SeqCst);
         }
     }
 
@@ -320,9 +388,13 @@ impl<S: Store> Retrying<S> {
         self.inner.acquire_lease(run, owner, ttl).await
     }
 
-    /// Runs `attempt` until it succeeds, fails for good, or the budget is
-    /// spent. Before each retry, `done` says whether the failed try took
-    /// effect after all (`Some`: its result, nothing is tried again).
+    /// Runs `attempt` until it succeeds, fails for good, or the budget of
+    /// the pause is spent. Before each retry, `done` says whether the
+    /// failed try took effect after all (`Some`: its result, nothing is
+    /// tried again). The budget counts from the pause's first fault, for
+    /// every call caught in it; during a pause each try is cut short when
+    /// the budget runs out (a server that is down can hold a try for the
+    /// pool's whole acquire timeout), though never below [`GRACE`].
     async fn retry<T, A, AF, D, DF>(&self, at: For<'_>, mut attempt: A, mut done: D) -> Result<T>
     where
         A: FnMut() -> AF,
@@ -330,60 +402,90 @@ impl<S: Store> Retrying<S> {
         D: FnMut() -> DF,
         DF: Future<Output = Result<Option<T>>>,
     {
-        let mut first_failure: Option<Instant> = None;
+        // This call's latest fault.
+        let mut failed: Option<StoreError> = None;
         let mut delay = self.policy.first_delay;
         let mut reclaimed = false;
         loop {
-            let error = match attempt().await {
+            self.check_finish().await;
+            let since = self.paused_since();
+            let Some(tried) = self.within(since, attempt()).await else {
+                return Err(self.give_up(at, failed));
+            };
+            let error = match tried {
                 Ok(value) => {
                     self.answered(at).await;
+                    self.check_finish().await;
                     return Ok(value);
                 }
                 Err(StoreError::LeaseLost { run, owner })
                     if !reclaimed
-                        && (first_failure.is_some()
+                        && (failed.is_some()
                             || self.shared.lease_at_risk.load(Ordering::SeqCst)) =>
                 {
                     // The lease may have run out while the database was away.
                     reclaimed = true;
-                    match self.reclaim(&run, &owner).await {
-                        Ok(true) => continue,
-                        Ok(false) => return Err(StoreError::LeaseLost { run, owner }),
-                        Err(e) if e.is_transient() => e,
-                        Err(e) => return Err(self.named(at, e)),
+                    match self.within(since, self.reclaim(&run, &owner)).await {
+                        None => return Err(self.give_up(at, failed)),
+                        Some(Ok(true)) => continue,
+                        Some(Ok(false)) => return Err(StoreError::LeaseLost { run, owner }),
+                        Some(Err(e)) if e.is_transient() => e,
+                        Some(Err(e)) => return Err(self.named(at, e)),
                     }
                 }
                 Err(e) if e.is_transient() && !self.policy.budget.is_zero() => e,
                 Err(e) => return Err(self.named(at, e)),
             };
-            let since = *first_failure.get_or_insert_with(Instant::now);
-            self.pausing(at, &error);
+            let since = self.pausing(at, &error);
             if self.shared.gave_up.load(Ordering::SeqCst) {
                 return Err(self.named(at, error));
             }
             let left = self.policy.budget.saturating_sub(since.elapsed());
+            failed = Some(error);
             if left.is_zero() {
-                self.shared.gave_up.store(true, Ordering::SeqCst);
-                self.report(&Pause::GaveUp {
-                    run: at.run,
-                    error: &error,
-                    budget: self.policy.budget,
-                });
-                return Err(error);
+                return Err(self.give_up(at, failed));
             }
             tokio::time::sleep(delay.min(left)).await;
             delay = (delay * 2).min(self.policy.max_delay);
-            match done().await {
-                Ok(Some(value)) => {
+            match self.within(Some(since), done()).await {
+                None => return Err(self.give_up(at, failed)),
+                Some(Ok(Some(value))) => {
                     self.answered(at).await;
                     return Ok(value);
                 }
-                Ok(None) => {}
+                Some(Ok(None)) => {}
                 // Still away: the next try says so.
-                Err(e) if e.is_transient() => {}
-                Err(e) => return Err(self.named(at, e)),
+                Some(Err(e)) if e.is_transient() => {}
+                Some(Err(e)) => return Err(self.named(at, e)),
             }
         }
+    }
+
+    /// `work`, cut short (`None`) once the budget of the pause that began
+    /// at `since` is spent (but not before [`GRACE`]); unbounded when no
+    /// pause is under way.
+    async fn within<T>(&self, since: Option<Instant>, work: impl Future<Output = T>) -> Option<T> {
+        match since {
+            None => Some(work.await),
+            Some(since) => {
+                let left = self.policy.budget.saturating_sub(since.elapsed());
+                tokio::time::timeout(left.max(GRACE), work).await.ok()
+            }
+        }
+    }
+
+    /// Ends a call's retries with its latest fault, reporting it.
+    fn give_up(&self, at: For<'_>, failed: Option<StoreError>) -> StoreError {
+        let waited = self.paused_since().map(|s| s.elapsed()).unwrap_or_default();
+        let error = failed.unwrap_or(StoreError::Unanswered { waited });
+        if !self.shared.gave_up.swap(true, Ordering::SeqCst) {
+            self.report(&Pause::GaveUp {
+                run: at.run,
+                error: &error,
+                budget: self.policy.budget,
+            });
+        }
+        self.named(at, error)
     }
 
     /// Retries a statement that is safe to apply twice.
@@ -499,12 +601,25 @@ impl<S: Store> Store for Retrying<S> {
         outcome: Outcome,
         result: &Value,
     ) -> Result<ItemState> {
-        self.retry(
-            leased(run, owner),
-            || self.inner.finish_item(run, item, owner, outcome, result),
-            || self.item_in(run, item, outcome.into()),
-        )
-        .await
+        let state = self
+            .retry(
+                leased(run, owner),
+                || self.inner.finish_item(run, item, owner, outcome, result),
+                || self.item_in(run, item, outcome.into()),
+            )
+            .await?;
+        *self
+            .shared
+            .last_finish
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(Finish {
+            run: run.clone(),
+            item: item.to_string(),
+            owner: owner.to_string(),
+            outcome,
+            result: result.clone(),
+        });
+        Ok(state)
     }
 
     async fn set_item_waiting(

@@ -439,7 +439,7 @@ fn a_postgres_restart_and_outage_pause_the_run_which_then_finishes() {
         .args(["run", "plan.yaml", "--lease-ttl", "2s"])
         .current_dir(&dir)
         .env("GOLIVE_DATABASE_URL", pg.url())
-        .env("GOLIVE_DB_RETRY", "60s")
+        .env("GOLIVE_DB_RETRY", "20s")
         .env("NO_COLOR", "1")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).expect("log"))
@@ -502,4 +502,68 @@ fn a_postgres_restart_and_outage_pause_the_run_which_then_finishes() {
         assert_eq!(started, N);
         store.close().await;
     });
+
+    gives_up_past_its_budget_and_resumes_later(&pg, &dir);
+}
+
+/// An outage longer than `GOLIVE_DB_RETRY`: golive says it gives up and
+/// exits 2 soon after (no second wait for its lease); once the database is
+/// back the run resumes and finishes, no command having run twice.
+fn gives_up_past_its_budget_and_resumes_later(pg: &PrivatePg, dir: &Path) {
+    const N: usize = 30;
+    let mut plan = String::from("name: give-up\nphases:\n  - title: go\n    items:\n");
+    for i in 0..N {
+        plan.push_str(&format!(
+            "      - id: g{i:02}\n        on_interrupt: skip\n        run: {{command: 'echo start g{i:02} >> give-up.txt; sleep 0.1; echo end g{i:02} >> give-up.txt'}}\n"
+        ));
+    }
+    std::fs::write(dir.join("give-up.yaml"), plan).expect("plan");
+    let golive = |args: &[&str], log: &str| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_golive"));
+        cmd.args(args)
+            .current_dir(dir)
+            .env("GOLIVE_DATABASE_URL", pg.url())
+            .env("GOLIVE_DB_RETRY", "2s")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join(log)).expect("log"));
+        cmd
+    };
+    let log = dir.join("give-up.log");
+    let mut child = golive(&["run", "give-up.yaml", "--lease-ttl", "2s"], "give-up.log")
+        .spawn()
+        .expect("golive run");
+    let run = run_id(&log);
+    let out = dir.join("give-up.txt");
+    await_lines(&out, 10);
+    pg.ctl("stop");
+    let code = exit_code(&mut child, Duration::from_secs(30));
+    let err = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("gave up     the journal") && err.contains(&format!("run {run} stops")),
+        "{err}"
+    );
+
+    pg.ctl("start");
+    // The lease of the process that gave up (it could not release it) expires.
+    std::thread::sleep(Duration::from_millis(2100));
+    let mut resume = golive(&["run", "--resume", &run], "give-up-resume.log")
+        .spawn()
+        .expect("resume");
+    let code = exit_code(&mut resume, Duration::from_secs(60));
+    let err = std::fs::read_to_string(dir.join("give-up-resume.log")).unwrap_or_default();
+    assert_eq!(code, 0, "{err}");
+    // The item cut off (if its command ran) was skipped by its
+    // on_interrupt; every other command ran exactly once.
+    let lines = lines(&out);
+    for i in 0..N {
+        let starts = lines
+            .iter()
+            .filter(|l| **l == format!("start g{i:02}"))
+            .count();
+        assert!(starts <= 1, "g{i:02} started {starts} times: {lines:?}");
+    }
+    let ran = lines.iter().filter(|l| l.starts_with("start")).count();
+    assert!(ran >= N - 1, "{lines:?}");
 }
