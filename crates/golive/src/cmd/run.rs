@@ -10,6 +10,10 @@
 //! `on_interrupt`), the lease is released, and golive exits 130 or 143.
 //! `--var`s are kept with the run (declared secrets excepted), so
 //! `--resume` needs only the secrets again.
+//!
+//! The engine writes through `golive_store::Retrying`: when the database
+//! goes away the run pauses (a `paused` line, then `resumed`) for up to
+//! `GOLIVE_DB_RETRY`, keeping its lease, instead of failing.
 
 use std::io::Write;
 use std::process::ExitCode;
