@@ -5,7 +5,7 @@
 # made by `golive run`. Timed with the sqlite3 shell (the same SQLite
 # library code, built optimized), median of RUNS runs, beside the full
 # `PRAGMA integrity_check` for comparison and a plain `golive status`
-# (which opens the journal, so includes one quick_check).
+# and `golive runs` (which open the journal, so include one quick_check).
 #
 # Usage: bench/journal-check.sh        (N=10000 RUNS=5 by default;
 #        GOLIVE=path/to/golive to use an existing build)
@@ -39,7 +39,9 @@ for pragma in quick_check integrity_check; do
   t=$(for _ in $(seq "$RUNS"); do ms sqlite3 "$db" "PRAGMA $pragma"; done | median)
   echo "PRAGMA $pragma: $t ms (sqlite3 $(sqlite3 --version | cut -d' ' -f1), median of $RUNS)"
 done
+t=$(for _ in $(seq "$RUNS"); do ms "$GOLIVE" runs --db "$db"; done | median)
+echo "golive runs (start-up + open with quick_check + one small read): $t ms"
 t=$(for _ in $(seq "$RUNS"); do ms "$GOLIVE" status --db "$db"; done | median)
-echo "golive status (open + quick_check + read): $t ms"
+echo "golive status (the same + reading and showing the 10,000 items): $t ms"
 t=$(for _ in $(seq "$RUNS"); do ms sqlite3 "$db" "SELECT 1"; done | median)
 echo "sqlite3 start-up alone: $t ms"
