@@ -334,6 +334,19 @@ impl PrivatePg {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 
+    /// golive on this cluster, retrying for `retry`, stderr to `log`.
+    fn golive(&self, args: &[&str], dir: &Path, retry: &str, log: &Path) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_golive"));
+        cmd.args(args)
+            .current_dir(dir)
+            .env("GOLIVE_DATABASE_URL", self.url())
+            .env("GOLIVE_DB_RETRY", retry)
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).expect("log"));
+        cmd
+    }
+
     fn command(&self, tool: &str, args: &[&str]) -> Command {
         let exe = self.bin.join(tool);
         let mut cmd = if self.as_root {
@@ -394,6 +407,24 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A plan of `n` commands `{prefix}00`, `{prefix}01`, …, each appending
+/// `start ID` and, 0.1 s later, `end ID` to `log`; `extra` is one more
+/// line of each item (an `on_interrupt`, say).
+fn logging_plan(name: &str, prefix: &str, n: usize, log: &str, extra: &str) -> String {
+    let mut plan = format!("name: {name}\nphases:\n  - title: go\n    items:\n");
+    for i in 0..n {
+        let id = format!("{prefix}{i:02}");
+        plan.push_str(&format!("      - id: {id}\n"));
+        if !extra.is_empty() {
+            plan.push_str(&format!("        {extra}\n"));
+        }
+        plan.push_str(&format!(
+            "        run: {{command: 'echo start {id} >> {log}; sleep 0.1; echo end {id} >> {log}'}}\n"
+        ));
+    }
+    plan
+}
+
 /// Lines in `file`.
 fn lines(file: &Path) -> Vec<String> {
     std::fs::read_to_string(file)
@@ -427,22 +458,16 @@ fn a_postgres_restart_and_outage_pause_the_run_which_then_finishes() {
     };
     let dir = scratch("faults-pg-outage");
     const N: usize = 60;
-    let mut plan = String::from("name: outage\nphases:\n  - title: go\n    items:\n");
-    for i in 0..N {
-        plan.push_str(&format!(
-            "      - id: c{i:02}\n        run: {{command: 'echo start c{i:02} >> log.txt; sleep 0.1; echo end c{i:02} >> log.txt'}}\n"
-        ));
-    }
+    let plan = logging_plan("outage", "c", N, "log.txt", "");
     std::fs::write(dir.join("plan.yaml"), plan).expect("plan");
     let log = dir.join("run.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_golive"))
-        .args(["run", "plan.yaml", "--lease-ttl", "2s"])
-        .current_dir(&dir)
-        .env("GOLIVE_DATABASE_URL", pg.url())
-        .env("GOLIVE_DB_RETRY", "20s")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log"))
+    let mut child = pg
+        .golive(
+            &["run", "plan.yaml", "--lease-ttl", "2s"],
+            &dir,
+            "20s",
+            &log,
+        )
         .spawn()
         .expect("golive run");
     let run = run_id(&log);
@@ -511,24 +536,9 @@ fn a_postgres_restart_and_outage_pause_the_run_which_then_finishes() {
 /// back the run resumes and finishes, no command having run twice.
 fn gives_up_past_its_budget_and_resumes_later(pg: &PrivatePg, dir: &Path) {
     const N: usize = 30;
-    let mut plan = String::from("name: give-up\nphases:\n  - title: go\n    items:\n");
-    for i in 0..N {
-        plan.push_str(&format!(
-            "      - id: g{i:02}\n        on_interrupt: skip\n        run: {{command: 'echo start g{i:02} >> give-up.txt; sleep 0.1; echo end g{i:02} >> give-up.txt'}}\n"
-        ));
-    }
+    let plan = logging_plan("give-up", "g", N, "give-up.txt", "on_interrupt: skip");
     std::fs::write(dir.join("give-up.yaml"), plan).expect("plan");
-    let golive = |args: &[&str], log: &str| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_golive"));
-        cmd.args(args)
-            .current_dir(dir)
-            .env("GOLIVE_DATABASE_URL", pg.url())
-            .env("GOLIVE_DB_RETRY", "2s")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join(log)).expect("log"));
-        cmd
-    };
+    let golive = |args: &[&str], log: &str| pg.golive(args, dir, "2s", &dir.join(log));
     let log = dir.join("give-up.log");
     let mut child = golive(&["run", "give-up.yaml", "--lease-ttl", "2s"], "give-up.log")
         .spawn()
