@@ -187,6 +187,8 @@ pub struct Retrying<S> {
     policy: RetryPolicy,
     observer: Option<PauseObserver>,
     shared: Arc<Shared>,
+    /// Once it holds a signal number, a pause ends at once (with its fault).
+    stop: Option<tokio::sync::watch::Receiver<Option<i32>>>,
 }
 
 impl<S: std::fmt::Debug> std::fmt::Debug for Retrying<S> {
@@ -232,6 +234,32 @@ impl<S: Store> Retrying<S> {
             policy,
             observer: None,
             shared: Arc::default(),
+            stop: None,
+        }
+    }
+
+    /// Ends any pause at once, with its fault, once `signal` holds a signal
+    /// number (SIGINT/SIGTERM in `golive run`): a stop asked for while the
+    /// database is away does not wait out the budget.
+    pub fn with_stop_signal(mut self, signal: tokio::sync::watch::Receiver<Option<i32>>) -> Self {
+        self.stop = Some(signal);
+        self
+    }
+
+    /// Resolves once the stop signal is set; never without one.
+    async fn stopped(&self) {
+        let Some(rx) = &self.stop else {
+            return std::future::pending().await;
+        };
+        let mut rx = rx.clone();
+        loop {
+            if rx.borrow_and_update().is_some() {
+                return;
+            }
+            if rx.changed().await.is_err() {
+                // The sender is gone: no stop can come any more.
+                return std::future::pending().await;
+            }
         }
     }
 
@@ -445,7 +473,13 @@ impl<S: Store> Retrying<S> {
             if left.is_zero() {
                 return Err(self.give_up(at, failed));
             }
-            tokio::time::sleep(delay.min(left)).await;
+            if self
+                .within(Some(since), tokio::time::sleep(delay.min(left)))
+                .await
+                .is_none()
+            {
+                return Err(self.give_up(at, failed));
+            }
             delay = (delay * 2).min(self.policy.max_delay);
             match self.within(Some(since), done()).await {
                 None => return Err(self.give_up(at, failed)),
@@ -464,21 +498,28 @@ impl<S: Store> Retrying<S> {
     /// `work`, cut short (`None`) once the budget of the pause that began
     /// at `since` is spent (but not before [`GRACE`]); unbounded when no
     /// pause is under way.
+    /// Cut short as well when the stop signal is set.
     async fn within<T>(&self, since: Option<Instant>, work: impl Future<Output = T>) -> Option<T> {
         match since {
             None => Some(work.await),
             Some(since) => {
                 let left = self.policy.budget.saturating_sub(since.elapsed());
-                tokio::time::timeout(left.max(GRACE), work).await.ok()
+                tokio::select! {
+                    biased;
+                    () = self.stopped() => None,
+                    done = tokio::time::timeout(left.max(GRACE), work) => done.ok(),
+                }
             }
         }
     }
 
-    /// Ends a call's retries with its latest fault, reporting it.
+    /// Ends a call's retries with its latest fault, reporting it (unless a
+    /// stop ended them).
     fn give_up(&self, at: For<'_>, failed: Option<StoreError>) -> StoreError {
         let waited = self.paused_since().map(|s| s.elapsed()).unwrap_or_default();
         let error = failed.unwrap_or(StoreError::Unanswered { waited });
-        if !self.shared.gave_up.swap(true, Ordering::SeqCst) {
+        let stopping = self.stop.as_ref().is_some_and(|rx| rx.borrow().is_some());
+        if !self.shared.gave_up.swap(true, Ordering::SeqCst) && !stopping {
             self.report(&Pause::GaveUp {
                 run: at.run,
                 error: &error,

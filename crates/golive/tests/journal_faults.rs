@@ -529,6 +529,54 @@ fn a_postgres_restart_and_outage_pause_the_run_which_then_finishes() {
     });
 
     gives_up_past_its_budget_and_resumes_later(&pg, &dir);
+    a_stop_signal_ends_a_pause_at_once(&pg, &dir);
+}
+
+/// SIGTERM while the run waits for the database ends golive at once, not
+/// after the 60 s budget; the run resumes later.
+fn a_stop_signal_ends_a_pause_at_once(pg: &PrivatePg, dir: &Path) {
+    const N: usize = 20;
+    let plan = logging_plan("stop", "s", N, "stop.txt", "on_interrupt: skip");
+    std::fs::write(dir.join("stop.yaml"), plan).expect("plan");
+    let log = dir.join("stop.log");
+    let mut child = pg
+        .golive(&["run", "stop.yaml", "--lease-ttl", "2s"], dir, "60s", &log)
+        .spawn()
+        .expect("golive run");
+    let run = run_id(&log);
+    let out = dir.join("stop.txt");
+    await_lines(&out, 6);
+    pg.ctl("stop");
+    await_text(&log, "paused");
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(ok.success());
+    // Well before the 60 s budget.
+    let code = exit_code(&mut child, Duration::from_secs(15));
+    let err = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_ne!(code, 0, "{err}");
+    assert!(!err.contains("gave up"), "{err}");
+
+    pg.ctl("start");
+    std::thread::sleep(Duration::from_millis(2100));
+    let resume_log = dir.join("stop-resume.log");
+    let mut resume = pg
+        .golive(&["run", "--resume", &run], dir, "60s", &resume_log)
+        .spawn()
+        .expect("resume");
+    let code = exit_code(&mut resume, Duration::from_secs(60));
+    let err = std::fs::read_to_string(&resume_log).unwrap_or_default();
+    assert_eq!(code, 0, "{err}");
+    let lines = lines(&out);
+    for i in 0..N {
+        let starts = lines
+            .iter()
+            .filter(|l| **l == format!("start s{i:02}"))
+            .count();
+        assert!(starts <= 1, "s{i:02} started {starts} times: {lines:?}");
+    }
 }
 
 /// An outage longer than `GOLIVE_DB_RETRY`: golive says it gives up and

@@ -151,11 +151,13 @@ async fn remote(server: &Remote, args: &RunArgs, output: Output) -> Result<ExitC
 async fn run_in(store: AnyStore, args: &RunArgs, output: Output) -> Result<ExitCode> {
     let policy = RetryPolicy::from_env().map_err(anyhow::Error::msg)?;
     let url = store.url().to_string();
+    let stop = stop_signal()?;
     let retrying = Retrying::new(store.clone(), policy)
-        .with_observer(Arc::new(move |p: &Pause<'_>| print_pause(&url, p)));
+        .with_observer(Arc::new(move |p: &Pause<'_>| print_pause(&url, p)))
+        .with_stop_signal(stop.clone());
     let mut engine = Engine::new(Arc::new(retrying))?
         .with_observer(Arc::new(print_progress))
-        .with_stop_signal(stop_signal()?);
+        .with_stop_signal(stop);
     if let Some(ttl) = args.lease_ttl {
         engine = engine.with_lease_ttl(ttl);
     }
