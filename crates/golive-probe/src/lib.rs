@@ -222,7 +222,7 @@ pub(crate) fn mask_userinfo(text: &str) -> String {
 }
 
 /// An error with its chain of causes, `outer: inner: root`, without repeats.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

@@ -55,6 +55,13 @@ pub enum StoreError {
         #[source]
         source: sqlx::migrate::MigrateError,
     },
+    /// The database was away for the whole retry budget and a try was
+    /// cut short (see [`crate::Retrying`]).
+    #[error("the database did not answer for {:.1}s", waited.as_secs_f64())]
+    Unanswered {
+        /// How long the database had been away.
+        waited: std::time::Duration,
+    },
     /// The URL names no backend golive has.
     #[error("unsupported database URL `{url}`: {reason}")]
     BadUrl {
@@ -64,14 +71,72 @@ pub enum StoreError {
         reason: String,
     },
     /// A stored value golive cannot read back (an unknown status, say).
+    /// Errors leaving a store name the journal instead
+    /// ([`StoreError::CorruptJournal`]).
     #[error("the database holds a value golive cannot read: {0}")]
     Corrupt(String),
+    /// The journal is damaged: its integrity check failed, the database
+    /// reported corruption ("malformed", "not a database"), or a value in
+    /// it cannot be read. Nothing is run or shown from such a journal.
+    #[error(
+        "the journal {url} is damaged ({detail}); golive will not run or show anything from it. \
+         Restore it from a backup, or move it aside and start over with a new journal \
+         (for SQLite, `sqlite3 FILE .recover` may save what it still holds)"
+    )]
+    CorruptJournal {
+        /// Which journal (password hidden).
+        url: DbUrl,
+        /// What the check or the database said.
+        detail: String,
+    },
+    /// The journal cannot be written: the disk (or the database server's
+    /// disk) is full, or it failed to read or write. The run stops where
+    /// it was; it can be resumed once the fault is fixed.
+    #[error("{}", unwritable(url, run.as_ref(), *fault))]
+    Unwritable {
+        /// Which journal (password hidden).
+        url: DbUrl,
+        /// The run being written, when known.
+        run: Option<RunId>,
+        /// Full disk or I/O error.
+        fault: WriteFault,
+        /// The database's error (boxed: it keeps every `StoreError` small).
+        #[source]
+        source: Box<sqlx::Error>,
+    },
     /// The operating system gave no random bytes for a run id.
     #[error("no random source for a run id")]
     Random(#[source] getrandom::Error),
     /// Any other database error.
     #[error(transparent)]
     Backend(sqlx::Error),
+}
+
+/// Why a journal cannot be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteFault {
+    /// No space left (SQLite `SQLITE_FULL`, PostgreSQL `53100`).
+    DiskFull,
+    /// The disk failed to read or write (SQLite `SQLITE_IOERR`,
+    /// PostgreSQL `58030`).
+    Io,
+}
+
+fn unwritable(url: &DbUrl, run: Option<&RunId>, fault: WriteFault) -> String {
+    let (what, fix) = match fault {
+        WriteFault::DiskFull => ("the disk is full", "Free some space"),
+        WriteFault::Io => (
+            "the disk reported an I/O error",
+            "Check the disk (dmesg, df)",
+        ),
+    };
+    match run {
+        Some(run) => format!(
+            "run {run}: cannot write the journal {url}: {what}; the run stopped where it was. \
+             {fix}, then resume it with `golive run --resume {run}`"
+        ),
+        None => format!("cannot write the journal {url}: {what}. {fix} and try again"),
+    }
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -96,8 +161,104 @@ impl StoreError {
                 url: url.clone(),
                 source: e,
             },
+            StoreError::Backend(e) if is_corrupt(&e) => StoreError::CorruptJournal {
+                url: url.clone(),
+                detail: database_message(&e),
+            },
+            StoreError::Backend(e) => match write_fault(&e) {
+                Some(fault) => StoreError::Unwritable {
+                    url: url.clone(),
+                    run: None,
+                    fault,
+                    source: Box::new(e),
+                },
+                None => StoreError::Backend(e),
+            },
+            StoreError::Migration {
+                source: sqlx::migrate::MigrateError::Execute(e),
+                ..
+            } if is_corrupt(&e) => StoreError::CorruptJournal {
+                url: url.clone(),
+                detail: database_message(&e),
+            },
+            StoreError::Corrupt(detail) => StoreError::CorruptJournal {
+                url: url.clone(),
+                detail,
+            },
             other => other,
         }
+    }
+
+    /// Names the run in an error that stops it (a journal that cannot be
+    /// written); other errors are returned as they are.
+    pub fn for_run(self, run: &RunId) -> StoreError {
+        match self {
+            StoreError::Unwritable {
+                url,
+                run: None,
+                fault,
+                source,
+            } => StoreError::Unwritable {
+                url,
+                run: Some(run.clone()),
+                fault,
+                source,
+            },
+            other => other,
+        }
+    }
+
+    /// A fault that passes by itself: the database cannot be reached for
+    /// now (connection refused, reset or closed, the server shutting down
+    /// or starting up) or another writer holds it (SQLite busy or locked).
+    /// Worth retrying; an unreachable SQLite file, a full disk or a damaged
+    /// journal is not.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Unavailable { source, .. } => {
+                !matches!(source, sqlx::Error::WorkerCrashed)
+                    && !is_cant_open(source)
+                    && sqlite_code(source).is_none()
+            }
+            StoreError::Backend(e) => is_busy(e),
+            _ => false,
+        }
+    }
+}
+
+/// The database's own words for an error.
+fn database_message(e: &sqlx::Error) -> String {
+    match e.as_database_error() {
+        Some(db) => db.message().to_string(),
+        None => e.to_string(),
+    }
+}
+
+const SQLITE_BUSY: i32 = 5;
+const SQLITE_LOCKED: i32 = 6;
+const SQLITE_IOERR: i32 = 10;
+const SQLITE_CORRUPT: i32 = 11;
+const SQLITE_FULL: i32 = 13;
+const SQLITE_NOTADB: i32 = 26;
+
+/// SQLite busy or locked: another connection holds the lock (after the
+/// busy timeout).
+pub(crate) fn is_busy(e: &sqlx::Error) -> bool {
+    matches!(sqlite_code(e), Some(SQLITE_BUSY | SQLITE_LOCKED))
+}
+
+/// The database says its file or data is damaged.
+pub(crate) fn is_corrupt(e: &sqlx::Error) -> bool {
+    matches!(sqlite_code(e), Some(SQLITE_CORRUPT | SQLITE_NOTADB))
+        || matches!(pg_code(e).as_deref(), Some("XX001" | "XX002"))
+}
+
+/// The disk is full or failed.
+fn write_fault(e: &sqlx::Error) -> Option<WriteFault> {
+    match (sqlite_code(e), pg_code(e).as_deref()) {
+        (Some(SQLITE_FULL), _) | (_, Some("53100")) => Some(WriteFault::DiskFull),
+        (Some(SQLITE_IOERR), _) | (_, Some("58030")) => Some(WriteFault::Io),
+        _ => None,
     }
 }
 

@@ -27,6 +27,9 @@
 //! - `url`: [`DbUrl`] (never prints a password), backend choice,
 //!   [`default_sqlite_path`].
 //! - `error`: [`StoreError`] and the sorting of database errors.
+//! - `retry`: [`Retrying`], a store that rides out passing faults (a
+//!   PostgreSQL restart, a locked SQLite file) by retrying with backoff,
+//!   without applying any write twice.
 //! - `migrations`: each backend's embedded `migrations/` directory, applied
 //!   on open (or, on a read-only database, checked).
 
@@ -36,6 +39,7 @@ mod error;
 mod migrations;
 mod model;
 pub mod postgres;
+mod retry;
 pub mod sqlite;
 mod url;
 
@@ -44,7 +48,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-pub use error::StoreError;
+pub use error::{StoreError, WriteFault};
 pub use model::{
     Actor, AuditEntry, AuditFilter, Confirmation, Decision, Event, FlagRecord, InvalidRunId,
     ItemState, ItemStatus, NewAudit, NewConfirmation, NewEvent, NewRequest, NewRun, NewSignature,
@@ -52,6 +56,7 @@ pub use model::{
     kind,
 };
 pub use postgres::PgStore;
+pub use retry::{DB_RETRY_ENV, DEFAULT_DB_RETRY, Pause, PauseObserver, RetryPolicy, Retrying};
 pub use sqlite::{ManualClock, SqliteStore};
 pub use url::{DATABASE_URL_ENV, DbUrl, default_sqlite_path};
 
@@ -332,6 +337,15 @@ pub trait Store: Send + Sync {
 
     /// Closes the connections, waiting for them (SQLite checkpoints its WAL).
     fn close(&self) -> impl Future<Output = ()> + Send;
+
+    /// Whether the database server restarted since this store last said so
+    /// (each restart is told once). A restart is a crash for the commits
+    /// not yet flushed: the latest [`Store::finish_item`] may be lost and
+    /// needs checking ([`Retrying`] does). `false` for SQLite, which lives
+    /// and dies with the process.
+    fn database_restarted(&self) -> bool {
+        false
+    }
 }
 
 /// The backend chosen by [`open`].
@@ -582,5 +596,12 @@ impl Store for AnyStore {
 
     async fn close(&self) {
         delegate!(self, s => s.close())
+    }
+
+    fn database_restarted(&self) -> bool {
+        match self {
+            AnyStore::Sqlite(s) => s.database_restarted(),
+            AnyStore::Postgres(s) => s.database_restarted(),
+        }
     }
 }

@@ -758,6 +758,9 @@ pub mod kind {
     pub const ITEM_SIGNED: &str = "item.signed";
     /// `request`. Data: `kind`, `reason`; actor: who asked.
     pub const RUN_REQUESTED: &str = "run.requested";
+    /// The database was away and the run waited for it (`waited_ms`,
+    /// `error`); written once it answers again.
+    pub const JOURNAL_PAUSED: &str = "journal.paused";
 }
 
 /// Parses JSON the store wrote itself; anything else means the database was changed behind its back.
@@ -854,6 +857,18 @@ pub(crate) fn check_flag_version(
             "flag `{key}` is at version {v}, not {want}: it changed meanwhile"
         ))),
     }
+}
+
+/// A run read back, refused if its plan text no longer matches the checksum
+/// stored beside it: a resume must run exactly the plan that was started.
+pub(crate) fn checked_run(summary: RunSummary, plan_text: String) -> Result<Run, StoreError> {
+    if sha256_hex(&plan_text) != summary.plan_sha256 {
+        return Err(StoreError::Corrupt(format!(
+            "the plan stored with run {} does not match its SHA-256",
+            summary.id
+        )));
+    }
+    Ok(Run { summary, plan_text })
 }
 
 /// Lowercase hex SHA-256 of a plan text.

@@ -11,7 +11,8 @@
 //! [`Store::finish_item`]).
 
 use std::str::FromStr;
-use std::sync::LazyLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -21,8 +22,8 @@ use sqlx::{ConnectOptions, Connection, Row};
 use time::OffsetDateTime;
 
 use crate::model::{
-    AuditRef, Move, check_flag_version, json, prefix_upper_bound, revoked_json, sha256_hex,
-    to_millis, token_insert_error, token_json, token_taken,
+    AuditRef, Move, check_flag_version, checked_run, json, prefix_upper_bound, revoked_json,
+    sha256_hex, to_millis, token_insert_error, token_json, token_taken,
 };
 use crate::{
     Actor, AuditEntry, AuditFilter, Confirmation, DbUrl, Event, FlagRecord, ItemState, ItemStatus,
@@ -42,6 +43,33 @@ const PING_IDLE: Duration = Duration::from_secs(1);
 pub struct PgStore {
     pool: PgPool,
     url: DbUrl,
+    restarts: Arc<RestartWatch>,
+}
+
+/// Notices a restart of the server: each new connection reads the
+/// server's start time (`pg_postmaster_start_time()`); a change means the
+/// server restarted, and commits made with `synchronous_commit = off` just
+/// before may be lost (see [`Store::finish_item`]).
+#[derive(Debug, Default)]
+struct RestartWatch {
+    started: Mutex<Option<OffsetDateTime>>,
+    restarted: AtomicBool,
+}
+
+impl RestartWatch {
+    fn saw(&self, started: OffsetDateTime) {
+        let mut known = self.started.lock().unwrap_or_else(|e| e.into_inner());
+        if known.is_some_and(|k| k != started) {
+            self.restarted.store(true, Ordering::SeqCst);
+        }
+        *known = Some(started);
+    }
+}
+
+async fn server_started(conn: &mut PgConnection) -> Result<OffsetDateTime, sqlx::Error> {
+    sqlx::query_scalar("SELECT pg_postmaster_start_time()")
+        .fetch_one(conn)
+        .await
 }
 
 impl PgStore {
@@ -64,6 +92,12 @@ impl PgStore {
                 source,
             })?;
         migrations::apply(&migrations::POSTGRES, &mut conn, &url).await?;
+        let restarts = Arc::new(RestartWatch::default());
+        restarts.saw(
+            server_started(&mut conn)
+                .await
+                .map_err(|e| StoreError::from(e).at(&url))?,
+        );
         conn.close()
             .await
             .map_err(|e| StoreError::from(e).at(&url))?;
@@ -74,6 +108,16 @@ impl PgStore {
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))
             .test_before_acquire(false)
+            .after_connect({
+                let restarts = Arc::clone(&restarts);
+                move |conn, _| {
+                    let restarts = Arc::clone(&restarts);
+                    Box::pin(async move {
+                        restarts.saw(server_started(conn).await?);
+                        Ok(())
+                    })
+                }
+            })
             .before_acquire(|conn, meta| {
                 Box::pin(async move {
                     if meta.idle_for >= PING_IDLE {
@@ -83,7 +127,11 @@ impl PgStore {
                 })
             })
             .connect_lazy_with(options);
-        Ok(PgStore { pool, url })
+        Ok(PgStore {
+            pool,
+            url,
+            restarts,
+        })
     }
 
     /// The URL it was opened with (password hidden when printed).
@@ -610,10 +658,7 @@ impl Store for PgStore {
             .fetch_optional(&self.pool)
             .await?
             .ok_or_else(|| run_not_found(run))?;
-            Ok(Run {
-                summary: summary_from(&row)?,
-                plan_text: row.try_get("plan_text")?,
-            })
+            checked_run(summary_from(&row)?, row.try_get("plan_text")?)
         })
         .await
     }
@@ -1330,12 +1375,14 @@ impl Store for PgStore {
     async fn close(&self) {
         self.pool.close().await;
     }
+
+    fn database_restarted(&self) -> bool {
+        self.restarts.restarted.swap(false, Ordering::SeqCst)
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
 
     /// A schema of its own for one test, dropped on drop (even when the

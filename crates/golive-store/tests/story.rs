@@ -1387,6 +1387,43 @@ mod backend_specific {
         let _ = conn.close().await;
     }
 
+    /// A byte of a stored plan changed behind golive's back (which no
+    /// page check sees: the record is still well formed) makes reading the
+    /// run fail, naming the journal: a resume never runs a changed plan.
+    #[tokio::test]
+    async fn a_stored_plan_changed_behind_golives_back_is_refused() {
+        let dir = SqliteDir::new();
+        let path = dir.db_path();
+        let store = SqliteStore::open(&path).await.expect("open");
+        let run = store
+            .create_run(&NewRun {
+                plan_name: "p".into(),
+                plan_text: "name: p\n# run: echo a\n".into(),
+                ..Default::default()
+            })
+            .await
+            .expect("create");
+        let id = run.summary.id;
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .expect("raw connection");
+        sqlx::query("UPDATE runs SET plan_text = replace(plan_text, 'echo a', 'echo b')")
+            .execute(&mut conn)
+            .await
+            .expect("tamper");
+        let _ = conn.close().await;
+        let refused = store.get_run(&id).await;
+        match refused {
+            Err(e @ StoreError::CorruptJournal { .. }) => {
+                let text = e.to_string();
+                assert!(text.contains(&path.display().to_string()), "{text}");
+                assert!(text.contains("does not match its SHA-256"), "{text}");
+            }
+            other => panic!("not refused: {other:?}"),
+        }
+        store.close().await;
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn processes_opening_a_fresh_sqlite_file_together_all_succeed() {
         // `golive run` and `golive status` started together both migrate a
@@ -1514,7 +1551,8 @@ mod backend_specific {
 
     const OLD_RUN: &str = "INSERT INTO runs (id, plan_name, plan_text, plan_sha256, status, \
                            created_at, updated_at) VALUES ('r-aaaaaaaa', 'old', 'name: old', \
-                           'x', 'pending', $1, $1)";
+                           'eeadc6a81b0cd3bbd958fc46b67703a7dc8b88a57e81bca14cb024c44679db21', \
+                           'pending', $1, $1)";
 
     /// A database made by the previous release keeps its runs and gains
     /// the server's tables.

@@ -10,6 +10,10 @@
 //! `on_interrupt`), the lease is released, and golive exits 130 or 143.
 //! `--var`s are kept with the run (declared secrets excepted), so
 //! `--resume` needs only the secrets again.
+//!
+//! The engine writes through `golive_store::Retrying`: when the database
+//! goes away the run pauses (a `paused` line, then `resumed`) for up to
+//! `GOLIVE_DB_RETRY`, keeping its lease, instead of failing.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -18,7 +22,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use golive_engine::{Engine, EngineError, Progress};
 use golive_probe::Vars;
-use golive_store::{AnyStore, ItemStatus, RunStatus, Store};
+use golive_store::{AnyStore, ItemStatus, Pause, RetryPolicy, Retrying, RunStatus, Store};
 use serde_json::Value;
 
 use crate::cli::{Output, RunArgs};
@@ -165,9 +169,15 @@ async fn remote(server: &Remote, args: &RunArgs, output: Output) -> Result<ExitC
 }
 
 async fn run_in(store: AnyStore, args: &RunArgs, output: Output) -> Result<ExitCode> {
-    let mut engine = Engine::new(Arc::new(store.clone()))?
+    let policy = RetryPolicy::from_env().map_err(anyhow::Error::msg)?;
+    let url = store.url().to_string();
+    let stop = stop_signal()?;
+    let retrying = Retrying::new(store.clone(), policy)
+        .with_observer(Arc::new(move |p: &Pause<'_>| print_pause(&url, p)))
+        .with_stop_signal(stop.clone());
+    let mut engine = Engine::new(Arc::new(retrying))?
         .with_observer(Arc::new(print_progress))
-        .with_stop_signal(stop_signal()?);
+        .with_stop_signal(stop);
     if let Some(ttl) = args.lease_ttl {
         engine = engine.with_lease_ttl(ttl);
     }
@@ -252,10 +262,47 @@ fn stop_signal() -> Result<tokio::sync::watch::Receiver<Option<i32>>> {
     Ok(rx)
 }
 
+/// The journal's pauses (see `golive_store::Retrying`), on stderr.
+fn print_pause(url: &str, p: &Pause<'_>) {
+    let run = |run: Option<&golive_store::RunId>| match run {
+        Some(run) => format!("run {run}"),
+        None => "the run".to_string(),
+    };
+    let line = match p {
+        Pause::Waiting {
+            run: r,
+            error,
+            budget,
+        } => format!(
+            "  paused      the journal is not answering ({}); {} waits for it for up to {}s ({}), keeping its lease",
+            golive_probe::error_chain(*error),
+            run(*r),
+            budget.as_secs(),
+            golive_store::DB_RETRY_ENV,
+        ),
+        Pause::Resumed { run: r, waited } => format!(
+            "  resumed     the journal answers again after {:.1}s; {} goes on",
+            waited.as_secs_f64(),
+            run(*r),
+        ),
+        Pause::GaveUp {
+            run: r,
+            error,
+            budget,
+        } => format!(
+            "  gave up     the journal {url} did not answer for {}s ({}); {} stops",
+            budget.as_secs(),
+            golive_probe::error_chain(*error),
+            run(*r),
+        ),
+    };
+    // A closed stderr must not stop a go-live.
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
 /// One line per event worth a person's attention, on stderr. A closed
 /// stderr must not stop a go-live, so write errors are ignored.
 pub(crate) fn print_progress(p: &Progress<'_>) {
-    use std::io::Write;
     // Buffered: stderr is not, and a formatted line would be a write(2)
     // per piece; dropping the buffer writes the line at once.
     let mut err = std::io::BufWriter::new(std::io::stderr().lock());
