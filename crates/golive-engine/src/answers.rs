@@ -405,6 +405,20 @@ impl RolloutCommand {
     }
 }
 
+/// Is the run's rollout held: more `pause` requests than `resume` ones?
+pub fn rollout_held(requests: &[golive_store::Request]) -> bool {
+    requests_of(requests, RolloutCommand::Pause.kind())
+        > requests_of(requests, RolloutCommand::Resume.kind())
+}
+
+/// How many requests are of the kind `prefix` (numbered `prefix:N`).
+fn requests_of(requests: &[golive_store::Request], prefix: &str) -> usize {
+    requests
+        .iter()
+        .filter(|r| r.kind.split(':').next() == Some(prefix))
+        .count()
+}
+
 /// Records `promote`, `pause`, `resume` or `abort` for the run's rollout
 /// (lease-free, journaled with who and why); the engine acts at its next
 /// evaluation. Numbered kinds (`promote:3`) let a command be repeated;
@@ -430,13 +444,8 @@ pub async fn rollout<S: Store>(
     let run = get_run(store, run_id).await?;
     refuse_finished(&run, "there is no rollout to steer")?;
     let requests = store.requests(run_id).await?;
-    let count = |prefix: &str| {
-        requests
-            .iter()
-            .filter(|r| r.kind.split(':').next() == Some(prefix))
-            .count()
-    };
-    let paused = count(RolloutCommand::Pause.kind()) > count(RolloutCommand::Resume.kind());
+    let count = |prefix: &str| requests_of(&requests, prefix);
+    let paused = rollout_held(&requests);
     match command {
         RolloutCommand::Pause if paused => {
             return Err(AnswerError::AlreadyAnswered(format!(

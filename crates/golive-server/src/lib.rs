@@ -20,6 +20,8 @@
 //! - `flags`: the in-memory flags and the admin API; `ofrep`: evaluation.
 //! - `runs`: runs, answers, reports, and runs executing in the server.
 //! - [`audit`]: the audit log and the token routes.
+//! - [`statuspage`]: the public status page and its Statuspage-compatible
+//!   JSON.
 //! - `events`: Server-Sent Events. `health`: health, readiness, metrics
 //!   (`metrics` keeps the counters). [`openapi`]: the route table and the
 //!   document built from it, and the router too. `error`: the one error
@@ -43,6 +45,7 @@ mod ofrep;
 pub mod openapi;
 mod runs;
 mod state;
+pub mod statuspage;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 
 use crate::auth::Need;
 use crate::state::AppState;
-use crate::{audit, events, flags, health, ofrep, runs};
+use crate::{audit, events, flags, health, ofrep, runs, statuspage};
 
 /// Makes the route's handler for its method.
 pub type Handler = fn(MethodFilter) -> MethodRouter<AppState>;
@@ -103,6 +103,33 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/openapi.json", Need::Public, "This document", |m| {
         on(m, openapi_json)
     }),
+    route(
+        "GET",
+        "/status",
+        Need::Public,
+        "The public status page (HTML): overall state, the go-live under way, recent go-lives",
+        |m| on(m, statuspage::page),
+    ),
+    Route {
+        response: Some(schema::<statuspage::StatusDoc>),
+        ..route(
+            "GET",
+            "/api/v2/status.json",
+            Need::Public,
+            "Atlassian Statuspage-compatible page status",
+            |m| on(m, statuspage::status_json),
+        )
+    },
+    Route {
+        response: Some(schema::<statuspage::SummaryDoc>),
+        ..route(
+            "GET",
+            "/api/v2/summary.json",
+            Need::Public,
+            "Atlassian Statuspage-compatible summary: status, components, incidents, maintenances",
+            |m| on(m, statuspage::summary_json),
+        )
+    },
     Route {
         query: Some(schema::<runs::ListQuery>),
         ..route(
