@@ -336,6 +336,18 @@ async fn held(state: &AppState, run: &RunSummary) -> Result<bool, ApiError> {
     ))
 }
 
+/// How one run weighs on the page: `age` is the time since its last
+/// change, `held` whether its rollout is held by a `pause` request.
+fn level_of(status: RunStatus, age: SignedDuration, held: bool) -> Option<Level> {
+    Some(match status {
+        RunStatus::RollingBack => Level::MajorOutage,
+        RunStatus::Failed | RunStatus::RolledBack if age <= RECENT => Level::PartialOutage,
+        RunStatus::Paused => Level::Degraded,
+        _ if held && active(status) => Level::Degraded,
+        _ => return None,
+    })
+}
+
 fn active(status: RunStatus) -> bool {
     matches!(
         status,
@@ -364,16 +376,11 @@ async fn overall(state: &AppState, headers: &HeaderMap) -> Result<Overall, ApiEr
     };
     let mut findings = Vec::new();
     for run in &runs {
-        let level = match run.status {
-            RunStatus::RollingBack => Level::MajorOutage,
-            RunStatus::Failed | RunStatus::RolledBack
-                if now.duration_since(run.updated_at) <= RECENT =>
-            {
-                Level::PartialOutage
-            }
-            RunStatus::Paused => Level::Degraded,
-            s if active(s) && held(state, run).await? => Level::Degraded,
-            _ => continue,
+        // Requests are read only for runs whose status alone says nothing.
+        let held = matches!(run.status, RunStatus::Pending | RunStatus::Running)
+            && held(state, run).await?;
+        let Some(level) = level_of(run.status, now.duration_since(run.updated_at), held) else {
+            continue;
         };
         findings.push(Finding {
             run: run.clone(),
@@ -737,4 +744,40 @@ pub async fn summary_json(
     headers: HeaderMap,
 ) -> Result<Json<SummaryDoc>, ApiError> {
     Ok(Json(overall(&state, &headers).await?.summary()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_weighs_for_the_recent_window_only() {
+        let hour = SignedDuration::from_hours(1);
+        for status in [RunStatus::Failed, RunStatus::RolledBack] {
+            assert_eq!(level_of(status, hour, false), Some(Level::PartialOutage));
+            assert_eq!(level_of(status, RECENT, false), Some(Level::PartialOutage));
+            assert_eq!(level_of(status, RECENT + hour, false), None);
+        }
+        // Rolling back weighs however long it takes.
+        assert_eq!(
+            level_of(RunStatus::RollingBack, RECENT * 4, false),
+            Some(Level::MajorOutage)
+        );
+        assert_eq!(
+            level_of(RunStatus::Running, hour, true),
+            Some(Level::Degraded)
+        );
+        assert_eq!(level_of(RunStatus::Running, hour, false), None);
+        // A finished run's old pause request does not hold anything.
+        assert_eq!(level_of(RunStatus::Succeeded, hour, true), None);
+        assert_eq!(level_of(RunStatus::Aborted, hour, false), None);
+    }
+
+    #[test]
+    fn outages_outrank_maintenance_which_outranks_degraded() {
+        assert!(Level::MajorOutage > Level::PartialOutage);
+        assert!(Level::PartialOutage > Level::Maintenance);
+        assert!(Level::Maintenance > Level::Degraded);
+        assert!(Level::Degraded > Level::Operational);
+    }
 }

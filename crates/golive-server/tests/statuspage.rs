@@ -453,6 +453,30 @@ async fn status_page_follows_runs_and_maintenance(db: Db) {
     assert_eq!(seen.summary["incidents"][0]["impact"], json!("major"));
     assert_eq!(seen.summary["scheduled_maintenances"], json!([]));
 
+    // A plan name is text, never markup, on the page.
+    store
+        .create_run(&NewRun {
+            plan_name: "<img src=x onerror=alert(1)>".into(),
+            plan_text: PLAN.into(),
+            t0: None,
+            items: vec!["backup".into()],
+            actor: None,
+        })
+        .await
+        .expect("run");
+    let seen = visit(&server, &secrets).await;
+    assert!(!seen.html.contains("<img"), "{}", seen.html);
+    assert!(
+        seen.html.contains("&lt;img src=x onerror=alert(1)&gt;"),
+        "{}",
+        seen.html
+    );
+    assert_eq!(
+        seen.summary["incidents"][0]["id"],
+        json!(run.as_str()),
+        "a pending run adds no incident"
+    );
+
     // A token is not needed, and a bad one does not matter either.
     let resp = server
         .client
