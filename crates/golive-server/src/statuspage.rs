@@ -621,13 +621,10 @@ impl Overall {
     fn write_html(&self, out: &mut String) -> std::fmt::Result {
         let level = self.level;
         write!(out, "{}", HEAD)?;
+        writeln!(out, "<header><h1>golive status</h1></header>\n<main>")?;
         writeln!(
             out,
-            "<header><h1>golive status</h1></header>\n<main aria-labelledby=\"overall\">"
-        )?;
-        writeln!(
-            out,
-            "<section class=\"banner {}\" aria-labelledby=\"overall\"><h2 id=\"overall\" data-level=\"{}\">{}</h2><p>Updated {}</p></section>",
+            "<section class=\"banner {}\" aria-labelledby=\"overall\"><h2 id=\"overall\" data-level=\"{}\">{}</h2><p>As of {}</p></section>",
             level.class(),
             level.class(),
             level.description(),
