@@ -1583,3 +1583,123 @@ async fn prometheus_instant_queries_and_the_analyzer_on_prometheus() {
     let e = client.query("golive_test_gauge").await.expect_err("down");
     assert!(e.contains(&format!("127.0.0.1:{port}")), "{e}");
 }
+
+// ---------------------------------------------------------------- decision tree
+
+fn levels(plan_levels: &str) -> Vec<golive_plan::Level> {
+    let plan = format!(
+        r#"name: tree
+channels:
+  war-room: {{log: true}}
+phases:
+  - title: release
+    items:
+      - id: canary
+        rollout:
+          strategy: canary
+          traffic: {{flag: {{key: new}}}}
+          steps: [{{weight: 10, pause: 1m}}, {{weight: 100}}]
+          analysis:
+            interval: 10s
+            prometheus: http://127.0.0.1:9
+            metrics:
+              - {{name: error_rate, query: x}}
+            rules: [canary.error_rate - stable.error_rate > 5%]
+rollback:
+  levels:
+{plan_levels}"#
+    );
+    let compiled = golive_plan::compile(&plan, &|_: &str| true);
+    compiled
+        .plan
+        .unwrap_or_else(|| panic!("{:#?}", compiled.diagnostics))
+        .rollback
+        .levels
+}
+
+fn both(canary: f64, stable: f64) -> BTreeMap<String, SideValues> {
+    BTreeMap::from([(
+        "error_rate".to_string(),
+        SideValues {
+            stable: Some(stable),
+            canary: Some(canary),
+        },
+    )])
+}
+
+#[test]
+fn the_most_severe_level_acts_escalates_and_clears() {
+    use golive_rollout::analysis::{Change, Tree};
+    let mut tree = Tree::new(&levels(
+        "    - {name: mild, when: ['error_rate > 1%'], actions: [{notify: war-room}, continue]}
+    - {name: hold, when: ['canary.error_rate - stable.error_rate > 3% for 20s'], actions: [pause, {rollback-after: 1m}]}
+    - {name: out, when: ['canary.error_rate - stable.error_rate > 10%'], actions: [rollback]}
+",
+    ));
+    let t0 = Instant::now();
+    let at = |s: u64| t0 + Duration::from_secs(s);
+    // Healthy: nothing.
+    let s = tree.observe(at(0), &both(0.0, 0.0));
+    assert_eq!((s.acting, s.change), (None, Change::Same));
+    // 5 points above the baseline: `mild` at once; `hold` needs 20 s.
+    let s = tree.observe(at(10), &both(0.06, 0.01));
+    assert_eq!(
+        s.change,
+        Change::Entered {
+            index: 0,
+            escalated: true
+        }
+    );
+    let s = tree.observe(at(20), &both(0.06, 0.01));
+    assert_eq!((s.acting, s.change), (Some(0), Change::Same));
+    let s = tree.observe(at(30), &both(0.06, 0.01));
+    assert_eq!(
+        s.change,
+        Change::Entered {
+            index: 1,
+            escalated: true
+        },
+        "{s:#?}"
+    );
+    assert_eq!(s.expired, None);
+    // The rollback-after clock runs from entering `hold` (30 s) …
+    assert_eq!(tree.observe(at(80), &both(0.06, 0.01)).expired, None);
+    let s = tree.observe(at(90), &both(0.06, 0.01));
+    assert_eq!(s.expired, Some(Duration::from_secs(60)));
+    // … and escalation to `out` is always possible.
+    let s = tree.observe(at(91), &both(0.2, 0.01));
+    assert_eq!(
+        s.change,
+        Change::Entered {
+            index: 2,
+            escalated: true
+        }
+    );
+    // Back below `out`: `hold` holds again (de-escalation), its clock anew.
+    let s = tree.observe(at(92), &both(0.06, 0.01));
+    assert_eq!(
+        s.change,
+        Change::Entered {
+            index: 1,
+            escalated: false
+        }
+    );
+    assert_eq!(s.expired, None);
+    // A fault shared by both versions is not the canary's: only the plain
+    // `mild` threshold holds.
+    let s = tree.observe(at(100), &both(0.09, 0.08));
+    assert_eq!(
+        s.change,
+        Change::Entered {
+            index: 0,
+            escalated: false
+        }
+    );
+    // Recovery clears the level.
+    let s = tree.observe(at(110), &both(0.0, 0.0));
+    assert_eq!(s.change, Change::Cleared { index: 0 });
+    assert_eq!(tree.acting(), None);
+    // The journal sees every condition's numbers.
+    let json = serde_json::to_value(&s.statuses).expect("serializes");
+    assert_eq!(json[1]["conditions"][0]["against"], 0.03);
+}

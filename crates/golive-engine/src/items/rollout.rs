@@ -168,7 +168,13 @@ pub(crate) async fn run<S: Store + 'static>(
         step: 0,
         weight: 0,
     };
-    match r.drive(last).await {
+    let ended = r.drive(last).await;
+    // A paused item is running again before it finishes (the store only
+    // finishes a running item).
+    if matches!(ended, Ok(_) | Err(EngineError::RollbackRequested { .. })) {
+        r.show_paused(&[], false).await?;
+    }
+    match ended {
         // A person asked for the plan's rollback (in any state, paused
         // included): the canary goes back to 0 before the rollback items run.
         Err(e @ EngineError::RollbackRequested { .. }) => {
