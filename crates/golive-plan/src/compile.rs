@@ -301,14 +301,19 @@ impl Compiler<'_> {
                 Some(c)
             }
             Err(e) => {
-                let span = match inner_offset(self.src, t) {
-                    Some(base) => Span::new(base + e.at, base + e.at + e.len),
-                    None => t.span,
-                };
-                self.error(e.message, span);
+                self.cond_error(t, e);
                 None
             }
         }
+    }
+
+    /// A condition's or rule's parse error, pointing inside the text.
+    fn cond_error(&mut self, t: &Text, e: cond::CondError) {
+        let span = match inner_offset(self.src, t) {
+            Some(base) => Span::new(base + e.at, base + e.at + e.len),
+            None => t.span,
+        };
+        self.error(e.message, span);
     }
 
     fn plan(&mut self, raw: RawPlan) -> Option<Plan> {
@@ -1219,11 +1224,7 @@ impl Compiler<'_> {
                 ok.then_some(r)
             }
             Err(e) => {
-                let span = match inner_offset(self.src, t) {
-                    Some(base) => Span::new(base + e.at, base + e.at + e.len),
-                    None => t.span,
-                };
-                self.error(e.message, span);
+                self.cond_error(t, e);
                 None
             }
         }

@@ -311,13 +311,7 @@ impl<'a> P<'a> {
         }
         let start = self.i;
         let bad = self.word().to_string();
-        let hint = match bad.as_str() {
-            "=" => " (did you mean `==`?)",
-            "=<" => " (did you mean `<=`?)",
-            "=>" => " (did you mean `>=`?)",
-            "<>" => " (did you mean `!=`?)",
-            _ => "",
-        };
+        let hint = crate::cond::op_hint(&bad);
         Err(self.err(
             format!("expected a comparison, found `{bad}`{hint}; use <, <=, >, >=, == or !="),
             start,

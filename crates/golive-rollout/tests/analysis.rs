@@ -1703,3 +1703,46 @@ fn the_most_severe_level_acts_escalates_and_clears() {
     let json = serde_json::to_value(&s.statuses).expect("serializes");
     assert_eq!(json[1]["conditions"][0]["against"], 0.03);
 }
+
+#[tokio::test]
+async fn analyzer_waits_out_the_warm_up_and_too_few_requests() {
+    // n counts the scrapes: 100 requests a scrape on each side.
+    let stable = TestServer::start(|_, n| (200, service_metrics(n, 100, 0, 0.07), true)).await;
+    let canary = TestServer::start(|_, n| (200, service_metrics(n, 100, 0, 0.07), true)).await;
+    let mut analysis = scrape_analysis(&stable.url("/metrics"), &canary.url("/metrics"), 0);
+    analysis.warmup = Duration::from_secs(45);
+    analysis
+        .metrics
+        .push(metric("requests", "sum(increase(http_requests_total[2m]))"));
+    analysis.min_requests = Some(golive_plan::MinRequests {
+        metric: "requests".into(),
+        count: 150.0,
+    });
+    let mut analyzer = Analyzer::new(&analysis, &Vars::default()).expect("compiles");
+    let t0 = Instant::now();
+    let at = |i: u64| t0 + Duration::from_secs(30 * i);
+    analyzer.start_step(t0);
+    let e = analyzer.evaluate(at(0)).await;
+    let Decision::Wait { why } = &e.decision else {
+        panic!("{e:#?}")
+    };
+    assert!(why.contains("warming up"), "{why}");
+    // Past the warm-up: 100 requests in the window, 150 needed.
+    let e = analyzer.evaluate(at(2)).await;
+    let Decision::Wait { why } = &e.decision else {
+        panic!("{e:#?}")
+    };
+    assert!(
+        why.contains("too few requests") && why.contains("canary served 100"),
+        "{why}"
+    );
+    // 200 in the window: a verdict, and no rule has held yet.
+    let e = analyzer.evaluate(at(3)).await;
+    assert_eq!(e.decision, Decision::Continue, "{e:#?}");
+    // A new step starts a new warm-up.
+    analyzer.start_step(at(4));
+    assert!(matches!(
+        analyzer.evaluate(at(4)).await.decision,
+        Decision::Wait { .. }
+    ));
+}

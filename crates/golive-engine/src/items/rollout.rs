@@ -113,6 +113,19 @@ struct Rolling<'a, S: Store + 'static> {
     last_why: String,
     /// The pause reasons `golive status` shows now ("" when running).
     shown_pause: String,
+    /// When the current step (its weight) started.
+    step_started: Instant,
+    /// The record of each step held so far, for the item's result.
+    record: Vec<Value>,
+    /// The last evaluation's values (canary and stable) of this step.
+    last_values: Value,
+    /// Evaluations in this step.
+    evaluations: u32,
+    /// When the first failing evaluation (or stopping level) was seen, and
+    /// how long after its step started.
+    detected: Option<(Instant, Duration)>,
+    /// From detection to the canary's weight 0.
+    rolled_back_after: Option<Duration>,
     actor: Actor,
     /// Promote requests already used.
     promotes_used: usize,
@@ -159,6 +172,12 @@ pub(crate) async fn run<S: Store + 'static>(
         tree: Tree::new(&ctx.plan.rollback.levels),
         last_why: String::new(),
         shown_pause: String::new(),
+        step_started: Instant::now(),
+        record: Vec::new(),
+        last_values: Value::Null,
+        evaluations: 0,
+        detected: None,
+        rolled_back_after: None,
         // Automatic changes are golive's, not the worker process's.
         actor: Actor {
             name: "golive".into(),
@@ -244,7 +263,7 @@ impl<S: Store + 'static> Rolling<'_, S> {
                 StepEnd::Next => {
                     r.journal(
                         event::DECISION,
-                        json!({ "action": "retire-previous", "why": format!("healthy for {}", golive_plan::time::format_duration(keep)) }),
+                        json!({ "action": "retire-previous", "by": "golive", "why": format!("healthy for {}", golive_plan::time::format_duration(keep)) }),
                     )
                     .await?;
                 }
@@ -261,11 +280,15 @@ impl<S: Store + 'static> Rolling<'_, S> {
     }
 
     fn result(&self, extra: Value) -> Value {
+        let secs = |d: Option<Duration>| d.map(|d| (d.as_secs_f64() * 1000.0).round() / 1000.0);
         let mut v = json!({
             "strategy": format!("{:?}", self.rollout.strategy).to_lowercase(),
             "traffic": self.actuator.describe(),
             "step": self.step,
             "weight": self.weight,
+            "steps": self.record,
+            "detected_after_step_start_s": secs(self.detected.map(|(_, d)| d)),
+            "rolled_back_after_detection_s": secs(self.rolled_back_after),
         });
         if let (Some(map), Value::Object(more)) = (v.as_object_mut(), extra) {
             map.extend(more);
@@ -329,10 +352,17 @@ impl<S: Store + 'static> Rolling<'_, S> {
 
     /// Canary back to 0 and the item failed, with why.
     async fn roll_back(&mut self, why: &str) -> Result<(Outcome, Value), EngineError> {
-        self.journal(event::DECISION, json!({ "action": "rollback", "why": why }))
+        self.journal(
+            event::DECISION,
+            json!({ "action": "rollback", "by": "golive", "step": self.step, "weight": self.weight, "why": why }),
+        )
             .await?;
         let step = self.step;
         let reset = match self.set(step, 0, "rollback").await? {
+            Ok(()) if self.detected.is_some() => {
+                self.rolled_back_after = self.detected.map(|(at, _)| at.elapsed());
+                Value::Bool(true)
+            }
             Ok(()) => Value::Bool(true),
             Err(e) => Value::String(e),
         };
@@ -378,9 +408,39 @@ impl<S: Store + 'static> Rolling<'_, S> {
         Ok(false)
     }
 
+    /// Holds a step (or the watch) and records it: its weight, how long,
+    /// how many evaluations, the last values of both versions, how it ended.
+    async fn hold(&mut self, step: usize, watch: Option<Duration>) -> Result<StepEnd, EngineError> {
+        let started = Instant::now();
+        self.step_started = started;
+        self.evaluations = 0;
+        self.last_values = Value::Null;
+        let end = self.hold_step(step, watch).await?;
+        let (ended, why) = match &end {
+            StepEnd::Next => ("next", None),
+            StepEnd::Rollback(why) => ("rollback", Some(why.clone())),
+            StepEnd::Freeze(why) => ("freeze", Some(why.clone())),
+        };
+        self.record.push(json!({
+            "step": step,
+            "weight": self.weight,
+            "watch": watch.is_some(),
+            "held_s": (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+            "evaluations": self.evaluations,
+            "values": self.last_values,
+            "ended": ended,
+            "why": why,
+        }));
+        Ok(end)
+    }
+
     /// Holds a step (or, with `watch`, the blue-green watch after the
     /// switch) while analysing every interval; how it ended.
-    async fn hold(&mut self, step: usize, watch: Option<Duration>) -> Result<StepEnd, EngineError> {
+    async fn hold_step(
+        &mut self,
+        step: usize,
+        watch: Option<Duration>,
+    ) -> Result<StepEnd, EngineError> {
         let spec = &self.rollout.steps[step];
         let (pause, gated) = match watch {
             Some(d) => (Pause::For(d), false),
@@ -578,7 +638,7 @@ impl<S: Store + 'static> Rolling<'_, S> {
                 .await?;
             self.journal(
                 event::DECISION,
-                json!({ "action": "gate", "check": id.as_str(), "outcome": outcome, "result": result, "why": format!("step gate `{id}`") }),
+                json!({ "action": "gate", "by": "golive", "check": id.as_str(), "outcome": outcome, "result": result, "why": format!("step gate `{id}`") }),
             )
             .await?;
             if outcome != Outcome::Passed {
@@ -605,12 +665,25 @@ impl<S: Store + 'static> Rolling<'_, S> {
             })
             .await?;
         let data = serde_json::to_value(&evaluation).unwrap_or(Value::Null);
+        self.evaluations += 1;
+        self.last_values = data["values"].clone();
+        if matches!(evaluation.decision, Decision::Fail { .. }) {
+            self.detect();
+        }
         self.journal(
             event::ANALYSIS,
             json!({ "step": step, "weight": self.weight, "evaluation": data }),
         )
         .await?;
         Ok(evaluation)
+    }
+
+    /// Notes the first sign of a bad canary (a failing evaluation, or a
+    /// level that stops the rollout).
+    fn detect(&mut self) {
+        if self.detected.is_none() {
+            self.detected = Some((Instant::now(), self.step_started.elapsed()));
+        }
     }
 
     /// Carries out what changed in the decision tree: entering a level runs
@@ -659,6 +732,9 @@ impl<S: Store + 'static> Rolling<'_, S> {
                     return Ok(None);
                 };
                 let why = format!("{}: {}", level.name, why_of(index));
+                if level.stops() {
+                    self.detect();
+                }
                 self.journal(
                     event::DECISION,
                     json!({
@@ -677,18 +753,11 @@ impl<S: Store + 'static> Rolling<'_, S> {
                         LevelAction::Rollback => return Ok(Some(StepEnd::Rollback(why))),
                         LevelAction::Freeze => return Ok(Some(StepEnd::Freeze(why))),
                         LevelAction::Notify(channel) => {
-                            self.engine
-                                .store
-                                .append_event(
-                                    self.ctx.run,
-                                    &self.engine.owner,
-                                    &NewEvent {
-                                        kind: "notify.sent".into(),
-                                        item_id: Some(self.item.id.to_string()),
-                                        data: json!({ "channel": channel, "message": why, "by": "golive", "level": level.name, "delivered": "log" }),
-                                    },
-                                )
-                                .await?;
+                            self.journal(
+                                "notify.sent",
+                                json!({ "channel": channel, "message": why, "by": "golive", "level": level.name, "delivered": "log" }),
+                            )
+                            .await?;
                         }
                         LevelAction::DisableFlag(key) => {
                             let actor = Actor {
