@@ -414,11 +414,13 @@ impl Analyzer {
         {
             Decision::Fail {
                 why: format!(
-                    "judge `{metric}`: canary median {} vs baseline {} ({}, tolerance {}), \
-                     p = {} < {}; {judge_failures} consecutive failing evaluation(s), \
-                     failure_limit {}",
+                    "judge `{metric}`: canary median {} (p95 {}) vs baseline median {} (p95 {}) \
+                     ({}, tolerance {}), p = {} < {}; {judge_failures} consecutive failing \
+                     evaluation(s), failure_limit {}",
                     num(s.canary_median),
+                    num(s.canary_p95),
                     num(s.baseline_median),
+                    num(s.baseline_p95),
                     percent(s.effect),
                     num(s.tolerance * 100.0) + "%",
                     num(s.p_value),
