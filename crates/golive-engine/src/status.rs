@@ -126,6 +126,30 @@ async fn awaited<S: Store>(
                 "how": format!("golive approve {id} {} --as ROLE --by NAME", item.id),
             })
         }
+        // A paused rollout: why, and what it awaits, as it last said.
+        ItemKind::Rollout(_) => {
+            let events = store.events_after(id, 0, u32::MAX).await?;
+            let detail = events
+                .iter()
+                .rev()
+                .find(|e| {
+                    e.kind == golive_store::kind::ITEM_WAITING
+                        && e.item_id.as_deref() == Some(item.id.as_str())
+                })
+                .map(|e| e.data["detail"].clone())
+                .unwrap_or(Value::Null);
+            json!({
+                "item": item.id,
+                "kind": "rollout",
+                "paused": true,
+                "awaiting": detail["awaiting"],
+                "why": detail["why"],
+                "step": detail["step"],
+                "weight": detail["weight"],
+                "who": "anyone who may steer the rollout",
+                "how": detail["how"],
+            })
+        }
         kind => json!({
             "item": item.id,
             "kind": kind.name(),

@@ -13,8 +13,10 @@ use crate::cond::{self, Condition, Literal};
 use crate::de::{DeError, Sink, Spanned, from_node, suggest};
 use crate::diag::{Diagnostic, LineIndex};
 use crate::model::*;
+use crate::query::Query;
 use crate::raw::{self, RawItem, RawPlan, Text};
-use crate::time::{TOffset, parse_duration};
+use crate::rule::Rule;
+use crate::time::{TOffset, format_duration, parse_duration};
 use crate::yaml::{self, Span};
 
 /// The outcome of compiling a plan: the plan when there was no error, and every diagnostic.
@@ -51,6 +53,7 @@ pub fn compile(src: &str, external: &dyn VarLookup) -> Compiled {
         channels: BTreeMap::new(),
         deferred_refs: Vec::new(),
         lines: LineIndex::new(src),
+        rollout_metrics: Vec::new(),
     };
     let plan = c.run();
     let mut diagnostics = c.diags;
@@ -82,6 +85,9 @@ struct Compiler<'a> {
     channels: BTreeMap<ChannelName, Channel>,
     deferred_refs: Vec<CheckRef>,
     lines: LineIndex,
+    /// Each rollout compiled so far (its id's span) and its metrics' names,
+    /// for the levels' metric references.
+    rollout_metrics: Vec<(Span, Vec<String>)>,
 }
 
 const ITEM_KINDS: [&str; 8] = ItemKind::NAMES;
@@ -295,14 +301,19 @@ impl Compiler<'_> {
                 Some(c)
             }
             Err(e) => {
-                let span = match inner_offset(self.src, t) {
-                    Some(base) => Span::new(base + e.at, base + e.at + e.len),
-                    None => t.span,
-                };
-                self.error(e.message, span);
+                self.cond_error(t, e);
                 None
             }
         }
+    }
+
+    /// A condition's or rule's parse error, pointing inside the text.
+    fn cond_error(&mut self, t: &Text, e: cond::CondError) {
+        let span = match inner_offset(self.src, t) {
+            Some(base) => Span::new(base + e.at, base + e.at + e.len),
+            None => t.span,
+        };
+        self.error(e.message, span);
     }
 
     fn plan(&mut self, raw: RawPlan) -> Option<Plan> {
@@ -945,7 +956,7 @@ impl Compiler<'_> {
             strategy: r.strategy.value,
             steps,
             traffic: traffic?,
-            analysis,
+            analysis: Box::new(analysis),
             keep_previous,
         })
     }
@@ -1002,18 +1013,19 @@ impl Compiler<'_> {
         {
             self.error("the analysis interval must be at least 1s", t.span);
         }
-        let source = match (&a.prometheus, &a.scrape) {
+        let (source, scrape) = match (&a.prometheus, &a.scrape) {
             (Some(p), None) => {
                 self.vars(p);
-                MetricSource::Prometheus(p.value.clone())
+                (MetricSource::Prometheus(p.value.clone()), false)
             }
             (None, Some(s)) => {
                 self.vars(&s.stable);
                 self.vars(&s.canary);
-                MetricSource::Scrape {
+                let source = MetricSource::Scrape {
                     stable: s.stable.value.clone(),
                     canary: s.canary.value.clone(),
-                }
+                };
+                (source, true)
             }
             _ => {
                 self.error(
@@ -1023,10 +1035,27 @@ impl Compiler<'_> {
                 return None;
             }
         };
-        let mut metrics = Vec::new();
+        let mut metrics: Vec<Metric> = Vec::new();
+        let mut first_seen: HashMap<&str, Span> = HashMap::new();
+        let mut names: Vec<String> = Vec::new();
+        let mut ok = true;
         for m in &a.metrics {
-            let query = match (&m.query, &m.expr) {
-                (Some(q), None) | (None, Some(q)) => q.value.clone(),
+            if let Some(first) = first_seen.get(m.name.value.as_str()).copied() {
+                let (line, _) = self.lines.line_col(self.src, first.start);
+                self.error(
+                    format!("metric `{}` is defined twice", m.name.value),
+                    m.name.span,
+                )
+                .help = Some(format!(
+                    "first defined on line {line}; metric names must be unique"
+                ));
+                ok = false;
+                continue;
+            }
+            first_seen.insert(&m.name.value, m.name.span);
+            names.push(m.name.value.clone());
+            let q = match (&m.query, &m.expr) {
+                (Some(q), None) | (None, Some(q)) => q,
                 _ => {
                     self.error(
                         format!(
@@ -1035,8 +1064,29 @@ impl Compiler<'_> {
                         ),
                         m.name.span,
                     );
+                    ok = false;
                     continue;
                 }
+            };
+            if q.value.trim().is_empty() {
+                self.error(
+                    format!("metric `{}` has an empty query", m.name.value),
+                    q.span,
+                );
+                ok = false;
+                continue;
+            }
+            let query = if scrape {
+                match self.scrape_query(&m.name.value, q, interval) {
+                    Some(parsed) => MetricQuery::Scrape(parsed),
+                    None => {
+                        ok = false;
+                        continue;
+                    }
+                }
+            } else {
+                self.vars(q);
+                MetricQuery::Prometheus(q.value.clone())
             };
             metrics.push(Metric {
                 name: m.name.value.clone(),
@@ -1046,46 +1096,151 @@ impl Compiler<'_> {
         if a.rules.is_empty() && a.judge.is_empty() {
             self.error("`analysis` has no `rules` and no `judge`", id_span);
         }
-        let names: Vec<String> = metrics.iter().map(|m| m.name.clone()).collect();
         let mut rules = Vec::new();
         for t in &a.rules {
-            if let Some(c) = self.condition(t, true) {
-                self.metric_ref(&c.subject.path, &names, t);
-                rules.push(c);
+            match self.rule(t, &names, None) {
+                Some(r) => rules.push(r),
+                None => ok = false,
             }
         }
-        let judges = a
-            .judge
-            .iter()
-            .map(|j| {
-                self.metric_ref(&j.metric.value, &names, &j.metric);
-                let confidence = j.confidence.as_ref().map(|c| c.value).unwrap_or(0.95);
-                if let Some(c) = &j.confidence
-                    && !(c.value > 0.0 && c.value < 1.0)
-                {
-                    self.error("`confidence` must be between 0 and 1, e.g. 0.95", c.span);
+        let mut judges = Vec::new();
+        for j in &a.judge {
+            ok &= self.metric_ref(&j.metric.value, &names, &j.metric);
+            let confidence = j.confidence.as_ref().map(|c| c.value).unwrap_or(0.95);
+            if let Some(c) = &j.confidence
+                && !(c.value > 0.0 && c.value < 1.0)
+            {
+                self.error("`confidence` must be between 0 and 1, e.g. 0.95", c.span);
+                ok = false;
+            }
+            let tolerance = j.tolerance.as_ref().map(|t| t.value).unwrap_or(0.1);
+            if let Some(t) = &j.tolerance
+                && !(t.value.is_finite() && t.value >= 0.0)
+            {
+                self.error("`tolerance` must be a number ≥ 0, e.g. 0.1 for 10%", t.span);
+                ok = false;
+            }
+            judges.push(Judge {
+                metric: j.metric.value.clone(),
+                fail_when_increase: j.fail_when != Some(raw::Direction::Decrease),
+                confidence,
+                tolerance,
+            });
+        }
+        let warmup = self.duration(&a.warmup, Duration::ZERO);
+        let min_requests = a.min_requests.as_ref().map(|m| {
+            ok &= self.metric_ref(&m.metric.value, &names, &m.metric);
+            MinRequests {
+                metric: m.metric.value.clone(),
+                count: f64::from(m.count.value),
+            }
+        });
+        let inconclusive_limit = match &a.inconclusive_limit {
+            Some(l) if l.value == 0 => {
+                self.error(
+                    "`inconclusive_limit` must be at least 1 (inconclusive evaluations in a row before a person is asked)",
+                    l.span,
+                );
+                ok = false;
+                1
+            }
+            Some(l) => l.value,
+            None => 5,
+        };
+        let mut versions = Versions::default();
+        if let Some(v) = &a.versions {
+            for (field, slot) in [
+                (&v.label, &mut versions.label),
+                (&v.stable, &mut versions.stable),
+                (&v.canary, &mut versions.canary),
+            ] {
+                if let Some(t) = field {
+                    *slot = self.nonempty(t, "a `versions` value");
                 }
-                Judge {
-                    metric: j.metric.value.clone(),
-                    fail_when_increase: j.fail_when != Some(raw::Direction::Decrease),
-                    confidence,
-                    tolerance: j.tolerance.as_ref().map(|t| t.value).unwrap_or(0.1),
-                }
-            })
-            .collect();
-        Some(Analysis {
+            }
+            if versions.stable == versions.canary {
+                self.error(
+                    "`versions`: stable and canary have the same label value",
+                    v.canary.as_ref().map_or(id_span, |t| t.span),
+                );
+            }
+        }
+        self.rollout_metrics.push((id_span, names));
+        ok.then_some(Analysis {
             interval,
             source,
             metrics,
             rules,
             failure_limit: a.failure_limit.unwrap_or(0),
             judges,
+            warmup,
+            min_requests,
+            inconclusive_limit,
+            versions,
         })
     }
 
-    fn metric_ref(&mut self, name: &str, names: &[String], t: &Text) {
+    /// A scrape expression, parsed; its errors point at the column.
+    fn scrape_query(&mut self, name: &str, q: &Text, interval: Duration) -> Option<Query> {
+        match Query::parse(&q.value) {
+            Ok(parsed) => {
+                if let Some(w) = parsed.longest_window().filter(|w| *w <= interval) {
+                    self.error(
+                        format!(
+                            "metric `{name}`: the range [{}] is not longer than the interval {}",
+                            format_duration(w),
+                            format_duration(interval),
+                        ),
+                        q.span,
+                    )
+                    .help = Some(format!(
+                        "a rate needs two scrapes inside its range, e.g. [{}]",
+                        format_duration(interval.saturating_mul(2))
+                    ));
+                    return None;
+                }
+                Some(parsed)
+            }
+            Err(e) => {
+                let byte = q
+                    .value
+                    .char_indices()
+                    .nth(e.column.saturating_sub(1))
+                    .map_or(q.value.len(), |(i, _)| i);
+                let span = match inner_offset(self.src, q) {
+                    Some(base) => Span::new(base + byte, base + byte + 1),
+                    None => q.span,
+                };
+                self.error(format!("metric `{name}`: {}", e.message), span);
+                None
+            }
+        }
+    }
+
+    /// An analysis rule or level condition; every metric it names must be
+    /// one of `names` (with `level`, the message says which level).
+    fn rule(&mut self, t: &Text, names: &[String], level: Option<&str>) -> Option<Rule> {
+        match Rule::parse(&t.value) {
+            Ok(r) => {
+                let mut ok = true;
+                if level.is_none() {
+                    for name in metric_names(&r) {
+                        ok &= self.metric_ref(name, names, t);
+                    }
+                }
+                ok.then_some(r)
+            }
+            Err(e) => {
+                self.cond_error(t, e);
+                None
+            }
+        }
+    }
+
+    /// Whether `name` is a metric of `names`; an error with a suggestion if not.
+    fn metric_ref(&mut self, name: &str, names: &[String], t: &Text) -> bool {
         if names.iter().any(|n| n == name) {
-            return;
+            return true;
         }
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let help = match suggest(name, &refs) {
@@ -1093,6 +1248,7 @@ impl Compiler<'_> {
             None => "declare it under `analysis: metrics:`".into(),
         };
         self.error(format!("unknown metric `{name}`"), t.span).help = Some(help);
+        false
     }
 
     fn level(&mut self, d: &crate::de::Deferred<raw::RawLevel>) -> Option<Level> {
@@ -1103,33 +1259,69 @@ impl Compiler<'_> {
                 span,
             );
         }
-        let when = l
-            .when
-            .iter()
-            .filter_map(|t| self.condition(t, true))
-            .collect();
+        let mut when = Vec::new();
+        for t in &l.when {
+            let Some(rule) = self.rule(t, &[], Some(&l.name.value)) else {
+                continue;
+            };
+            // A level applies to every rollout of the plan: each must
+            // define the metrics it reads, or it could never hold there.
+            for (rollout, names) in std::mem::take(&mut self.rollout_metrics) {
+                for name in metric_names(&rule) {
+                    if names.iter().any(|n| n == name) {
+                        continue;
+                    }
+                    let (line, _) = self.lines.line_col(self.src, rollout.start);
+                    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+                    let help = match suggest(name, &refs) {
+                        Some(s) => format!("did you mean `{s}`?"),
+                        None => format!(
+                            "levels apply to every rollout: declare `{name}` in the analysis of the rollout on line {line}"
+                        ),
+                    };
+                    self.error(
+                        format!(
+                            "level `{}`: unknown metric `{name}` (the rollout on line {line} does not define it)",
+                            l.name.value
+                        ),
+                        t.span,
+                    )
+                    .help = Some(help);
+                }
+                self.rollout_metrics.push((rollout, names));
+            }
+            when.push(rule);
+        }
         let mut actions = Vec::new();
         for a in &l.actions {
-            match &a.value {
-                Action::RollbackAfter(d) => {
-                    if let Err(m) = parse_duration(d) {
+            let action = match &a.value {
+                Action::RollbackAfter(d) => match parse_duration(d) {
+                    Ok(d) => LevelAction::RollbackAfter(d),
+                    Err(m) => {
                         self.error(m, a.span);
+                        continue;
                     }
-                }
+                },
                 Action::Notify(ch) => {
                     self.channel(&Spanned {
                         span: a.span,
                         value: ch.clone(),
                     });
+                    LevelAction::Notify(ch.clone())
                 }
                 Action::DisableFlag(k) if k.trim().is_empty() => {
                     self.error("`disable-flag` needs a flag key", a.span);
+                    continue;
                 }
-                _ => {}
-            }
-            actions.push(a.value.clone());
+                Action::DisableFlag(k) => LevelAction::DisableFlag(k.trim().to_string()),
+                Action::Pause => LevelAction::Pause,
+                Action::Freeze => LevelAction::Freeze,
+                Action::Rollback => LevelAction::Rollback,
+                Action::Continue => LevelAction::Continue,
+            };
+            actions.push(action);
         }
-        if actions.is_empty() {
+        if l.actions.is_empty() {
             self.error(format!("level `{}` has no `actions`", l.name.value), span);
         }
         if l.review == Some(true) {
@@ -1148,6 +1340,17 @@ impl Compiler<'_> {
             review: l.review.unwrap_or(false),
         })
     }
+}
+
+/// The metrics a rule reads, each once, in order.
+fn metric_names(rule: &Rule) -> Vec<&str> {
+    let mut names: Vec<&str> = Vec::new();
+    for (_, name) in rule.metrics() {
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names
 }
 
 fn article(word: &str) -> &'static str {

@@ -174,6 +174,17 @@ pub fn parse(text: &str) -> Result<Condition, CondError> {
     })
 }
 
+/// The operator a mistyped one probably meant, as a message suffix.
+pub(crate) fn op_hint(bad: &str) -> &'static str {
+    match bad {
+        "=" => " (did you mean `==`?)",
+        "=<" => " (did you mean `<=`?)",
+        "=>" => " (did you mean `>=`?)",
+        "<>" => " (did you mean `!=`?)",
+        _ => "",
+    }
+}
+
 struct P<'a> {
     s: &'a str,
     i: usize,
@@ -251,13 +262,7 @@ impl<'a> P<'a> {
         }
         let start = self.i;
         let bad = self.word().to_string();
-        let hint = match bad.as_str() {
-            "=" => " (did you mean `==`?)",
-            "=<" => " (did you mean `<=`?)",
-            "=>" => " (did you mean `>=`?)",
-            "<>" => " (did you mean `!=`?)",
-            _ => "",
-        };
+        let hint = op_hint(&bad);
         Err(self.err(
             format!(
                 "unknown operator `{bad}`{hint}; use ==, !=, <, <=, >, >=, contains, !contains or matches"

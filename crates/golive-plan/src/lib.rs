@@ -8,7 +8,10 @@
 //! - [`raw`]: the plan as written; the single source of the JSON Schema.
 //! - [`compile`]: raw plan → [`Plan`], every error collected with its span.
 //! - [`model`]: the validated plan the rest of golive consumes.
-//! - [`cond`]: the condition language of checks, rules and rollback levels.
+//! - [`cond`]: the condition language of checks.
+//! - [`rule`]: analysis rules and rollback-level conditions (canary and
+//!   baseline arithmetic, held `for` a duration).
+//! - [`query`]: scrape expressions (a PromQL subset), parsed at compile time.
 //! - [`time`]: durations and T-offsets.
 //! - [`diag`]: diagnostics and their rendering.
 //! - [`import`]: a go-live Markdown checklist → a plan (`golive import`).
@@ -23,7 +26,9 @@ pub mod de;
 pub mod diag;
 pub mod import;
 pub mod model;
+pub mod query;
 pub mod raw;
+pub mod rule;
 pub mod schema;
 pub mod source;
 pub mod time;

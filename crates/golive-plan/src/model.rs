@@ -12,10 +12,12 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::cond::Condition;
+use crate::query::Query;
 pub use crate::raw::{
     Action, DnsRecord, Evidence, OnFailure, OnInterrupt, RawCommand, RawDns, RawEnvCheck,
     RawFileCheck, RawHttp, RawPostgres, RawPrometheus, RawRedis, RawTcp, RawTls, Strategy,
 };
+use crate::rule::Rule;
 use crate::time::TOffset;
 
 macro_rules! id_type {
@@ -368,8 +370,8 @@ pub struct Rollout {
     pub steps: Vec<Step>,
     /// How traffic moves.
     pub traffic: Traffic,
-    /// Go/no-go analysis.
-    pub analysis: Analysis,
+    /// Go/no-go analysis (boxed: it is most of a rollout's size).
+    pub analysis: Box<Analysis>,
     /// Blue-green: how long the previous version stays ready.
     pub keep_previous: Option<Duration>,
 }
@@ -447,14 +449,56 @@ pub struct Analysis {
     pub interval: Duration,
     /// Metric source.
     pub source: MetricSource,
-    /// Named metrics.
+    /// Named metrics, unique by name.
     pub metrics: Vec<Metric>,
-    /// Threshold rules; any that holds fails the step.
-    pub rules: Vec<Condition>,
+    /// Rules; one that fires (held for its `for`) fails the evaluation.
+    pub rules: Vec<Rule>,
     /// Failed evaluations tolerated.
     pub failure_limit: u32,
     /// Canary-versus-baseline judges.
     pub judges: Vec<Judge>,
+    /// After each weight change, how long evaluations are journaled
+    /// without a verdict (the windows fill with the new weight's traffic).
+    pub warmup: Duration,
+    /// The fewest requests in the window before a verdict.
+    pub min_requests: Option<MinRequests>,
+    /// Inconclusive evaluations in a row (after the warm-up) before a
+    /// person is asked.
+    pub inconclusive_limit: u32,
+    /// How the metrics' series name the two versions.
+    pub versions: Versions,
+}
+
+/// The fewest requests a side must have served, in the metric's window,
+/// before its values decide anything.
+#[derive(Clone, Debug)]
+pub struct MinRequests {
+    /// A metric of the analysis counting the requests in its window.
+    pub metric: String,
+    /// The fewest.
+    pub count: f64,
+}
+
+/// How Prometheus series name the two versions: a label and its value
+/// for each (default `version`, `stable`, `canary`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Versions {
+    /// The label (`version`).
+    pub label: String,
+    /// Its value on the stable version's series.
+    pub stable: String,
+    /// Its value on the canary's series.
+    pub canary: String,
+}
+
+impl Default for Versions {
+    fn default() -> Versions {
+        Versions {
+            label: "version".into(),
+            stable: "stable".into(),
+            canary: "canary".into(),
+        }
+    }
 }
 
 /// A named metric.
@@ -462,8 +506,27 @@ pub struct Analysis {
 pub struct Metric {
     /// Name used in rules.
     pub name: String,
-    /// PromQL query or scrape expression.
-    pub query: String,
+    /// How its value is obtained.
+    pub query: MetricQuery,
+}
+
+/// A metric's query, by source.
+#[derive(Clone, Debug)]
+pub enum MetricQuery {
+    /// PromQL sent to Prometheus (`{{version}}` replaced per side).
+    Prometheus(String),
+    /// A scrape expression, parsed.
+    Scrape(Query),
+}
+
+impl MetricQuery {
+    /// The query as written.
+    pub fn text(&self) -> &str {
+        match self {
+            MetricQuery::Prometheus(q) => q,
+            MetricQuery::Scrape(q) => q.text(),
+        }
+    }
 }
 
 /// A canary-versus-baseline comparison.
@@ -493,12 +556,48 @@ pub struct Rollback {
 pub struct Level {
     /// Name.
     pub name: String,
-    /// Any of these triggers the level.
-    pub when: Vec<Condition>,
+    /// Any of these, held for its `for`, triggers the level.
+    pub when: Vec<Rule>,
     /// Actions in order.
-    pub actions: Vec<Action>,
+    pub actions: Vec<LevelAction>,
     /// Drafted by the importer.
     pub review: bool,
+}
+
+impl Level {
+    /// Whether the level stops the rollout from going on by itself
+    /// (pauses, rolls back now or after a grace, or freezes).
+    pub fn stops(&self) -> bool {
+        self.actions.iter().any(|a| {
+            matches!(
+                a,
+                LevelAction::Pause
+                    | LevelAction::Freeze
+                    | LevelAction::Rollback
+                    | LevelAction::RollbackAfter(_)
+            )
+        })
+    }
+}
+
+/// A level's action, compiled.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LevelAction {
+    /// Turn a feature flag off and go on.
+    DisableFlag(String),
+    /// Hold the rollout (analysis goes on) until a person promotes, or the
+    /// level clears.
+    Pause,
+    /// Stop moving traffic, never roll back.
+    Freeze,
+    /// Send a message to a channel.
+    Notify(String),
+    /// Roll back unless the level clears within this long of being entered.
+    RollbackAfter(Duration),
+    /// Roll back now.
+    Rollback,
+    /// Record and go on.
+    Continue,
 }
 
 /// Watch window after go-live.

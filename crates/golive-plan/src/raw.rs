@@ -629,6 +629,52 @@ pub struct RawAnalysis {
     /// Canary-versus-baseline comparisons.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub judge: Vec<RawJudge>,
+    /// After each weight change, how long evaluations are recorded without
+    /// a verdict while the metrics' windows fill with the new weight's
+    /// traffic, e.g. `10s` (default 0s; at least the longest window is
+    /// advised).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup: Option<Text>,
+    /// The fewest requests a version must have served in the window before
+    /// its values decide anything; fewer make the evaluation inconclusive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_requests: Option<RawMinRequests>,
+    /// Inconclusive evaluations in a row, after the warm-up, before the
+    /// rollout pauses for a person (default 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inconclusive_limit: Option<Spanned<u32>>,
+    /// How the Prometheus series name the two versions (default: label
+    /// `version`, values `stable` and `canary`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub versions: Option<RawVersions>,
+}
+
+/// The minimum sample size of an analysis.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawMinRequests {
+    /// A metric (from `metrics`) giving the requests a version served in
+    /// its window, e.g. `sum by (version) (increase(http_requests_total[30s]))`.
+    pub metric: Text,
+    /// The fewest requests, e.g. 50.
+    pub count: Spanned<u32>,
+}
+
+/// How series name the versions: `{{version}}` in a query is replaced by
+/// `stable` or `canary` (the value of that version), and a query without it
+/// gives the two sides by the label's value.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawVersions {
+    /// The label that tells the versions apart (default `version`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<Text>,
+    /// Its value on the stable version's series (default `stable`), e.g. `v1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable: Option<Text>,
+    /// Its value on the canary's series (default `canary`), e.g. `v2`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<Text>,
 }
 
 /// Metrics endpoints of the two versions.

@@ -222,3 +222,118 @@ fn the_committed_schema_is_the_generated_one() {
     assert_eq!(v["title"], "golive plan");
     assert!(v["properties"]["phases"].is_object());
 }
+
+const PLANTED_ANALYSIS: &str = r#"name: planted-analysis
+channels:
+  war-room: {log: true}
+phases:
+  - title: Release
+    items:
+      - id: canary
+        rollout:
+          strategy: canary
+          traffic: {flag: {key: new}}
+          steps: [{weight: 10, pause: 1m}, {weight: 100}]
+          analysis:
+            interval: 10s
+            scrape:
+              stable: http://127.0.0.1:9/metrics
+              canary: http://127.0.0.1:9/metrics
+            inconclusive_limit: 0
+            min_requests: {metric: request, count: 10}
+            metrics:
+              - name: requests
+                expr: sum(increase(http_requests_total[30s]))
+              - name: error_rate
+                expr: sum(rate(http_requests_total{code="500"}[1m]) / sum(rate(http_requests_total[1m]))
+              - name: requests
+                expr: sum(rate(http_requests_total[1m]))
+              - name: short
+                expr: rate(http_requests_total[10s])
+              - name: regex
+                expr: http_requests_total{code=~"(("}
+            rules:
+              - canary.eror_rate - stable.error_rate > 2%
+              - requests > 5x
+              - requests = 1
+            judge:
+              - {metric: latency, tolerance: -1}
+rollback:
+  levels:
+    - name: slow
+      when: [canary.p95 > 1.3 * stable.p95 for 1m]
+      actions: [{rollback-after: soon}]
+"#;
+
+#[test]
+fn analysis_mistakes_are_all_reported_with_their_lines() {
+    let c = compile(PLANTED_ANALYSIS, &no_env);
+    assert!(c.plan.is_none());
+    let found = located(PLANTED_ANALYSIS, &c);
+    let errors: Vec<&Located> = found
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .collect();
+    let expect = [
+        (
+            "`inconclusive_limit` must be at least 1",
+            "inconclusive_limit: 0",
+        ),
+        ("unknown metric `request`", "min_requests:"),
+        (
+            "metric `error_rate`: expected `)`",
+            "expr: sum(rate(http_requests_total{code=\"500\"}",
+        ),
+        (
+            "metric `requests` is defined twice",
+            "expr: sum(rate(http_requests_total[1m]))",
+        ),
+        (
+            "the range [10s] is not longer than the interval 10s",
+            "rate(http_requests_total[10s])",
+        ),
+        ("metric `regex`:", "code=~\"((\""),
+        ("unknown metric `eror_rate`", "canary.eror_rate"),
+        ("`5x` is not a number", "requests > 5x"),
+        ("expected a comparison, found `=`", "requests = 1"),
+        ("unknown metric `latency`", "{metric: latency"),
+        ("`tolerance` must be a number ≥ 0", "{metric: latency"),
+        ("level `slow`: unknown metric `p95`", "canary.p95"),
+        ("`soon` is not a duration", "rollback-after: soon"),
+    ];
+    for (message, line_text) in expect {
+        let line = if message.contains("defined twice") {
+            PLANTED_ANALYSIS
+                .lines()
+                .position(|l| l.contains("- name: requests"))
+                .and_then(|first| {
+                    PLANTED_ANALYSIS
+                        .lines()
+                        .enumerate()
+                        .skip(first + 1)
+                        .find(|(_, l)| l.contains("- name: requests"))
+                })
+                .map(|(i, _)| i + 1)
+                .expect("twice")
+        } else {
+            line_of(PLANTED_ANALYSIS, line_text)
+        };
+        let hit = errors
+            .iter()
+            .find(|d| d.message.contains(message))
+            .unwrap_or_else(|| panic!("no error `{message}` in {errors:#?}"));
+        assert_eq!(hit.line, line, "line of `{message}`");
+    }
+    let twice = errors
+        .iter()
+        .find(|d| d.message.contains("defined twice"))
+        .expect("duplicate");
+    assert!(
+        twice.help.as_deref().is_some_and(|h| h.contains(&format!(
+            "line {}",
+            line_of(PLANTED_ANALYSIS, "- name: requests")
+        ))),
+        "{twice:?}"
+    );
+    assert_eq!(errors.len(), expect.len(), "{errors:#?}");
+}

@@ -94,7 +94,9 @@ phases:
               canary: ${CANARY_METRICS}
             metrics:
               - name: error_rate
-                expr: sum(rate(demo_http_requests_total{code="500"}[10s])) / sum(rate(demo_http_requests_total[10s]))
+                # Errors per second: 0 without traffic (the story sends none),
+                # so every evaluation has a verdict.
+                expr: sum(rate(demo_http_requests_total{code="500"}[10s])) or vector(0)
             rules:
               - error_rate > 0.5
 "#;

@@ -487,3 +487,419 @@ async fn spike_threshold() {
     rig.shutdown().await;
     println!("spike/threshold test took {:?}", started.elapsed());
 }
+
+// ───────────────────────── decision scenarios ─────────────────────────
+
+/// The plan of docs/rollout.md, run unchanged by every scenario.
+const DOCS_PLAN: &str = include_str!("../../../docs/examples/canary-haproxy-prometheus.yaml");
+
+/// Latency both versions have in every scenario (ms): with ±20% jitter and
+/// a few ms of overhead it stays inside the demo's (25, 50] ms histogram
+/// bucket, and +30% moves the canary's p95 into the next one. (A
+/// histogram's quantile is only as fine as its buckets.)
+const BASE_LATENCY_MS: u64 = 35;
+
+/// What a scenario should end with.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Expect {
+    Promoted,
+    RolledBack,
+    /// Recorded, not asserted (a regression below the rules' threshold).
+    Either,
+}
+
+/// One scenario: the load, each version's fault, what should happen.
+#[derive(Clone, Copy, Debug)]
+struct Scenario {
+    name: &'static str,
+    rate: u32,
+    /// Extra error ratio of the canary, and of both versions.
+    canary_errors: f64,
+    global_errors: f64,
+    /// Extra latency of the canary, as a share of the base latency.
+    canary_slower: f64,
+    expect: Expect,
+}
+
+const fn scenario(name: &'static str, rate: u32, canary_errors: f64, expect: Expect) -> Scenario {
+    Scenario {
+        name,
+        rate,
+        canary_errors,
+        global_errors: 0.0,
+        canary_slower: 0.0,
+        expect,
+    }
+}
+
+const SCENARIOS: [Scenario; 8] = [
+    scenario("healthy", 200, 0.0, Expect::Promoted),
+    scenario("+2% errors", 200, 0.02, Expect::Either),
+    scenario("+5% errors", 200, 0.05, Expect::RolledBack),
+    scenario("+12% errors", 200, 0.12, Expect::RolledBack),
+    Scenario {
+        canary_slower: 0.3,
+        ..scenario("+30% latency", 200, 0.0, Expect::RolledBack)
+    },
+    Scenario {
+        global_errors: 0.08,
+        ..scenario("8% errors on both", 200, 0.0, Expect::Promoted)
+    },
+    scenario("5 req/s healthy", 5, 0.0, Expect::Promoted),
+    scenario("5 req/s +12% errors", 5, 0.12, Expect::RolledBack),
+];
+
+/// How a scenario went.
+struct Outcome {
+    scenario: Scenario,
+    finished: Finished,
+    /// From the first weight to the decision (the weight 0 of a rollback,
+    /// or the weight 100 of a promotion).
+    to_decision: Duration,
+    rolled_back: bool,
+}
+
+fn docs_vars(rig: &Rig) -> Vec<(String, String)> {
+    vec![
+        ("HAPROXY_SOCKET".into(), rig.haproxy_socket().into()),
+        ("PROMETHEUS_URL".into(), rig.prometheus_url.clone()),
+    ]
+}
+
+fn set_faults(rig: &Rig, s: &Scenario, canary_extra: f64) {
+    let base = golive_demo::Fault {
+        error_rate: s.global_errors,
+        latency_ms: BASE_LATENCY_MS,
+    };
+    rig.demo.stable.set_fault(base);
+    rig.demo.canary.set_fault(golive_demo::Fault {
+        error_rate: s.global_errors + canary_extra,
+        latency_ms: (BASE_LATENCY_MS as f64 * (1.0 + s.canary_slower)).round() as u64,
+    });
+}
+
+async fn run_scenario(s: Scenario) -> Outcome {
+    let mut rig = Rig::start_opts(Via::Haproxy, false).await;
+    rig.rate = s.rate;
+    set_faults(&rig, &s, s.canary_errors);
+    let vars = docs_vars(&rig);
+    let finished = rig
+        .run_with(DOCS_PLAN, &vars, Inject::Nothing, Duration::ZERO, DEADLINE)
+        .await;
+    let first = finished.weights.first().map_or(Duration::ZERO, |w| w.seen);
+    let rolled_back = finished.status != RunStatus::Succeeded;
+    let decided = finished
+        .weights
+        .iter()
+        .rev()
+        .find(|w| w.canary == if rolled_back { 0 } else { 100 })
+        .map_or(finished.ended, |w| w.seen);
+    rig.shutdown().await;
+    Outcome {
+        scenario: s,
+        to_decision: decided.saturating_sub(first),
+        rolled_back,
+        finished,
+    }
+}
+
+/// Flagger's default on the same data: each evaluation is a check that
+/// fails when the canary's success rate is below 99% (error rate above
+/// 1%; the canary alone, no baseline), and the 5th failed check rolls back.
+/// `(verdict, seconds from the first weight)`; "undecided" when golive's
+/// run ended first.
+fn flagger_default(run: &Finished) -> (&'static str, Option<f64>) {
+    const THRESHOLD: u32 = 5;
+    let first = run
+        .events
+        .iter()
+        .find(|e| e.kind == "rollout.weight")
+        .map(|e| e.at);
+    let mut failed = 0;
+    for e in run.events.iter().filter(|e| e.kind == "rollout.analysis") {
+        let canary = e.data["evaluation"]["values"]["error_rate"]["canary"].as_f64();
+        if canary.is_some_and(|v| v > 0.01) {
+            failed += 1;
+        }
+        if failed >= THRESHOLD {
+            let secs = first.map(|f| e.at.duration_since(f).as_secs_f64());
+            return ("rolled back", secs);
+        }
+    }
+    if run.status == RunStatus::Succeeded {
+        ("promoted", None)
+    } else {
+        ("undecided", None)
+    }
+}
+
+fn print_outcome(o: &Outcome) {
+    let (flagger, flagger_at) = flagger_default(&o.finished);
+    let why = o
+        .finished
+        .events
+        .iter()
+        .filter(|e| e.kind == "rollout.decision")
+        .map(|e| {
+            format!(
+                "{} {}",
+                e.data["level"]
+                    .as_str()
+                    .or(e.data["action"].as_str())
+                    .unwrap_or("?"),
+                e.data["action"].as_str().unwrap_or("")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    println!(
+        "scenario {:<22}| {:<12}| {:>5.1}s | flagger {:<12}| {} | weights {:?} decisions [{why}]",
+        o.scenario.name,
+        if o.rolled_back {
+            "rolled back"
+        } else {
+            "promoted"
+        },
+        o.to_decision.as_secs_f64(),
+        flagger,
+        flagger_at.map_or("-".into(), |t| format!("{t:.1}s")),
+        o.finished.canary_weights(),
+    );
+}
+
+#[test]
+fn the_docs_plan_promotes_healthy_and_shared_faults_and_rolls_back_regressions() {
+    block_on_big_stack("scenarios", scenarios);
+}
+
+async fn scenarios() {
+    let _one_at_a_time = SERIAL.lock().await;
+    let started = Instant::now();
+    // Three rigs at a time: each is two services, HAProxy, Prometheus and
+    // its load; more would starve Prometheus's 1 s scrapes on two cores.
+    let mut outcomes = Vec::new();
+    for wave in SCENARIOS.chunks(3) {
+        let pick = |i: usize| async move {
+            match wave.get(i) {
+                Some(s) => Some(run_scenario(*s).await),
+                None => None,
+            }
+        };
+        let (a, b, c) = tokio::join!(pick(0), pick(1), pick(2));
+        let results: Vec<Outcome> = [a, b, c].into_iter().flatten().collect();
+        for o in &results {
+            print_outcome(o);
+        }
+        outcomes.extend(results);
+    }
+    for o in &outcomes {
+        let s = &o.scenario;
+        match s.expect {
+            Expect::Promoted => {
+                assert!(
+                    !o.rolled_back,
+                    "{}: rolled back\n{}",
+                    s.name,
+                    o.finished.journal()
+                );
+                assert_eq!(
+                    o.finished.canary_weights(),
+                    [25, 50, 100],
+                    "{}\n{}",
+                    s.name,
+                    o.finished.journal()
+                );
+            }
+            Expect::RolledBack => {
+                assert!(
+                    o.rolled_back,
+                    "{}: promoted\n{}",
+                    s.name,
+                    o.finished.journal()
+                );
+                assert_eq!(
+                    o.finished.canary_weights().last(),
+                    Some(&0),
+                    "{}\n{}",
+                    s.name,
+                    o.finished.journal()
+                );
+            }
+            Expect::Either => {}
+        }
+        // Every rollback says why, and every automatic decision is golive's.
+        for e in o
+            .finished
+            .events
+            .iter()
+            .filter(|e| e.kind == "rollout.decision")
+        {
+            assert!(e.data["why"].is_string(), "{}: {}", s.name, e.data);
+            assert_eq!(e.data["by"], "golive", "{}: {}", s.name, e.data);
+        }
+        // The record: each step with both versions' values; a rollback
+        // with the time to detect and to roll back.
+        let result = o
+            .finished
+            .events
+            .iter()
+            .rfind(|e| e.kind == "item.finished" && e.item_id.as_deref() == Some("canary"))
+            .map(|e| &e.data["result"])
+            .expect("the rollout's result");
+        let steps = result["steps"].as_array().expect("steps recorded");
+        assert_eq!(
+            steps.len(),
+            o.finished.canary_weights().len() - usize::from(o.rolled_back)
+        );
+        for step in steps {
+            for side in ["canary", "stable"] {
+                assert!(
+                    step["values"]["requests"][side].is_number(),
+                    "{}: {step}",
+                    s.name
+                );
+            }
+        }
+        if o.rolled_back {
+            assert!(
+                result["detected_after_step_start_s"].is_number(),
+                "{result}"
+            );
+            assert!(
+                result["rolled_back_after_detection_s"].is_number(),
+                "{result}"
+            );
+        }
+    }
+    println!("scenarios: {:.1}s", started.elapsed().as_secs_f64());
+}
+
+#[test]
+fn the_docs_show_the_plan_the_scenarios_run() {
+    let doc = include_str!("../../../docs/rollout.md");
+    let block = doc
+        .split("## The plan\n\n```yaml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("docs/rollout.md has the plan");
+    assert_eq!(block, DOCS_PLAN, "docs/rollout.md and docs/examples differ");
+}
+
+/// `(level, action)` of each decision of the rollback tree, in order.
+fn level_actions(run: &Finished) -> Vec<(String, String)> {
+    run.events
+        .iter()
+        .filter(|e| e.kind == "rollout.decision")
+        .map(|e| {
+            (
+                e.data["level"].as_str().unwrap_or("").to_string(),
+                e.data["action"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_paused_level_escalates_to_the_rollback_level() {
+    block_on_big_stack("escalation", escalation);
+}
+
+async fn escalation() {
+    let _one_at_a_time = SERIAL.lock().await;
+    let mut rig = Rig::start_opts(Via::Haproxy, false).await;
+    // +5 points: `failing` pauses; then +25: `critical` rolls back before
+    // `failing`'s rollback-after runs out.
+    set_faults(
+        &rig,
+        &scenario("escalation", 200, 0.0, Expect::RolledBack),
+        0.05,
+    );
+    let vars = docs_vars(&rig);
+    let run = rig
+        .run_with(
+            DOCS_PLAN,
+            &vars,
+            Inject::CanaryErrorsOnLevel {
+                level: "failing",
+                error_rate: 0.25,
+            },
+            Duration::ZERO,
+            DEADLINE,
+        )
+        .await;
+    let decisions = level_actions(&run);
+    println!("escalation: {decisions:?}");
+    let at = |level: &str| {
+        decisions
+            .iter()
+            .position(|(l, a)| l == level && a == "escalate")
+            .unwrap_or_else(|| panic!("no `{level}` in {decisions:?}\n{}", run.journal()))
+    };
+    assert!(at("failing") < at("critical"), "{decisions:?}");
+    assert_eq!(run.status, RunStatus::RolledBack, "{}", run.journal());
+    assert_eq!(run.canary_weights().last(), Some(&0));
+    let rollback = run
+        .events
+        .iter()
+        .rfind(|e| e.kind == "rollout.decision" && e.data["action"] == "rollback")
+        .expect("a rollback decision");
+    assert!(
+        rollback.data["why"]
+            .as_str()
+            .is_some_and(|w| w.starts_with("critical: ")),
+        "{}",
+        rollback.data
+    );
+    assert_eq!(rig.haproxy_weights().await, (100, 0));
+    rig.shutdown().await;
+}
+
+#[test]
+fn rollback_while_paused_moves_traffic_to_stable() {
+    block_on_big_stack("rollback-paused", rollback_while_paused);
+}
+
+async fn rollback_while_paused() {
+    let _one_at_a_time = SERIAL.lock().await;
+    let mut rig = Rig::start_opts(Via::Haproxy, false).await;
+    set_faults(
+        &rig,
+        &scenario("paused", 200, 0.0, Expect::RolledBack),
+        0.05,
+    );
+    // `failing` pauses and waits for a person (no rollback-after here).
+    let plan = DOCS_PLAN.replace(
+        "actions: [pause, {notify: war-room}, {rollback-after: 10s}]",
+        "actions: [pause, {notify: war-room}]",
+    );
+    assert_ne!(plan, DOCS_PLAN);
+    let vars = docs_vars(&rig);
+    let run = rig
+        .run_with(
+            &plan,
+            &vars,
+            Inject::RollbackOnLevel { level: "failing" },
+            Duration::ZERO,
+            DEADLINE,
+        )
+        .await;
+    let status = run.status_when_asked.clone().expect("status when paused");
+    let paused = &status["awaiting"][0];
+    assert_eq!(paused["kind"], "rollout", "{status:#}");
+    assert_eq!(paused["awaiting"], "promote", "{status:#}");
+    assert!(
+        paused["why"]
+            .as_str()
+            .is_some_and(|w| w.contains("level `failing` holds")),
+        "{status:#}"
+    );
+    let canary = status["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|i| i["id"] == "canary"))
+        .expect("the rollout item");
+    assert_eq!(canary["status"], "waiting", "{status:#}");
+    assert_eq!(run.status, RunStatus::RolledBack, "{}", run.journal());
+    assert_eq!(run.canary_weights().last(), Some(&0), "{}", run.journal());
+    assert_eq!(rig.haproxy_weights().await, (100, 0));
+    rig.shutdown().await;
+}

@@ -36,9 +36,8 @@
 
 use std::time::{Duration, Instant};
 
-use golive_plan::cond::{Condition, Literal};
-use golive_plan::{Action, Item, Pause, Rollout};
-use golive_rollout::analysis::{Analyzer, Decision, Evaluation};
+use golive_plan::{Item, LevelAction, Pause, Rollout};
+use golive_rollout::analysis::{Analyzer, Change, Decision, Evaluation, Tree, TreeState};
 use golive_rollout::traffic::Actuator;
 use golive_store::{Actor, NewEvent, Outcome, Request, Store};
 use serde_json::{Value, json};
@@ -68,9 +67,6 @@ pub mod request {
     /// Rolls the rollout back.
     pub const ABORT: &str = "abort";
 }
-
-/// Inconclusive evaluations in a row before a person is asked.
-const INCONCLUSIVE_LIMIT: u32 = 5;
 
 /// How a step ended.
 enum StepEnd {
@@ -111,6 +107,25 @@ struct Rolling<'a, S: Store + 'static> {
     rollout: &'a Rollout,
     actuator: Actuator,
     analyzer: Analyzer,
+    /// The plan's rollback levels, observed every evaluation.
+    tree: Tree,
+    /// Why the last evaluation without a verdict had none.
+    last_why: String,
+    /// The pause reasons `golive status` shows now ("" when running).
+    shown_pause: String,
+    /// When the current step (its weight) started.
+    step_started: Instant,
+    /// The record of each step held so far, for the item's result.
+    record: Vec<Value>,
+    /// The last evaluation's values (canary and stable) of this step.
+    last_values: Value,
+    /// Evaluations in this step.
+    evaluations: u32,
+    /// When the first failing evaluation (or stopping level) was seen, and
+    /// how long after its step started.
+    detected: Option<(Instant, Duration)>,
+    /// From detection to the canary's weight 0.
+    rolled_back_after: Option<Duration>,
     actor: Actor,
     /// Promote requests already used.
     promotes_used: usize,
@@ -154,70 +169,42 @@ pub(crate) async fn run<S: Store + 'static>(
         rollout,
         actuator,
         analyzer,
+        tree: Tree::new(&ctx.plan.rollback.levels),
+        last_why: String::new(),
+        shown_pause: String::new(),
+        step_started: Instant::now(),
+        record: Vec::new(),
+        last_values: Value::Null,
+        evaluations: 0,
+        detected: None,
+        rolled_back_after: None,
+        // Automatic changes are golive's, not the worker process's.
         actor: Actor {
-            name: engine.owner.clone(),
-            source: None,
+            name: "golive".into(),
+            source: Some(format!("rollout {}", item.id)),
         },
         promotes_used: mine(event::PROMOTED).count(),
         step: 0,
         weight: 0,
     };
-    if let Some((step, weight)) = last {
-        r.step = step;
-        if let Err(why) = r
-            .set(
-                step,
-                weight,
-                "resumed: the weight last journaled, set again",
-            )
-            .await?
-        {
-            return r.roll_back(&why).await;
-        }
+    let ended = r.drive(last).await;
+    // A paused item is running again before it finishes (the store only
+    // finishes a running item).
+    if matches!(ended, Ok(_) | Err(EngineError::RollbackRequested { .. })) {
+        r.show_paused(&[], false).await?;
     }
-    // Just set again on resume: the step's own weight needs no second call.
-    let mut reapplied = last.is_some();
-    while r.step < rollout.steps.len() {
-        let step = r.step;
-        let target = rollout.steps[step].weight;
-        if !(reapplied && target == r.weight) {
-            if let Err(why) = r.set(step, target, "step").await? {
-                return r.roll_back(&why).await;
+    match ended {
+        // A person asked for the plan's rollback (in any state, paused
+        // included): the canary goes back to 0 before the rollback items run.
+        Err(e @ EngineError::RollbackRequested { .. }) => {
+            if r.weight != 0 {
+                let step = r.step;
+                let _ = r.set(step, 0, "rollback requested").await?;
             }
+            Err(e)
         }
-        reapplied = false;
-        r.analyzer.start_step();
-        match r.hold(step).await? {
-            StepEnd::Next => r.step += 1,
-            StepEnd::Rollback(why) => return r.roll_back(&why).await,
-            StepEnd::Freeze(why) => {
-                let result = r.result(json!({ "frozen": true, "why": why }));
-                return Ok((Outcome::Failed, result));
-            }
-        }
+        other => other,
     }
-    // Blue-green: the previous version stays ready for an instant switch
-    // back while the analysis watches the new one, then it is retired.
-    if let Some(keep) = rollout.keep_previous {
-        match r.watch(keep).await? {
-            None => {
-                r.journal(
-                    event::DECISION,
-                    json!({ "action": "retire-previous", "why": format!("healthy for {}", golive_plan::time::format_duration(keep)) }),
-                )
-                .await?;
-            }
-            Some(StepEnd::Freeze(why)) => {
-                return Ok((
-                    Outcome::Failed,
-                    r.result(json!({ "frozen": true, "why": why })),
-                ));
-            }
-            Some(StepEnd::Rollback(why)) => return r.roll_back(&why).await,
-            Some(StepEnd::Next) => {}
-        }
-    }
-    Ok((Outcome::Passed, r.result(json!({ "completed": true }))))
 }
 
 fn failed(why: &str, extra: Value) -> (Outcome, Value) {
@@ -229,12 +216,79 @@ fn failed(why: &str, extra: Value) -> (Outcome, Value) {
 }
 
 impl<S: Store + 'static> Rolling<'_, S> {
+    /// The steps, then blue-green's watch; `last` is the weight a previous
+    /// process journaled.
+    async fn drive(&mut self, last: Option<(usize, u8)>) -> Result<(Outcome, Value), EngineError> {
+        let rollout = self.rollout;
+        let r = self;
+        if let Some((step, weight)) = last {
+            r.step = step;
+            if let Err(why) = r
+                .set(
+                    step,
+                    weight,
+                    "resumed: the weight last journaled, set again",
+                )
+                .await?
+            {
+                return r.roll_back(&why).await;
+            }
+        }
+        // Just set again on resume: the step's own weight needs no second call.
+        let mut reapplied = last.is_some();
+        while r.step < rollout.steps.len() {
+            let step = r.step;
+            let target = rollout.steps[step].weight;
+            if !(reapplied && target == r.weight) {
+                if let Err(why) = r.set(step, target, "step").await? {
+                    return r.roll_back(&why).await;
+                }
+            }
+            reapplied = false;
+            r.analyzer.start_step(Instant::now());
+            match r.hold(step, None).await? {
+                StepEnd::Next => r.step += 1,
+                StepEnd::Rollback(why) => return r.roll_back(&why).await,
+                StepEnd::Freeze(why) => {
+                    let result = r.result(json!({ "frozen": true, "why": why }));
+                    return Ok((Outcome::Failed, result));
+                }
+            }
+        }
+        // Blue-green: the previous version stays ready for an instant switch
+        // back while the analysis watches the new one, then it is retired.
+        if let Some(keep) = rollout.keep_previous {
+            let step = r.step.saturating_sub(1);
+            match r.hold(step, Some(keep)).await? {
+                StepEnd::Next => {
+                    r.journal(
+                        event::DECISION,
+                        json!({ "action": "retire-previous", "by": "golive", "why": format!("healthy for {}", golive_plan::time::format_duration(keep)) }),
+                    )
+                    .await?;
+                }
+                StepEnd::Freeze(why) => {
+                    return Ok((
+                        Outcome::Failed,
+                        r.result(json!({ "frozen": true, "why": why })),
+                    ));
+                }
+                StepEnd::Rollback(why) => return r.roll_back(&why).await,
+            }
+        }
+        Ok((Outcome::Passed, r.result(json!({ "completed": true }))))
+    }
+
     fn result(&self, extra: Value) -> Value {
+        let secs = |d: Option<Duration>| d.map(|d| (d.as_secs_f64() * 1000.0).round() / 1000.0);
         let mut v = json!({
             "strategy": format!("{:?}", self.rollout.strategy).to_lowercase(),
             "traffic": self.actuator.describe(),
             "step": self.step,
             "weight": self.weight,
+            "steps": self.record,
+            "detected_after_step_start_s": secs(self.detected.map(|(_, d)| d)),
+            "rolled_back_after_detection_s": secs(self.rolled_back_after),
         });
         if let (Some(map), Value::Object(more)) = (v.as_object_mut(), extra) {
             map.extend(more);
@@ -298,10 +352,17 @@ impl<S: Store + 'static> Rolling<'_, S> {
 
     /// Canary back to 0 and the item failed, with why.
     async fn roll_back(&mut self, why: &str) -> Result<(Outcome, Value), EngineError> {
-        self.journal(event::DECISION, json!({ "action": "rollback", "why": why }))
+        self.journal(
+            event::DECISION,
+            json!({ "action": "rollback", "by": "golive", "step": self.step, "weight": self.weight, "why": why }),
+        )
             .await?;
         let step = self.step;
         let reset = match self.set(step, 0, "rollback").await? {
+            Ok(()) if self.detected.is_some() => {
+                self.rolled_back_after = self.detected.map(|(at, _)| at.elapsed());
+                Value::Bool(true)
+            }
             Ok(()) => Value::Bool(true),
             Err(e) => Value::String(e),
         };
@@ -347,57 +408,210 @@ impl<S: Store + 'static> Rolling<'_, S> {
         Ok(false)
     }
 
-    /// Holds a step for its pause, analysing every interval.
-    async fn hold(&mut self, step: usize) -> Result<StepEnd, EngineError> {
-        let pause = self.rollout.steps[step].pause;
-        let gated = !self.rollout.steps[step].approve.is_empty()
-            || !self.rollout.steps[step].checks.is_empty();
+    /// Holds a step (or the watch) and records it: its weight, how long,
+    /// how many evaluations, the last values of both versions, how it ended.
+    async fn hold(&mut self, step: usize, watch: Option<Duration>) -> Result<StepEnd, EngineError> {
+        let started = Instant::now();
+        self.step_started = started;
+        self.evaluations = 0;
+        self.last_values = Value::Null;
+        let end = self.hold_step(step, watch).await?;
+        let (ended, why) = match &end {
+            StepEnd::Next => ("next", None),
+            StepEnd::Rollback(why) => ("rollback", Some(why.clone())),
+            StepEnd::Freeze(why) => ("freeze", Some(why.clone())),
+        };
+        self.record.push(json!({
+            "step": step,
+            "weight": self.weight,
+            "watch": watch.is_some(),
+            "held_s": (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+            "evaluations": self.evaluations,
+            "values": self.last_values,
+            "ended": ended,
+            "why": why,
+        }));
+        Ok(end)
+    }
+
+    /// Holds a step (or, with `watch`, the blue-green watch after the
+    /// switch) while analysing every interval; how it ended.
+    async fn hold_step(
+        &mut self,
+        step: usize,
+        watch: Option<Duration>,
+    ) -> Result<StepEnd, EngineError> {
+        let spec = &self.rollout.steps[step];
+        let (pause, gated) = match watch {
+            Some(d) => (Pause::For(d), false),
+            None => (
+                spec.pause,
+                !spec.approve.is_empty() || !spec.checks.is_empty(),
+            ),
+        };
         let started = Instant::now();
         let interval = self.analyzer.interval().max(Duration::from_millis(100));
+        let limit = self.rollout.analysis.inconclusive_limit;
         let mut inconclusive = 0u32;
-        let mut waiting_for_person = matches!(pause, Pause::Manual) || gated;
-        let mut announced = false;
+        let mut passed = 0u32;
+        let mut for_person = matches!(pause, Pause::Manual) || gated;
+        let mut stuck: Option<String> = None;
+        // A level a person let go on (promote) while it held.
+        let mut acked: Option<usize> = None;
         loop {
             if let Some(end) = self.check().await? {
                 return Ok(end);
             }
             let held = self.asked().await?.paused;
             let evaluation = self.evaluate(step).await?;
-            match &evaluation.decision {
-                Decision::Continue => inconclusive = 0,
-                Decision::Inconclusive { .. } => inconclusive += 1,
-                Decision::Fail { why } => match self.decide(&evaluation, why).await? {
-                    Some(end) => return Ok(end),
-                    None => inconclusive = 0,
-                },
-            }
-            if inconclusive >= INCONCLUSIVE_LIMIT && !waiting_for_person {
-                self.journal(
-                    event::DECISION,
-                    json!({ "action": "pause", "why": "the analysis is inconclusive; a person decides: promote to go on, abort to roll back" }),
-                )
-                .await?;
-                waiting_for_person = true;
-            }
-            if waiting_for_person && !announced {
-                self.ask(&format!("step {step} holds until promoted"))
-                    .await?;
-                announced = true;
-            }
-            if self.take_promote().await? {
-                return self.gate_checks(step).await;
-            }
-            let elapsed = started.elapsed();
-            let done = match pause {
-                Pause::None => !waiting_for_person,
-                Pause::For(d) => elapsed >= d && !waiting_for_person,
+            let now = Instant::now();
+            let pause_over = match pause {
+                Pause::None => true,
+                Pause::For(d) => started.elapsed() >= d,
                 Pause::Manual => false,
             };
-            if done && !held {
-                return self.gate_checks(step).await;
+            let mut rules_fail = None;
+            match &evaluation.decision {
+                Decision::Continue => {
+                    inconclusive = 0;
+                    passed += 1;
+                }
+                Decision::Fail { why } => {
+                    inconclusive = 0;
+                    rules_fail = Some(why.clone());
+                }
+                Decision::Inconclusive { why } => {
+                    inconclusive += 1;
+                    self.last_why = why.clone();
+                }
+                // Waiting is expected while the step's pause runs; past
+                // it, a step without a verdict is inconclusive.
+                Decision::Wait { why } => {
+                    if pause_over {
+                        inconclusive += 1;
+                    }
+                    self.last_why = why.clone();
+                }
+            }
+            if !matches!(evaluation.decision, Decision::Wait { .. }) {
+                let state = self.tree.observe(now, &evaluation.values);
+                if !matches!(state.change, Change::Same) {
+                    acked = None;
+                }
+                if let Some(end) = self.act(&state, step, acked).await? {
+                    return Ok(end);
+                }
+                let stops = state
+                    .acting
+                    .and_then(|i| self.tree.level(i))
+                    .is_some_and(golive_plan::Level::stops);
+                // A failing rule is a no-go: only a level that stops the
+                // rollout (pause, rollback-after, freeze) may hold it
+                // instead of rolling back; a milder level never lets it pass.
+                if let Some(why) = &rules_fail
+                    && !stops
+                {
+                    return Ok(StepEnd::Rollback(why.clone()));
+                }
+            }
+            if inconclusive >= limit && stuck.is_none() {
+                let why = format!(
+                    "the analysis is inconclusive ({inconclusive} evaluations in a row): {}",
+                    self.last_why
+                );
+                self.journal(
+                    event::DECISION,
+                    json!({ "action": "pause", "by": "golive", "why": why }),
+                )
+                .await?;
+                stuck = Some(why);
+            }
+            let level_pause = self
+                .tree
+                .acting()
+                .filter(|i| acked != Some(*i))
+                .and_then(|i| self.tree.level(i).map(|l| (i, l)))
+                .filter(|(_, l)| l.stops())
+                .map(|(i, l)| (i, format!("level `{}` holds", l.name)));
+            let mut reasons = Vec::new();
+            if for_person {
+                reasons.push(match pause {
+                    Pause::Manual => format!("step {step} holds until promoted (pause: manual)"),
+                    _ => format!("step {step} has gates (approve/checks): promote to go on"),
+                });
+            }
+            if let Some(why) = &stuck {
+                reasons.push(why.clone());
+            }
+            if let Some((_, why)) = &level_pause {
+                reasons.push(why.clone());
+            }
+            if held {
+                reasons.push("paused by a person: resume to go on".into());
+            }
+            self.show_paused(&reasons, held && reasons.len() == 1)
+                .await?;
+            let waiting = for_person || stuck.is_some() || level_pause.is_some();
+            if waiting && self.take_promote().await? {
+                for_person = false;
+                stuck = None;
+                acked = level_pause.map(|(i, _)| i);
+                inconclusive = 0;
+                if watch.is_none() {
+                    self.show_paused(&[], false).await?;
+                    return self.gate_checks(step).await;
+                }
+                continue;
+            }
+            let verdict = passed > 0 && rules_fail.is_none();
+            if pause_over && verdict && !waiting && !held {
+                return match watch {
+                    Some(_) => Ok(StepEnd::Next),
+                    None => self.gate_checks(step).await,
+                };
             }
             self.sleep(interval).await?;
         }
+    }
+
+    /// Shows the item as waiting for a person with `reasons` (`golive
+    /// status` says why and how to go on), or as running again when there
+    /// are none; only changes are written.
+    async fn show_paused(&mut self, reasons: &[String], resume: bool) -> Result<(), EngineError> {
+        let why = reasons.join("; ");
+        if why == self.shown_pause {
+            return Ok(());
+        }
+        let run = self.ctx.run;
+        if reasons.is_empty() {
+            self.engine
+                .store
+                .start_item(run, self.item.id.as_str(), &self.engine.owner)
+                .await?;
+        } else {
+            let (awaiting, how) = if resume {
+                (
+                    "resume",
+                    format!("golive resume {run} (or golive abort {run} --reason TEXT)"),
+                )
+            } else {
+                (
+                    "promote",
+                    format!("golive promote {run} (or golive abort {run} --reason TEXT)"),
+                )
+            };
+            let detail = json!({
+                "awaiting": awaiting,
+                "paused": true,
+                "why": why,
+                "step": self.step,
+                "weight": self.weight,
+                "how": how,
+            });
+            self.engine.wait_for(self.ctx, self.item, &detail).await?;
+        }
+        self.shown_pause = why;
+        Ok(())
     }
 
     /// The step's `checks` (check items of the plan, by id), run before the
@@ -424,7 +638,7 @@ impl<S: Store + 'static> Rolling<'_, S> {
                 .await?;
             self.journal(
                 event::DECISION,
-                json!({ "action": "gate", "check": id.as_str(), "outcome": outcome, "result": result, "why": format!("step gate `{id}`") }),
+                json!({ "action": "gate", "by": "golive", "check": id.as_str(), "outcome": outcome, "result": result, "why": format!("step gate `{id}`") }),
             )
             .await?;
             if outcome != Outcome::Passed {
@@ -432,27 +646,6 @@ impl<S: Store + 'static> Rolling<'_, S> {
             }
         }
         Ok(StepEnd::Next)
-    }
-
-    /// Keeps analysing for `d` after the last step; `Some` if the analysis
-    /// (or a person) ends it early.
-    async fn watch(&mut self, d: Duration) -> Result<Option<StepEnd>, EngineError> {
-        let until = Instant::now() + d;
-        let interval = self.analyzer.interval().max(Duration::from_millis(100));
-        while Instant::now() < until {
-            if let Some(end) = self.check().await? {
-                return Ok(Some(end));
-            }
-            let step = self.step.saturating_sub(1);
-            let evaluation = self.evaluate(step).await?;
-            if let Decision::Fail { why } = &evaluation.decision {
-                if let Some(end) = self.decide(&evaluation, why).await? {
-                    return Ok(Some(end));
-                }
-            }
-            self.sleep(interval).await?;
-        }
-        Ok(None)
     }
 
     async fn sleep(&self, d: Duration) -> Result<(), EngineError> {
@@ -472,6 +665,11 @@ impl<S: Store + 'static> Rolling<'_, S> {
             })
             .await?;
         let data = serde_json::to_value(&evaluation).unwrap_or(Value::Null);
+        self.evaluations += 1;
+        self.last_values = data["values"].clone();
+        if matches!(evaluation.decision, Decision::Fail { .. }) {
+            self.detect();
+        }
         self.journal(
             event::ANALYSIS,
             json!({ "step": step, "weight": self.weight, "evaluation": data }),
@@ -480,162 +678,134 @@ impl<S: Store + 'static> Rolling<'_, S> {
         Ok(evaluation)
     }
 
-    /// The rollback decision tree: the most severe level whose `when`
-    /// holds acts; `None` when the rollout goes on.
-    async fn decide(
+    /// Notes the first sign of a bad canary (a failing evaluation, or a
+    /// level that stops the rollout).
+    fn detect(&mut self) {
+        if self.detected.is_none() {
+            self.detected = Some((Instant::now(), self.step_started.elapsed()));
+        }
+    }
+
+    /// Carries out what changed in the decision tree: entering a level runs
+    /// its actions, a cleared level is recorded, a `rollback-after` that
+    /// ran out rolls back. `Some` when the rollout ends.
+    async fn act(
         &mut self,
-        evaluation: &Evaluation,
-        why: &str,
+        state: &TreeState,
+        step: usize,
+        acked: Option<usize>,
     ) -> Result<Option<StepEnd>, EngineError> {
-        let canary = |metric: &str| evaluation.values.get(metric).and_then(|v| v.canary);
-        let ctx = self.ctx;
-        let level = ctx.plan.rollback.levels.iter().rev().find(|l| {
-            l.when
-                .iter()
-                .any(|c| canary(&c.subject.path).is_some_and(|v| holds(c, v)))
-        });
-        let Some(level) = level else {
-            return Ok(Some(StepEnd::Rollback(why.to_string())));
+        let why_of = |i: usize| {
+            state
+                .statuses
+                .get(i)
+                .map(|s| {
+                    s.conditions
+                        .iter()
+                        .filter(|c| c.fires)
+                        .map(|c| {
+                            format!(
+                                "`{}` holds: {} against {}, held for {}",
+                                c.rule,
+                                c.value.map_or("-".into(), |v| format!("{v:.4}")),
+                                c.against.map_or("-".into(), |v| format!("{v:.4}")),
+                                golive_plan::time::format_duration(c.held_for)
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                })
+                .unwrap_or_default()
         };
-        self.journal(
-            event::DECISION,
-            json!({ "level": level.name, "why": why, "actions": format!("{:?}", level.actions) }),
-        )
-        .await?;
-        for action in &level.actions {
-            match action {
-                Action::Rollback => {
-                    return Ok(Some(StepEnd::Rollback(format!("{}: {why}", level.name))));
+        match state.change {
+            Change::Same => {}
+            Change::Cleared { index } => {
+                let name = self.tree.level(index).map(|l| l.name.clone());
+                self.journal(
+                    event::DECISION,
+                    json!({ "level": name, "action": "recovered", "by": "golive", "step": step, "why": "no condition of the level holds any more" }),
+                )
+                .await?;
+            }
+            Change::Entered { index, escalated } => {
+                let Some(level) = self.tree.level(index).cloned() else {
+                    return Ok(None);
+                };
+                let why = format!("{}: {}", level.name, why_of(index));
+                if level.stops() {
+                    self.detect();
                 }
-                Action::Freeze => {
-                    return Ok(Some(StepEnd::Freeze(format!("{}: {why}", level.name))));
-                }
-                Action::Continue => {}
-                Action::Notify(channel) => {
-                    self.engine
-                        .store
-                        .append_event(
-                            self.ctx.run,
-                            &self.engine.owner,
-                            &NewEvent {
-                                kind: "notify.sent".into(),
-                                item_id: Some(self.item.id.to_string()),
-                                data: json!({ "channel": channel, "message": format!("{}: {why}", level.name), "delivered": "log" }),
-                            },
-                        )
-                        .await?;
-                }
-                Action::DisableFlag(key) => {
-                    let outcome = match key.parse() {
-                        Ok(k) => golive_rollout::traffic::flagstore::upsert(
-                            &*self.engine.store,
-                            &k,
-                            &json!({ "enabled": false }),
-                            None,
-                            false,
-                            &self.actor,
-                            Some(&format!("{}: {why}", level.name)),
-                        )
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| e.to_string()),
-                        Err(e) => Err(format!("{e}")),
-                    };
-                    self.journal(
-                        event::DECISION,
-                        json!({ "action": "disable-flag", "flag": key, "error": outcome.err() }),
-                    )
-                    .await?;
-                }
-                Action::Pause => {
-                    if let Some(end) = self
-                        .wait_for_person(&format!("{}: {why}", level.name))
-                        .await?
-                    {
-                        return Ok(Some(end));
-                    }
-                }
-                Action::RollbackAfter(text) => {
-                    let grace = golive_plan::time::parse_duration(text).unwrap_or(Duration::ZERO);
-                    if let Some(end) = self.recover_within(grace, &level.name, why).await? {
-                        return Ok(Some(end));
+                self.journal(
+                    event::DECISION,
+                    json!({
+                        "level": level.name,
+                        "action": if escalated { "escalate" } else { "de-escalate" },
+                        "by": "golive",
+                        "step": step,
+                        "weight": self.weight,
+                        "why": why,
+                        "actions": level.actions.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>(),
+                    }),
+                )
+                .await?;
+                for action in &level.actions {
+                    match action {
+                        LevelAction::Rollback => return Ok(Some(StepEnd::Rollback(why))),
+                        LevelAction::Freeze => return Ok(Some(StepEnd::Freeze(why))),
+                        LevelAction::Notify(channel) => {
+                            self.journal(
+                                "notify.sent",
+                                json!({ "channel": channel, "message": why, "by": "golive", "level": level.name, "delivered": "log" }),
+                            )
+                            .await?;
+                        }
+                        LevelAction::DisableFlag(key) => {
+                            let actor = Actor {
+                                name: format!("golive (level {})", level.name),
+                                source: Some("rollout".into()),
+                            };
+                            let outcome = match key.parse() {
+                                Ok(k) => golive_rollout::traffic::flagstore::upsert(
+                                    &*self.engine.store,
+                                    &k,
+                                    &json!({ "enabled": false }),
+                                    None,
+                                    false,
+                                    &actor,
+                                    Some(&why),
+                                )
+                                .await
+                                .map(|_| ())
+                                .map_err(|e| e.to_string()),
+                                Err(e) => Err(format!("{e}")),
+                            };
+                            self.journal(
+                                event::DECISION,
+                                json!({ "action": "disable-flag", "by": "golive", "level": level.name, "flag": key, "error": outcome.err() }),
+                            )
+                            .await?;
+                        }
+                        LevelAction::Pause
+                        | LevelAction::RollbackAfter(_)
+                        | LevelAction::Continue => {}
                     }
                 }
             }
+        }
+        if let (Some(d), Some(i)) = (state.expired, state.acting)
+            && acked != Some(i)
+        {
+            let name = self
+                .tree
+                .level(i)
+                .map(|l| l.name.clone())
+                .unwrap_or_default();
+            return Ok(Some(StepEnd::Rollback(format!(
+                "{name}: not recovered within {}: {}",
+                golive_plan::time::format_duration(d),
+                why_of(i)
+            ))));
         }
         Ok(None)
     }
-
-    /// Shows the item as waiting for a person (`golive status` says who
-    /// and how), while the rollout itself goes on running.
-    async fn ask(&self, why: &str) -> Result<(), EngineError> {
-        let run = self.ctx.run;
-        let detail = json!({
-            "awaiting": "promote",
-            "why": why,
-            "step": self.step,
-            "weight": self.weight,
-            "how": format!("golive promote {run} (or golive abort {run} --reason TEXT)"),
-        });
-        self.engine.wait_for(self.ctx, self.item, &detail).await?;
-        self.engine
-            .store
-            .start_item(run, self.item.id.as_str(), &self.engine.owner)
-            .await?;
-        Ok(())
-    }
-
-    /// Holds the rollout until a person promotes (go on) or aborts.
-    async fn wait_for_person(&mut self, why: &str) -> Result<Option<StepEnd>, EngineError> {
-        self.ask(why).await?;
-        loop {
-            if let Some(end) = self.check().await? {
-                return Ok(Some(end));
-            }
-            if self.take_promote().await? {
-                return Ok(None);
-            }
-            self.engine.tick(self.ctx).await?;
-        }
-    }
-
-    /// `rollback-after: D`: keeps analysing; the rollout goes on if an
-    /// evaluation passes within `grace`, else rolls back.
-    async fn recover_within(
-        &mut self,
-        grace: Duration,
-        level: &str,
-        why: &str,
-    ) -> Result<Option<StepEnd>, EngineError> {
-        let until = Instant::now() + grace;
-        let interval = self.analyzer.interval().max(Duration::from_millis(100));
-        while Instant::now() < until {
-            if let Some(end) = self.check().await? {
-                return Ok(Some(end));
-            }
-            self.sleep(interval).await?;
-            let step = self.step;
-            let e = self.evaluate(step).await?;
-            if e.decision == Decision::Continue {
-                self.journal(
-                    event::DECISION,
-                    json!({ "level": level, "action": "recovered" }),
-                )
-                .await?;
-                return Ok(None);
-            }
-        }
-        Ok(Some(StepEnd::Rollback(format!(
-            "{level}: {why}; not recovered within {}",
-            golive_plan::time::format_duration(grace)
-        ))))
-    }
-}
-
-/// Whether a level's condition holds on a metric's value.
-fn holds(condition: &Condition, value: f64) -> bool {
-    let Literal::Number(threshold) = condition.value else {
-        return false;
-    };
-    golive_rollout::analysis::rules::compare(value, condition.op, threshold)
 }

@@ -82,6 +82,11 @@ pub struct JudgeStats {
     pub canary_median: f64,
     /// Median of the baseline's values (after outlier removal).
     pub baseline_median: f64,
+    /// 95th percentile of the canary's values (after outlier removal),
+    /// interpolated between the two nearest values (type 7).
+    pub canary_p95: f64,
+    /// 95th percentile of the baseline's values, likewise.
+    pub baseline_p95: f64,
     /// The canary's U statistic.
     pub u: f64,
     /// Normal score, positive when the canary tends to be larger.
@@ -148,6 +153,9 @@ fn verdict(judge: &golive_plan::Judge, baseline: &[f64], canary: &[f64]) -> Judg
         effect,
         canary_median: cm,
         baseline_median: bm,
+        // `tukey_filter` returns the values sorted.
+        canary_p95: quantile(&c, 0.95).unwrap_or(cm),
+        baseline_p95: quantile(&b, 0.95).unwrap_or(bm),
         u: test.u,
         z: test.z,
         canary_n: c.len(),
@@ -301,6 +309,24 @@ mod tests {
         assert!((erfc(0.0) - 1.0).abs() < 1e-7);
         assert!((erfc(-1.0) - 1.842_700_79).abs() < 1e-6);
         assert!(erfc(30.0) >= 0.0);
+    }
+
+    #[test]
+    fn the_reason_reports_interpolated_quantiles() {
+        let judge = golive_plan::Judge {
+            metric: "latency".into(),
+            fail_when_increase: true,
+            confidence: 0.95,
+            tolerance: 0.1,
+        };
+        let baseline: Vec<f64> = (1..=20).map(f64::from).collect();
+        let canary: Vec<f64> = (1..=20).map(|x| f64::from(x) * 2.0).collect();
+        let JudgeVerdict::Fail(stats) = compare(&judge, &baseline, &canary).verdict else {
+            panic!("a twice slower canary fails");
+        };
+        // Between the 19th and 20th values, not one of them.
+        assert!((stats.baseline_p95 - 19.05).abs() < 1e-9, "{stats:?}");
+        assert!((stats.canary_p95 - 38.1).abs() < 1e-9, "{stats:?}");
     }
 
     #[test]

@@ -57,21 +57,23 @@ pub mod query;
 pub mod rules;
 pub mod scrape;
 pub mod series;
+pub mod tree;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use golive_plan::{Analysis, MetricSource};
+use golive_plan::{Analysis, MetricQuery, MetricSource, Versions};
 use golive_probe::Vars;
 use serde::{Serialize, Serializer};
 
 pub use expo::Sample;
 pub use judge::{JudgeResult, JudgeStats, JudgeVerdict};
 pub use prometheus::{PromValue, PrometheusClient};
-pub use query::{Query, QueryError, QueryValue};
+pub use query::{Eval, Query, QueryError, QueryValue};
 pub use rules::{RuleSet, RuleStatus, Verdict};
 pub use scrape::Scraper;
 pub use series::{Labels, Series};
+pub use tree::{Change, LevelStatus, Tree, TreeState};
 
 use rules::Streak;
 
@@ -119,6 +121,12 @@ pub enum Decision {
         /// What is missing.
         why: String,
     },
+    /// No verdict yet, as expected: the warm-up after a weight change, or
+    /// too few requests so far.
+    Wait {
+        /// Why.
+        why: String,
+    },
 }
 
 /// The result of one evaluation.
@@ -164,6 +172,7 @@ enum Source {
     Prometheus {
         client: PrometheusClient,
         queries: Vec<(String, PromQuery)>,
+        versions: Versions,
     },
 }
 
@@ -184,49 +193,31 @@ pub struct Analyzer {
     gathered: BTreeMap<String, Gathered>,
     judge_streak: Streak,
     failure_limit: u32,
+    warmup: Duration,
+    min_requests: Option<golive_plan::MinRequests>,
+    /// Whether some rule reads the stable version (then its requests count too).
+    baseline: bool,
+    /// When the current traffic step started (its weight was set).
+    step_started: Option<Instant>,
     vars: Vars,
 }
 
 impl Analyzer {
-    /// Compiles an analysis: the URLs, every metric's query, the rules and
-    /// the judges, reporting every problem at once.
+    /// Builds the analyzer of a compiled analysis: the URLs (with the
+    /// plan's variables), the sources and the rules; every problem at once.
     pub fn new(analysis: &Analysis, vars: &Vars) -> Result<Analyzer, AnalysisError> {
         let mut problems = Vec::new();
         let interval = analysis.interval;
         let timeout = interval.clamp(Duration::from_secs(2), Duration::from_secs(10));
-        let mut seen = Vec::new();
-        for m in &analysis.metrics {
-            if seen.contains(&m.name.as_str()) {
-                problems.push(format!("metric `{}` is defined twice", m.name));
-            }
-            seen.push(&m.name);
-            if m.query.trim().is_empty() {
-                problems.push(format!("metric `{}` has an empty query", m.name));
-            }
-        }
         let source = match &analysis.source {
             MetricSource::Scrape { stable, canary } => {
                 let mut queries = Vec::new();
                 for m in &analysis.metrics {
-                    match Query::parse(&m.query) {
-                        Ok(q) => {
-                            if let Some(w) = q.longest_window().filter(|w| *w <= interval) {
-                                problems.push(format!(
-                                    "metric `{}`: the range [{}] is not longer than the interval {}; \
-                                     a rate needs two scrapes inside its range, e.g. [{}]",
-                                    m.name,
-                                    golive_plan::time::format_duration(w),
-                                    golive_plan::time::format_duration(interval),
-                                    golive_plan::time::format_duration(interval.saturating_mul(2)),
-                                ));
-                            }
-                            queries.push((m.name.clone(), q));
-                        }
-                        Err(e) => problems.push(format!(
-                            "metric `{}`: {e}\n  {}\n  {}^",
-                            m.name,
-                            m.query,
-                            " ".repeat(e.column.saturating_sub(1))
+                    match &m.query {
+                        MetricQuery::Scrape(q) => queries.push((m.name.clone(), q.clone())),
+                        MetricQuery::Prometheus(_) => problems.push(format!(
+                            "metric `{}`: a PromQL query needs a `prometheus` source",
+                            m.name
                         )),
                     }
                 }
@@ -269,15 +260,16 @@ impl Analyzer {
                 }
             }
             MetricSource::Prometheus(base) => {
+                let versions = &analysis.versions;
                 let queries = analysis
                     .metrics
                     .iter()
                     .map(|m| {
-                        let q = vars.expand(&m.query);
+                        let q = vars.expand(m.query.text());
                         let q = if q.contains(VERSION_PLACEHOLDER) {
                             PromQuery::PerVersion(
-                                q.replace(VERSION_PLACEHOLDER, "stable"),
-                                q.replace(VERSION_PLACEHOLDER, "canary"),
+                                q.replace(VERSION_PLACEHOLDER, &versions.stable),
+                                q.replace(VERSION_PLACEHOLDER, &versions.canary),
                             )
                         } else {
                             PromQuery::Single(q)
@@ -286,7 +278,11 @@ impl Analyzer {
                     })
                     .collect();
                 match PrometheusClient::new(&vars.expand(base), timeout) {
-                    Ok(client) => Some(Source::Prometheus { client, queries }),
+                    Ok(client) => Some(Source::Prometheus {
+                        client,
+                        queries,
+                        versions: versions.clone(),
+                    }),
                     Err(e) => {
                         problems.push(format!("prometheus: {}", vars.redact(&e)));
                         None
@@ -294,39 +290,19 @@ impl Analyzer {
                 }
             }
         };
-        let rules = match RuleSet::new(&analysis.rules, &analysis.metrics, analysis.failure_limit) {
-            Ok(r) => Some(r),
-            Err(p) => {
-                problems.extend(p);
-                None
-            }
-        };
-        for j in &analysis.judges {
-            if !analysis.metrics.iter().any(|m| m.name == j.metric) {
-                problems.push(format!("judge: no metric `{}`", j.metric));
-            }
-            if !(j.confidence > 0.0 && j.confidence < 1.0) {
-                problems.push(format!(
-                    "judge `{}`: confidence {} is not between 0 and 1",
-                    j.metric, j.confidence
-                ));
-            }
-            if !(j.tolerance.is_finite() && j.tolerance >= 0.0) {
-                problems.push(format!(
-                    "judge `{}`: tolerance {} is not a non-negative number",
-                    j.metric, j.tolerance
-                ));
-            }
-        }
-        match (source, rules) {
-            (Some(source), Some(rules)) if problems.is_empty() => Ok(Analyzer {
+        match source {
+            Some(source) if problems.is_empty() => Ok(Analyzer {
                 interval,
                 source,
-                rules,
+                rules: RuleSet::new(&analysis.rules, analysis.failure_limit),
                 judges: analysis.judges.clone(),
                 gathered: BTreeMap::new(),
                 judge_streak: Streak::default(),
                 failure_limit: analysis.failure_limit,
+                warmup: analysis.warmup,
+                min_requests: analysis.min_requests.clone(),
+                baseline: analysis.rules.iter().any(|r| r.reads_baseline()),
+                step_started: None,
                 vars: vars.clone(),
             }),
             _ => Err(AnalysisError { problems }),
@@ -338,21 +314,66 @@ impl Analyzer {
         self.interval
     }
 
-    /// Starts a new traffic step: forgets the values the judges gathered.
-    pub fn start_step(&mut self) {
+    /// Starts a new traffic step at `now` (its weight was just set):
+    /// forgets the values the judges gathered and starts the warm-up.
+    pub fn start_step(&mut self, now: Instant) {
         self.gathered.clear();
         self.judge_streak.pass();
+        self.step_started = Some(now);
+    }
+
+    /// Why this evaluation gives no verdict yet (the warm-up after a weight
+    /// change, too few requests), if so.
+    fn waiting(&self, now: Instant, values: &BTreeMap<String, SideValues>) -> Option<String> {
+        if let Some(started) = self.step_started {
+            let since = now.saturating_duration_since(started);
+            if since < self.warmup {
+                return Some(format!(
+                    "warming up after the weight change: {} of {}",
+                    golive_plan::time::format_duration(since),
+                    golive_plan::time::format_duration(self.warmup)
+                ));
+            }
+        }
+        let min = self.min_requests.as_ref()?;
+        let v = values.get(&min.metric).copied().unwrap_or_default();
+        let sides = [
+            ("canary", v.canary, true),
+            ("stable", v.stable, self.baseline),
+        ];
+        for (side, n, needed) in sides {
+            let n = n.unwrap_or(0.0);
+            if needed && n < min.count {
+                return Some(format!(
+                    "too few requests for a verdict: the {side} served {} in the window (`{}`), \
+                     at least {} are needed",
+                    num(n),
+                    min.metric,
+                    num(min.count)
+                ));
+            }
+        }
+        None
     }
 
     /// Fetches every metric for both sides and judges them, as of `now`.
     pub async fn evaluate(&mut self, now: Instant) -> Evaluation {
         let (values, errors) = self.fetch(now).await;
         let errors: Vec<String> = errors.iter().map(|e| self.vars.redact(e)).collect();
-        let canary: HashMap<String, Option<f64>> = values
-            .iter()
-            .map(|(name, v)| (name.clone(), v.canary))
-            .collect();
-        let verdict = self.rules.observe(now, &canary);
+        if errors.is_empty()
+            && let Some(why) = self.waiting(now, &values)
+        {
+            return Evaluation {
+                values,
+                errors,
+                rules: Verdict::Inconclusive { why: why.clone() },
+                rule_statuses: Vec::new(),
+                judges: Vec::new(),
+                decision: Decision::Wait { why },
+            };
+        }
+        let verdict = self.rules.observe(now, &values);
+
         let judges = self.judge(&values);
         let judge_failure = judges.iter().find_map(|j| match &j.verdict {
             JudgeVerdict::Fail(s) => Some((j.metric.clone(), s.clone())),
@@ -373,6 +394,7 @@ impl Analyzer {
         let decision = if let Verdict::Fail {
             rule,
             value,
+            against,
             held_for,
             failures,
             failure_limit,
@@ -380,9 +402,10 @@ impl Analyzer {
         {
             Decision::Fail {
                 why: format!(
-                    "rule `{rule}` holds on the canary: value {}, held for {}; \
+                    "rule `{rule}` holds: {} against {}, held for {}; \
                      {failures} consecutive failing evaluation(s), failure_limit {failure_limit}",
                     num(*value),
+                    num(*against),
                     golive_plan::time::format_duration(*held_for),
                 ),
             }
@@ -391,11 +414,13 @@ impl Analyzer {
         {
             Decision::Fail {
                 why: format!(
-                    "judge `{metric}`: canary median {} vs baseline {} ({}, tolerance {}), \
-                     p = {} < {}; {judge_failures} consecutive failing evaluation(s), \
-                     failure_limit {}",
+                    "judge `{metric}`: canary median {} (p95 {}) vs baseline median {} (p95 {}) \
+                     ({}, tolerance {}), p = {} < {}; {judge_failures} consecutive failing \
+                     evaluation(s), failure_limit {}",
                     num(s.canary_median),
+                    num(s.canary_p95),
                     num(s.baseline_median),
+                    num(s.baseline_p95),
                     percent(s.effect),
                     num(s.tolerance * 100.0) + "%",
                     num(s.p_value),
@@ -494,12 +519,18 @@ impl Analyzer {
                     values.insert(name.clone(), side);
                 }
             }
-            Source::Prometheus { client, queries } => {
+            Source::Prometheus {
+                client,
+                queries,
+                versions,
+            } => {
                 let mut tasks = tokio::task::JoinSet::new();
                 for (i, (name, q)) in queries.iter().enumerate() {
                     let client = client.clone();
-                    let (name, q) = (name.clone(), q.clone());
-                    tasks.spawn(async move { (i, prometheus_sides(&client, &name, &q).await) });
+                    let (name, q, versions) = (name.clone(), q.clone(), versions.clone());
+                    tasks.spawn(async move {
+                        (i, prometheus_sides(&client, &name, &q, &versions).await)
+                    });
                 }
                 let mut results = Vec::with_capacity(queries.len());
                 while let Some(joined) = tasks.join_next().await {
@@ -527,6 +558,7 @@ async fn prometheus_sides(
     client: &PrometheusClient,
     name: &str,
     q: &PromQuery,
+    versions: &Versions,
 ) -> (SideValues, Vec<String>) {
     let mut side = SideValues::default();
     let mut errors = Vec::new();
@@ -544,20 +576,23 @@ async fn prometheus_sides(
             }
         }
         PromQuery::Single(query) => match client.query(query).await {
-            Ok(PromValue::Vector(v)) if v.iter().any(|(l, _)| l.contains_key("version")) => {
-                for (version, slot) in [("stable", &mut side.stable), ("canary", &mut side.canary)]
-                {
+            Ok(PromValue::Vector(v)) if v.iter().any(|(l, _)| l.contains_key(&versions.label)) => {
+                let label = versions.label.as_str();
+                for (value, slot) in [
+                    (versions.stable.as_str(), &mut side.stable),
+                    (versions.canary.as_str(), &mut side.canary),
+                ] {
                     let mine: Vec<f64> = v
                         .iter()
-                        .filter(|(l, _)| l.get("version").map(String::as_str) == Some(version))
+                        .filter(|(l, _)| l.get(label).map(String::as_str) == Some(value))
                         .map(|(_, x)| *x)
                         .collect();
                     match mine.as_slice() {
                         [] => {}
                         [x] => *slot = Some(*x).filter(|x| !x.is_nan()),
                         many => errors.push(format!(
-                            "metric `{name}`: {} series with version=\"{version}\"; \
-                             aggregate them, e.g. with sum by (version) (…)",
+                            "metric `{name}`: {} series with {label}=\"{value}\"; \
+                             aggregate them, e.g. with sum by ({label}) (…)",
                             many.len()
                         )),
                     }

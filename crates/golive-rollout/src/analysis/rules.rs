@@ -1,5 +1,7 @@
-//! Threshold rules held for a duration (`error_rate > 0.05 for 2m`) and the
-//! failure limit.
+//! The one evaluator of rules held for a duration (`error_rate > 5% for 2m`,
+//! `canary.error_rate - stable.error_rate > 2%`): the analysis' rules and
+//! the rollback levels' conditions both go through [`Held`]; [`RuleSet`]
+//! adds the failure limit.
 //!
 //! This module owns when a rule fires and when firing fails the step:
 //!
@@ -20,17 +22,17 @@
 //!   health. Failing evaluations within the limit are
 //!   [`Verdict::Tolerated`], with the same numbers as a failure.
 //!
-//! Rule values are plain numbers: a percentage literal is its fraction
-//! (`5%` = 0.05), a duration literal is seconds (`latency_p95 > 500ms`
-//! compares with 0.5, the unit of Prometheus latency metrics), `true` is 1
-//! and `false` 0. Only `<`, `<=`, `>`, `>=`, `==` and `!=` apply to metrics.
+//! A rule *has a value* when both of its terms have one: a baseline rule
+//! needs the stable version's value too. The syntax and the arithmetic are
+//! `golive_plan::rule`.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use golive_plan::Metric;
-use golive_plan::cond::{Condition, Literal, Op};
+use golive_plan::rule::{Rule, Side};
 use serde::Serialize;
+
+use super::SideValues;
 
 /// Consecutive failing evaluations, against a limit.
 #[derive(Clone, Copy, Debug, Default)]
@@ -59,10 +61,12 @@ pub enum Verdict {
     Pass,
     /// A rule fires, within the failure limit: the step goes on.
     Tolerated {
-        /// The first firing rule, as written in canonical form.
+        /// The first firing rule, as written.
         rule: String,
-        /// The value that made it hold.
+        /// The value of its left term.
         value: f64,
+        /// The value of its right term (the threshold, or the baseline's).
+        against: f64,
         /// How long it has held.
         #[serde(serialize_with = "super::secs")]
         held_for: Duration,
@@ -73,10 +77,12 @@ pub enum Verdict {
     },
     /// A rule fires beyond the failure limit: the step fails.
     Fail {
-        /// The first firing rule, as written in canonical form.
+        /// The first firing rule, as written.
         rule: String,
-        /// The value that made it hold.
+        /// The value of its left term.
         value: f64,
+        /// The value of its right term (the threshold, or the baseline's).
+        against: f64,
         /// How long it has held.
         #[serde(serialize_with = "super::secs")]
         held_for: Duration,
@@ -95,10 +101,12 @@ pub enum Verdict {
 /// One rule's state after an evaluation, for the journal.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RuleStatus {
-    /// The rule in canonical form (`error_rate > 0.05 for 2m`).
+    /// The rule as written.
     pub rule: String,
-    /// The value seen on this evaluation, if any.
+    /// Its left term's value on this evaluation, if any.
     pub value: Option<f64>,
+    /// Its right term's value (the threshold, or the baseline's), if any.
+    pub against: Option<f64>,
     /// Whether the comparison held on this evaluation.
     pub holds: bool,
     /// How long the current run of holds has lasted (0 when not holding).
@@ -108,94 +116,96 @@ pub struct RuleStatus {
     pub fires: bool,
 }
 
+/// A rule with its hold timer: the evaluator of analysis rules and level
+/// conditions alike.
 #[derive(Clone, Debug)]
-struct Rule {
-    text: String,
-    metric: String,
-    op: Op,
-    threshold: f64,
-    hold: Duration,
+pub struct Held {
+    rule: Rule,
     /// Start of the current run of holds.
     since: Option<Instant>,
+}
+
+/// A metric's value on one side, from an evaluation's values.
+pub fn lookup(values: &BTreeMap<String, SideValues>, side: Side, name: &str) -> Option<f64> {
+    let v = values.get(name)?;
+    match side {
+        Side::Canary => v.canary,
+        Side::Stable => v.stable,
+    }
+    .filter(|x| !x.is_nan())
+}
+
+impl Held {
+    /// A rule that has not held yet.
+    pub fn new(rule: Rule) -> Held {
+        Held { rule, since: None }
+    }
+
+    /// The rule.
+    pub fn rule(&self) -> &Rule {
+        &self.rule
+    }
+
+    /// Forgets the current run of holds.
+    pub fn reset(&mut self) {
+        self.since = None;
+    }
+
+    /// Judges one evaluation's values, taken at `now`.
+    pub fn observe(&mut self, now: Instant, values: &BTreeMap<String, SideValues>) -> RuleStatus {
+        let held_for = |since: Option<Instant>| {
+            since
+                .map(|s| now.saturating_duration_since(s))
+                .unwrap_or_default()
+        };
+        let Some(sides) = self.rule.sides(&|side, name| lookup(values, side, name)) else {
+            // No data resets nothing: the run goes on if the next value
+            // holds again, but the rule does not fire on it.
+            return RuleStatus {
+                rule: self.rule.text.clone(),
+                value: None,
+                against: None,
+                holds: false,
+                held_for: held_for(self.since),
+                fires: false,
+            };
+        };
+        let holds = self.rule.cmp.holds(sides.lhs, sides.rhs);
+        if !holds {
+            self.since = None;
+        } else if self.since.is_none() {
+            self.since = Some(now);
+        }
+        let held = held_for(self.since);
+        RuleStatus {
+            rule: self.rule.text.clone(),
+            value: Some(sides.lhs),
+            against: Some(sides.rhs),
+            holds,
+            held_for: held,
+            fires: holds && held >= self.rule.hold,
+        }
+    }
 }
 
 /// The analysis rules of a rollout, with their hold timers.
 #[derive(Clone, Debug)]
 pub struct RuleSet {
-    rules: Vec<Rule>,
+    rules: Vec<Held>,
     failure_limit: u32,
     streak: Streak,
     last: Vec<RuleStatus>,
 }
 
 impl RuleSet {
-    /// Compiles the rules; every problem at once (a rule naming an unknown
-    /// metric, a text threshold, an operator that does not compare numbers).
-    pub fn new(
-        rules: &[Condition],
-        metrics: &[Metric],
-        failure_limit: u32,
-    ) -> Result<RuleSet, Vec<String>> {
-        let mut problems = Vec::new();
-        let mut out = Vec::new();
-        for c in rules {
-            let text = c.to_string();
-            let metric = c.subject.path.clone();
-            if !metrics.iter().any(|m| m.name == metric) {
-                let known: Vec<&str> = metrics.iter().map(|m| m.name.as_str()).collect();
-                problems.push(format!(
-                    "rule `{text}`: no metric `{metric}` (metrics: {})",
-                    if known.is_empty() {
-                        "none".to_string()
-                    } else {
-                        known.join(", ")
-                    }
-                ));
-                continue;
-            }
-            if c.subject.len {
-                problems.push(format!("rule `{text}`: len(…) does not apply to a metric"));
-                continue;
-            }
-            if !matches!(c.op, Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne) {
-                problems.push(format!(
-                    "rule `{text}`: `{}` does not compare numbers; use <, <=, >, >=, == or !=",
-                    c.op.as_str()
-                ));
-                continue;
-            }
-            let threshold = match &c.value {
-                Literal::Number(n) => *n,
-                Literal::Duration(d) => d.as_secs_f64(),
-                Literal::Bool(b) => f64::from(u8::from(*b)),
-                Literal::Text(t) => match t.trim().parse::<f64>() {
-                    Ok(n) if n.is_finite() => n,
-                    _ => {
-                        problems.push(format!(
-                            "rule `{text}`: a metric is compared with a number, not {t:?}"
-                        ));
-                        continue;
-                    }
-                },
-            };
-            out.push(Rule {
-                text,
-                metric,
-                op: c.op,
-                threshold,
-                hold: c.hold.unwrap_or_default(),
-                since: None,
-            });
-        }
-        if !problems.is_empty() {
-            return Err(problems);
-        }
-        Ok(RuleSet {
-            rules: out,
+    /// The compiled rules, none held yet.
+    pub fn new(rules: &[Rule], failure_limit: u32) -> RuleSet {
+        RuleSet {
+            rules: rules.iter().cloned().map(Held::new).collect(),
             failure_limit,
             streak: Streak::default(),
             last: Vec::new(),
-        })
+        }
     }
 
     /// Number of rules.
@@ -213,62 +223,40 @@ impl RuleSet {
         &self.last
     }
 
-    /// Judges one evaluation's values (per metric name; a name missing from
-    /// the map is "no data"), taken at `now`.
-    pub fn observe(&mut self, now: Instant, values: &HashMap<String, Option<f64>>) -> Verdict {
-        let mut firing: Option<(String, f64, Duration)> = None;
-        let mut missing: Vec<&str> = Vec::new();
+    /// Judges one evaluation's values (a metric missing from the map, or
+    /// a side without a value, is "no data"), taken at `now`.
+    pub fn observe(&mut self, now: Instant, values: &BTreeMap<String, SideValues>) -> Verdict {
+        let mut firing: Option<(String, f64, f64, Duration)> = None;
+        let mut missing: Vec<String> = Vec::new();
         self.last.clear();
-        for rule in &mut self.rules {
-            let value = values
-                .get(&rule.metric)
-                .copied()
-                .flatten()
-                .filter(|v| !v.is_nan());
-            let Some(v) = value else {
-                if !missing.contains(&rule.metric.as_str()) {
-                    missing.push(&rule.metric);
+        for held in &mut self.rules {
+            let status = held.observe(now, values);
+            if status.value.is_none() {
+                for (side, name) in held.rule().metrics() {
+                    let what = match side {
+                        Side::Canary => name.to_string(),
+                        Side::Stable => format!("stable.{name}"),
+                    };
+                    if lookup(values, side, name).is_none() && !missing.contains(&what) {
+                        missing.push(what);
+                    }
                 }
-                self.last.push(RuleStatus {
-                    rule: rule.text.clone(),
-                    value: None,
-                    holds: false,
-                    held_for: rule
-                        .since
-                        .map(|s| now.saturating_duration_since(s))
-                        .unwrap_or_default(),
-                    fires: false,
-                });
-                continue;
-            };
-            let holds = compare(v, rule.op, rule.threshold);
-            if !holds {
-                rule.since = None;
-            } else if rule.since.is_none() {
-                rule.since = Some(now);
             }
-            let held_for = rule
-                .since
-                .map(|s| now.saturating_duration_since(s))
-                .unwrap_or_default();
-            let fires = holds && held_for >= rule.hold;
-            if fires && firing.is_none() {
-                firing = Some((rule.text.clone(), v, held_for));
+            if status.fires
+                && firing.is_none()
+                && let (Some(v), Some(a)) = (status.value, status.against)
+            {
+                firing = Some((status.rule.clone(), v, a, status.held_for));
             }
-            self.last.push(RuleStatus {
-                rule: rule.text.clone(),
-                value: Some(v),
-                holds,
-                held_for,
-                fires,
-            });
+            self.last.push(status);
         }
-        if let Some((rule, value, held_for)) = firing {
+        if let Some((rule, value, against, held_for)) = firing {
             let failures = self.streak.fail();
             return if failures > self.failure_limit {
                 Verdict::Fail {
                     rule,
                     value,
+                    against,
                     held_for,
                     failures,
                     failure_limit: self.failure_limit,
@@ -277,6 +265,7 @@ impl RuleSet {
                 Verdict::Tolerated {
                     rule,
                     value,
+                    against,
                     held_for,
                     failures,
                     failure_limit: self.failure_limit,
@@ -290,19 +279,5 @@ impl RuleSet {
         }
         self.streak.pass();
         Verdict::Pass
-    }
-}
-
-/// `value op threshold` for numbers. NaN never holds (IEEE comparisons).
-/// Whether `value op threshold` holds (text operators never hold on numbers).
-pub fn compare(value: f64, op: Op, threshold: f64) -> bool {
-    match op {
-        Op::Lt => value < threshold,
-        Op::Le => value <= threshold,
-        Op::Gt => value > threshold,
-        Op::Ge => value >= threshold,
-        Op::Eq => value == threshold,
-        Op::Ne => value != threshold,
-        Op::Contains | Op::NotContains | Op::Matches => false,
     }
 }

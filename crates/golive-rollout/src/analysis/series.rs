@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use super::expo::Sample;
 
 /// Label names and values of a series, without the metric name.
-pub type Labels = BTreeMap<String, String>;
+pub use golive_plan::query::Labels;
 
 /// One scrape: every kept series of a metric name with its value.
 #[derive(Clone, Debug)]

@@ -316,9 +316,15 @@ pub(crate) fn print_progress(p: &Progress<'_>) {
         }
         Progress::Waiting { item, detail } => {
             let how = detail.get("how").and_then(Value::as_str).unwrap_or("");
+            // A paused rollout says why.
+            let why = detail
+                .get("why")
+                .and_then(Value::as_str)
+                .map(|w| format!("paused: {w}; "))
+                .unwrap_or_default();
             writeln!(
                 err,
-                "  waiting     {} ({}): {how}",
+                "  waiting     {} ({}): {why}{how}",
                 item.id,
                 item.kind.name()
             )

@@ -232,6 +232,10 @@ pub struct Rig {
     pub prometheus_url: String,
     /// The journal.
     pub store: AnyStore,
+    /// Requests per second of the load (200 unless set).
+    pub rate: u32,
+    /// The `version` label's values of v1 and v2 in Prometheus.
+    pub versions: (&'static str, &'static str),
     front: Front,
     proxy: Proc,
     prometheus: Proc,
@@ -249,6 +253,12 @@ impl Rig {
     /// Starts the services, the proxy `via` and Prometheus, and opens the
     /// journal.
     pub async fn start_via(via: Via) -> Rig {
+        Rig::start_opts(via, true).await
+    }
+
+    /// Starts the rig; with `relabel` false Prometheus keeps the services'
+    /// own `version="v1"`/`"v2"` labels (a plan maps them with `versions:`).
+    pub async fn start_opts(via: Via, relabel: bool) -> Rig {
         require(via.name());
         assert!(
             Path::new("/usr/bin/prometheus").is_file(),
@@ -276,13 +286,18 @@ impl Rig {
              scrape_configs:\n\
              \x20 - job_name: demo\n\
              \x20   static_configs:\n\
-             \x20     - targets: ['{}', '{}']\n\
-             \x20   metric_relabel_configs:\n\
-             \x20     - {{source_labels: [version], regex: v1, target_label: version, replacement: stable}}\n\
-             \x20     - {{source_labels: [version], regex: v2, target_label: version, replacement: canary}}\n",
+             \x20     - targets: ['{}', '{}']\n",
             demo.stable.addr(),
             demo.canary.addr()
         );
+        let config = if relabel {
+            config
+                + "    metric_relabel_configs:\n\
+                   \x20     - {source_labels: [version], regex: v1, target_label: version, replacement: stable}\n\
+                   \x20     - {source_labels: [version], regex: v2, target_label: version, replacement: canary}\n"
+        } else {
+            config
+        };
         let conf = dir.path().join("prometheus.yml");
         std::fs::write(&conf, config).expect("write prometheus.yml");
         let mut prometheus = Proc::spawn(
@@ -313,11 +328,25 @@ impl Rig {
             proxy_url: format!("http://127.0.0.1:{port}/"),
             prometheus_url: format!("http://127.0.0.1:{prom_port}"),
             store,
+            rate: 200,
+            versions: if relabel {
+                ("stable", "canary")
+            } else {
+                ("v1", "v2")
+            },
             front,
             proxy,
             prometheus,
             http: golive_probe::api_client(Duration::from_secs(5)).expect("HTTP client"),
             dir,
+        }
+    }
+
+    /// HAProxy's admin socket; panics through nginx.
+    pub fn haproxy_socket(&self) -> &str {
+        match &self.front {
+            Front::Haproxy { socket } => socket,
+            Front::Nginx { .. } => panic!("the rig runs nginx, not HAProxy"),
         }
     }
 
@@ -438,7 +467,7 @@ impl Rig {
                         .iter()
                         .any(|(version, x)| version == v && !x.is_nan())
                 };
-                if has("stable") && has("canary") {
+                if has(self.versions.0) && has(self.versions.1) {
                     return;
                 }
             }
@@ -456,7 +485,7 @@ impl Rig {
         LoadGenerator::start(LoadConfig {
             target: Target::Url(self.proxy_url.clone()),
             concurrency: 64,
-            rate: Some(200),
+            rate: Some(self.rate),
             users: 100,
             timeout: Duration::from_secs(3),
         })
@@ -470,6 +499,18 @@ impl Rig {
     pub async fn run(
         &mut self,
         plan_text: &str,
+        fault: Inject,
+        tail: Duration,
+        deadline: Duration,
+    ) -> Finished {
+        self.run_with(plan_text, &[], fault, tail, deadline).await
+    }
+
+    /// [`Rig::run`] with variables (`--var NAME=value`).
+    pub async fn run_with(
+        &mut self,
+        plan_text: &str,
+        vars: &[(String, String)],
         fault: Inject,
         tail: Duration,
         deadline: Duration,
@@ -494,7 +535,7 @@ impl Rig {
 
         let done = std::sync::atomic::AtomicBool::new(false);
         let execute = async {
-            let status = tokio::time::timeout(deadline, engine.execute(&id, &plan, &[])).await;
+            let status = tokio::time::timeout(deadline, engine.execute(&id, &plan, vars)).await;
             done.store(true, std::sync::atomic::Ordering::SeqCst);
             status
         };
@@ -526,6 +567,7 @@ impl Rig {
             fault_at: seen.fault_at,
             ended,
             events: seen.events,
+            status_when_asked: seen.status_when_asked,
             report,
         }
     }
@@ -670,6 +712,16 @@ pub enum Inject {
     /// Once the canary's weight is this, both versions answer this many
     /// milliseconds slower.
     LatencyOnBoth { at_weight: u8, latency_ms: u64 },
+    /// Once the journal shows the rollback level `level` entered, the
+    /// canary answers this share of its requests with 500.
+    CanaryErrorsOnLevel {
+        level: &'static str,
+        error_rate: f64,
+    },
+    /// Once the journal shows the rollback level `level` entered and the
+    /// rollout paused, a person asks for the plan's rollback (`golive
+    /// rollback`); the run's status at that moment is kept.
+    RollbackOnLevel { level: &'static str },
 }
 
 impl Inject {
@@ -682,7 +734,9 @@ impl Inject {
 
     fn weight(self) -> Option<u8> {
         match self {
-            Inject::Nothing => None,
+            Inject::Nothing
+            | Inject::CanaryErrorsOnLevel { .. }
+            | Inject::RollbackOnLevel { .. } => None,
             Inject::CanaryErrors { at_weight, .. } | Inject::LatencyOnBoth { at_weight, .. } => {
                 Some(at_weight)
             }
@@ -719,6 +773,9 @@ pub struct Finished {
     pub ended: Duration,
     /// The whole journal.
     pub events: Vec<Event>,
+    /// The run's status document when a rollback was asked for
+    /// ([`Inject::RollbackOnLevel`]).
+    pub status_when_asked: Option<Value>,
     /// The load, including the tail after the run.
     pub report: LoadReport,
 }
@@ -759,6 +816,7 @@ struct Seen {
     decided: Option<Duration>,
     fault_at: Option<Duration>,
     events: Vec<Event>,
+    status_when_asked: Option<Value>,
 }
 
 /// Reads the journal every [`WATCH_EVERY`] until `done`, noting weights and
@@ -801,13 +859,42 @@ async fn watch_journal(
                     }
                     "rollout.decision" => {
                         seen.decided.get_or_insert(now);
+                        let entered = |level: &str| {
+                            e.data["level"] == level && e.data["action"] == "escalate"
+                        };
+                        match fault {
+                            Inject::CanaryErrorsOnLevel { level, .. }
+                                if entered(level) && seen.fault_at.is_none() =>
+                            {
+                                seen.fault_at = Some(now);
+                                inject(demo, fault);
+                            }
+                            Inject::RollbackOnLevel { level } if entered(level) => {
+                                due = Some(now);
+                            }
+                            _ => {}
+                        }
                     }
                     _ => {}
                 }
                 seen.events.push(e);
             }
         }
-        if let Some(at) = due.filter(|_| seen.fault_at.is_none() && !last) {
+        if let (Inject::RollbackOnLevel { .. }, Some(_)) = (fault, due) {
+            // Once the rollout shows as paused, a person rolls back.
+            if seen.fault_at.is_none()
+                && let Ok(status) = golive_engine::status::status(store, run).await
+                && status["awaiting"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|w| w["paused"] == true))
+            {
+                seen.status_when_asked = Some(status);
+                seen.fault_at = Some(load.elapsed());
+                golive_engine::answers::rollback(store, run, "e2e", "paused: rolled back by hand")
+                    .await
+                    .expect("rollback requested");
+            }
+        } else if let Some(at) = due.filter(|_| seen.fault_at.is_none() && !last) {
             let left = at.saturating_sub(load.elapsed());
             if left < WATCH_EVERY {
                 tokio::time::sleep(left).await;
@@ -829,6 +916,11 @@ fn inject(demo: &Demo, fault: Inject) {
             error_rate,
             latency_ms: 0,
         }),
+        Inject::CanaryErrorsOnLevel { error_rate, .. } => demo.canary.set_fault(Fault {
+            error_rate,
+            latency_ms: demo.canary.fault().latency_ms,
+        }),
+        Inject::RollbackOnLevel { .. } => {}
         Inject::LatencyOnBoth { latency_ms, .. } => {
             for s in [&demo.stable, &demo.canary] {
                 s.set_fault(Fault {
