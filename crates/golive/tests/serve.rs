@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use golive_store::{ItemStatus, RunStatus, Store};
 use serde_json::{Value, json};
-use util::{PgSchema, Running, scratch};
+use util::{PgSchema, Running, scratch, serve_with};
 
 fn golive(args: &[&str], dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_golive"));
@@ -55,17 +55,6 @@ fn serve(dir: &Path) -> (Running, String) {
         ],
         dir,
     ))
-}
-
-fn serve_with(cmd: Command) -> (Running, String) {
-    let mut server = Running::spawn(cmd, Duration::from_secs(30));
-    let line = server.wait_for("listening on");
-    let base = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .expect("address")
-        .to_string();
-    (server, base)
 }
 
 fn call(base: &str, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {

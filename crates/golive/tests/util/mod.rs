@@ -86,6 +86,19 @@ impl Running {
     }
 }
 
+/// `golive serve` started by `cmd` (listening on a free port); it and its
+/// base URL, once it listens.
+pub fn serve_with(cmd: Command) -> (Running, String) {
+    let mut server = Running::spawn(cmd, Duration::from_secs(30));
+    let line = server.wait_for("listening on");
+    let base = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("address")
+        .to_string();
+    (server, base)
+}
+
 /// Where a test's journal lives.
 pub enum Journal {
     Sqlite(std::path::PathBuf),
