@@ -9,7 +9,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod util;
-use util::{Running, scratch, serve_with};
+use util::{Running, SERVE, scratch, serve_with};
 
 fn golive(args: &[&str], dir: &Path, db: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_golive"));
@@ -550,17 +550,7 @@ fn a_served_run_pauses_too(pg: &PrivatePg, dir: &Path) {
     .expect("token create");
     assert!(token.status.success());
     let token = String::from_utf8_lossy(&token.stdout).trim().to_string();
-    let serve = golive(
-        &[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--lease-ttl",
-            "2s",
-            "--allow-api-commands",
-        ],
-        "serve.log",
-    );
+    let serve = golive(&SERVE, "serve.log");
     /// The server, stopped however the test ends.
     struct Server(Running);
     impl Drop for Server {
