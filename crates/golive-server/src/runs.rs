@@ -23,7 +23,7 @@ use golive_engine::answers::{self, Confirm, RollbackAnswer, Sign};
 use golive_engine::{Engine, EngineError, report};
 use golive_plan::Plan;
 use golive_probe::Vars;
-use golive_store::{Actor, Decision, NewAudit, RunId, RunStatus, Store};
+use golive_store::{Actor, Decision, NewAudit, Pause, Retrying, RunId, RunStatus, Store};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -295,11 +295,42 @@ pub async fn resume(
     Ok((StatusCode::ACCEPTED, Json(json!({ "run": id }))).into_response())
 }
 
-fn engine(state: &AppState) -> Result<Engine<golive_store::AnyStore>, ApiError> {
-    Ok(Engine::new(Arc::new(state.store().clone()))
+/// The store a run's engine writes through: passing database faults pause
+/// the run instead of failing it. One wrapper per run, since it keeps the
+/// run's latest finish and lease to check after a fault.
+type RunStore = Retrying<golive_store::AnyStore>;
+
+fn engine(state: &AppState) -> Result<Engine<RunStore>, ApiError> {
+    let store = Retrying::new(state.store().clone(), state.config.db_retry)
+        .with_observer(Arc::new(log_pause))
+        .with_stop_signal(state.stop.subscribe());
+    Ok(Engine::new(Arc::new(store))
         .map_err(engine_error)?
         .with_lease_ttl(state.config.lease_ttl)
         .with_stop_signal(state.stop.subscribe()))
+}
+
+/// A run's journal pauses, in the server's log.
+fn log_pause(p: &Pause<'_>) {
+    match p {
+        Pause::Waiting { run, error, budget } => tracing::warn!(
+            run = ?run.map(ToString::to_string),
+            error = %error,
+            "the journal is not answering; the run waits for it for up to {}s, keeping its lease",
+            budget.as_secs()
+        ),
+        Pause::Resumed { run, waited } => tracing::info!(
+            run = ?run.map(ToString::to_string),
+            "the journal answers again after {:.1}s; the run goes on",
+            waited.as_secs_f64()
+        ),
+        Pause::GaveUp { run, error, budget } => tracing::error!(
+            run = ?run.map(ToString::to_string),
+            error = %error,
+            "the journal did not answer for {}s; the run stops",
+            budget.as_secs()
+        ),
+    }
 }
 
 fn engine_error(e: EngineError) -> ApiError {
@@ -317,16 +348,18 @@ fn engine_error(e: EngineError) -> ApiError {
 /// next server resumes it.
 pub fn spawn(
     state: &AppState,
-    engine: Engine<golive_store::AnyStore>,
+    engine: Engine<RunStore>,
     run: RunId,
     plan: Option<(Plan, Vec<(String, String)>)>,
 ) {
     let state2 = state.clone();
+    driving(state).insert(run.to_string());
     let task = async move {
         let result = match &plan {
             Some((plan, overrides)) => engine.execute(&run, plan, overrides).await,
             None => engine.resume(&run, &[]).await,
         };
+        driving(&state2).remove(run.as_str());
         match result {
             Ok(status) => tracing::info!(run = %run, status = %status, "run {status}"),
             Err(EngineError::Stopped { .. }) => {
@@ -351,6 +384,11 @@ pub fn spawn(
             poisoned.into_inner().spawn(task);
         }
     }
+}
+
+/// The ids of the runs this process drives.
+fn driving(state: &AppState) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+    state.driving.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Resumes the runs a stopped server left interrupted (their
@@ -410,7 +448,11 @@ pub async fn adopt_orphans(state: &AppState) -> Result<Vec<RunId>, ApiError> {
             (Some(owner), Some(until)) => until < now || golive_engine::holder_gone(owner),
             _ => false,
         };
-        if run.status.is_final() || run.status == RunStatus::Paused || !orphaned {
+        if run.status.is_final()
+            || run.status == RunStatus::Paused
+            || !orphaned
+            || driving(state).contains(run.id.as_str())
+        {
             continue;
         }
         let api = state

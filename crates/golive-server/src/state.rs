@@ -1,11 +1,12 @@
 //! What every handler shares: the store, the flags in memory, token checks,
 //! metrics, and the runs this process executes.
 
+use std::collections::HashSet;
 use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use golive_store::AnyStore;
+use golive_store::{AnyStore, RetryPolicy};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -45,6 +46,10 @@ pub struct ServerConfig {
     pub header_read_timeout: Duration,
     /// A connection with nothing under way for this long is closed.
     pub idle_timeout: Duration,
+    /// How long the engines of runs executed here ride out a passing
+    /// database fault (`GOLIVE_DB_RETRY`): the run pauses, keeping its
+    /// lease, instead of failing (see `golive_store::Retrying`).
+    pub db_retry: RetryPolicy,
 }
 
 impl Default for ServerConfig {
@@ -62,6 +67,7 @@ impl Default for ServerConfig {
             max_connections: 10_000,
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            db_retry: RetryPolicy::default(),
         }
     }
 }
@@ -83,6 +89,10 @@ pub struct Inner {
     pub metrics: Metrics,
     /// Runs executing in this process.
     pub runs: Mutex<JoinSet<()>>,
+    /// Their ids: a run driven here whose lease ran out while the database
+    /// was away is paused, not orphaned, and must not be adopted by this
+    /// same server.
+    pub driving: Mutex<HashSet<String>>,
     /// Set to a signal number when the server shuts down: running engines
     /// stop, mark their item interrupted and release their lease.
     pub stop: watch::Sender<Option<i32>>,
@@ -106,6 +116,7 @@ impl AppState {
             flags: FlagCache::default(),
             metrics: Metrics::new(),
             runs: Mutex::new(JoinSet::new()),
+            driving: Mutex::default(),
             stop,
         }))
     }

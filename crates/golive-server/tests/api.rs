@@ -1237,13 +1237,21 @@ async fn idle_connections_do_not_starve_the_server() {
         .await
         .expect("events");
     assert_eq!(events.status().as_u16(), 200);
-    // 20,000 where this process may open that many files (each connection
-    // here is two: ours and the server's, up to its cap); else as many as
-    // the limit leaves room for beside the other tests of this binary.
+    // 20,000 idle connections held at once, half of them by a second
+    // process: one process may open only so many files (each connection
+    // in this one is two up to the server's cap: ours and the server's).
     let wanted = usize::try_from(files.saturating_sub(3000))
         .unwrap_or(0)
-        .min(20_000);
+        .min(IDLE_TOTAL / 2);
     assert!(wanted >= 1000, "only {files} files may be open");
+    // The second process's first: the server evicts the longest-idle, and
+    // some of ours, the newest, must still be open to be counted below.
+    let mut holder = Holder::start(&addr, IDLE_TOTAL - wanted);
+    let held = tokio::task::spawn_blocking(move || {
+        let n = holder.expect("held");
+        (holder, n)
+    });
+    let (mut holder, held_there) = held.await.expect("holder");
     let mut idle = Vec::with_capacity(wanted);
     while idle.len() < wanted {
         // Few at a time: a burst of SYNs overflows the listen queue and
@@ -1258,6 +1266,7 @@ async fn idle_connections_do_not_starve_the_server() {
             idle.push(c.expect("task").expect("connect"));
         }
     }
+    assert_eq!(idle.len() + held_there, IDLE_TOTAL);
     // A slow client: half a request head, never finished.
     let mut slow = tokio::net::TcpStream::connect(&addr).await.expect("slow");
     slow.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
@@ -1288,7 +1297,9 @@ async fn idle_connections_do_not_starve_the_server() {
         open_now > 0 && open_now <= 400,
         "the server keeps at most its cap open ({open_now} of {wanted} still open)"
     );
-    // After the idle timeout, every idle connection has been closed.
+    // After the idle timeout, every idle connection has been closed, in
+    // both processes.
+    holder.send("check");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     for c in &mut idle {
         let mut b = [0u8; 64];
@@ -1322,6 +1333,13 @@ async fn idle_connections_do_not_starve_the_server() {
     }
     drop(events);
     drop(idle);
+    let closed = tokio::task::spawn_blocking(move || holder.expect("closed"))
+        .await
+        .expect("holder");
+    assert_eq!(
+        closed, held_there,
+        "closed by the server in the second process"
+    );
     let resp = fresh
         .get(server.url("/health"))
         .send()
@@ -1329,4 +1347,125 @@ async fn idle_connections_do_not_starve_the_server() {
         .expect("/health");
     assert_eq!(resp.status().as_u16(), 200);
     server.stop().await;
+}
+
+/// Idle connections held at once by [`idle_connections_do_not_starve_the_server`].
+const IDLE_TOTAL: usize = 20_000;
+
+/// Where [`idle_connection_holder`] connects to, and how many times.
+const HOLD_ENV: &str = "GOLIVE_TEST_HOLD";
+
+/// This test binary run again as [`idle_connection_holder`]: a second
+/// process holding idle connections, answering on its stdout.
+struct Holder {
+    child: std::process::Child,
+    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+}
+
+impl Holder {
+    fn start(addr: &str, count: usize) -> Holder {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(std::env::current_exe().expect("test binary"))
+            .args([
+                "--exact",
+                "idle_connection_holder",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(HOLD_ENV, format!("{addr} {count}"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("holder process");
+        let stdout = child.stdout.take().expect("stdout");
+        Holder {
+            child,
+            lines: std::io::BufReader::new(stdout).lines(),
+        }
+    }
+
+    /// Waits for the holder's `{word} N` line; N.
+    fn expect(&mut self, word: &str) -> usize {
+        for line in self.lines.by_ref() {
+            let line = line.expect("holder's stdout");
+            // The test harness may have written `test … ... ` before it.
+            let said = line.find(word).map(|at| &line[at + word.len()..]);
+            if let Some(n) = said.and_then(|r| r.trim().parse().ok()) {
+                return n;
+            }
+        }
+        let status = self.child.wait().expect("holder ends");
+        panic!("the holder process ended ({status}) without saying `{word}`");
+    }
+
+    fn send(&mut self, line: &str) {
+        use std::io::Write;
+        let stdin = self.child.stdin.as_mut().expect("stdin");
+        writeln!(stdin, "{line}").expect("to the holder");
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The second process of [`idle_connections_do_not_starve_the_server`]
+/// (run by it with [`HOLD_ENV`] set; without it there is nothing to do):
+/// opens the connections asked for and says `held N`; on `check` from
+/// stdin, waits up to 20 s for the server to close each and says
+/// `closed N`, the number it closed.
+#[test]
+fn idle_connection_holder() {
+    use std::io::{BufRead, Read};
+    let Ok(job) = std::env::var(HOLD_ENV) else {
+        return;
+    };
+    let (addr, count) = job.split_once(' ').expect("ADDR COUNT");
+    let count: usize = count.parse().expect("count");
+    golive_server::raise_file_limit();
+    // A few threads, each one connection at a time (as the first process
+    // does): quick, without overflowing the listen queue.
+    let threads = 16;
+    let held: Vec<std::net::TcpStream> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let n = count / threads + usize::from(t < count % threads);
+                scope.spawn(move || {
+                    (0..n)
+                        .map(|_| std::net::TcpStream::connect(addr).expect("connect"))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("connecting thread"))
+            .collect()
+    });
+    println!("held {}", held.len());
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).expect("stdin");
+    assert_eq!(line.trim(), "check");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut closed = 0;
+    for mut c in held {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        c.set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .expect("timeout");
+        let mut b = [0u8; 64];
+        match c.read(&mut b) {
+            Ok(0) => closed += 1,
+            Err(e)
+                if e.kind() != std::io::ErrorKind::WouldBlock
+                    && e.kind() != std::io::ErrorKind::TimedOut =>
+            {
+                closed += 1
+            }
+            _ => {}
+        }
+    }
+    println!("closed {closed}");
 }

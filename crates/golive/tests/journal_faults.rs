@@ -9,7 +9,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod util;
-use util::scratch;
+use util::{Running, SERVE, scratch, serve_with};
 
 fn golive(args: &[&str], dir: &Path, db: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_golive"));
@@ -530,6 +530,69 @@ fn a_postgres_restart_and_outage_pause_the_run_which_then_finishes() {
 
     gives_up_past_its_budget_and_resumes_later(&pg, &dir);
     a_stop_signal_ends_a_pause_at_once(&pg, &dir);
+    a_served_run_pauses_too(&pg, &dir);
+}
+
+/// `golive serve` on the cluster: a run started through the API pauses
+/// while the database is stopped for longer than its lease, says so in the
+/// server's log, and finishes once it is back; every command ran once.
+fn a_served_run_pauses_too(pg: &PrivatePg, dir: &Path) {
+    const N: usize = 30;
+    let plan = logging_plan("served", "v", N, "served.txt", "");
+    std::fs::write(dir.join("served.yaml"), plan).expect("plan");
+    let golive = |args: &[&str], log: &str| pg.golive(args, dir, "30s", &dir.join(log));
+    let token = golive(
+        &["token", "create", "--name", "olga", "--role", "operator"],
+        "token.log",
+    )
+    .stdout(Stdio::piped())
+    .output()
+    .expect("token create");
+    assert!(token.status.success());
+    let token = String::from_utf8_lossy(&token.stdout).trim().to_string();
+    let serve = golive(&SERVE, "serve.log");
+    /// The server, stopped however the test ends.
+    struct Server(Running);
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.child.kill();
+            let _ = self.0.child.wait();
+        }
+    }
+    let (server, base) = serve_with(serve);
+    let mut server = Server(server);
+    let client_log = dir.join("served-client.log");
+    let mut client = golive(
+        &["run", "served.yaml", "--server", &base, "--token", &token],
+        "served-client.log",
+    )
+    .spawn()
+    .expect("golive run --server");
+    let run = run_id(&client_log);
+    let out = dir.join("served.txt");
+    await_lines(&out, 10);
+    pg.ctl("stop");
+    server.0.wait_for("the journal is not answering");
+    // Longer than the 2 s lease.
+    std::thread::sleep(Duration::from_secs(3));
+    pg.ctl("start");
+    server.0.wait_for("the journal answers again");
+    // The client follows the run through the server's event stream.
+    let code = exit_code(&mut client, Duration::from_secs(60));
+    let said = std::fs::read_to_string(&client_log).unwrap_or_default();
+    assert_eq!(code, 0, "{said}");
+    assert!(said.contains(&format!("run {run} succeeded")), "{said}");
+    let status = golive(&["status", &run, "--output", "json"], "served-status.log")
+        .stdout(Stdio::piped())
+        .output()
+        .expect("status");
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("JSON");
+    assert_eq!(status["run"]["status"], "succeeded", "{status}");
+    drop(server);
+    let expected: Vec<String> = (0..N)
+        .flat_map(|i| [format!("start v{i:02}"), format!("end v{i:02}")])
+        .collect();
+    assert_eq!(lines(&out), expected);
 }
 
 /// SIGTERM while the run waits for the database ends golive at once, not

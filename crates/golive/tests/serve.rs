@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use golive_store::{ItemStatus, RunStatus, Store};
 use serde_json::{Value, json};
-use util::{PgSchema, Running, scratch};
+use util::{PgSchema, Running, SERVE, scratch, serve_with};
 
 fn golive(args: &[&str], dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_golive"));
@@ -44,28 +44,7 @@ fn token(dir: &Path, name: &str, role: &str) -> String {
 /// `golive serve` on a free port, letting operators start plans with
 /// commands; its base URL.
 fn serve(dir: &Path) -> (Running, String) {
-    serve_with(golive(
-        &[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--lease-ttl",
-            "2s",
-            "--allow-api-commands",
-        ],
-        dir,
-    ))
-}
-
-fn serve_with(cmd: Command) -> (Running, String) {
-    let mut server = Running::spawn(cmd, Duration::from_secs(30));
-    let line = server.wait_for("listening on");
-    let base = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .expect("address")
-        .to_string();
-    (server, base)
+    serve_with(golive(&SERVE, dir))
 }
 
 fn call(base: &str, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {

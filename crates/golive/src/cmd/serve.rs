@@ -58,6 +58,7 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode> {
                 .header_read_timeout
                 .unwrap_or(defaults.header_read_timeout),
             idle_timeout: file.idle_timeout.unwrap_or(defaults.idle_timeout),
+            db_retry: golive_store::RetryPolicy::from_env().map_err(anyhow::Error::msg)?,
             ..defaults
         };
         let shutdown = shutdown_signal()?;

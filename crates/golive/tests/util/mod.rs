@@ -86,6 +86,30 @@ impl Running {
     }
 }
 
+/// `golive serve`'s arguments in the tests: a free port, a 2 s lease,
+/// operators may start plans with commands.
+pub const SERVE: [&str; 6] = [
+    "serve",
+    "--listen",
+    "127.0.0.1:0",
+    "--lease-ttl",
+    "2s",
+    "--allow-api-commands",
+];
+
+/// `golive serve` started by `cmd` (listening on a free port); it and its
+/// base URL, once it listens.
+pub fn serve_with(cmd: Command) -> (Running, String) {
+    let mut server = Running::spawn(cmd, Duration::from_secs(30));
+    let line = server.wait_for("listening on");
+    let base = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("address")
+        .to_string();
+    (server, base)
+}
+
 /// Where a test's journal lives.
 pub enum Journal {
     Sqlite(std::path::PathBuf),
