@@ -315,7 +315,7 @@ fn deep_checklists_keep_every_item() {
 // so each imported plan is also checked to validate.
 
 use golive_plan::time::TOffset;
-use golive_plan::{Action, ItemKind, Plan, Probe};
+use golive_plan::{ItemKind, LevelAction, Plan, Probe};
 
 fn plan_of(name: &str, md: &str) -> Plan {
     let imported = import(md, name);
@@ -494,10 +494,10 @@ fn migration_decision_tree_clock_times_and_announcements() {
     let levels = &plan.rollback.levels;
     assert_eq!(levels.len(), 3, "{levels:#?}");
     let when = |k: usize| -> Vec<String> { levels[k].when.iter().map(|c| c.to_string()).collect() };
-    let cond = |c: &str| golive_plan::cond::parse(c).expect(c).to_string();
+    let cond = |c: &str| golive_plan::rule::Rule::parse(c).expect(c).to_string();
     assert!(levels[0].name.contains("Don't Rollback"));
-    assert_eq!(levels[0].actions, [Action::Continue]);
-    assert_eq!(levels[1].actions, [Action::Pause]);
+    assert_eq!(levels[0].actions, [LevelAction::Continue]);
+    assert_eq!(levels[1].actions, [LevelAction::Pause]);
     assert!(
         when(1).contains(&cond("error_rate > 2% for 5m")),
         "{:?}",
@@ -508,7 +508,7 @@ fn migration_decision_tree_clock_times_and_announcements() {
         "{:?}",
         when(1)
     );
-    assert_eq!(levels[2].actions, [Action::Rollback]);
+    assert_eq!(levels[2].actions, [LevelAction::Rollback]);
     assert!(
         when(2).contains(&cond("error_rate > 5% for 2m")),
         "{:?}",
@@ -678,10 +678,17 @@ fn launch_tables_labels_flags_and_canary_become_roles_approvals_and_a_rollout() 
     // call are the rollback.
     assert!(plan.rollback.levels.iter().any(|l| l.when.iter().any(|c| {
         c.to_string()
-            == golive_plan::cond::parse("v5_trips_5xx > 2%")
+            == golive_plan::rule::Rule::parse("v5_trips_5xx > 2%")
                 .expect("condition")
                 .to_string()
     })));
+    // Levels apply to every rollout: the drafted one declares what they
+    // read, for the reviewer to wire to real metrics.
+    assert!(
+        r.analysis.metrics.iter().any(|m| m.name == "v5_trips_5xx"),
+        "{:?}",
+        r.analysis.metrics
+    );
     assert!(plan.rollback.items.iter().any(
         |i| matches!(&i.kind, ItemKind::Flag(f) if f.key == "trips_v5" && f.enabled == Some(false))
     ));

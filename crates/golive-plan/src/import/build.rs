@@ -2106,6 +2106,56 @@ impl<'d> Builder<'d> {
         }
     }
 
+    /// Rollback levels apply to every rollout, so each drafted rollout's
+    /// analysis declares the metrics the levels read: a placeholder query
+    /// (a selector named after the metric) for the reviewer to wire up.
+    fn level_metrics_in_rollouts(&mut self, drafts: &mut [PhaseDraft]) {
+        let mut wanted: Vec<String> = Vec::new();
+        for level in &self.levels {
+            for when in &level.when {
+                let Ok(rule) = crate::rule::Rule::parse(&when.value) else {
+                    continue;
+                };
+                for (_, name) in rule.metrics() {
+                    if !wanted.iter().any(|w| w == name) {
+                        wanted.push(name.to_string());
+                    }
+                }
+            }
+        }
+        for d in drafts.iter_mut() {
+            for item in &mut d.items {
+                let Some(analysis) = item.rollout.as_mut().and_then(|r| r.analysis.as_mut()) else {
+                    continue;
+                };
+                let mut added = Vec::new();
+                for name in &wanted {
+                    if analysis.metrics.iter().any(|m| m.name.value == *name) {
+                        continue;
+                    }
+                    analysis.metrics.push(RawMetric {
+                        name: Spanned::new(name.clone()),
+                        query: Some(Spanned::new(format!(
+                            "{name}{{version=\"{{{{version}}}}\"}}"
+                        ))),
+                        expr: None,
+                    });
+                    added.push(format!("`{name}`"));
+                }
+                if !added.is_empty() {
+                    self.note(
+                        d.line,
+                        NoteKind::Recognised,
+                        format!(
+                            "the rollback levels read {}: declared in the drafted rollout's analysis with placeholder queries to wire to real metrics",
+                            added.join(", ")
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
     /// `- **Level 1**: On-call engineer (15 minutes)` → escalation rules.
     /// True when every list item was read.
     fn escalation_from(&mut self, pieces: &[Piece<'d>]) -> bool {
@@ -2416,6 +2466,7 @@ impl<'d> Builder<'d> {
         let mut drafts = drafts;
         self.undo_to_rollback(&mut drafts);
         self.signoffs_first(&mut drafts);
+        self.level_metrics_in_rollouts(&mut drafts);
         let mut last_at: Option<TOffset> = None;
         for d in &mut drafts {
             // A period (`Week 1`) starts where the document is at, not before.
