@@ -250,6 +250,73 @@ impl Compiler<'_> {
         None
     }
 
+    /// A `notify` item; `event`, `dedup_key` and `severity` are PagerDuty's.
+    fn notify(&mut self, n: &raw::RawNotify) -> Option<Notify> {
+        let channel = self.channel(&n.channel)?;
+        let pagerduty = matches!(
+            self.channels.get(channel.as_str()).map(|c| &c.kind),
+            Some(ChannelKind::PagerDuty { .. })
+        );
+        for t in [&n.event, &n.dedup_key, &n.severity].into_iter().flatten() {
+            if !pagerduty {
+                self.error(
+                    format!("`event`, `dedup_key` and `severity` apply to PagerDuty channels; `{}` is not one", channel.as_str()),
+                    t.span,
+                );
+                return None;
+            }
+        }
+        let event = match n.event.as_ref().map(|t| (t.value.as_str(), t.span)) {
+            None | Some(("trigger", _)) => NotifyEvent::Trigger,
+            Some(("acknowledge", _)) => NotifyEvent::Acknowledge,
+            Some(("resolve", _)) => NotifyEvent::Resolve,
+            Some(("change", _)) => NotifyEvent::Change,
+            Some((other, span)) => {
+                self.error(
+                    format!("unknown `event` `{other}`: use `trigger`, `acknowledge`, `resolve` or `change`"),
+                    span,
+                );
+                return None;
+            }
+        };
+        let severity = match n.severity.as_ref().map(|t| (t.value.as_str(), t.span)) {
+            None | Some(("info", _)) => AlertSeverity::Info,
+            Some(("critical", _)) => AlertSeverity::Critical,
+            Some(("error", _)) => AlertSeverity::Error,
+            Some(("warning", _)) => AlertSeverity::Warning,
+            Some((other, span)) => {
+                self.error(
+                    format!(
+                        "unknown `severity` `{other}`: use `critical`, `error`, `warning` or `info`"
+                    ),
+                    span,
+                );
+                return None;
+            }
+        };
+        if let Some(t) = &n.dedup_key {
+            self.vars(t);
+        }
+        if matches!(event, NotifyEvent::Acknowledge | NotifyEvent::Resolve) && n.dedup_key.is_none()
+        {
+            self.error(
+                format!(
+                    "`event: {}` needs the `dedup_key` of the alert it refers to",
+                    n.event.as_ref().map_or("", |t| t.value.as_str())
+                ),
+                n.channel.span,
+            );
+            return None;
+        }
+        Some(Notify {
+            channel,
+            message: n.message.clone(),
+            event,
+            dedup_key: n.dedup_key.as_ref().map(|t| t.value.clone()),
+            severity,
+        })
+    }
+
     /// Reports a reference to an undeclared role or channel, with the closest declared name.
     fn unknown(&mut self, what: &str, section: &str, t: &Text, declared: &[String]) {
         let names: Vec<&str> = declared.iter().map(String::as_str).collect();
@@ -392,18 +459,34 @@ impl Compiler<'_> {
             let mut kinds = Vec::new();
             if let Some(t) = &ch.slack {
                 self.vars(t);
-                kinds.push(Channel::Slack(t.value.clone()));
+                kinds.push(ChannelKind::Slack(t.value.clone()));
             }
             if let Some(t) = &ch.pagerduty {
                 self.vars(t);
-                kinds.push(Channel::PagerDuty(t.value.clone()));
+                kinds.push(ChannelKind::PagerDuty {
+                    routing_key: t.value.clone(),
+                    events_url: ch.events_url.as_ref().map(|u| {
+                        self.vars(u);
+                        u.value.clone()
+                    }),
+                });
+            } else if let Some(u) = &ch.events_url {
+                self.error("`events_url` applies to `pagerduty` channels only", u.span);
             }
             if let Some(t) = &ch.webhook {
                 self.vars(t);
-                kinds.push(Channel::Webhook(t.value.clone()));
+                kinds.push(ChannelKind::Webhook {
+                    url: t.value.clone(),
+                    secret: ch.secret.as_ref().map(|s| {
+                        self.vars(s);
+                        s.value.clone()
+                    }),
+                });
+            } else if let Some(s) = &ch.secret {
+                self.error("`secret` applies to `webhook` channels only", s.span);
             }
             if ch.log == Some(true) {
-                kinds.push(Channel::Log);
+                kinds.push(ChannelKind::Log);
             }
             if kinds.len() != 1 {
                 self.error(
@@ -412,8 +495,14 @@ impl Compiler<'_> {
                 );
                 continue;
             }
-            self.channels
-                .insert(ChannelName::new(name), kinds.remove(0));
+            self.channels.insert(
+                ChannelName::new(name),
+                Channel {
+                    kind: kinds.remove(0),
+                    retries: ch.retries.unwrap_or(3),
+                    required: ch.required.unwrap_or(false),
+                },
+            );
         }
 
         let mut phases = Vec::new();
@@ -673,11 +762,7 @@ impl Compiler<'_> {
             };
         }
         if let Some(n) = &raw.notify {
-            let channel = self.channel(&n.channel)?;
-            return Some(ItemKind::Notify(Notify {
-                channel,
-                message: n.message.clone(),
-            }));
+            return self.notify(n).map(ItemKind::Notify);
         }
         if let Some(f) = &raw.flag {
             self.nonempty(&f.key, "flag `key`");
