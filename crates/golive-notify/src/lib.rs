@@ -15,6 +15,7 @@ pub mod webhook;
 
 use std::time::Duration;
 
+pub use golive_plan::{AlertSeverity, NotifyEvent as Event};
 use serde_json::Value;
 
 /// Where a message goes, with its secrets resolved.
@@ -41,31 +42,6 @@ pub enum Target {
     },
 }
 
-/// What a PagerDuty channel does with a message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Event {
-    /// Open (or re-trigger) an alert.
-    Trigger,
-    /// Acknowledge the alert with the same dedup key.
-    Acknowledge,
-    /// Resolve the alert with the same dedup key.
-    Resolve,
-    /// A change event (a deployment), which opens no incident.
-    Change,
-}
-
-impl Event {
-    /// The Events API's name for it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Event::Trigger => "trigger",
-            Event::Acknowledge => "acknowledge",
-            Event::Resolve => "resolve",
-            Event::Change => "change",
-        }
-    }
-}
-
 /// A message and the facts every channel may show.
 #[derive(Clone, Debug)]
 pub struct Message {
@@ -81,8 +57,8 @@ pub struct Message {
     pub event: Event,
     /// PagerDuty dedup key; required for acknowledge and resolve.
     pub dedup_key: Option<String>,
-    /// PagerDuty severity: `critical`, `error`, `warning` or `info`.
-    pub severity: String,
+    /// PagerDuty severity of a trigger.
+    pub severity: AlertSeverity,
 }
 
 /// How hard to try.
@@ -188,7 +164,7 @@ pub async fn send(target: &Target, message: &Message, retry: Retry) -> Result<De
                 )
             }
             // Without the URL: it may hold a secret.
-            Err(e) => (format!("{kind} unreachable: {}", without_url(&e)), true),
+            Err(e) => (format!("{kind} unreachable: {}", without_url(e)), true),
         };
         if !transient || attempts > retry.retries {
             return Err(Failure { attempts, error });
@@ -202,27 +178,8 @@ fn to_bytes(v: &Value) -> Vec<u8> {
     v.to_string().into_bytes()
 }
 
-/// The error's chain of causes with the request URL left out.
-fn without_url(e: &reqwest::Error) -> String {
-    let mut chain = String::new();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !chain.contains(&text) {
-            if !chain.is_empty() {
-                chain.push_str(": ");
-            }
-            chain.push_str(&text);
-        }
-        source = s.source();
-    }
-    if chain.is_empty() {
-        if e.is_timeout() {
-            "timed out".into()
-        } else {
-            "request failed".into()
-        }
-    } else {
-        chain
-    }
+/// The error's chain of causes without the request URL, which may hold a
+/// secret.
+fn without_url(e: reqwest::Error) -> String {
+    golive_probe::error_chain(&e.without_url())
 }

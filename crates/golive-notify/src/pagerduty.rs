@@ -48,7 +48,7 @@ pub fn body(routing_key: &str, message: &Message) -> Value {
                 "payload": {
                     "summary": summary,
                     "source": message.plan,
-                    "severity": message.severity,
+                    "severity": message.severity.as_str(),
                     "timestamp": jiff::Timestamp::now().to_string(),
                     "component": message.item,
                     "custom_details": details,

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Duration;
 
-use golive_notify::{Event, Message, Retry, Target};
+use golive_notify::{AlertSeverity, Event, Message, Retry, Target};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -102,7 +102,7 @@ fn message(event: Event, dedup_key: Option<&str>) -> Message {
         item: "announce".into(),
         event,
         dedup_key: dedup_key.map(str::to_string),
-        severity: "critical".into(),
+        severity: AlertSeverity::Critical,
     }
 }
 

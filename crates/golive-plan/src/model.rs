@@ -177,6 +177,18 @@ pub enum NotifyEvent {
     Change,
 }
 
+impl NotifyEvent {
+    /// The plan's (and the Events API's) name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyEvent::Trigger => "trigger",
+            NotifyEvent::Acknowledge => "acknowledge",
+            NotifyEvent::Resolve => "resolve",
+            NotifyEvent::Change => "change",
+        }
+    }
+}
+
 /// PagerDuty alert severity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum AlertSeverity {

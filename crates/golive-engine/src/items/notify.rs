@@ -7,8 +7,8 @@
 
 use std::time::Duration;
 
-use golive_notify::{Event, Message, Retry, Target};
-use golive_plan::{Channel, ChannelKind, Item, Notify, NotifyEvent};
+use golive_notify::{Message, Retry, Target};
+use golive_plan::{Channel, ChannelKind, Item, Notify};
 use golive_store::{NewEvent, Outcome, Store};
 use serde_json::{Value, json};
 
@@ -45,7 +45,7 @@ pub(crate) async fn run<S: Store + 'static>(
             };
             data["via"] = json!(kind_name);
             if kind_name == "pagerduty" {
-                data["event"] = json!(event(notify.event).as_str());
+                data["event"] = json!(notify.event.as_str());
             }
             let sent = match target(ctx, &channel.kind) {
                 Ok(target) => {
@@ -55,9 +55,9 @@ pub(crate) async fn run<S: Store + 'static>(
                         plan: ctx.plan.name.clone(),
                         run: ctx.run.to_string(),
                         item: item.id.to_string(),
-                        event: event(notify.event),
+                        event: notify.event,
                         dedup_key,
-                        severity: notify.severity.as_str().to_string(),
+                        severity: notify.severity,
                     };
                     let retry = Retry {
                         retries: channel.retries,
@@ -106,15 +106,6 @@ pub(crate) async fn run<S: Store + 'static>(
         )
         .await?;
     Ok((outcome, data))
-}
-
-fn event(e: NotifyEvent) -> Event {
-    match e {
-        NotifyEvent::Trigger => Event::Trigger,
-        NotifyEvent::Acknowledge => Event::Acknowledge,
-        NotifyEvent::Resolve => Event::Resolve,
-        NotifyEvent::Change => Event::Change,
-    }
 }
 
 /// The channel with its references resolved; an unresolved `${NAME}` is an
