@@ -18,7 +18,9 @@ use std::time::Duration;
 pub use golive_plan::{AlertSeverity, NotifyEvent as Event};
 use serde_json::Value;
 
-/// Where a message goes, with its secrets resolved.
+/// Where a message goes, with its secrets resolved: the plan's
+/// `ChannelKind` holds templates and includes the journal-only `log`, which
+/// sends nothing; this holds values ready to use.
 #[derive(Clone, Debug)]
 pub enum Target {
     /// A Slack-compatible incoming webhook URL.

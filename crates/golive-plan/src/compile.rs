@@ -250,6 +250,29 @@ impl Compiler<'_> {
         None
     }
 
+    /// `t` as one of `options`, found by name; `default` when absent.
+    fn keyword<T: Copy>(
+        &mut self,
+        field: &str,
+        t: Option<&Text>,
+        options: &[T],
+        name: fn(T) -> &'static str,
+        default: T,
+    ) -> Option<T> {
+        let Some(t) = t else {
+            return Some(default);
+        };
+        if let Some(o) = options.iter().find(|o| name(**o) == t.value) {
+            return Some(*o);
+        }
+        let names: Vec<String> = options.iter().map(|o| format!("`{}`", name(*o))).collect();
+        self.error(
+            format!("unknown `{field}` `{}`: use {}", t.value, names.join(", ")),
+            t.span,
+        );
+        None
+    }
+
     /// A `notify` item; `event`, `dedup_key` and `severity` are PagerDuty's.
     fn notify(&mut self, n: &raw::RawNotify) -> Option<Notify> {
         let channel = self.channel(&n.channel)?;
@@ -266,34 +289,20 @@ impl Compiler<'_> {
                 return None;
             }
         }
-        let event = match n.event.as_ref().map(|t| (t.value.as_str(), t.span)) {
-            None | Some(("trigger", _)) => NotifyEvent::Trigger,
-            Some(("acknowledge", _)) => NotifyEvent::Acknowledge,
-            Some(("resolve", _)) => NotifyEvent::Resolve,
-            Some(("change", _)) => NotifyEvent::Change,
-            Some((other, span)) => {
-                self.error(
-                    format!("unknown `event` `{other}`: use `trigger`, `acknowledge`, `resolve` or `change`"),
-                    span,
-                );
-                return None;
-            }
-        };
-        let severity = match n.severity.as_ref().map(|t| (t.value.as_str(), t.span)) {
-            None | Some(("info", _)) => AlertSeverity::Info,
-            Some(("critical", _)) => AlertSeverity::Critical,
-            Some(("error", _)) => AlertSeverity::Error,
-            Some(("warning", _)) => AlertSeverity::Warning,
-            Some((other, span)) => {
-                self.error(
-                    format!(
-                        "unknown `severity` `{other}`: use `critical`, `error`, `warning` or `info`"
-                    ),
-                    span,
-                );
-                return None;
-            }
-        };
+        let event = self.keyword(
+            "event",
+            n.event.as_ref(),
+            &NotifyEvent::ALL,
+            NotifyEvent::as_str,
+            NotifyEvent::Trigger,
+        )?;
+        let severity = self.keyword(
+            "severity",
+            n.severity.as_ref(),
+            &AlertSeverity::ALL,
+            AlertSeverity::as_str,
+            AlertSeverity::Info,
+        )?;
         if let Some(t) = &n.dedup_key {
             self.vars(t);
         }

@@ -178,6 +178,14 @@ pub enum NotifyEvent {
 }
 
 impl NotifyEvent {
+    /// Every event, in the order the plan format lists them.
+    pub const ALL: [NotifyEvent; 4] = [
+        NotifyEvent::Trigger,
+        NotifyEvent::Acknowledge,
+        NotifyEvent::Resolve,
+        NotifyEvent::Change,
+    ];
+
     /// The plan's (and the Events API's) name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -204,6 +212,14 @@ pub enum AlertSeverity {
 }
 
 impl AlertSeverity {
+    /// Every severity, highest first.
+    pub const ALL: [AlertSeverity; 4] = [
+        AlertSeverity::Critical,
+        AlertSeverity::Error,
+        AlertSeverity::Warning,
+        AlertSeverity::Info,
+    ];
+
     /// The Events API's name.
     pub fn as_str(self) -> &'static str {
         match self {
