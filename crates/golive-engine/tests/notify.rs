@@ -7,7 +7,8 @@ use std::sync::Arc;
 use golive_engine::Engine;
 use golive_store::{ItemStatus, RunStatus, SqliteStore, Store};
 
-/// Runs `src` to the end; the run's status, item states and events.
+/// Runs `src` to the end; the run's status, item states, events and its
+/// Markdown record.
 async fn run(
     dir: &std::path::Path,
     src: &str,
@@ -15,6 +16,7 @@ async fn run(
     RunStatus,
     Vec<golive_store::ItemState>,
     Vec<golive_store::Event>,
+    String,
 ) {
     let compiled = golive_plan::compile(src, &|_: &str| true);
     let plan = compiled
@@ -26,7 +28,15 @@ async fn run(
     let status = engine.execute(&run, &plan, &[]).await.expect("execute");
     let states = store.item_states(&run).await.expect("states");
     let events = store.events_after(&run, 0, 1000).await.expect("events");
-    (status, states, events)
+    let report = golive_engine::report::build(store.as_ref(), &run)
+        .await
+        .expect("report");
+    (
+        status,
+        states,
+        events,
+        golive_engine::report::to_markdown(&report),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -51,7 +61,7 @@ async fn an_unreachable_channel_is_retried_journaled_and_the_run_goes_on() {
         )
     };
 
-    let (status, states, events) = run(dir.path(), &plan(false)).await;
+    let (status, states, events, record) = run(dir.path(), &plan(false)).await;
     assert_eq!(status, RunStatus::Succeeded);
     assert_eq!(states[0].status, ItemStatus::Passed);
     let tell = states[0].result.clone().expect("result");
@@ -66,6 +76,12 @@ async fn an_unreachable_channel_is_retried_journaled_and_the_run_goes_on() {
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].item_id.as_deref(), Some("tell"));
     assert!(!failed[0].data.to_string().contains("SeCrEt-token-123"));
+    // The record shows the failed delivery, without the secret.
+    assert!(
+        record.contains("  - Not delivered: Slack webhook unreachable"),
+        "{record}"
+    );
+    assert!(!record.contains("SeCrEt-token-123"));
     assert_eq!(states[1].status, ItemStatus::Passed);
     assert_eq!(
         states[1].result.as_ref().expect("after")["delivered"],
@@ -73,7 +89,7 @@ async fn an_unreachable_channel_is_retried_journaled_and_the_run_goes_on() {
     );
 
     let dir2 = tempfile::tempdir().expect("dir");
-    let (status, states, _) = run(dir2.path(), &plan(true)).await;
+    let (status, states, _, _) = run(dir2.path(), &plan(true)).await;
     assert_ne!(status, RunStatus::Succeeded);
     assert_eq!(states[0].status, ItemStatus::Failed);
 }
