@@ -25,6 +25,13 @@ need_pkg redis-server redis-server
 need_pkg haproxy haproxy
 need_pkg nginx nginx
 
+# golive-notify's tests verify Standard Webhooks signatures with the
+# reference Python implementation.
+if ! python3 -c 'import standardwebhooks' >/dev/null 2>&1; then
+  pip install -q --root-user-action=ignore standardwebhooks >/dev/null 2>&1 ||
+    pip install -q --root-user-action=ignore --break-system-packages standardwebhooks >/dev/null
+fi
+
 # The machine's PostgreSQL (127.0.0.1:5432, trust auth, database `test`) and
 # Redis (127.0.0.1:6379) are normally running; start them if they are not.
 if command -v pg_isready >/dev/null && ! pg_isready -q -h 127.0.0.1 -p 5432; then

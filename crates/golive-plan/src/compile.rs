@@ -256,6 +256,82 @@ impl Compiler<'_> {
         None
     }
 
+    /// `t` as one of `options`, found by name; `default` when absent.
+    fn keyword<T: Copy>(
+        &mut self,
+        field: &str,
+        t: Option<&Text>,
+        options: &[T],
+        name: fn(T) -> &'static str,
+        default: T,
+    ) -> Option<T> {
+        let Some(t) = t else {
+            return Some(default);
+        };
+        if let Some(o) = options.iter().find(|o| name(**o) == t.value) {
+            return Some(*o);
+        }
+        let names: Vec<String> = options.iter().map(|o| format!("`{}`", name(*o))).collect();
+        self.error(
+            format!("unknown `{field}` `{}`: use {}", t.value, names.join(", ")),
+            t.span,
+        );
+        None
+    }
+
+    /// A `notify` item; `event`, `dedup_key` and `severity` are PagerDuty's.
+    fn notify(&mut self, n: &raw::RawNotify) -> Option<Notify> {
+        let channel = self.channel(&n.channel)?;
+        let pagerduty = matches!(
+            self.channels.get(channel.as_str()).map(|c| &c.kind),
+            Some(ChannelKind::PagerDuty { .. })
+        );
+        for t in [&n.event, &n.dedup_key, &n.severity].into_iter().flatten() {
+            if !pagerduty {
+                self.error(
+                    format!("`event`, `dedup_key` and `severity` apply to PagerDuty channels; `{}` is not one", channel.as_str()),
+                    t.span,
+                );
+                return None;
+            }
+        }
+        let event = self.keyword(
+            "event",
+            n.event.as_ref(),
+            &NotifyEvent::ALL,
+            NotifyEvent::as_str,
+            NotifyEvent::Trigger,
+        )?;
+        let severity = self.keyword(
+            "severity",
+            n.severity.as_ref(),
+            &AlertSeverity::ALL,
+            AlertSeverity::as_str,
+            AlertSeverity::Info,
+        )?;
+        if let Some(t) = &n.dedup_key {
+            self.vars(t);
+        }
+        if matches!(event, NotifyEvent::Acknowledge | NotifyEvent::Resolve) && n.dedup_key.is_none()
+        {
+            self.error(
+                format!(
+                    "`event: {}` needs the `dedup_key` of the alert it refers to",
+                    n.event.as_ref().map_or("", |t| t.value.as_str())
+                ),
+                n.channel.span,
+            );
+            return None;
+        }
+        Some(Notify {
+            channel,
+            message: n.message.clone(),
+            event,
+            dedup_key: n.dedup_key.as_ref().map(|t| t.value.clone()),
+            severity,
+        })
+    }
+
     /// Reports a reference to an undeclared role or channel, with the closest declared name.
     fn unknown(&mut self, what: &str, section: &str, t: &Text, declared: &[String]) {
         let names: Vec<&str> = declared.iter().map(String::as_str).collect();
@@ -403,18 +479,34 @@ impl Compiler<'_> {
             let mut kinds = Vec::new();
             if let Some(t) = &ch.slack {
                 self.vars(t);
-                kinds.push(Channel::Slack(t.value.clone()));
+                kinds.push(ChannelKind::Slack(t.value.clone()));
             }
             if let Some(t) = &ch.pagerduty {
                 self.vars(t);
-                kinds.push(Channel::PagerDuty(t.value.clone()));
+                kinds.push(ChannelKind::PagerDuty {
+                    routing_key: t.value.clone(),
+                    events_url: ch.events_url.as_ref().map(|u| {
+                        self.vars(u);
+                        u.value.clone()
+                    }),
+                });
+            } else if let Some(u) = &ch.events_url {
+                self.error("`events_url` applies to `pagerduty` channels only", u.span);
             }
             if let Some(t) = &ch.webhook {
                 self.vars(t);
-                kinds.push(Channel::Webhook(t.value.clone()));
+                kinds.push(ChannelKind::Webhook {
+                    url: t.value.clone(),
+                    secret: ch.secret.as_ref().map(|s| {
+                        self.vars(s);
+                        s.value.clone()
+                    }),
+                });
+            } else if let Some(s) = &ch.secret {
+                self.error("`secret` applies to `webhook` channels only", s.span);
             }
             if ch.log == Some(true) {
-                kinds.push(Channel::Log);
+                kinds.push(ChannelKind::Log);
             }
             if kinds.len() != 1 {
                 self.error(
@@ -423,8 +515,14 @@ impl Compiler<'_> {
                 );
                 continue;
             }
-            self.channels
-                .insert(ChannelName::new(name), kinds.remove(0));
+            self.channels.insert(
+                ChannelName::new(name),
+                Channel {
+                    kind: kinds.remove(0),
+                    retries: ch.retries.unwrap_or(3),
+                    required: ch.required.unwrap_or(false),
+                },
+            );
         }
 
         let mut phases = Vec::new();
@@ -684,11 +782,7 @@ impl Compiler<'_> {
             };
         }
         if let Some(n) = &raw.notify {
-            let channel = self.channel(&n.channel)?;
-            return Some(ItemKind::Notify(Notify {
-                channel,
-                message: n.message.clone(),
-            }));
+            return self.notify(n).map(ItemKind::Notify);
         }
         if let Some(f) = &raw.flag {
             self.nonempty(&f.key, "flag `key`");

@@ -130,17 +130,107 @@ pub enum SecretRef {
     File(String),
 }
 
-/// A notification channel.
+/// A notification channel: where messages go and how hard golive tries.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Channel {
-    /// Slack-style incoming webhook (URL template, usually a secret).
+pub struct Channel {
+    /// Kind and address.
+    pub kind: ChannelKind,
+    /// Retries after a failed delivery (backoff doubles from 500 ms).
+    pub retries: u32,
+    /// A failed delivery fails the `notify` item; otherwise it is journaled
+    /// and the run goes on.
+    pub required: bool,
+}
+
+/// A channel's kind and address. Strings are templates, usually `${SECRET}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChannelKind {
+    /// Slack-compatible incoming webhook URL.
     Slack(String),
-    /// PagerDuty Events v2 routing key (template, usually a secret).
-    PagerDuty(String),
-    /// Generic JSON webhook URL.
-    Webhook(String),
-    /// golive's own log.
+    /// PagerDuty Events API v2.
+    PagerDuty {
+        /// Routing (integration) key.
+        routing_key: String,
+        /// Base URL of the Events API (default PagerDuty's own).
+        events_url: Option<String>,
+    },
+    /// Generic JSON webhook.
+    Webhook {
+        /// Endpoint URL.
+        url: String,
+        /// Standard Webhooks signing secret, `whsec_<base64>`.
+        secret: Option<String>,
+    },
+    /// golive's own journal only.
     Log,
+}
+
+/// What a `notify` item asks of a PagerDuty channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum NotifyEvent {
+    /// Open an alert.
+    #[default]
+    Trigger,
+    /// Acknowledge the alert with the same dedup key.
+    Acknowledge,
+    /// Resolve the alert with the same dedup key.
+    Resolve,
+    /// Record a change (a deployment).
+    Change,
+}
+
+impl NotifyEvent {
+    /// Every event, in the order the plan format lists them.
+    pub const ALL: [NotifyEvent; 4] = [
+        NotifyEvent::Trigger,
+        NotifyEvent::Acknowledge,
+        NotifyEvent::Resolve,
+        NotifyEvent::Change,
+    ];
+
+    /// The plan's (and the Events API's) name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyEvent::Trigger => "trigger",
+            NotifyEvent::Acknowledge => "acknowledge",
+            NotifyEvent::Resolve => "resolve",
+            NotifyEvent::Change => "change",
+        }
+    }
+}
+
+/// PagerDuty alert severity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum AlertSeverity {
+    /// `critical`.
+    Critical,
+    /// `error`.
+    Error,
+    /// `warning`.
+    Warning,
+    /// `info`.
+    #[default]
+    Info,
+}
+
+impl AlertSeverity {
+    /// Every severity, highest first.
+    pub const ALL: [AlertSeverity; 4] = [
+        AlertSeverity::Critical,
+        AlertSeverity::Error,
+        AlertSeverity::Warning,
+        AlertSeverity::Info,
+    ];
+
+    /// The Events API's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertSeverity::Critical => "critical",
+            AlertSeverity::Error => "error",
+            AlertSeverity::Warning => "warning",
+            AlertSeverity::Info => "info",
+        }
+    }
 }
 
 /// A phase.
@@ -346,6 +436,12 @@ pub struct Notify {
     pub channel: ChannelName,
     /// Message template.
     pub message: String,
+    /// PagerDuty event (other channels ignore it).
+    pub event: NotifyEvent,
+    /// PagerDuty dedup key template; always set for acknowledge and resolve.
+    pub dedup_key: Option<String>,
+    /// PagerDuty severity of a trigger.
+    pub severity: AlertSeverity,
 }
 
 /// A feature-flag change.

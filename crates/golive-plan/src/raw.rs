@@ -478,6 +478,17 @@ pub struct RawNotify {
     pub channel: Text,
     /// The message; may use `${VAR}`.
     pub message: String,
+    /// PagerDuty channels: `trigger` (default), `acknowledge`, `resolve`, or
+    /// `change` (a change event, e.g. at deployment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<Text>,
+    /// PagerDuty channels: the alert's dedup key, required to `acknowledge`
+    /// or `resolve`; may use `${VAR}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedup_key: Option<Text>,
+    /// PagerDuty channels: `critical`, `error`, `warning` or `info` (default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<Text>,
 }
 
 /// A feature-flag change.
@@ -812,16 +823,33 @@ pub struct RawEscalation {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawChannel {
-    /// Slack-style incoming webhook URL (use a secret).
+    /// Slack-compatible incoming webhook URL (`text` + `blocks`; also
+    /// Mattermost, Rocket.Chat). Use a secret: `${SLACK_URL}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slack: Option<Text>,
-    /// PagerDuty Events v2 routing key (use a secret).
+    /// PagerDuty Events API v2 routing key. Use a secret: `${PD_KEY}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pagerduty: Option<Text>,
-    /// Generic JSON webhook URL.
+    /// PagerDuty channels: base URL of the Events API (default
+    /// `https://events.pagerduty.com`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events_url: Option<Text>,
+    /// Generic JSON webhook URL (Standard Webhooks envelope).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook: Option<Text>,
-    /// Write to golive's own log only.
+    /// Webhook channels: Standard Webhooks signing secret `whsec_<base64>`,
+    /// by reference (`${WEBHOOK_SECRET}`); requests are then signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<Text>,
+    /// Write to golive's own journal only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log: Option<bool>,
+    /// Retries after a failed delivery, with doubling backoff from 500 ms
+    /// (default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+    /// A failed delivery fails the `notify` item (default false: the failure
+    /// is journaled and the run goes on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required: Option<bool>,
 }

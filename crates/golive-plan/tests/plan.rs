@@ -337,3 +337,55 @@ fn analysis_mistakes_are_all_reported_with_their_lines() {
     );
     assert_eq!(errors.len(), expect.len(), "{errors:#?}");
 }
+
+#[test]
+fn channel_and_notify_mistakes_name_the_field() {
+    let src = r#"name: channels
+secrets:
+  PD: env:PD_KEY
+  HOOK: env:HOOK_URL
+channels:
+  chat: {slack: "${HOOK}", secret: "${PD}"}
+  pager: {pagerduty: "${PD}", events_url: "http://127.0.0.1:9", retries: 1}
+  hook: {webhook: "${HOOK}", secret: "${PD}", required: true}
+phases:
+  - title: a
+    items:
+      - id: ack
+        notify: {channel: pager, message: m, event: acknowledge}
+      - id: odd
+        notify: {channel: pager, message: m, event: page, dedup_key: k}
+      - id: loud
+        notify: {channel: pager, message: m, severity: loud}
+      - id: not-pd
+        notify: {channel: hook, message: m, dedup_key: k}
+      - id: fine
+        notify: {channel: pager, message: m, event: resolve, dedup_key: "golive-${PD}"}
+"#;
+    let c = compile(src, &no_env);
+    let got: Vec<(usize, String)> = located(src, &c)
+        .into_iter()
+        .map(|l| (l.line, l.message))
+        .collect();
+    let want = [
+        (
+            line_of(src, "chat: {slack"),
+            "`secret` applies to `webhook` channels only",
+        ),
+        (
+            line_of(src, "id: ack") + 1,
+            "`event: acknowledge` needs the `dedup_key`",
+        ),
+        (line_of(src, "event: page"), "unknown `event` `page`"),
+        (line_of(src, "severity: loud"), "unknown `severity` `loud`"),
+        (
+            line_of(src, "id: not-pd") + 1,
+            "apply to PagerDuty channels; `hook` is not one",
+        ),
+    ];
+    assert_eq!(got.len(), want.len(), "{got:#?}");
+    for ((line, message), (wl, wm)) in got.iter().zip(want) {
+        assert_eq!(*line, wl, "{message}");
+        assert!(message.contains(wm), "{message} lacks {wm}");
+    }
+}

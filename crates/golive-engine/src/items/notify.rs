@@ -1,13 +1,20 @@
-//! `notify` items. Real channels (Slack, PagerDuty, webhooks) come later;
-//! for now the message is recorded in the journal and the result says so.
+//! `notify` items: the message goes to the item's channel in that channel's
+//! wire format (senders in `golive-notify`), or only to the journal for `log`
+//! channels. Every outcome is journaled: `notify.sent` with the attempts it
+//! took, or `notify.failed` with the (redacted) error. A failed delivery
+//! fails the item only when the channel is `required`; otherwise the run
+//! goes on and the failure stays in the record.
 
-use golive_plan::{Item, Notify};
+use std::time::Duration;
+
+use golive_notify::{Message, Retry, Target};
+use golive_plan::{Channel, ChannelKind, Item, Notify};
 use golive_store::{NewEvent, Outcome, Store};
 use serde_json::{Value, json};
 
 use crate::{Ctx, Engine, EngineError};
 
-/// Records the message as a `notify.sent` event.
+/// Sends the message and journals the delivery or the failure.
 pub(crate) async fn run<S: Store + 'static>(
     engine: &Engine<S>,
     ctx: &Ctx<'_>,
@@ -15,22 +22,128 @@ pub(crate) async fn run<S: Store + 'static>(
     notify: &Notify,
 ) -> Result<(Outcome, Value), EngineError> {
     let message = ctx.vars.redact(&ctx.vars.expand(&notify.message));
-    let data = json!({
+    let channel = ctx.plan.channels.get(notify.channel.as_str());
+    let mut data = json!({
         "channel": notify.channel.as_str(),
         "message": message,
-        "delivered": "log",
     });
+    let (kind, outcome) = match channel {
+        None
+        | Some(Channel {
+            kind: ChannelKind::Log,
+            ..
+        }) => {
+            data["delivered"] = json!("log");
+            ("notify.sent", Outcome::Passed)
+        }
+        Some(channel) => {
+            let kind_name = match &channel.kind {
+                ChannelKind::Slack(_) => "slack",
+                ChannelKind::PagerDuty { .. } => "pagerduty",
+                ChannelKind::Webhook { .. } => "webhook",
+                ChannelKind::Log => "log",
+            };
+            data["via"] = json!(kind_name);
+            if kind_name == "pagerduty" {
+                data["event"] = json!(notify.event.as_str());
+            }
+            let sent = match target(ctx, &channel.kind) {
+                Ok(target) => {
+                    let dedup_key = notify.dedup_key.as_deref().map(|k| ctx.vars.expand(k));
+                    let msg = Message {
+                        text: message,
+                        plan: ctx.plan.name.clone(),
+                        run: ctx.run.to_string(),
+                        item: item.id.to_string(),
+                        event: notify.event,
+                        dedup_key,
+                        severity: notify.severity,
+                    };
+                    let retry = Retry {
+                        retries: channel.retries,
+                        backoff: Duration::from_millis(500),
+                        timeout: Duration::from_secs(10),
+                    };
+                    golive_notify::send(&target, &msg, retry)
+                        .await
+                        .map_err(|f| (f.attempts, ctx.vars.redact(&f.error)))
+                }
+                Err(e) => Err((0, e)),
+            };
+            match sent {
+                Ok(d) => {
+                    data["delivered"] = json!(kind_name);
+                    data["attempts"] = json!(d.attempts);
+                    data["status"] = json!(d.status);
+                    ("notify.sent", Outcome::Passed)
+                }
+                Err((attempts, error)) => {
+                    tracing::warn!(channel = notify.channel.as_str(), %error, "notification not delivered");
+                    data["delivered"] = json!(false);
+                    data["attempts"] = json!(attempts);
+                    data["error"] = json!(error);
+                    data["required"] = json!(channel.required);
+                    let outcome = if channel.required {
+                        Outcome::Failed
+                    } else {
+                        Outcome::Passed
+                    };
+                    ("notify.failed", outcome)
+                }
+            }
+        }
+    };
     engine
         .store
         .append_event(
             ctx.run,
             &engine.owner,
             &NewEvent {
-                kind: "notify.sent".into(),
+                kind: kind.into(),
                 item_id: Some(item.id.to_string()),
                 data: data.clone(),
             },
         )
         .await?;
-    Ok((Outcome::Passed, data))
+    Ok((outcome, data))
+}
+
+/// The channel with its references resolved; an unresolved `${NAME}` is an
+/// error that names it (never the value of anything resolved).
+fn target(ctx: &Ctx<'_>, kind: &ChannelKind) -> Result<Target, String> {
+    let resolve = |template: &str, what: &str| {
+        let value = ctx.vars.expand(template);
+        match value.find("${") {
+            Some(at) => {
+                let name: String = value[at..].chars().take_while(|c| *c != '}').collect();
+                Err(format!(
+                    "{what}: `{name}}}` is not defined (declare it under `variables` or `secrets`, or pass --var)"
+                ))
+            }
+            None => Ok(value),
+        }
+    };
+    Ok(match kind {
+        ChannelKind::Slack(url) => Target::Slack {
+            url: resolve(url, "Slack webhook URL")?,
+        },
+        ChannelKind::PagerDuty {
+            routing_key,
+            events_url,
+        } => Target::PagerDuty {
+            routing_key: resolve(routing_key, "PagerDuty routing key")?,
+            events_url: events_url
+                .as_deref()
+                .map(|u| resolve(u, "PagerDuty events_url"))
+                .transpose()?,
+        },
+        ChannelKind::Webhook { url, secret } => Target::Webhook {
+            url: resolve(url, "webhook URL")?,
+            secret: secret
+                .as_deref()
+                .map(|s| resolve(s, "webhook secret"))
+                .transpose()?,
+        },
+        ChannelKind::Log => return Err("log channels send nothing".into()),
+    })
 }

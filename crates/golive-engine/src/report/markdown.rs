@@ -237,6 +237,11 @@ fn write_item(out: &mut String, i: &ItemReport) -> std::fmt::Result {
         write!(out, " ({} attempts)", i.attempts)?;
     }
     writeln!(out)?;
+    // A passed item can still carry an error: a notification that was not
+    // delivered to a channel that is not `required`.
+    if let (ResultKind::Passed, Some(e), "notify") = (i.result, &i.error, i.kind) {
+        writeln!(out, "  - Not delivered: {}", one_line(e))?;
+    }
     for s in &i.subtasks {
         writeln!(out, "  - [{mark}] {}", one_line(s))?;
     }

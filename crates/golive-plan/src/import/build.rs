@@ -1930,6 +1930,7 @@ impl<'d> Builder<'d> {
                 notify: Some(RawNotify {
                     channel: Spanned::new("announcements".into()),
                     message,
+                    ..RawNotify::default()
                 }),
                 ..RawItem::default()
             };

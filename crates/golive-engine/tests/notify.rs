@@ -1,0 +1,95 @@
+//! `notify` items through the engine: a channel that cannot be reached is
+//! retried, journaled as `notify.failed` with the secret in its URL
+//! redacted, and the run goes on, unless the channel is `required`.
+
+use std::sync::Arc;
+
+use golive_engine::Engine;
+use golive_store::{ItemStatus, RunStatus, SqliteStore, Store};
+
+/// Runs `src` to the end; the run's status, item states, events and its
+/// Markdown record.
+async fn run(
+    dir: &std::path::Path,
+    src: &str,
+) -> (
+    RunStatus,
+    Vec<golive_store::ItemState>,
+    Vec<golive_store::Event>,
+    String,
+) {
+    let compiled = golive_plan::compile(src, &|_: &str| true);
+    let plan = compiled
+        .plan
+        .unwrap_or_else(|| panic!("{:?}", compiled.diagnostics));
+    let store = Arc::new(SqliteStore::open(dir.join("j.db")).await.expect("journal"));
+    let engine = Engine::new(Arc::clone(&store)).expect("engine");
+    let run = engine.create(src, &plan, None).await.expect("create");
+    let status = engine.execute(&run, &plan, &[]).await.expect("execute");
+    let states = store.item_states(&run).await.expect("states");
+    let events = store.events_after(&run, 0, 1000).await.expect("events");
+    let report = golive_engine::report::build(store.as_ref(), &run)
+        .await
+        .expect("report");
+    (
+        status,
+        states,
+        events,
+        golive_engine::report::to_markdown(&report),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_channel_is_retried_journaled_and_the_run_goes_on() {
+    let dir = tempfile::tempdir().expect("dir");
+    // A port nobody listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let hook = dir.path().join("hook.txt");
+    std::fs::write(
+        &hook,
+        format!("http://127.0.0.1:{port}/hook/SeCrEt-token-123\n"),
+    )
+    .expect("secret");
+    let plan = |required: bool| {
+        format!(
+            "name: p\nsecrets:\n  HOOK: file:{}\nchannels:\n  chat: {{slack: '${{HOOK}}', retries: 2, required: {required}}}\n  audit: {{log: true}}\nphases:\n  - title: a\n    items:\n      - id: tell\n        notify: {{channel: chat, message: 'going live'}}\n      - id: after\n        notify: {{channel: audit, message: 'still running'}}\n",
+            hook.display()
+        )
+    };
+
+    let (status, states, events, record) = run(dir.path(), &plan(false)).await;
+    assert_eq!(status, RunStatus::Succeeded);
+    assert_eq!(states[0].status, ItemStatus::Passed);
+    let tell = states[0].result.clone().expect("result");
+    assert_eq!(tell["delivered"], false);
+    assert_eq!(tell["attempts"], 3);
+    let error = tell["error"].as_str().expect("error");
+    assert!(error.contains("Slack webhook unreachable"), "{error}");
+    let failed: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind == "notify.failed")
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].item_id.as_deref(), Some("tell"));
+    assert!(!failed[0].data.to_string().contains("SeCrEt-token-123"));
+    // The record shows the failed delivery, without the secret.
+    assert!(
+        record.contains("  - Not delivered: Slack webhook unreachable"),
+        "{record}"
+    );
+    assert!(!record.contains("SeCrEt-token-123"));
+    assert_eq!(states[1].status, ItemStatus::Passed);
+    assert_eq!(
+        states[1].result.as_ref().expect("after")["delivered"],
+        "log"
+    );
+
+    let dir2 = tempfile::tempdir().expect("dir");
+    let (status, states, _, _) = run(dir2.path(), &plan(true)).await;
+    assert_ne!(status, RunStatus::Succeeded);
+    assert_eq!(states[0].status, ItemStatus::Failed);
+}
