@@ -93,3 +93,97 @@ async fn an_unreachable_channel_is_retried_journaled_and_the_run_goes_on() {
     assert_ne!(status, RunStatus::Succeeded);
     assert_eq!(states[0].status, ItemStatus::Failed);
 }
+
+/// A tiny HTTP server on a free loopback port: `GET` answers `metrics`
+/// (Prometheus exposition), `POST` bodies are kept and answered 200.
+fn receiver(metrics: &'static str) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let posts = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = Arc::clone(&posts);
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+            let mut head = String::new();
+            let mut length = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                head.push_str(&line);
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let answer = if head.starts_with("POST") {
+                kept.lock()
+                    .expect("posts")
+                    .push(String::from_utf8_lossy(&body).into_owned());
+                "ok"
+            } else {
+                metrics
+            };
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+        }
+    });
+    (base, posts)
+}
+
+/// A rollout level's `notify` goes out through the channel like a `notify`
+/// item's (here Slack's wire format), journaled as golive's decision with
+/// its level, and the level's rollback still happens.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rollout_levels_notify_reaches_the_channel() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (metrics, _) = receiver("# TYPE error_ratio gauge\nerror_ratio 0.5\n");
+    let (chat, posts) = receiver("");
+    let src = format!(
+        r#"name: p
+channels:
+  chat: {{slack: '{chat}/hook'}}
+phases:
+  - title: a
+    items:
+      - id: canary
+        on_failure: continue
+        rollout:
+          strategy: canary
+          traffic: {{command: 'true'}}
+          steps: [{{weight: 50, pause: 5s}}, {{weight: 100}}]
+          analysis:
+            interval: 1s
+            scrape: {{stable: '{metrics}/metrics', canary: '{metrics}/metrics'}}
+            metrics:
+              - {{name: error_ratio, expr: error_ratio}}
+            rules: [error_ratio < 2]
+rollback:
+  levels:
+    - name: critical
+      when: [error_ratio > 10%]
+      actions: [{{notify: chat}}, rollback]
+"#
+    );
+    let (_, states, events, _) = run(dir.path(), &src).await;
+    assert_eq!(states[0].status, ItemStatus::Failed, "{states:?}");
+    let sent: Vec<&golive_store::Event> =
+        events.iter().filter(|e| e.kind == "notify.sent").collect();
+    assert_eq!(sent.len(), 1, "{events:#?}");
+    assert_eq!(sent[0].data["delivered"], "slack");
+    assert_eq!(sent[0].data["by"], "golive");
+    assert_eq!(sent[0].data["level"], "critical");
+    let posts = posts.lock().expect("posts").clone();
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    let body: serde_json::Value = serde_json::from_str(&posts[0]).expect("JSON");
+    let text = body["text"].as_str().expect("text");
+    assert!(text.contains("level `critical`"), "{text}");
+    assert!(body["blocks"].is_array(), "{body}");
+}

@@ -8,25 +8,65 @@
 use std::time::Duration;
 
 use golive_notify::{Message, Retry, Target};
-use golive_plan::{Channel, ChannelKind, Item, Notify};
+use golive_plan::{AlertSeverity, Channel, ChannelKind, Item, Notify, NotifyEvent};
 use golive_store::{NewEvent, Outcome, Store};
 use serde_json::{Value, json};
 
 use crate::{Ctx, Engine, EngineError};
 
-/// Sends the message and journals the delivery or the failure.
+/// One message for a channel: a `notify` item's, or a rollout level's
+/// decision (so a level's `notify` reaches the same channels, in the same
+/// wire formats, as a `notify` item).
+pub(crate) struct Outgoing<'a> {
+    /// The plan's channel name.
+    pub channel: &'a str,
+    /// The message, expanded and redacted.
+    pub text: String,
+    /// PagerDuty event.
+    pub event: NotifyEvent,
+    /// PagerDuty dedup key, expanded.
+    pub dedup_key: Option<String>,
+    /// PagerDuty severity of a trigger.
+    pub severity: AlertSeverity,
+    /// Fields added to the journaled event (who decided, which level).
+    pub extra: Value,
+}
+
+/// Sends the item's message and journals the delivery or the failure.
 pub(crate) async fn run<S: Store + 'static>(
     engine: &Engine<S>,
     ctx: &Ctx<'_>,
     item: &Item,
     notify: &Notify,
 ) -> Result<(Outcome, Value), EngineError> {
-    let message = ctx.vars.redact(&ctx.vars.expand(&notify.message));
-    let channel = ctx.plan.channels.get(notify.channel.as_str());
+    let out = Outgoing {
+        channel: notify.channel.as_str(),
+        text: ctx.vars.redact(&ctx.vars.expand(&notify.message)),
+        event: notify.event,
+        dedup_key: notify.dedup_key.as_deref().map(|k| ctx.vars.expand(k)),
+        severity: notify.severity,
+        extra: json!({}),
+    };
+    deliver(engine, ctx, item, out).await
+}
+
+/// Sends `out` for `item` and journals the delivery or the failure; the
+/// outcome is `Failed` only when a `required` channel was not reached.
+pub(crate) async fn deliver<S: Store + 'static>(
+    engine: &Engine<S>,
+    ctx: &Ctx<'_>,
+    item: &Item,
+    out: Outgoing<'_>,
+) -> Result<(Outcome, Value), EngineError> {
+    let message = out.text;
+    let channel = ctx.plan.channels.get(out.channel);
     let mut data = json!({
-        "channel": notify.channel.as_str(),
+        "channel": out.channel,
         "message": message,
     });
+    if let (Some(data), Value::Object(extra)) = (data.as_object_mut(), out.extra) {
+        data.extend(extra);
+    }
     let (kind, outcome) = match channel {
         None
         | Some(Channel {
@@ -45,19 +85,18 @@ pub(crate) async fn run<S: Store + 'static>(
             };
             data["via"] = json!(kind_name);
             if kind_name == "pagerduty" {
-                data["event"] = json!(notify.event.as_str());
+                data["event"] = json!(out.event.as_str());
             }
             let sent = match target(ctx, &channel.kind) {
                 Ok(target) => {
-                    let dedup_key = notify.dedup_key.as_deref().map(|k| ctx.vars.expand(k));
                     let msg = Message {
                         text: message,
                         plan: ctx.plan.name.clone(),
                         run: ctx.run.to_string(),
                         item: item.id.to_string(),
-                        event: notify.event,
-                        dedup_key,
-                        severity: notify.severity,
+                        event: out.event,
+                        dedup_key: out.dedup_key,
+                        severity: out.severity,
                     };
                     let retry = Retry {
                         retries: channel.retries,
@@ -78,7 +117,7 @@ pub(crate) async fn run<S: Store + 'static>(
                     ("notify.sent", Outcome::Passed)
                 }
                 Err((attempts, error)) => {
-                    tracing::warn!(channel = notify.channel.as_str(), %error, "notification not delivered");
+                    tracing::warn!(channel = out.channel, %error, "notification not delivered");
                     data["delivered"] = json!(false);
                     data["attempts"] = json!(attempts);
                     data["error"] = json!(error);

@@ -753,11 +753,25 @@ impl<S: Store + 'static> Rolling<'_, S> {
                         LevelAction::Rollback => return Ok(Some(StepEnd::Rollback(why))),
                         LevelAction::Freeze => return Ok(Some(StepEnd::Freeze(why))),
                         LevelAction::Notify(channel) => {
-                            self.journal(
-                                "notify.sent",
-                                json!({ "channel": channel, "message": why, "by": "golive", "level": level.name, "delivered": "log" }),
-                            )
-                            .await?;
+                            // Delivered like a `notify` item, journaled with
+                            // who decided; a failed delivery never changes
+                            // the rollout's decision.
+                            let out = super::notify::Outgoing {
+                                channel,
+                                text: format!("{}: level `{}`: {why}", self.item.id, level.name),
+                                event: golive_plan::NotifyEvent::Trigger,
+                                dedup_key: Some(format!(
+                                    "golive/{}/{}/{}",
+                                    self.ctx.run, self.item.id, level.name
+                                )),
+                                severity: if level.stops() {
+                                    golive_plan::AlertSeverity::Error
+                                } else {
+                                    golive_plan::AlertSeverity::Warning
+                                },
+                                extra: json!({ "by": "golive", "level": level.name }),
+                            };
+                            super::notify::deliver(self.engine, self.ctx, self.item, out).await?;
                         }
                         LevelAction::DisableFlag(key) => {
                             let actor = Actor {
