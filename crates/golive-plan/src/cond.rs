@@ -1,8 +1,12 @@
 //! The condition language: `status == 200`, `response_time < 500ms`,
 //! `body.$.status == "UP"`, `len(body.$.items) > 0`, `error_rate > 5% for 2m`.
 //!
-//! One small grammar serves check expectations, analysis rules and rollback
-//! levels, so a release engineer learns it once. Parsing returns a byte
+//! It serves check expectations (`expect:` of readiness checks), where the
+//! subject is an observation of a probe and text, booleans and `contains`
+//! / `matches` make sense. Analysis rules and rollback levels compare
+//! numbers over metrics and have their own arithmetic grammar in
+//! [`crate::rule`], which shares this module's error type and operator
+//! hints. Parsing returns a byte
 //! offset into the condition text with each error so the diagnostic can
 //! point at the exact token.
 

@@ -3,10 +3,11 @@
 //!
 //! Rollback criteria in checklists are sentences; the rollback decision tree
 //! needs conditions. The importer drafts one per criterion, checks that
-//! [`crate::cond::parse`] accepts it, and marks the level for review: the
+//! [`Rule::parse`] (what a level's `when` compiles with) accepts it, and
+//! marks the level for review: the
 //! subject names (`api_downtime`) still have to be wired to real metrics.
 
-use crate::cond;
+use crate::rule::Rule;
 
 /// Comparison words and symbols, with the operator they mean.
 const OPS: [(&str, &str); 15] = [
@@ -116,14 +117,14 @@ pub(crate) fn threshold(text: &str) -> Option<String> {
         return None;
     }
     let condition = format!("{subject} {op} {v}{}", hold(rest));
-    cond::parse(&condition).is_ok().then_some(condition)
+    Rule::parse(&condition).is_ok().then_some(condition)
 }
 
 /// A bare condition (`database_corruption_or_data_loss_detected`, meaning
 /// `== true`) for a criterion without a threshold.
 pub(crate) fn flag(text: &str) -> Option<String> {
     let s = snake(text, 8);
-    (!s.is_empty() && cond::parse(&s).is_ok()).then_some(s)
+    (!s.is_empty() && Rule::parse(&s).is_ok()).then_some(s)
 }
 
 #[cfg(test)]
@@ -158,7 +159,7 @@ mod tests {
             let got = threshold(text);
             assert_eq!(got.as_deref(), want, "{text}");
             if let Some(c) = got {
-                cond::parse(&c).expect("drafts parse");
+                Rule::parse(&c).expect("drafts parse");
             }
         }
     }
