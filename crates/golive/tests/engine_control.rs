@@ -9,6 +9,12 @@ use std::time::{Duration, Instant};
 use golive_store::{Event, Store};
 use serde_json::Value;
 
+mod util;
+use util::await_text;
+
+/// How long a test waits for a line in a log file.
+const WAIT: Duration = Duration::from_secs(30);
+
 fn golive(args: &[&str], dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_golive"));
     cmd.args(args)
@@ -45,21 +51,8 @@ fn start(args: &[&str], dir: &Path, log: &str) -> Child {
         .expect("golive run starts")
 }
 
-/// Waits (up to 30 s) until `file` contains `needle`; returns its text.
-fn await_text(file: &Path, needle: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let text = std::fs::read_to_string(file).unwrap_or_default();
-        if text.contains(needle) {
-            return text;
-        }
-        assert!(Instant::now() < deadline, "no `{needle}` in {text}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn run_id(dir: &Path, log: &str) -> String {
-    let text = await_text(&dir.join(log), " started");
+    let text = await_text(&dir.join(log), " started", WAIT);
     text.split_whitespace()
         .find(|w| w.starts_with("r-") && w.len() == 10)
         .expect("run id")
@@ -153,7 +146,7 @@ fn rollback_from_a_second_process() {
     std::fs::write(dir.join("plan.yaml"), ROLLBACK_PLAN).expect("plan");
     let mut child = start(&["run", "plan.yaml"], &dir, "run.log");
     let run = run_id(&dir, "run.log");
-    await_text(&dir.join("run.log"), "waiting");
+    await_text(&dir.join("run.log"), "waiting", WAIT);
 
     let o = output(
         &[
@@ -220,7 +213,7 @@ fn rollback_of_a_stopped_run_happens_on_resume() {
     std::fs::write(dir.join("plan.yaml"), ROLLBACK_PLAN).expect("plan");
     let mut child = start(&["run", "plan.yaml"], &dir, "run.log");
     let run = run_id(&dir, "run.log");
-    await_text(&dir.join("run.log"), "waiting");
+    await_text(&dir.join("run.log"), "waiting", WAIT);
     signal(&child, "INT");
     assert_eq!(exit_code(&mut child), 130);
     let s = status(&dir, &run);
@@ -264,7 +257,7 @@ phases:
     std::fs::write(dir.join("plan.yaml"), plan).expect("plan");
     let mut child = start(&["run", "plan.yaml"], &dir, "run.log");
     let run = run_id(&dir, "run.log");
-    await_text(&dir.join("out.txt"), "s2");
+    await_text(&dir.join("out.txt"), "s2", WAIT);
     let stopped_at = Instant::now();
     signal(&child, "TERM");
     assert_eq!(exit_code(&mut child), 143);
@@ -333,7 +326,7 @@ phases:
         "run.log",
     );
     let run = run_id(&dir, "run.log");
-    await_text(&dir.join("run.log"), "waiting");
+    await_text(&dir.join("run.log"), "waiting", WAIT);
     signal(&child, "TERM");
     assert_eq!(exit_code(&mut child), 143);
     let o = output(&["confirm", &run, "t", "--by", "carol"], &dir);

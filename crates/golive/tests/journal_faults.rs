@@ -9,7 +9,10 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod util;
-use util::{Running, SERVE, scratch, serve_with};
+use util::{Running, SERVE, await_text, scratch, serve_with};
+
+/// How long a test waits for a line in a log file.
+const WAIT: Duration = Duration::from_secs(60);
 
 fn golive(args: &[&str], dir: &Path, db: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_golive"));
@@ -26,21 +29,8 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// Waits (up to 60 s) until `file` contains `needle`; returns its text.
-fn await_text(file: &Path, needle: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let text = std::fs::read_to_string(file).unwrap_or_default();
-        if text.contains(needle) {
-            return text;
-        }
-        assert!(Instant::now() < deadline, "no `{needle}` in {text}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn run_id(log: &Path) -> String {
-    let text = await_text(log, " started");
+    let text = await_text(log, " started", WAIT);
     text.split_whitespace()
         .find(|w| w.starts_with("r-") && w.len() == 10)
         .expect("run id")
@@ -126,7 +116,7 @@ fn a_damaged_journal_is_refused_and_nothing_runs() {
         .spawn()
         .expect("golive run");
     let run = run_id(&log);
-    await_text(&log, "waiting");
+    await_text(&log, "waiting", WAIT);
     let ok = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -610,7 +600,7 @@ fn a_stop_signal_ends_a_pause_at_once(pg: &PrivatePg, dir: &Path) {
     let out = dir.join("stop.txt");
     await_lines(&out, 6);
     pg.ctl("stop");
-    await_text(&log, "paused");
+    await_text(&log, "paused", WAIT);
     let ok = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

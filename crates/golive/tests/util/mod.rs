@@ -18,6 +18,19 @@ pub fn scratch(name: &str) -> std::path::PathBuf {
     dir
 }
 
+/// Waits (up to `within`) until `file` contains `needle`; returns its text.
+pub fn await_text(file: &std::path::Path, needle: &str, within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(Instant::now() < deadline, "no `{needle}` in {text}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// `golive run` in the background, with its stderr lines on a channel.
 pub struct Running {
     pub child: Child,
