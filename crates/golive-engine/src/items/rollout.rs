@@ -563,7 +563,11 @@ impl<S: Store + 'static> Rolling<'_, S> {
                 }
                 continue;
             }
-            let verdict = passed > 0 && rules_fail.is_none();
+            // A rule that holds but has not yet held for its `for` is a
+            // verdict still coming: the step waits for it, never promotes
+            // past it.
+            let pending = evaluation.rule_statuses.iter().any(|r| r.holds && !r.fires);
+            let verdict = passed > 0 && rules_fail.is_none() && !pending;
             if pause_over && verdict && !waiting && !held {
                 return match watch {
                     Some(_) => Ok(StepEnd::Next),
