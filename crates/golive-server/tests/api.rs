@@ -1286,13 +1286,22 @@ async fn idle_connections_do_not_starve_the_server() {
         .await
         .expect("the API answers");
     assert_eq!(resp.status().as_u16(), 200);
-    let open_now = idle
-        .iter()
-        .filter(|c| {
-            let mut b = [0u8; 1];
-            matches!(c.try_read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
-        })
-        .count();
+    let still_open = |idle: &[tokio::net::TcpStream]| {
+        idle.iter()
+            .filter(|c| {
+                let mut b = [0u8; 1];
+                matches!(c.try_read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+            })
+            .count()
+    };
+    // A close the server made to keep its cap reaches this side a moment
+    // later: give the last evictions 5 s to arrive before counting.
+    let settle = tokio::time::Instant::now() + Duration::from_secs(5);
+    let mut open_now = still_open(&idle);
+    while open_now > 400 && tokio::time::Instant::now() < settle {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        open_now = still_open(&idle);
+    }
     assert!(
         open_now > 0 && open_now <= 400,
         "the server keeps at most its cap open ({open_now} of {wanted} still open)"
