@@ -712,6 +712,40 @@ fn rules_fire_only_after_a_continuous_hold() {
 }
 
 #[test]
+fn a_rule_that_fired_keeps_firing_until_false_for_its_for() {
+    let mut rules = RuleSet::new(&[condition("error_rate > 5% for 10s")], 0);
+    let t0 = Instant::now();
+    let at = |s: u64| t0 + Duration::from_secs(s);
+    let v = |e: Option<f64>| values(&[("error_rate", e)]);
+    let fails = |v: &Verdict| matches!(v, Verdict::Fail { .. });
+    assert_eq!(rules.observe(at(0), &v(Some(0.2))), Verdict::Pass);
+    assert!(fails(&rules.observe(at(10), &v(Some(0.2)))));
+    // A dip after it fired: still firing, with the dip's numbers.
+    assert!(fails(&rules.observe(at(12), &v(Some(0.01)))));
+    let s = &rules.statuses()[0];
+    assert!(s.fires && !s.holds && s.value == Some(0.01), "{s:?}");
+    assert_eq!(s.quiet_for, Duration::from_secs(2));
+    // Holding again resumes at once (no new 10 s hold), then no data: not
+    // a recovery, it fires on with the values it last held with.
+    assert!(fails(&rules.observe(at(15), &v(Some(0.3)))));
+    assert!(matches!(
+        rules.observe(at(20), &v(None)),
+        Verdict::Fail { value, .. } if value == 0.3
+    ));
+    // False for 10 s since it last held (15 s): clear.
+    assert!(fails(&rules.observe(at(24), &v(Some(0.0)))));
+    assert_eq!(rules.observe(at(25), &v(Some(0.0))), Verdict::Pass);
+    assert!(!rules.statuses()[0].fires);
+    // Cleared, it needs its whole `for` again.
+    assert_eq!(rules.observe(at(26), &v(Some(0.2))), Verdict::Pass);
+    assert!(fails(&rules.observe(at(36), &v(Some(0.2)))));
+    // A rule without `for` fires exactly when it holds.
+    let mut now_rule = RuleSet::new(&[condition("error_rate > 5%")], 0);
+    assert!(fails(&now_rule.observe(at(0), &v(Some(0.2)))));
+    assert_eq!(now_rule.observe(at(1), &v(Some(0.0))), Verdict::Pass);
+}
+
+#[test]
 fn rules_missing_data_is_inconclusive_and_resets_nothing() {
     let mut rules = RuleSet::new(
         &[
@@ -1685,9 +1719,21 @@ fn the_most_severe_level_acts_escalates_and_clears() {
         }
     );
     assert_eq!(s.expired, None);
-    // A fault shared by both versions is not the canary's: only the plain
-    // `mild` threshold holds.
+    // A fault shared by both versions is not the canary's, but `hold`
+    // fired: it keeps acting until its condition has been false for its
+    // `for` (20 s since it last held, at 92 s) …
     let s = tree.observe(at(100), &both(0.09, 0.08));
+    assert_eq!((s.acting, s.change), (Some(1), Change::Same));
+    let kept = &s.statuses[1].conditions[0];
+    assert!(kept.fires && !kept.holds, "{kept:?}");
+    assert_eq!(kept.quiet_for, Duration::from_secs(8));
+    assert!(
+        kept.why().contains("false for 8s of the 20s"),
+        "{}",
+        kept.why()
+    );
+    // … and then only the plain `mild` threshold holds.
+    let s = tree.observe(at(112), &both(0.09, 0.08));
     assert_eq!(
         s.change,
         Change::Entered {
@@ -1696,7 +1742,7 @@ fn the_most_severe_level_acts_escalates_and_clears() {
         }
     );
     // Recovery clears the level.
-    let s = tree.observe(at(110), &both(0.0, 0.0));
+    let s = tree.observe(at(120), &both(0.0, 0.0));
     assert_eq!(s.change, Change::Cleared { index: 0 });
     assert_eq!(tree.acting(), None);
     // The journal sees every condition's numbers.
@@ -1745,4 +1791,118 @@ async fn analyzer_waits_out_the_warm_up_and_too_few_requests() {
         analyzer.evaluate(at(4)).await.decision,
         Decision::Wait { .. }
     ));
+}
+
+/// How the docs' decision tree fared on one simulated low-traffic canary.
+#[derive(Debug, Default)]
+struct LowTraffic {
+    /// Seconds from the first verdict to the rollback, if it came.
+    rolled_back_after: Option<u64>,
+    /// Evaluations after a level that stops the rollout was entered on
+    /// which none acted: a step could have promoted there.
+    unheld: u32,
+}
+
+/// The docs plan's levels over `secs` of simulated traffic: at 5 req/s
+/// with the canary at 25% (1.25 req/s against 3.75), each request of the
+/// canary failing with probability `canary_errors` and none of the
+/// stable's; the error rates are counted over a 20 s window and evaluated
+/// every second, as the docs' PromQL and `interval: 1s` do, once each
+/// version has served the plan's `min_requests` (10) in the window.
+fn low_traffic_trial(
+    levels: &[golive_plan::Level],
+    seed: u64,
+    canary_errors: f64,
+    secs: u64,
+) -> LowTraffic {
+    use golive_rollout::analysis::Tree;
+    use std::collections::VecDeque;
+    const WINDOW_TICKS: u64 = 200; // 20 s of 100 ms ticks
+    let mut rng = Lcg(seed);
+    let mut tree = Tree::new(levels);
+    let t0 = Instant::now();
+    // (tick, failed) of each request in the window, canary then stable.
+    let mut windows: [VecDeque<(u64, bool)>; 2] = [VecDeque::new(), VecDeque::new()];
+    let mut out = LowTraffic::default();
+    let mut first_verdict = None;
+    let mut entered = false;
+    for tick in 0..secs * 10 {
+        for (w, (per_tick, p_fail)) in windows
+            .iter_mut()
+            .zip([(0.125, canary_errors), (0.375, 0.0)])
+        {
+            if rng.unit() < per_tick {
+                w.push_back((tick, rng.unit() < p_fail));
+            }
+            while w.front().is_some_and(|(t, _)| t + WINDOW_TICKS <= tick) {
+                w.pop_front();
+            }
+        }
+        if tick % 10 != 9 || windows.iter().any(|w| w.len() < 10) {
+            continue;
+        }
+        let rate = |w: &VecDeque<(u64, bool)>| {
+            Some(w.iter().filter(|(_, f)| *f).count() as f64 / w.len() as f64)
+        };
+        let values = BTreeMap::from([(
+            "error_rate".to_string(),
+            SideValues {
+                canary: rate(&windows[0]),
+                stable: rate(&windows[1]),
+            },
+        )]);
+        let now = t0 + Duration::from_millis(tick * 100);
+        let first = *first_verdict.get_or_insert(tick / 10);
+        let state = tree.observe(now, &values);
+        let acting = state.acting.and_then(|i| tree.level(i));
+        if acting.is_some_and(golive_plan::Level::stops) {
+            entered = true;
+        }
+        let rolls_back = state.expired.is_some()
+            || acting.is_some_and(|l| l.actions.contains(&golive_plan::LevelAction::Rollback));
+        if rolls_back {
+            out.rolled_back_after = Some(tick / 10 - first);
+            return out;
+        }
+        if entered && !acting.is_some_and(golive_plan::Level::stops) {
+            out.unheld += 1;
+        }
+    }
+    out
+}
+
+#[test]
+fn the_docs_tree_holds_and_rolls_back_a_low_traffic_regression_through_its_dips() {
+    let compiled = golive_plan::compile(
+        include_str!("../../../docs/examples/canary-haproxy-prometheus.yaml"),
+        &|_: &str| true,
+    );
+    let levels = compiled
+        .plan
+        .unwrap_or_else(|| panic!("{:#?}", compiled.diagnostics))
+        .rollback
+        .levels;
+    const TRIALS: u64 = 400;
+    let trials: Vec<LowTraffic> = (0..TRIALS)
+        .map(|seed| low_traffic_trial(&levels, seed + 1, 0.12, 120))
+        .collect();
+    let mut after: Vec<u64> = trials.iter().filter_map(|t| t.rolled_back_after).collect();
+    after.sort_unstable();
+    let unheld = trials.iter().filter(|t| t.unheld > 0).count();
+    println!(
+        "+12% at 1.25 req/s: {} of {TRIALS} rolled back within 120 s, median {:?} s, max {:?} s \
+         after the first verdict; {unheld} trials had evaluations with the rollout not held",
+        after.len(),
+        after.get(after.len() / 2),
+        after.last()
+    );
+    // Every trial rolls back, and once a level acted the rollout stays
+    // held until it does: a dip of the error rate never lets it go on.
+    assert_eq!(after.len() as u64, TRIALS);
+    assert_eq!(unheld, 0, "a level cleared between dips");
+    // A healthy canary at the same traffic never enters a level.
+    for seed in 0..100 {
+        let t = low_traffic_trial(&levels, seed + 1, 0.0, 120);
+        assert!(t.rolled_back_after.is_none() && t.unheld == 0, "{t:?}");
+    }
 }

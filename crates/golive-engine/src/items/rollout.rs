@@ -54,6 +54,9 @@ pub mod event {
     pub const DECISION: &str = "rollout.decision";
     /// A promote request was used: `{n}`.
     pub const PROMOTED: &str = "rollout.promoted";
+    /// The flags the rollout may change, as they were when it first
+    /// started: `{before: {KEY: definition or null}}`.
+    pub const FLAGS: &str = "rollout.flags";
 }
 
 /// Request kinds (numbered: `promote:1`, `pause:2`, …; `abort` once).
@@ -187,7 +190,47 @@ pub(crate) async fn run<S: Store + 'static>(
         step: 0,
         weight: 0,
     };
-    let ended = r.drive(last).await;
+    // The flags it may change, as they were before it first started (on a
+    // resume, as the first process journaled them).
+    let flag_keys = flag_keys(rollout, &ctx.plan.rollback.levels);
+    let flags_before = match mine(event::FLAGS).next().map(|e| e.data["before"].clone()) {
+        Some(before) => before,
+        None => {
+            let before = flag_states(&*engine.store, &flag_keys).await?;
+            if !flag_keys.is_empty() {
+                engine
+                    .store
+                    .append_event(
+                        ctx.run,
+                        &engine.owner,
+                        &NewEvent {
+                            kind: event::FLAGS.into(),
+                            item_id: Some(item.id.to_string()),
+                            data: json!({ "before": before }),
+                        },
+                    )
+                    .await?;
+            }
+            before
+        }
+    };
+    let mut ended = r.drive(last).await;
+    if let Ok((_, Value::Object(result))) = &mut ended
+        && !flag_keys.is_empty()
+    {
+        let after = flag_states(&*engine.store, &flag_keys).await?;
+        let flags: serde_json::Map<String, Value> = flag_keys
+            .iter()
+            .map(|k| {
+                let side = |v: &Value| v.get(k).cloned().unwrap_or(Value::Null);
+                (
+                    k.clone(),
+                    json!({ "before": side(&flags_before), "after": side(&after) }),
+                )
+            })
+            .collect();
+        result.insert("flags".into(), Value::Object(flags));
+    }
     // A paused item is running again before it finishes (the store only
     // finishes a running item).
     if matches!(ended, Ok(_) | Err(EngineError::RollbackRequested { .. })) {
@@ -205,6 +248,33 @@ pub(crate) async fn run<S: Store + 'static>(
         }
         other => other,
     }
+}
+
+/// The flags a rollout may change: its traffic flag, and those its
+/// plan's levels disable.
+fn flag_keys(rollout: &Rollout, levels: &[golive_plan::Level]) -> Vec<String> {
+    let mut keys: Vec<String> = match &rollout.traffic {
+        golive_plan::Traffic::Flag { key } => vec![key.clone()],
+        _ => Vec::new(),
+    };
+    for action in levels.iter().flat_map(|l| &l.actions) {
+        if let LevelAction::DisableFlag(key) = action
+            && !keys.contains(key)
+        {
+            keys.push(key.clone());
+        }
+    }
+    keys
+}
+
+/// Each flag's stored definition (`null`: no such flag).
+async fn flag_states<S: Store>(store: &S, keys: &[String]) -> Result<Value, EngineError> {
+    let mut states = serde_json::Map::new();
+    for key in keys {
+        let definition = store.get_flag(key).await?.map(|f| f.definition);
+        states.insert(key.clone(), definition.unwrap_or(Value::Null));
+    }
+    Ok(Value::Object(states))
 }
 
 fn failed(why: &str, extra: Value) -> (Outcome, Value) {
@@ -564,10 +634,11 @@ impl<S: Store + 'static> Rolling<'_, S> {
                 continue;
             }
             // A rule that holds but has not yet held for its `for` is a
-            // verdict still coming: the step waits for it, never promotes
-            // past it.
-            let pending = evaluation.rule_statuses.iter().any(|r| r.holds && !r.fires);
-            let verdict = passed > 0 && rules_fail.is_none() && !pending;
+            // verdict still coming, and one that fired is not clear until it
+            // has been false for its `for` (within a `failure_limit` too):
+            // the step waits for either, never promotes past it.
+            let unsettled = evaluation.rule_statuses.iter().any(|r| r.holds || r.fires);
+            let verdict = passed > 0 && rules_fail.is_none() && !unsettled;
             if pause_over && verdict && !waiting && !held {
                 return match watch {
                     Some(_) => Ok(StepEnd::Next),
@@ -707,15 +778,7 @@ impl<S: Store + 'static> Rolling<'_, S> {
                     s.conditions
                         .iter()
                         .filter(|c| c.fires)
-                        .map(|c| {
-                            format!(
-                                "`{}` holds: {} against {}, held for {}",
-                                c.rule,
-                                c.value.map_or("-".into(), |v| format!("{v:.4}")),
-                                c.against.map_or("-".into(), |v| format!("{v:.4}")),
-                                golive_plan::time::format_duration(c.held_for)
-                            )
-                        })
+                        .map(|c| c.why())
                         .collect::<Vec<_>>()
                         .join("; ")
                 })

@@ -393,20 +393,20 @@ impl Analyzer {
         };
         let decision = if let Verdict::Fail {
             rule,
-            value,
-            against,
-            held_for,
             failures,
             failure_limit,
+            ..
         } = &verdict
         {
+            let status = self
+                .rules
+                .statuses()
+                .iter()
+                .find(|s| s.fires && s.rule == *rule);
             Decision::Fail {
                 why: format!(
-                    "rule `{rule}` holds: {} against {}, held for {}; \
-                     {failures} consecutive failing evaluation(s), failure_limit {failure_limit}",
-                    num(*value),
-                    num(*against),
-                    golive_plan::time::format_duration(*held_for),
+                    "rule {}; {failures} consecutive failing evaluation(s), failure_limit {failure_limit}",
+                    status.map_or_else(|| format!("`{rule}` fires"), |s| s.why()),
                 ),
             }
         } else if let Some((metric, s)) =
@@ -628,7 +628,7 @@ fn single(v: &PromValue) -> Result<Option<f64>, String> {
 }
 
 /// A number for messages: at most six significant decimals.
-fn num(v: f64) -> String {
+pub(crate) fn num(v: f64) -> String {
     if !v.is_finite() || v == v.trunc() {
         return format!("{v}");
     }

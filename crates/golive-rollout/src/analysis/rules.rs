@@ -9,10 +9,21 @@
 //!   comparison is true. It *fires* once it has held continuously for its
 //!   `for` duration (no `for`: as soon as it holds), `held_for` being the
 //!   time since the first evaluation of the current run of holds.
-//! - An evaluation where the rule is false ends the run (a dip resets the
-//!   hold). An evaluation without a value (no data, NaN) resets nothing —
-//!   the run goes on if the next value holds again — but the rule does not
-//!   fire on it, and the evaluation counts as inconclusive.
+//! - Before it fires, an evaluation where the rule is false ends the run (a
+//!   dip resets the hold). An evaluation without a value (no data, NaN)
+//!   resets nothing — the run goes on if the next value holds again — but
+//!   the rule does not fire on it, and the evaluation counts as
+//!   inconclusive.
+//! - Once it fired, a rule *keeps firing* until it has been false for as
+//!   long as it had to hold (its `for`; at once without one), like
+//!   Prometheus' `keep_firing_for`. On noisy, low-traffic data a
+//!   regression's error rate dips below the threshold now and then; without
+//!   this, one dip cleared a level and restarted its `rollback-after`
+//!   clock, and a step could promote between two dips. No data while it
+//!   keeps firing is not a sign of recovery: the rule goes on firing (with
+//!   the values it last held with). A rule without `for` fires exactly on
+//!   the evaluations where it holds. `quiet_for` in [`RuleStatus`] says how
+//!   long it has been false.
 //! - An evaluation *fails* when at least one rule fires. The step fails
 //!   ([`Verdict::Fail`]) on the `failure_limit + 1`-th consecutive failing
 //!   evaluation: `failure_limit: 0` fails on the first one, `2` tolerates two
@@ -112,8 +123,44 @@ pub struct RuleStatus {
     /// How long the current run of holds has lasted (0 when not holding).
     #[serde(serialize_with = "super::secs")]
     pub held_for: Duration,
-    /// Whether the rule fires (held for its whole `for`).
+    /// Whether the rule fires: it held for its whole `for`, or it fired
+    /// and has not been false for that long since (`holds` is then false).
     pub fires: bool,
+    /// While it keeps firing without holding: how long it has been false
+    /// (it stops firing when this reaches its `for`); 0 otherwise.
+    #[serde(serialize_with = "super::secs")]
+    pub quiet_for: Duration,
+    /// Its `for` (how long it must hold to fire, and be false to clear).
+    #[serde(skip)]
+    pub hold: Duration,
+}
+
+impl RuleStatus {
+    /// Why it fires, with its numbers: "`RULE` holds: V against A, held
+    /// for D", or, while it keeps firing after it stopped holding, how long
+    /// it has been false of the `for` it must be false to clear.
+    pub fn why(&self) -> String {
+        let n = |v: Option<f64>| v.map_or_else(|| "-".into(), super::num);
+        let d = golive_plan::time::format_duration;
+        if self.holds {
+            format!(
+                "`{}` holds: {} against {}, held for {}",
+                self.rule,
+                n(self.value),
+                n(self.against),
+                d(self.held_for)
+            )
+        } else {
+            format!(
+                "`{}` fired and is not clear yet: {} against {}, false for {} of the {} that clear it",
+                self.rule,
+                n(self.value),
+                n(self.against),
+                d(self.quiet_for),
+                d(self.hold)
+            )
+        }
+    }
 }
 
 /// A rule with its hold timer: the evaluator of analysis rules and level
@@ -123,6 +170,16 @@ pub struct Held {
     rule: Rule,
     /// Start of the current run of holds.
     since: Option<Instant>,
+    /// Since it fired: the last evaluation on which it held, and the
+    /// values it had then (shown while no data comes).
+    fired: Option<Fired>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Fired {
+    last_held: Instant,
+    value: f64,
+    against: f64,
 }
 
 /// A metric's value on one side, from an evaluation's values.
@@ -138,7 +195,11 @@ pub fn lookup(values: &BTreeMap<String, SideValues>, side: Side, name: &str) -> 
 impl Held {
     /// A rule that has not held yet.
     pub fn new(rule: Rule) -> Held {
-        Held { rule, since: None }
+        Held {
+            rule,
+            since: None,
+            fired: None,
+        }
     }
 
     /// The rule.
@@ -146,44 +207,66 @@ impl Held {
         &self.rule
     }
 
-    /// Forgets the current run of holds.
+    /// Forgets the current run of holds, and that it fired.
     pub fn reset(&mut self) {
         self.since = None;
+        self.fired = None;
     }
 
     /// Judges one evaluation's values, taken at `now`.
     pub fn observe(&mut self, now: Instant, values: &BTreeMap<String, SideValues>) -> RuleStatus {
-        let held_for = |since: Option<Instant>| {
-            since
-                .map(|s| now.saturating_duration_since(s))
+        let since = |t: Option<Instant>| {
+            t.map(|s| now.saturating_duration_since(s))
                 .unwrap_or_default()
         };
         let Some(sides) = self.rule.sides(&|side, name| lookup(values, side, name)) else {
             // No data resets nothing: the run goes on if the next value
-            // holds again, but the rule does not fire on it.
+            // holds again, but the rule does not newly fire on it; one
+            // that fired goes on firing.
+            let kept = self.fired.filter(|_| !self.rule.hold.is_zero());
             return RuleStatus {
                 rule: self.rule.text.clone(),
-                value: None,
-                against: None,
+                value: kept.map(|f| f.value),
+                against: kept.map(|f| f.against),
                 holds: false,
-                held_for: held_for(self.since),
-                fires: false,
+                held_for: since(self.since),
+                fires: kept.is_some(),
+                quiet_for: since(self.fired.map(|f| f.last_held)),
+                hold: self.rule.hold,
             };
         };
         let holds = self.rule.cmp.holds(sides.lhs, sides.rhs);
-        if !holds {
+        if holds {
+            let start = *self.since.get_or_insert(now);
+            if self.fired.is_some() || since(Some(start)) >= self.rule.hold {
+                self.fired = Some(Fired {
+                    last_held: now,
+                    value: sides.lhs,
+                    against: sides.rhs,
+                });
+            }
+        } else {
             self.since = None;
-        } else if self.since.is_none() {
-            self.since = Some(now);
+            if self
+                .fired
+                .is_some_and(|f| now.saturating_duration_since(f.last_held) >= self.rule.hold)
+            {
+                self.fired = None;
+            }
         }
-        let held = held_for(self.since);
+        let quiet_for = match self.fired {
+            Some(f) if !holds => now.saturating_duration_since(f.last_held),
+            _ => Duration::ZERO,
+        };
         RuleStatus {
             rule: self.rule.text.clone(),
             value: Some(sides.lhs),
             against: Some(sides.rhs),
             holds,
-            held_for: held,
-            fires: holds && held >= self.rule.hold,
+            held_for: since(self.since),
+            fires: self.fired.is_some(),
+            quiet_for,
+            hold: self.rule.hold,
         }
     }
 }

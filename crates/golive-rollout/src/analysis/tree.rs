@@ -5,8 +5,9 @@
 //! rollout item carries out the actions):
 //!
 //! - Every evaluation, every condition of every level is observed with the
-//!   same evaluator as the analysis rules ([`Held`], so `for` is honoured);
-//!   a level *holds* when any of its conditions fires.
+//!   same evaluator as the analysis rules ([`Held`], so `for` is honoured,
+//!   and a condition that fired keeps firing through dips shorter than its
+//!   `for`); a level *holds* when any of its conditions fires.
 //! - The *acting* level is the most severe level that holds (levels are
 //!   written mildest first). Escalation to a more severe level is always
 //!   possible, whatever the acting level did; when the acting level stops
