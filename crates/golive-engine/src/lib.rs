@@ -69,7 +69,9 @@ pub use overrides::RUN_VARS;
 /// The journal event of a resume that looked for an interrupted command's
 /// supervisor: `{found: finished | never-started | unknown, attempt, why}`.
 pub const REATTACHED: &str = "run.reattached";
-pub use request::{ROLLBACK, ROLLBACK_REQUESTED, request_rollback, rollback_request};
+pub use request::{
+    ROLLBACK, ROLLBACK_REQUESTED, ROLLBACK_TRIGGERED, request_rollback, rollback_request,
+};
 
 /// What the engine reports while it works, for a progress display.
 #[derive(Debug)]
@@ -535,7 +537,21 @@ impl<S: Store + 'static> Engine<S> {
                     return Ok(RunStatus::Failed);
                 }
                 OnFailure::Continue => critical_failed |= item.critical,
-                OnFailure::Rollback => return self.rollback(ctx, &states).await,
+                OnFailure::Rollback => {
+                    let event = golive_store::NewEvent {
+                        kind: ROLLBACK_TRIGGERED.into(),
+                        item_id: Some(item.id.to_string()),
+                        data: json!({
+                            "by": "golive",
+                            "item": item.id.as_str(),
+                            "reason": format!("`{}` failed (on_failure: rollback)", item.id),
+                        }),
+                    };
+                    self.store
+                        .append_event(ctx.run, &self.owner, &event)
+                        .await?;
+                    return self.rollback(ctx, &states).await;
+                }
             }
         }
         let end = if critical_failed {

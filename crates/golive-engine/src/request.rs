@@ -16,6 +16,11 @@ pub const ROLLBACK: &str = "rollback";
 /// The event the engine journals when it acts on a rollback request.
 pub const ROLLBACK_REQUESTED: &str = "run.rollback-requested";
 
+/// The event the engine journals when an item's failure starts the
+/// rollback by itself (`on_failure: rollback`): `{by: "golive", item,
+/// reason}`.
+pub const ROLLBACK_TRIGGERED: &str = "run.rollback-triggered";
+
 /// Records a rollback request (no lease needed); `false` if one was already
 /// recorded (the first stands).
 pub async fn request_rollback<S: Store>(

@@ -37,6 +37,21 @@ fn golive_demo_goes_live_and_demo_fault_rolls_back_by_itself() {
     assert!(err.contains("succeeded"), "{err}");
     let record = String::from_utf8_lossy(&out.stdout);
     assert!(record.contains("# Go-live record: checkout-v2"), "{record}");
+    // The rollout's record: a row a step with both versions' numbers, and
+    // the traffic flag before and after.
+    assert!(
+        record.contains(
+            "| step | canary weight | held | evaluations | error_rate (canary / stable) |"
+        ),
+        "{record}"
+    );
+    for weight in [5, 25, 50, 100] {
+        assert!(record.contains(&format!(" | {weight}% | ")), "{record}");
+    }
+    assert!(
+        record.contains("Flag `checkout-v2`: on at 0% before, on at 100% after"),
+        "{record}"
+    );
 
     let db = dir.join("fault.db");
     let out = golive(
@@ -55,6 +70,21 @@ fn golive_demo_goes_live_and_demo_fault_rolls_back_by_itself() {
         !err.contains("canary 50%"),
         "the rollout never went past 25%: {err}"
     );
+    // The record says when the fault was detected and who rolled back:
+    // golive, not the worker process that held the run's lease.
+    let record = String::from_utf8_lossy(&out.stdout);
+    assert!(record.contains("| 2 | 25% | "), "{record}");
+    assert!(record.contains("Detected "), "{record}");
+    assert!(record.contains("traffic back on stable"), "{record}");
+    let rollback = record
+        .split("## Rollback")
+        .nth(1)
+        .expect("a Rollback section");
+    assert!(
+        rollback.contains("run.rollback-triggered by golive: `canary` failed"),
+        "{rollback}"
+    );
+    assert!(!rollback.contains(" by vm:"), "{rollback}");
 }
 
 const STEERED: &str = r#"

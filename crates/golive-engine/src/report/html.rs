@@ -234,6 +234,21 @@ fn write_items(out: &mut String, items: &[ItemReport]) -> std::fmt::Result {
                 details.push(format!("<pre>{}</pre>", esc(&text)));
             }
         }
+        if let Some(record) = i.rollout_record.as_ref().filter(|r| !r.steps.is_empty()) {
+            details.extend(record.notes().iter().map(|n| esc(n)));
+            let (header, rows) = record.table();
+            let cells = |tag: &str, cs: &[String]| {
+                cs.iter()
+                    .map(|c| format!("<{tag}>{}</{tag}>", esc(c)))
+                    .collect::<String>()
+            };
+            let mut table = format!("<table><tr>{}</tr>", cells("th", &header));
+            for r in &rows {
+                table.push_str(&format!("<tr>{}</tr>", cells("td", r)));
+            }
+            table.push_str("</table>");
+            details.push(table);
+        }
         if !details.is_empty() {
             writeln!(out, "<ul>")?;
             for d in details {

@@ -274,6 +274,24 @@ fn write_item(out: &mut String, i: &ItemReport) -> std::fmt::Result {
             one_line(&note.text)
         )?;
     }
+    if let Some(record) = i.rollout_record.as_ref().filter(|r| !r.steps.is_empty()) {
+        for line in record.notes() {
+            writeln!(out, "  - {}", one_line(&line))?;
+        }
+        // A table indented under its item stays part of that item.
+        let (header, rows) = record.table();
+        let row = |cells: &[String]| {
+            let cells: Vec<String> = cells.iter().map(|c| cell(c)).collect();
+            format!("  | {} |", cells.join(" | "))
+        };
+        writeln!(out)?;
+        writeln!(out, "{}", row(&header))?;
+        writeln!(out, "  |{}", " --- |".repeat(header.len()))?;
+        for r in &rows {
+            writeln!(out, "{}", row(r))?;
+        }
+        writeln!(out)?;
+    }
     if let Some(check) = &i.check {
         if let Some(e) = &check.error {
             writeln!(out, "  - Probe error: {}", one_line(e))?;

@@ -35,7 +35,7 @@ mod html;
 mod junit;
 mod markdown;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use golive_plan::{Item, ItemKind, Plan};
 use golive_store::{Decision, ItemState, ItemStatus, RunId, RunStatus, Store, kind};
@@ -226,6 +226,9 @@ pub struct ItemReport {
     pub check: Option<CheckNote>,
     /// A `rollout` item's traffic changes and decisions, in order.
     pub rollout: Vec<RolloutNote>,
+    /// A `rollout` item's record: each step with its numbers, the times to
+    /// detect and to roll back, the flags before and after.
+    pub rollout_record: Option<RolloutRecord>,
     /// Why it failed, when the result says.
     pub error: Option<String>,
 }
@@ -242,6 +245,189 @@ pub struct RolloutNote {
     pub weight: Option<u64>,
     /// What and why, in words.
     pub text: String,
+}
+
+/// What a rollout item's result records (`golive_engine`'s rollout item
+/// writes it): the steps it held, and what it did to the flags.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RolloutRecord {
+    /// Each step held, in order (a rolled-back step included).
+    pub steps: Vec<StepRecord>,
+    /// Seconds from the start of the step where something was first wrong
+    /// to that moment.
+    pub detected_after_step_start_s: Option<f64>,
+    /// Seconds from then to the canary's weight 0.
+    pub rolled_back_after_detection_s: Option<f64>,
+    /// The flags the rollout could change (its traffic flag, those its
+    /// levels disable), before it started and when it ended.
+    pub flags: Vec<FlagChange>,
+}
+
+/// One step of a rollout, as held.
+#[derive(Clone, Debug, Serialize)]
+pub struct StepRecord {
+    /// Its index in the plan (0 first).
+    pub step: u64,
+    /// The canary's weight.
+    pub weight: u64,
+    /// Blue-green's watch after the switch rather than a step.
+    pub watch: bool,
+    /// How long it was held, in seconds.
+    pub held_s: f64,
+    /// How many evaluations it saw.
+    pub evaluations: u64,
+    /// Each metric's last values, canary and stable.
+    pub values: BTreeMap<String, [Option<f64>; 2]>,
+    /// How it ended: `next`, `rollback` or `freeze`.
+    pub ended: String,
+    /// Why, when it did not simply go on.
+    pub why: Option<String>,
+}
+
+/// A flag before and after a rollout (`null`: no such flag).
+#[derive(Clone, Debug, Serialize)]
+pub struct FlagChange {
+    /// The flag's key.
+    pub key: String,
+    /// Its definition when the rollout started.
+    pub before: Value,
+    /// Its definition when it ended.
+    pub after: Value,
+}
+
+impl FlagChange {
+    /// A definition in words: `absent`, `off`, `on`, `on at 25%`.
+    pub fn describe(definition: &Value) -> String {
+        if definition.is_null() {
+            return "absent".into();
+        }
+        let on = definition.get("enabled").and_then(Value::as_bool) == Some(true);
+        match (on, definition.get("percentage").and_then(Value::as_f64)) {
+            (false, _) => "off".into(),
+            (true, Some(p)) => format!("on at {p}%"),
+            (true, None) => "on".into(),
+        }
+    }
+}
+
+impl RolloutRecord {
+    fn of(result: &Value) -> Option<RolloutRecord> {
+        let steps = result.get("steps")?.as_array()?;
+        let num = |v: &Value, k: &str| v.get(k).and_then(Value::as_f64);
+        let steps = steps
+            .iter()
+            .map(|st| StepRecord {
+                step: st.get("step").and_then(Value::as_u64).unwrap_or(0),
+                weight: st.get("weight").and_then(Value::as_u64).unwrap_or(0),
+                watch: st.get("watch").and_then(Value::as_bool).unwrap_or(false),
+                held_s: num(st, "held_s").unwrap_or(0.0),
+                evaluations: st.get("evaluations").and_then(Value::as_u64).unwrap_or(0),
+                values: st
+                    .get("values")
+                    .and_then(Value::as_object)
+                    .map(|m| {
+                        m.iter()
+                            .map(|(k, v)| (k.clone(), [num(v, "canary"), num(v, "stable")]))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                ended: st
+                    .get("ended")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?")
+                    .to_string(),
+                why: st.get("why").and_then(Value::as_str).map(str::to_string),
+            })
+            .collect();
+        let flags = result
+            .get("flags")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| FlagChange {
+                        key: k.clone(),
+                        before: v.get("before").cloned().unwrap_or(Value::Null),
+                        after: v.get("after").cloned().unwrap_or(Value::Null),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some(RolloutRecord {
+            steps,
+            detected_after_step_start_s: num(result, "detected_after_step_start_s"),
+            rolled_back_after_detection_s: num(result, "rolled_back_after_detection_s"),
+            flags,
+        })
+    }
+
+    /// The steps as a table, for every format alike: the header, then one
+    /// row a step (values as `canary / stable`).
+    pub fn table(&self) -> (Vec<String>, Vec<Vec<String>>) {
+        let metrics: BTreeSet<&String> = self.steps.iter().flat_map(|s| s.values.keys()).collect();
+        let mut header: Vec<String> = ["step", "canary weight", "held", "evaluations"]
+            .map(String::from)
+            .to_vec();
+        header.extend(metrics.iter().map(|m| format!("{m} (canary / stable)")));
+        header.push("ended".into());
+        let value = |v: Option<f64>| v.map_or_else(|| "-".to_string(), short_number);
+        let rows = self
+            .steps
+            .iter()
+            .map(|s| {
+                let mut row = vec![
+                    if s.watch {
+                        format!("{} (watch)", s.step + 1)
+                    } else {
+                        (s.step + 1).to_string()
+                    },
+                    format!("{}%", s.weight),
+                    format!("{:.1} s", s.held_s),
+                    s.evaluations.to_string(),
+                ];
+                for m in &metrics {
+                    let [canary, stable] = s.values.get(*m).copied().unwrap_or_default();
+                    row.push(format!("{} / {}", value(canary), value(stable)));
+                }
+                row.push(match &s.why {
+                    Some(why) => format!("{}: {why}", s.ended),
+                    None => s.ended.clone(),
+                });
+                row
+            })
+            .collect();
+        (header, rows)
+    }
+
+    /// The lines below the table: detection and rollback times, flags.
+    pub fn notes(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(d) = self.detected_after_step_start_s {
+            let mut line = format!("Detected {d:.1} s into the step");
+            if let Some(r) = self.rolled_back_after_detection_s {
+                line.push_str(&format!("; traffic back on stable {r:.1} s later"));
+            }
+            out.push(line);
+        }
+        for f in &self.flags {
+            out.push(format!(
+                "Flag `{}`: {} before, {} after",
+                f.key,
+                FlagChange::describe(&f.before),
+                FlagChange::describe(&f.after)
+            ));
+        }
+        out
+    }
+}
+
+/// A metric value for a table: at most four significant digits.
+fn short_number(v: f64) -> String {
+    if !v.is_finite() || v == v.trunc() {
+        return format!("{v}");
+    }
+    let digits = (4 - v.abs().log10().ceil() as i32).clamp(0, 8) as usize;
+    let s = format!("{v:.digits$}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 fn rollout_notes(events: &[golive_store::Event], item: &str) -> Vec<RolloutNote> {
@@ -617,6 +803,7 @@ pub async fn build<S: Store>(store: &S, run: &RunId) -> Result<Report, EngineErr
             let to = e.data.get("to").and_then(Value::as_str);
             let is_rollback = e.kind.starts_with("rollback")
                 || e.kind == crate::ROLLBACK_REQUESTED
+                || e.kind == crate::ROLLBACK_TRIGGERED
                 || (e.kind == kind::RUN_REQUESTED
                     && e.data.get("kind").and_then(Value::as_str) == Some(crate::ROLLBACK))
                 || (e.kind == kind::RUN_STATUS
@@ -626,12 +813,15 @@ pub async fn build<S: Store>(store: &S, run: &RunId) -> Result<Report, EngineErr
                 at: e.at,
                 kind: e.kind.clone(),
                 to: to.map(str::to_string),
+                // A status change's actor is the process that held the
+                // run's lease, not a person: who decided is on the request
+                // or trigger event beside it.
                 by: e
                     .data
                     .get("by")
                     .and_then(Value::as_str)
                     .map(str::to_string)
-                    .or_else(|| e.actor.clone()),
+                    .or_else(|| e.actor.clone().filter(|_| e.kind != kind::RUN_STATUS)),
                 reason: e
                     .data
                     .get("reason")
@@ -756,6 +946,10 @@ fn item_report(
         signatures,
         check,
         rollout: Vec::new(),
+        rollout_record: match &item.kind {
+            ItemKind::Rollout(_) => result.and_then(RolloutRecord::of),
+            _ => None,
+        },
         error: result.and_then(|r| text(r, "error")).or_else(|| {
             // A command that ran and failed has no `error`; say how it ended.
             let cmd = command.as_ref().filter(|_| status == ItemStatus::Failed)?;
@@ -818,6 +1012,67 @@ pub(crate) fn when(t: Timestamp) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rollout_result_reads_as_a_table_of_steps_with_flags() {
+        // As the rollout item writes it (golive_engine::items::rollout).
+        let result = serde_json::json!({
+            "steps": [
+                {"step": 0, "weight": 25, "watch": false, "held_s": 12.04, "evaluations": 12,
+                 "values": {"requests": {"canary": 31.0, "stable": 92.0},
+                            "error_rate": {"canary": 0.0, "stable": 0.0}},
+                 "ended": "next", "why": null},
+                {"step": 1, "weight": 50, "watch": false, "held_s": 7.5, "evaluations": 8,
+                 "values": {"requests": {"canary": 60.0, "stable": 58.0},
+                            "error_rate": {"canary": 0.123456, "stable": null}},
+                 "ended": "rollback", "why": "failing: not recovered within 10s"}
+            ],
+            "detected_after_step_start_s": 2.25,
+            "rolled_back_after_detection_s": 10.5,
+            "flags": {"checkout-v2": {"before": null, "after": {"enabled": true, "percentage": 0}},
+                      "kill": {"before": {"enabled": true}, "after": {"enabled": false}}}
+        });
+        let record = RolloutRecord::of(&result).expect("a record");
+        let (header, rows) = record.table();
+        assert_eq!(
+            header,
+            [
+                "step",
+                "canary weight",
+                "held",
+                "evaluations",
+                "error_rate (canary / stable)",
+                "requests (canary / stable)",
+                "ended"
+            ]
+        );
+        assert_eq!(
+            rows[0],
+            ["1", "25%", "12.0 s", "12", "0 / 0", "31 / 92", "next"]
+        );
+        assert_eq!(
+            rows[1],
+            [
+                "2",
+                "50%",
+                "7.5 s",
+                "8",
+                "0.1235 / -",
+                "60 / 58",
+                "rollback: failing: not recovered within 10s"
+            ]
+        );
+        assert_eq!(
+            record.notes(),
+            [
+                "Detected 2.2 s into the step; traffic back on stable 10.5 s later",
+                "Flag `checkout-v2`: absent before, on at 0% after",
+                "Flag `kill`: on before, off after",
+            ]
+        );
+        // Not a rollout's result: no record.
+        assert!(RolloutRecord::of(&serde_json::json!({"exit_code": 0})).is_none());
+    }
 
     #[test]
     fn evidence_round_trips_with_and_without_fields() {
