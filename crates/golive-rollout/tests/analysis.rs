@@ -1349,7 +1349,7 @@ async fn analyzer_continues_with_a_healthy_canary_and_judges_latency() {
         "{e:#?}"
     );
     // A new step starts the judge over.
-    analyzer.start_step(t0);
+    analyzer.start_step(t0, 25);
     let e = analyzer.evaluate(t0 + Duration::from_secs(30 * 8)).await;
     assert!(matches!(
         e.judges[0].verdict,
@@ -1767,7 +1767,7 @@ async fn analyzer_waits_out_the_warm_up_and_too_few_requests() {
     let mut analyzer = Analyzer::new(&analysis, &Vars::default()).expect("compiles");
     let t0 = Instant::now();
     let at = |i: u64| t0 + Duration::from_secs(30 * i);
-    analyzer.start_step(t0);
+    analyzer.start_step(t0, 25);
     let e = analyzer.evaluate(at(0)).await;
     let Decision::Wait { why } = &e.decision else {
         panic!("{e:#?}")
@@ -1786,7 +1786,7 @@ async fn analyzer_waits_out_the_warm_up_and_too_few_requests() {
     let e = analyzer.evaluate(at(3)).await;
     assert_eq!(e.decision, Decision::Continue, "{e:#?}");
     // A new step starts a new warm-up.
-    analyzer.start_step(at(4));
+    analyzer.start_step(at(4), 25);
     assert!(matches!(
         analyzer.evaluate(at(4)).await.decision,
         Decision::Wait { .. }
@@ -1905,4 +1905,65 @@ fn the_docs_tree_holds_and_rolls_back_a_low_traffic_regression_through_its_dips(
         let t = low_traffic_trial(&levels, seed + 1, 0.0, 120);
         assert!(t.rolled_back_after.is_none() && t.unheld == 0, "{t:?}");
     }
+}
+
+#[tokio::test]
+async fn at_100_percent_baseline_rules_read_the_stable_version_as_it_last_served() {
+    // The stable version serves 2% errors until the 4th scrape, then no
+    // traffic at all (its counters stand still); the canary has 2% errors,
+    // then 9% once it takes all the traffic.
+    let stable =
+        TestServer::start(|_, n| (200, service_metrics(n.min(4), 100, 2, 0.07), true)).await;
+    let canary = TestServer::start(|_, n| {
+        let errors = if n > 4 { 10 } else { 2 };
+        (200, service_metrics(n, 100, errors, 0.07), true)
+    })
+    .await;
+    let mut analysis = scrape_analysis(&stable.url("/metrics"), &canary.url("/metrics"), 0);
+    analysis.judges.clear();
+    analysis.rules = vec![condition("canary.error_rate - stable.error_rate > 3%")];
+    analysis
+        .metrics
+        .push(metric("requests", "sum(increase(http_requests_total[1m]))"));
+    analysis.min_requests = Some(golive_plan::MinRequests {
+        metric: "requests".into(),
+        count: 50.0,
+    });
+    let mut analyzer = Analyzer::new(&analysis, &Vars::default()).expect("compiles");
+    let t0 = Instant::now();
+    let at = |i: u64| t0 + Duration::from_secs(30 * i);
+    analyzer.start_step(t0, 50);
+    let mut last = None;
+    for i in 0..4 {
+        last = Some(analyzer.evaluate(at(i)).await);
+    }
+    let e = last.expect("evaluated");
+    assert_eq!(e.decision, Decision::Continue, "{e:#?}");
+    assert!(e.baseline_held.is_empty());
+    let stable_rate = e.values["error_rate"].stable.expect("stable serves");
+    // All traffic on the canary: the stable windows empty out, and its
+    // last value stands in.
+    analyzer.start_step(at(4), 100);
+    let mut decisions = Vec::new();
+    for i in 4..8 {
+        let e = analyzer.evaluate(at(i)).await;
+        assert_eq!(e.values["error_rate"].stable, Some(stable_rate), "{e:#?}");
+        assert!(
+            e.baseline_held.contains(&"error_rate".to_string()),
+            "{e:#?}"
+        );
+        decisions.push(e.decision);
+    }
+    // Never "too few requests" for the idle stable version, never "no
+    // data": the canary's 9% against the stable's 2% fails.
+    assert!(
+        decisions
+            .iter()
+            .all(|d| !matches!(d, Decision::Wait { .. } | Decision::Inconclusive { .. })),
+        "{decisions:#?}"
+    );
+    assert!(
+        matches!(decisions.last(), Some(Decision::Fail { why }) if why.contains("stable.error_rate")),
+        "{decisions:#?}"
+    );
 }

@@ -315,7 +315,7 @@ impl<S: Store + 'static> Rolling<'_, S> {
                 }
             }
             reapplied = false;
-            r.analyzer.start_step(Instant::now());
+            r.analyzer.start_step(Instant::now(), r.weight);
             match r.hold(step, None).await? {
                 StepEnd::Next => r.step += 1,
                 StepEnd::Rollback(why) => return r.roll_back(&why).await,

@@ -134,6 +134,10 @@ pub enum Decision {
 pub struct Evaluation {
     /// Each metric's values, by name.
     pub values: BTreeMap<String, SideValues>,
+    /// The metrics whose stable value is the last one the stable version
+    /// had while it served traffic (it serves none at 100%).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub baseline_held: Vec<String>,
     /// Source and query failures of this evaluation.
     pub errors: Vec<String>,
     /// The rules' verdict.
@@ -199,6 +203,10 @@ pub struct Analyzer {
     baseline: bool,
     /// When the current traffic step started (its weight was set).
     step_started: Option<Instant>,
+    /// The current step sends the stable version no traffic (100%).
+    stable_idle: bool,
+    /// Each metric's last stable value while the stable version served.
+    last_stable: BTreeMap<String, f64>,
     vars: Vars,
 }
 
@@ -303,6 +311,8 @@ impl Analyzer {
                 min_requests: analysis.min_requests.clone(),
                 baseline: analysis.rules.iter().any(|r| r.reads_baseline()),
                 step_started: None,
+                stable_idle: false,
+                last_stable: BTreeMap::new(),
                 vars: vars.clone(),
             }),
             _ => Err(AnalysisError { problems }),
@@ -314,12 +324,17 @@ impl Analyzer {
         self.interval
     }
 
-    /// Starts a new traffic step at `now` (its weight was just set):
-    /// forgets the values the judges gathered and starts the warm-up.
-    pub fn start_step(&mut self, now: Instant) {
+    /// Starts a new traffic step at `now`, the canary's weight just set to
+    /// `canary_weight`: forgets the values the judges gathered and starts
+    /// the warm-up. At 100% the stable version serves nothing, so its
+    /// windows empty out: from then on `stable.NAME` in rules and levels
+    /// reads the last value it had while it served (the previous step's),
+    /// and `min_requests` counts the canary only.
+    pub fn start_step(&mut self, now: Instant, canary_weight: u8) {
         self.gathered.clear();
         self.judge_streak.pass();
         self.step_started = Some(now);
+        self.stable_idle = canary_weight >= 100;
     }
 
     /// Why this evaluation gives no verdict yet (the warm-up after a weight
@@ -339,7 +354,7 @@ impl Analyzer {
         let v = values.get(&min.metric).copied().unwrap_or_default();
         let sides = [
             ("canary", v.canary, true),
-            ("stable", v.stable, self.baseline),
+            ("stable", v.stable, self.baseline && !self.stable_idle),
         ];
         for (side, n, needed) in sides {
             let n = n.unwrap_or(0.0);
@@ -358,13 +373,16 @@ impl Analyzer {
 
     /// Fetches every metric for both sides and judges them, as of `now`.
     pub async fn evaluate(&mut self, now: Instant) -> Evaluation {
-        let (values, errors) = self.fetch(now).await;
+        let (mut values, errors) = self.fetch(now).await;
+        let judged = values.clone();
+        let baseline_held = self.hold_baseline(&mut values);
         let errors: Vec<String> = errors.iter().map(|e| self.vars.redact(e)).collect();
         if errors.is_empty()
             && let Some(why) = self.waiting(now, &values)
         {
             return Evaluation {
                 values,
+                baseline_held,
                 errors,
                 rules: Verdict::Inconclusive { why: why.clone() },
                 rule_statuses: Vec::new(),
@@ -374,7 +392,8 @@ impl Analyzer {
         }
         let verdict = self.rules.observe(now, &values);
 
-        let judges = self.judge(&values);
+        // The judges compare samples of both versions, never a held value.
+        let judges = self.judge(&judged);
         let judge_failure = judges.iter().find_map(|j| match &j.verdict {
             JudgeVerdict::Fail(s) => Some((j.metric.clone(), s.clone())),
             _ => None,
@@ -439,12 +458,35 @@ impl Analyzer {
         };
         Evaluation {
             values,
+            baseline_held,
             errors,
             rules: verdict,
             rule_statuses: self.rules.statuses().to_vec(),
             judges,
             decision,
         }
+    }
+
+    /// Remembers the stable version's values while it serves; while it
+    /// does not (100%), puts the last ones in their place. Which metrics
+    /// were held, if any.
+    fn hold_baseline(&mut self, values: &mut BTreeMap<String, SideValues>) -> Vec<String> {
+        if !self.stable_idle {
+            for (name, v) in values.iter() {
+                if let Some(x) = v.stable.filter(|x| x.is_finite()) {
+                    self.last_stable.insert(name.clone(), x);
+                }
+            }
+            return Vec::new();
+        }
+        let mut held = Vec::new();
+        for (name, v) in values.iter_mut() {
+            if let Some(last) = self.last_stable.get(name) {
+                v.stable = Some(*last);
+                held.push(name.clone());
+            }
+        }
+        held
     }
 
     /// Adds this evaluation's values to what the judges gathered, and
