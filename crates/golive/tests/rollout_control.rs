@@ -7,7 +7,7 @@ mod util;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use util::{Running, Services, scratch};
 
@@ -239,5 +239,114 @@ fn people_steer_a_rollout_and_a_crash_resumes_with_the_same_weight() {
     ] {
         assert!(md.contains(needle), "`{needle}` missing from:\n{md}");
     }
+    drop(services);
+}
+
+/// A rollout whose actuator is slow to set weight 0 while `slow` exists, so
+/// that golive can be killed in the middle of a rollback.
+const SLOW_ROLLBACK: &str = r#"
+name: slow-rollback
+phases:
+  - title: Rollout
+    items:
+      - id: canary
+        title: Move traffic to v2
+        on_interrupt: rerun
+        rollout:
+          strategy: canary
+          traffic:
+            command: 'echo $GOLIVE_WEIGHT >> weights.log; if [ "$GOLIVE_WEIGHT" = 0 ] && [ -e slow ]; then sleep 4; fi'
+          steps:
+            - { weight: 25, pause: 10m }
+            - { weight: 100 }
+          analysis:
+            interval: 1s
+            scrape:
+              stable: ${STABLE_METRICS}
+              canary: ${CANARY_METRICS}
+            metrics:
+              - name: error_rate
+                expr: sum(rate(demo_http_requests_total{code="500"}[10s])) / sum(rate(demo_http_requests_total[10s]))
+            rules:
+              - error_rate > 0.5
+"#;
+
+#[test]
+fn a_crash_in_the_middle_of_a_rollback_finishes_it_on_resume() {
+    let dir = scratch("slow-rollback");
+    std::fs::write(dir.join("plan.yaml"), SLOW_ROLLBACK).expect("plan");
+    std::fs::write(dir.join("slow"), "").expect("marker");
+    let services = Services::start();
+    let mut args = vec!["run", "plan.yaml", "--db", "j.db", "--lease-ttl", "1s"];
+    for v in &services.vars {
+        args.extend(["--var", v.as_str()]);
+    }
+    let mut run = Running::spawn(golive(&args, &dir), Duration::from_secs(60));
+    let id = run.run_id();
+    run.wait_for("canary 25%");
+    let out = golive(
+        &[
+            "abort",
+            &id,
+            "--db",
+            "j.db",
+            "--by",
+            "alice",
+            "--reason",
+            "bad canary",
+        ],
+        &dir,
+    )
+    .output()
+    .expect("abort");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The rollback is decided and journaled; the actuator is setting 0.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while weights(&dir) != ["25", "0"] {
+        assert!(
+            Instant::now() < deadline,
+            "no rollback: {:?}",
+            weights(&dir)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = run.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-9", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let _ = run.finish();
+    std::fs::remove_file(dir.join("slow")).expect("marker");
+    // The lease holder is dead on this host: the resume may start at once.
+    let resumed = Running::spawn(
+        golive(
+            &["run", "--resume", &id, "--db", "j.db", "--lease-ttl", "1s"],
+            &dir,
+        ),
+        Duration::from_secs(60),
+    );
+    let (code, lines) = resumed.finish();
+    assert_eq!(code, 1, "the rollout failed:\n{}", lines.join("\n"));
+    assert_eq!(
+        weights(&dir),
+        ["25", "0", "0"],
+        "the resume finished the rollback (0 again), and never set 25 again"
+    );
+    let out = golive(&["report", &id, "--db", "j.db"], &dir)
+        .output()
+        .expect("report");
+    let md = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        md.matches("rollback: aborted by alice: bad canary").count(),
+        1,
+        "one rollback decision:\n{md}"
+    );
     drop(services);
 }

@@ -32,7 +32,10 @@
 //! # Crashes
 //! A resumed rollout first sets again the last weight it journaled, then
 //! carries on from that step (its pause starts over): traffic never jumps
-//! silently to a weight nobody recorded.
+//! silently to a weight nobody recorded. A rollout stopped while rolling
+//! back (its rollback decision journaled), or aborted or asked to roll back
+//! while it was down, goes straight to weight 0 instead: a decided
+//! rollback is finished, never undone by the canary's last weight.
 
 use std::time::{Duration, Instant};
 
@@ -159,6 +162,12 @@ pub(crate) async fn run<S: Store + 'static>(
             .iter()
             .filter(move |e| e.kind == kind && e.item_id.as_deref() == Some(item.id.as_str()))
     };
+    // A rollback this item decided before a stop: finished on resume,
+    // never undone by setting the canary's weight again.
+    let decided_rollback = mine(event::DECISION)
+        .filter(|e| e.data["action"] == "rollback")
+        .next_back()
+        .map(|e| e.data["why"].as_str().unwrap_or("rollback").to_string());
     let last = mine(event::WEIGHT).next_back().map(|e| {
         (
             e.data["step"].as_u64().unwrap_or(0) as usize,
@@ -214,7 +223,7 @@ pub(crate) async fn run<S: Store + 'static>(
             before
         }
     };
-    let mut ended = r.drive(last).await;
+    let mut ended = r.drive(last, decided_rollback).await;
     if let Ok((_, Value::Object(result))) = &mut ended
         && !flag_keys.is_empty()
     {
@@ -287,12 +296,25 @@ fn failed(why: &str, extra: Value) -> (Outcome, Value) {
 
 impl<S: Store + 'static> Rolling<'_, S> {
     /// The steps, then blue-green's watch; `last` is the weight a previous
-    /// process journaled.
-    async fn drive(&mut self, last: Option<(usize, u8)>) -> Result<(Outcome, Value), EngineError> {
+    /// process journaled, `decided_rollback` why it rolled back, if it did.
+    async fn drive(
+        &mut self,
+        last: Option<(usize, u8)>,
+        decided_rollback: Option<String>,
+    ) -> Result<(Outcome, Value), EngineError> {
         let rollout = self.rollout;
         let r = self;
         if let Some((step, weight)) = last {
             r.step = step;
+            r.weight = weight;
+            // Stopped while rolling back, or asked to since: traffic goes to
+            // the stable version, never back to the canary's last weight.
+            if let Some(why) = decided_rollback {
+                return r.reset_traffic(&why).await;
+            }
+            if let Some(StepEnd::Rollback(why)) = r.check().await? {
+                return r.roll_back(&why).await;
+            }
             if let Err(why) = r
                 .set(
                     step,
@@ -426,7 +448,12 @@ impl<S: Store + 'static> Rolling<'_, S> {
             event::DECISION,
             json!({ "action": "rollback", "by": "golive", "step": self.step, "weight": self.weight, "why": why }),
         )
-            .await?;
+        .await?;
+        self.reset_traffic(why).await
+    }
+
+    /// The rollback decided (and journaled): canary to 0, the item failed.
+    async fn reset_traffic(&mut self, why: &str) -> Result<(Outcome, Value), EngineError> {
         let step = self.step;
         let reset = match self.set(step, 0, "rollback").await? {
             Ok(()) if self.detected.is_some() => {
