@@ -472,3 +472,62 @@ pub async fn rollout<S: Store>(
         )
         .await?)
 }
+
+/// Acknowledges an open incident of the run's watch window (lease-free,
+/// journaled with who and why): its escalation stops at the engine's next
+/// look. `false` when someone else just asked the same (the first stands).
+pub async fn ack<S: Store>(
+    store: &S,
+    run_id: &RunId,
+    incident: &str,
+    by: &str,
+    reason: Option<&str>,
+) -> Result<bool, AnswerError> {
+    use crate::monitor::event;
+    if by.trim().is_empty() {
+        return Err(AnswerError::Invalid(
+            "--by must not be empty: the journal records who acknowledged".into(),
+        ));
+    }
+    let run = get_run(store, run_id).await?;
+    refuse_finished(&run, "its watch window is over")?;
+    let events = store.events_after(run_id, 0, u32::MAX).await?;
+    let of = |kind: &'static str| {
+        events
+            .iter()
+            .filter(move |e| e.kind == kind)
+            .filter_map(|e| e.data["incident"].as_str())
+    };
+    if !of(event::OPENED).any(|i| i == incident) {
+        let known: Vec<&str> = of(event::OPENED).collect();
+        return Err(AnswerError::NoItem {
+            run: run_id.clone(),
+            item: format!("incident {incident}"),
+            known: if known.is_empty() {
+                "(no incident so far)".into()
+            } else {
+                known.join(", ")
+            },
+        });
+    }
+    for (kind, what) in [
+        (event::RESOLVED, "resolved"),
+        (event::ACKNOWLEDGED, "acknowledged"),
+    ] {
+        if of(kind).any(|i| i == incident) {
+            return Err(AnswerError::AlreadyAnswered(format!(
+                "incident {incident} of run {run_id} is already {what}"
+            )));
+        }
+    }
+    Ok(store
+        .request(
+            run_id,
+            &golive_store::NewRequest {
+                kind: format!("{}:{incident}", crate::monitor::ACK),
+                by: by.into(),
+                reason: reason.map(str::to_string),
+            },
+        )
+        .await?)
+}

@@ -25,8 +25,11 @@
 //!   reattaches to a command instead of running it again.
 //! - [`status`]: where a run stands (phase, items, who is awaited), as
 //!   `golive status` and the server show it.
-//! - [`answers`]: people's answers (confirm, sign, ask for a rollback),
-//!   checked against the stored plan; shared by the CLI and the server.
+//! - [`answers`]: people's answers (confirm, sign, ask for a rollback,
+//!   acknowledge an incident), checked against the stored plan; shared by
+//!   the CLI and the server.
+//! - [`monitor`]: the watch window after the last phase (`monitor:`): checks
+//!   on a cadence, incidents, escalation, acknowledgements, resolution.
 //!
 //! # Stopping
 //! [`Engine::with_stop_signal`] gives the engine a signal number to watch
@@ -42,6 +45,7 @@
 pub mod answers;
 mod items;
 mod lease;
+pub mod monitor;
 mod overrides;
 pub mod report;
 mod request;
@@ -96,6 +100,14 @@ pub enum Progress<'a> {
     },
     /// The run's status changed.
     Run(RunStatus),
+    /// Something happened in the watch window (see [`monitor::event`]): the
+    /// journal event's kind and data.
+    Watch {
+        /// The event's kind, e.g. `incident.opened`.
+        kind: &'a str,
+        /// Its data.
+        data: &'a Value,
+    },
     /// Something worth a line while an item works (a rollout's weight, a
     /// decision): the journal event's kind and data.
     Note {
@@ -476,6 +488,10 @@ impl<S: Store + 'static> Engine<S> {
             }
             Progress::Run(status) => tracing::info!(status = %status, "run status"),
             Progress::Note { item, kind, .. } => tracing::debug!(item = %item.id, kind, "note"),
+            Progress::Watch { kind, data } => {
+                let incident = data["incident"].as_str().unwrap_or_default();
+                tracing::info!(kind, incident, "watch window")
+            }
         }
         if let Some(o) = &self.observer {
             o(p);
@@ -559,6 +575,14 @@ impl<S: Store + 'static> Engine<S> {
         } else {
             RunStatus::Succeeded
         };
+        if let Some(monitor) = &ctx.plan.monitor {
+            match self.watch(ctx, monitor).await {
+                Err(EngineError::RollbackRequested { by, reason, .. }) => {
+                    return self.requested_rollback(ctx, &states, &by, reason).await;
+                }
+                other => other?,
+            }
+        }
         self.set_status(ctx, end).await?;
         Ok(end)
     }
@@ -682,6 +706,9 @@ impl<S: Store + 'static> Engine<S> {
             self.check_stop(ctx)?;
             let outcome = self.settle(ctx, item, states.get(item.id.as_str())).await?;
             failed |= outcome == Some(Outcome::Failed);
+        }
+        if let Some(monitor) = &ctx.plan.monitor {
+            self.watch(ctx, monitor).await?;
         }
         let end = if failed {
             RunStatus::Failed

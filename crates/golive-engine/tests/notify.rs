@@ -1,6 +1,8 @@
 //! `notify` items through the engine: a channel that cannot be reached is
 //! retried, journaled as `notify.failed` with the secret in its URL
-//! redacted, and the run goes on, unless the channel is `required`.
+//! redacted, and the run goes on, unless the channel is `required`. A
+//! rollout level's notify and the watch window's escalation go out the
+//! same way.
 
 use std::sync::Arc;
 
@@ -186,4 +188,192 @@ rollback:
     let text = body["text"].as_str().expect("text");
     assert!(text.contains("level `critical`"), "{text}");
     assert!(body["blocks"].is_array(), "{body}");
+}
+
+/// Waits (bounded) until the run's journal has an event of `kind` for
+/// `incident`, and returns its data.
+async fn event_of(
+    store: &SqliteStore,
+    run: &golive_store::RunId,
+    kind: &str,
+    incident: Option<&str>,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let events = store.events_after(run, 0, 10_000).await.expect("events");
+        if let Some(e) = events
+            .iter()
+            .find(|e| e.kind == kind && incident.is_none_or(|i| e.data["incident"] == i))
+        {
+            return e.data.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {kind} in {events:#?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// An accelerated watch window (cadence from the plan): a check that fails
+/// after the go-live opens an incident, the on-call is told at once, the
+/// tech lead when nobody acknowledged within 1 s, nobody more once
+/// acknowledged; it resolves when the check passes again, and every
+/// channel that heard of it hears that too. The record tells it all.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_watch_window_opens_escalates_is_acknowledged_and_resolves() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (oncall, oncall_posts) = receiver("");
+    let (lead, lead_posts) = receiver("");
+    let up = dir.path().join("up");
+    std::fs::write(&up, "").expect("up");
+    let src = format!(
+        r#"name: watched
+channels:
+  oncall: {{slack: '{oncall}/hook'}}
+  lead: {{slack: '{lead}/hook'}}
+phases:
+  - title: Go live
+    items:
+      - id: health
+        check:
+          file: {{path: '{up}'}}
+monitor:
+  window: 9s
+  interval: 1s
+  cadence: [{{every: 100ms, until: 8s}}]
+  checks: [health]
+  escalation:
+    - {{name: on-call, after: 0s, notify: oncall, to: oncall}}
+    - {{name: tech lead, after: 1s, notify: lead, to: tech-lead}}
+    - {{name: incident commander, after: 3s, notify: lead, to: ic}}
+"#,
+        up = up.display()
+    );
+    let compiled = golive_plan::compile(&src, &|_: &str| true);
+    let plan = compiled
+        .plan
+        .unwrap_or_else(|| panic!("{:?}", compiled.diagnostics));
+    let store = Arc::new(
+        SqliteStore::open(dir.path().join("j.db"))
+            .await
+            .expect("journal"),
+    );
+    let engine = Engine::new(Arc::clone(&store))
+        .expect("engine")
+        .with_poll_interval(std::time::Duration::from_millis(50));
+    let run = engine.create(&src, &plan, None).await.expect("create");
+    let driving = {
+        let (run, plan) = (run.clone(), plan.clone());
+        tokio::spawn(async move { engine.execute(&run, &plan, &[]).await })
+    };
+    event_of(&store, &run, "watch.started", None).await;
+    // After the go-live the check starts failing.
+    std::fs::remove_file(&up).expect("down");
+    let opened = event_of(&store, &run, "incident.opened", Some("INC-1")).await;
+    assert_eq!(opened["check"], "health");
+    assert_eq!(opened["evidence"]["status"], "fail", "{opened}");
+    let first = event_of(&store, &run, "incident.escalated", Some("INC-1")).await;
+    assert_eq!(
+        (first["level"].as_u64(), first["to"].as_str()),
+        (Some(0), Some("oncall"))
+    );
+    // Nobody acknowledged within 1 s: the tech lead is told.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let second = loop {
+        let events = store.events_after(&run, 0, 10_000).await.expect("events");
+        if let Some(e) = events
+            .iter()
+            .find(|e| e.kind == "incident.escalated" && e.data["level"] == 1)
+        {
+            break e.data.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "{events:#?}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(second["to"], "tech-lead");
+    // Bob acknowledges; asking twice is refused, as is an unknown incident.
+    assert!(
+        golive_engine::answers::ack(store.as_ref(), &run, "INC-1", "bob", Some("looking"))
+            .await
+            .expect("ack")
+    );
+    event_of(&store, &run, "incident.acknowledged", Some("INC-1")).await;
+    let again = golive_engine::answers::ack(store.as_ref(), &run, "INC-1", "carol", None).await;
+    assert!(
+        matches!(
+            again,
+            Err(golive_engine::answers::AnswerError::AlreadyAnswered(_))
+        ),
+        "{again:?}"
+    );
+    let unknown = golive_engine::answers::ack(store.as_ref(), &run, "INC-9", "bob", None).await;
+    assert!(
+        matches!(
+            unknown,
+            Err(golive_engine::answers::AnswerError::NoItem { .. })
+        ),
+        "{unknown:?}"
+    );
+    // Acknowledged: still open past the commander's 3 s, nobody more is
+    // told (this waits on purpose: it asserts that nothing happens).
+    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    std::fs::write(&up, "").expect("up again");
+    let resolved = event_of(&store, &run, "incident.resolved", Some("INC-1")).await;
+    assert_eq!(resolved["check"], "health");
+    let status = driving.await.expect("task").expect("execute");
+    assert_eq!(status, RunStatus::Succeeded);
+
+    let events = store.events_after(&run, 0, 10_000).await.expect("events");
+    let of = |kind: &str| events.iter().filter(|e| e.kind == kind).count();
+    assert_eq!(
+        of("incident.opened"),
+        1,
+        "one incident while the check fails"
+    );
+    assert_eq!(of("incident.escalated"), 2, "{events:#?}");
+    let ended = event_of(&store, &run, "watch.ended", None).await;
+    assert_eq!(ended["incidents"], 1);
+    assert_eq!(ended["open"], serde_json::json!([]));
+    let texts = |posts: &Arc<std::sync::Mutex<Vec<String>>>| -> Vec<String> {
+        posts
+            .lock()
+            .expect("posts")
+            .iter()
+            .map(|p| {
+                let v: serde_json::Value = serde_json::from_str(p).expect("JSON");
+                v["text"].as_str().unwrap_or_default().to_string()
+            })
+            .collect()
+    };
+    let oncall = texts(&oncall_posts);
+    let lead = texts(&lead_posts);
+    assert_eq!(oncall.len(), 3, "told, acknowledged, resolved: {oncall:?}");
+    assert!(
+        oncall[0].contains("INC-1") && oncall[0].contains("golive ack"),
+        "{oncall:?}"
+    );
+    assert!(oncall[1].contains("acknowledged by bob"), "{oncall:?}");
+    assert!(oncall[2].contains("resolved"), "{oncall:?}");
+    assert_eq!(lead.len(), 3, "{lead:?}");
+    assert!(
+        lead[0].contains("tech-lead") && lead[0].contains("tech lead"),
+        "{lead:?}"
+    );
+
+    let report = golive_engine::report::build(store.as_ref(), &run)
+        .await
+        .expect("report");
+    let md = golive_engine::report::to_markdown(&report);
+    for needle in [
+        "## Watch window",
+        "INC-1 — check `health` failed at",
+        "; resolved at",
+        "escalated: on-call to oncall",
+        "escalated: tech lead to tech-lead",
+        "acknowledged by bob",
+    ] {
+        assert!(md.contains(needle), "`{needle}` missing:\n{md}");
+    }
+    assert!(!md.contains("incident commander"), "{md}");
 }

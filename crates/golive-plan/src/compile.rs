@@ -613,6 +613,39 @@ impl Compiler<'_> {
                 let window = self.required_duration(&m.window);
                 let interval = self.duration(&m.interval, Duration::from_secs(60));
                 let checks = self.check_refs(&m.checks, "monitor");
+                let mut cadence: Vec<Cadence> = Vec::new();
+                for (i, c) in m.cadence.iter().enumerate() {
+                    let every = self.required_duration(&c.every);
+                    if every.is_zero() {
+                        self.error("a cadence's `every` must be longer than 0s", c.every.span);
+                    }
+                    let until = c
+                        .until
+                        .as_ref()
+                        .map(|u| (self.required_duration(u), u.span));
+                    let last = i + 1 == m.cadence.len();
+                    match until {
+                        None if !last => {
+                            self.error(
+                                "only the last stretch of a cadence may leave out `until`",
+                                c.every.span,
+                            );
+                        }
+                        Some((u, span))
+                            if cadence.last().and_then(|p| p.until).is_some_and(|p| u <= p) =>
+                        {
+                            self.error(
+                                "each `until` of a cadence must be later than the one before",
+                                span,
+                            );
+                        }
+                        _ => {}
+                    }
+                    cadence.push(Cadence {
+                        every,
+                        until: until.map(|(u, _)| u),
+                    });
+                }
                 let escalation = m
                     .escalation
                     .iter()
@@ -631,6 +664,7 @@ impl Compiler<'_> {
                     window,
                     checks,
                     interval,
+                    cadence,
                     escalation,
                 }
             });

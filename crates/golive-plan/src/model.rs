@@ -703,10 +703,32 @@ pub struct Monitor {
     pub window: Duration,
     /// Checks re-run.
     pub checks: Vec<ItemId>,
-    /// Re-run period.
+    /// Re-run period (past the cadence's stretches).
     pub interval: Duration,
-    /// Escalation rules.
+    /// Stretches of another period, in order, from the window's start.
+    pub cadence: Vec<Cadence>,
+    /// Escalation rules, in the order an unacknowledged incident climbs
+    /// them.
     pub escalation: Vec<Escalation>,
+}
+
+/// A stretch of the watch window's cadence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cadence {
+    /// The period.
+    pub every: Duration,
+    /// Until when, from the window's start (`None`: to its end).
+    pub until: Option<Duration>,
+}
+
+impl Monitor {
+    /// The re-run period `elapsed` into the window.
+    pub fn period_at(&self, elapsed: Duration) -> Duration {
+        self.cadence
+            .iter()
+            .find(|c| c.until.is_none_or(|u| elapsed < u))
+            .map_or(self.interval, |c| c.every)
+    }
 }
 
 /// An escalation rule.

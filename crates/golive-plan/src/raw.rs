@@ -798,9 +798,27 @@ pub struct RawMonitor {
     /// How often to re-run them (default 1m).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<Text>,
+    /// A cadence that changes over the window, e.g. every 2m until 30m,
+    /// every 5m until 1h, then hourly: `[{every: 2m, until: 30m}, {every:
+    /// 5m, until: 1h}, {every: 1h}]`. Times count from the window's start;
+    /// past the last `until`, `interval` applies.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cadence: Vec<RawCadence>,
     /// Escalation rules, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub escalation: Vec<RawEscalation>,
+}
+
+/// One stretch of the watch window's cadence.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawCadence {
+    /// How often, e.g. `2m`.
+    pub every: Text,
+    /// Until when, from the window's start, e.g. `30m`; the last stretch
+    /// may leave it out (to the window's end).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<Text>,
 }
 
 /// An escalation rule.

@@ -389,3 +389,38 @@ phases:
         assert!(message.contains(wm), "{message} lacks {wm}");
     }
 }
+
+#[test]
+fn a_watch_cadence_reads_in_order_and_its_mistakes_are_named() {
+    let plan = |cadence: &str| {
+        format!(
+            "name: w\nchannels:\n  c: {{log: true}}\nphases:\n  - title: a\n    items:\n      - id: up\n        check: {{tcp: {{address: '127.0.0.1:1'}}}}\nmonitor:\n  window: 24h\n  interval: 1h\n  checks: [up]\n  cadence: {cadence}\n"
+        )
+    };
+    let src = plan("[{every: 2m, until: 30m}, {every: 5m, until: 1h}]");
+    let c = compile(&src, &no_env);
+    let monitor = c
+        .plan
+        .as_ref()
+        .and_then(|p| p.monitor.clone())
+        .unwrap_or_else(|| panic!("{:#?}", c.diagnostics));
+    let m = |s: u64| std::time::Duration::from_secs(s * 60);
+    // Every 2m until 30m, every 5m until 1h, then the interval (1h).
+    assert_eq!(monitor.period_at(m(0)), m(2));
+    assert_eq!(monitor.period_at(m(29)), m(2));
+    assert_eq!(monitor.period_at(m(30)), m(5));
+    assert_eq!(monitor.period_at(m(61)), m(60));
+
+    let src = plan("[{every: 2m}, {every: 0s, until: 1h}, {every: 5m, until: 30m}]");
+    let c = compile(&src, &no_env);
+    let got: Vec<String> = located(&src, &c).into_iter().map(|l| l.message).collect();
+    assert_eq!(
+        got,
+        [
+            "only the last stretch of a cadence may leave out `until`",
+            "a cadence's `every` must be longer than 0s",
+            "each `until` of a cadence must be later than the one before",
+        ],
+        "{got:#?}"
+    );
+}

@@ -243,6 +243,16 @@ pub const ROUTES: &[Route] = &[
         )
     },
     Route {
+        body: Some(schema::<runs::SteerBody>),
+        ..route(
+            "POST",
+            "/api/runs/{run}/incidents/{incident}/ack",
+            Need::Operator,
+            "Watch window: acknowledge an incident (its escalation stops)",
+            |m| on(m, runs::ack_incident),
+        )
+    },
+    Route {
         body: Some(schema::<runs::ConfirmBody>),
         ..route(
             "POST",

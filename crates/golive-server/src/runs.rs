@@ -825,6 +825,39 @@ async fn steer(
     ))
 }
 
+/// `POST /api/runs/{run}/incidents/{incident}/ack`: acknowledges an
+/// incident of the run's watch window as the token's holder.
+pub async fn ack_incident(
+    State(state): State<AppState>,
+    Authed(caller): OperatorToken,
+    Path((raw, incident)): Path<(String, String)>,
+    Json(body): Json<SteerBody>,
+) -> Result<Json<Value>, ApiError> {
+    let id = run_id(&raw)?;
+    let recorded = answers::ack(
+        state.store(),
+        &id,
+        &incident,
+        &caller.name,
+        body.reason.as_deref(),
+    )
+    .await?;
+    if recorded {
+        audit(
+            &state,
+            &caller.actor(),
+            "incident.ack",
+            &format!("{id}/{incident}"),
+            body.reason,
+            None,
+        )
+        .await;
+    }
+    Ok(Json(
+        json!({ "run": id, "incident": incident, "by": caller.name, "recorded": recorded }),
+    ))
+}
+
 /// `POST /api/runs/{run}/promote|pause|resume-rollout|abort`: a person's
 /// say over the run's rollout; which one is the route's last segment.
 pub async fn steer_rollout(

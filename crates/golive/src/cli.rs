@@ -100,6 +100,8 @@ pub enum Command {
     Resume(SteerArgs),
     /// Rollouts: roll back now (canary weight to 0; the item fails). Needs --reason.
     Abort(SteerArgs),
+    /// Watch window: acknowledge an incident, which stops its escalation.
+    Ack(AckArgs),
     /// List the runs in the journal, newest first.
     Runs(RunsArgs),
     /// Show a run: its phase, each item's status, and who it waits for.
@@ -280,6 +282,23 @@ pub struct SteerArgs {
     #[arg(long, required_unless_present = "server")]
     pub by: Option<String>,
     /// Why (required for abort).
+    #[arg(long)]
+    pub reason: Option<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// An acknowledgement of an incident of a run's watch window.
+#[derive(Debug, Args)]
+pub struct AckArgs {
+    /// The run.
+    pub run: golive_store::RunId,
+    /// The incident, e.g. `INC-1` (`golive report RUN` lists them).
+    pub incident: String,
+    /// Who acknowledges (with --server: the token's name is recorded).
+    #[arg(long, required_unless_present = "server")]
+    pub by: Option<String>,
+    /// A note for the record.
     #[arg(long)]
     pub reason: Option<String>,
     #[command(flatten)]

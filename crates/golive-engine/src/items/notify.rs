@@ -47,17 +47,19 @@ pub(crate) async fn run<S: Store + 'static>(
         severity: notify.severity,
         extra: json!({}),
     };
-    deliver(engine, ctx, item, out).await
+    deliver(engine, ctx, Some(item), out).await
 }
 
-/// Sends `out` for `item` and journals the delivery or the failure; the
-/// outcome is `Failed` only when a `required` channel was not reached.
+/// Sends `out` for `item` (none: the watch window's) and journals the
+/// delivery or the failure; the outcome is `Failed` only when a `required`
+/// channel was not reached.
 pub(crate) async fn deliver<S: Store + 'static>(
     engine: &Engine<S>,
     ctx: &Ctx<'_>,
-    item: &Item,
+    item: Option<&Item>,
     out: Outgoing<'_>,
 ) -> Result<(Outcome, Value), EngineError> {
+    let item_id = item.map(|i| i.id.to_string());
     let message = out.text;
     let channel = ctx.plan.channels.get(out.channel);
     let mut data = json!({
@@ -93,7 +95,7 @@ pub(crate) async fn deliver<S: Store + 'static>(
                         text: message,
                         plan: ctx.plan.name.clone(),
                         run: ctx.run.to_string(),
-                        item: item.id.to_string(),
+                        item: item_id.clone().unwrap_or_else(|| "watch".into()),
                         event: out.event,
                         dedup_key: out.dedup_key,
                         severity: out.severity,
@@ -139,7 +141,7 @@ pub(crate) async fn deliver<S: Store + 'static>(
             &engine.owner,
             &NewEvent {
                 kind: kind.into(),
-                item_id: Some(item.id.to_string()),
+                item_id,
                 data: data.clone(),
             },
         )

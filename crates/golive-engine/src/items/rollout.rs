@@ -165,8 +165,7 @@ pub(crate) async fn run<S: Store + 'static>(
     // A rollback this item decided before a stop: finished on resume,
     // never undone by setting the canary's weight again.
     let decided_rollback = mine(event::DECISION)
-        .filter(|e| e.data["action"] == "rollback")
-        .next_back()
+        .rfind(|e| e.data["action"] == "rollback")
         .map(|e| e.data["why"].as_str().unwrap_or("rollback").to_string());
     let last = mine(event::WEIGHT).next_back().map(|e| {
         (
@@ -865,7 +864,8 @@ impl<S: Store + 'static> Rolling<'_, S> {
                                 },
                                 extra: json!({ "by": "golive", "level": level.name }),
                             };
-                            super::notify::deliver(self.engine, self.ctx, self.item, out).await?;
+                            super::notify::deliver(self.engine, self.ctx, Some(self.item), out)
+                                .await?;
                         }
                         LevelAction::DisableFlag(key) => {
                             let actor = Actor {

@@ -119,6 +119,28 @@ fn write_report(out: &mut String, r: &Report) -> std::fmt::Result {
         }
         write_items(out, &r.rollback)?;
     }
+    if let Some(w) = &r.watch {
+        writeln!(out, "<h2>Watch window</h2>")?;
+        let end = w.ended_at.map_or_else(|| "not over yet".to_string(), when);
+        let started = w.started_at.map_or_else(String::new, when);
+        writeln!(out, "<p>{}</p>", esc(&format!("From {started} to {end}.")))?;
+        if w.incidents.is_empty() {
+            writeln!(
+                out,
+                "<p class=\"muted\">No incident: every watched check passed.</p>"
+            )?;
+        } else {
+            writeln!(out, "<ul>")?;
+            for i in &w.incidents {
+                write!(out, "<li>{}<ul>", esc(&i.headline()))?;
+                for d in i.details() {
+                    write!(out, "<li>{}</li>", esc(&d))?;
+                }
+                writeln!(out, "</ul></li>")?;
+            }
+            writeln!(out, "</ul>")?;
+        }
+    }
     writeln!(out, "<h2>Summary</h2><p>")?;
     let counts: Vec<String> = r
         .summary

@@ -100,6 +100,28 @@ fn write_report(out: &mut String, r: &Report) -> std::fmt::Result {
         }
     }
 
+    if let Some(w) = &r.watch {
+        writeln!(out, "## Watch window")?;
+        writeln!(out)?;
+        let end = w.ended_at.map_or_else(|| "not over yet".to_string(), when);
+        let started = w.started_at.map_or_else(String::new, when);
+        writeln!(out, "From {started} to {end}.")?;
+        writeln!(out)?;
+        if w.incidents.is_empty() {
+            writeln!(out, "_No incident: every watched check passed._")?;
+            writeln!(out)?;
+        }
+        for i in &w.incidents {
+            writeln!(out, "- {}", one_line(&i.headline()))?;
+            for d in i.details() {
+                writeln!(out, "  - {}", one_line(&d))?;
+            }
+        }
+        if !w.incidents.is_empty() {
+            writeln!(out)?;
+        }
+    }
+
     if !r.audit.is_empty() {
         writeln!(out, "## Audit log")?;
         writeln!(out)?;

@@ -72,6 +72,8 @@ pub struct Report {
     pub rollback: Vec<ItemReport>,
     /// Every decision to roll back, and its end.
     pub rollback_events: Vec<RollbackEvent>,
+    /// The watch window after the go-live, if it started.
+    pub watch: Option<crate::monitor::WatchRecord>,
     /// What was done to the run through the server (who, from where, what),
     /// from the audit log, oldest first.
     pub audit: Vec<golive_store::AuditEntry>,
@@ -866,6 +868,7 @@ pub async fn build<S: Store>(store: &S, run: &RunId) -> Result<Report, EngineErr
         phases,
         rollback,
         rollback_events,
+        watch: crate::monitor::record(&events),
         audit,
         summary,
         lessons: Lessons::default(),

@@ -2664,6 +2664,7 @@ impl<'d> Builder<'d> {
                 window: Spanned::new("24h".into()),
                 checks: Vec::new(),
                 interval: None,
+                cadence: Vec::new(),
                 escalation: std::mem::take(&mut self.escalation),
             })
         });

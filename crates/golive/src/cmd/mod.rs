@@ -65,6 +65,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Pause(args) => steer::run(&args, RolloutCommand::Pause),
         Command::Resume(args) => steer::run(&args, RolloutCommand::Resume),
         Command::Abort(args) => steer::run(&args, RolloutCommand::Abort),
+        Command::Ack(args) => steer::ack(&args),
         Command::Runs(args) => status::runs(&args, output),
         Command::Status(args) => status::status(&args, output),
         Command::Report(args) => report::run(&args),

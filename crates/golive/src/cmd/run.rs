@@ -377,5 +377,41 @@ pub(crate) fn print_progress(p: &Progress<'_>) {
             }
         },
         Progress::Run(_) => Ok(()),
+        Progress::Watch { kind, data } => {
+            use golive_engine::monitor::event;
+            let text = |k: &str| data[k].as_str().unwrap_or_default().to_string();
+            let incident = text("incident");
+            let line = match *kind {
+                event::STARTED => format!(
+                    "watch window: {}",
+                    golive_plan::time::format_duration(std::time::Duration::from_secs_f64(
+                        data["window_s"].as_f64().unwrap_or(0.0)
+                    ))
+                ),
+                event::ENDED => format!(
+                    "watch window over: {} incident(s), {} still open",
+                    data["incidents"],
+                    data["open"].as_array().map_or(0, Vec::len)
+                ),
+                event::OPENED => format!("{incident} opened: check `{}` fails", text("check")),
+                event::ESCALATED => format!(
+                    "{incident} escalated: {} → {}{}",
+                    text("name"),
+                    text("channel"),
+                    data["to"]
+                        .as_str()
+                        .map(|t| format!(" ({t})"))
+                        .unwrap_or_default()
+                ),
+                event::ACKNOWLEDGED => format!("{incident} acknowledged by {}", text("by")),
+                event::RESOLVED => format!(
+                    "{incident} resolved: check `{}` passes again after {}s",
+                    text("check"),
+                    data["open_s"]
+                ),
+                other => other.to_string(),
+            };
+            writeln!(err, "  {:<11} {line}", "watch")
+        }
     };
 }

@@ -1,5 +1,6 @@
 //! `golive promote|pause|resume|abort RUN`: a person's say over a rollout
-//! under way, from any process (or through a server with `--server`). The
+//! under way, and `golive ack RUN INCIDENT` over an incident of the watch
+//! window, from any process (or through a server with `--server`). The
 //! request is journaled with who and why at once; the engine driving the
 //! run acts on it at its next evaluation.
 
@@ -10,7 +11,7 @@ use golive_engine::answers::{self, RolloutCommand};
 use golive_store::Store;
 use serde_json::json;
 
-use crate::cli::SteerArgs;
+use crate::cli::{AckArgs, SteerArgs};
 use crate::cmd::confirm::{by, refusal};
 use crate::cmd::journal;
 use crate::cmd::remote::Remote;
@@ -56,6 +57,47 @@ pub fn run(args: &SteerArgs, command: RolloutCommand) -> Result<ExitCode> {
             eprintln!(
                 "run {}: the same {verb} was just requested by someone else; it stands",
                 args.run
+            );
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub fn ack(args: &AckArgs) -> Result<ExitCode> {
+    journal::runtime()?.block_on(async {
+        let recorded = if let Some(server) = Remote::from_args(&args.store)? {
+            let path = format!("/api/runs/{}/incidents/{}/ack", args.run, args.incident);
+            let v = server
+                .call(
+                    reqwest::Method::POST,
+                    &path,
+                    Some(&json!({"reason": args.reason})),
+                )
+                .await?;
+            v["recorded"].as_bool().unwrap_or(false)
+        } else {
+            let store = journal::open(&args.store).await?;
+            let result = answers::ack(
+                &store,
+                &args.run,
+                &args.incident,
+                &by(&args.by)?,
+                args.reason.as_deref(),
+            )
+            .await
+            .map_err(|e| refusal(&store, e));
+            store.close().await;
+            result?
+        };
+        if recorded {
+            eprintln!(
+                "run {}: {} acknowledged; its escalation stops at the engine's next look",
+                args.run, args.incident
+            );
+        } else {
+            eprintln!(
+                "run {}: {} was just acknowledged by someone else; it stands",
+                args.run, args.incident
             );
         }
         Ok(ExitCode::SUCCESS)
