@@ -9,6 +9,7 @@
 //! - [`compile`]: raw plan → [`Plan`], every error collected with its span.
 //! - [`model`]: the validated plan the rest of golive consumes.
 //! - [`cond`]: the condition language of checks.
+//! - [`value`]: the values conditions compare.
 //! - [`rule`]: analysis rules and rollback-level conditions (canary and
 //!   baseline arithmetic, held `for` a duration).
 //! - [`query`]: scrape expressions (a PromQL subset), parsed at compile time.
@@ -32,6 +33,7 @@ pub mod rule;
 pub mod schema;
 pub mod source;
 pub mod time;
+pub mod value;
 pub mod yaml;
 
 pub use compile::{Compiled, VarLookup, compile};
