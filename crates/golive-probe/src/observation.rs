@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-pub(crate) use golive_plan::value::{Value, format_number};
+pub(crate) use golive_plan::value::Value;
 
 /// What a subject path leads to.
 #[derive(Clone, Debug, PartialEq)]

@@ -158,7 +158,7 @@ impl Held {
                 .map(|s| now.saturating_duration_since(s))
                 .unwrap_or_default()
         };
-        let Some(sides) = self.rule.sides(&|side, name| lookup(values, side, name)) else {
+        let Some((sides, holds)) = self.rule.judge(&|side, name| lookup(values, side, name)) else {
             // No data resets nothing: the run goes on if the next value
             // holds again, but the rule does not fire on it.
             return RuleStatus {
@@ -170,7 +170,6 @@ impl Held {
                 fires: false,
             };
         };
-        let holds = self.rule.cmp.holds(sides.lhs, sides.rhs);
         if !holds {
             self.since = None;
         } else if self.since.is_none() {
