@@ -666,36 +666,30 @@ impl<'a> P<'a> {
 
     /// `product (('+'|'-') product)*`
     fn sum(&mut self, depth: usize) -> Result<Term, CondError> {
-        let mut lhs = self.product(depth)?;
-        loop {
-            self.ws();
-            let op = match self.rest().chars().next() {
-                Some('+') => ArithOp::Add,
-                Some('-') => ArithOp::Sub,
-                _ => return Ok(lhs),
-            };
-            self.i += 1;
-            let rhs = self.product(depth)?;
-            lhs = Term::Binary {
-                op,
-                lhs: Box::new(lhs),
-                rhs: Box::new(rhs),
-            };
-        }
+        self.chain(depth, true)
     }
 
-    /// `unary (('*'|'/') unary)*`
-    fn product(&mut self, depth: usize) -> Result<Term, CondError> {
-        let mut lhs = self.unary(depth)?;
+    /// A sum, or with `sum` false a product: `unary (('*'|'/') unary)*`.
+    fn chain(&mut self, depth: usize, sum: bool) -> Result<Term, CondError> {
+        let operand = |p: &mut Self| {
+            if sum {
+                p.chain(depth, false)
+            } else {
+                p.unary(depth)
+            }
+        };
+        let mut lhs = operand(self)?;
         loop {
             self.ws();
-            let op = match self.rest().chars().next() {
-                Some('*') => ArithOp::Mul,
-                Some('/') => ArithOp::Div,
+            let op = match (sum, self.rest().chars().next()) {
+                (true, Some('+')) => ArithOp::Add,
+                (true, Some('-')) => ArithOp::Sub,
+                (false, Some('*')) => ArithOp::Mul,
+                (false, Some('/')) => ArithOp::Div,
                 _ => return Ok(lhs),
             };
             self.i += 1;
-            let rhs = self.unary(depth)?;
+            let rhs = operand(self)?;
             lhs = Term::Binary {
                 op,
                 lhs: Box::new(lhs),
