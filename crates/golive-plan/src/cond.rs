@@ -456,7 +456,12 @@ pub struct CondError {
 /// Parses a condition for `ctx`. A bare term (`service_down`) means
 /// `service_down == true`.
 pub fn parse(text: &str, ctx: Context) -> Result<Condition, CondError> {
-    let mut p = P { s: text, i: 0, ctx };
+    let mut p = P {
+        s: text,
+        i: 0,
+        ctx,
+        ops: 0,
+    };
     p.ws();
     if p.i == text.len() {
         return Err(p.err(
@@ -552,10 +557,16 @@ fn path_char(c: char) -> bool {
 /// The deepest nesting of parentheses (keeps recursion shallow).
 const MAX_DEPTH: usize = 32;
 
+/// The most arithmetic operators of one condition: a chain `1 + 1 + …`
+/// nests as deep as it is long, and evaluating it recurses that deep.
+const MAX_OPS: usize = 64;
+
 struct P<'a> {
     s: &'a str,
     i: usize,
     ctx: Context,
+    /// Arithmetic operators so far: each nests the tree one level deeper.
+    ops: usize,
 }
 
 impl<'a> P<'a> {
@@ -636,8 +647,11 @@ impl<'a> P<'a> {
     fn operand(&mut self) -> Result<Term, CondError> {
         let start = self.i;
         let r = self.rest();
+        // `-5`, `.5`, `-(…)` are numbers; `--verbose` and `.env` are words.
+        let numeric = r.trim_start_matches(['-', '.']);
         let bare = self.ctx == Context::Check
-            && !r.starts_with(|c: char| c.is_ascii_digit() || "-.(\"'".contains(c));
+            && !r.starts_with(['(', '"', '\''])
+            && !numeric.starts_with(|c: char| c.is_ascii_digit() || c == '(');
         if !bare {
             return self.sum(0);
         }
@@ -688,6 +702,17 @@ impl<'a> P<'a> {
                 (false, Some('/')) => ArithOp::Div,
                 _ => return Ok(lhs),
             };
+            self.ops += 1;
+            if self.ops > MAX_OPS {
+                return Err(self.err(
+                    format!(
+                        "the {} has too many operators (more than {MAX_OPS})",
+                        self.ctx.noun()
+                    ),
+                    self.i,
+                    1,
+                ));
+            }
             self.i += 1;
             let rhs = operand(self)?;
             lhs = Term::Binary {
@@ -735,7 +760,12 @@ impl<'a> P<'a> {
             }
             '"' | '\'' => self.text(c),
             c if c.is_ascii_digit() || c == '.' => self.number(),
-            c if c.is_alphabetic() || c == '_' => self.reference(),
+            // Metric names are ASCII; a field may be any word (`header.Ünï`).
+            c if (c.is_alphabetic() && (c.is_ascii() || self.ctx == Context::Check))
+                || c == '_' =>
+            {
+                self.reference()
+            }
             c => Err(self.err(
                 format!("unexpected `{c}`; expected {}", self.ctx.expected_value()),
                 start,
@@ -770,12 +800,16 @@ impl<'a> P<'a> {
             .unwrap_or(r.len());
         let token = &r[..n];
         self.i += n;
-        if self.rest().starts_with('%') {
-            self.i += 1;
+        let pct = self.rest().trim_start();
+        if pct.starts_with('%') {
+            self.i += self.rest().len() - pct.len() + 1;
             return match token.parse::<f64>() {
                 Ok(v) if v.is_finite() => Ok(Term::Lit(Value::Number(v / 100.0))),
                 _ => Err(self.err(format!("`{token}%` is not a percentage"), start, n + 1)),
             };
+        }
+        if let Some(d) = self.spaced_unit(token) {
+            return Ok(Term::Lit(Value::duration(d)));
         }
         if let Ok(v) = token.parse::<f64>() {
             if !v.is_finite() {
@@ -809,6 +843,25 @@ impl<'a> P<'a> {
                 n,
             )),
         }
+    }
+
+    /// `30 days`, `2 weeks`: whole units after a space, as durations are
+    /// written in prose; consumed when they read as a duration.
+    fn spaced_unit(&mut self, digits: &str) -> Option<Duration> {
+        if !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let after = self.rest();
+        let unit = after.trim_start();
+        let n = unit
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(unit.len());
+        if unit.len() == after.len() || n == 0 || &unit[..n] == "for" {
+            return None;
+        }
+        let d = parse_duration(&format!("{digits} {}", &unit[..n])).ok()?;
+        self.i += after.len() - unit.len() + n;
+        Some(d)
     }
 
     /// Scans while `keep` holds; the scanned text.
@@ -990,6 +1043,18 @@ mod tests {
         assert_eq!(held("connected"), Outcome::NotHeld);
         assert_eq!(held("answers contains \"10.1.2.3\""), Outcome::Held);
         assert_eq!(held("len(answers) == 1"), Outcome::Held);
+        assert_eq!(held("response_time < 1 second"), Outcome::Held);
+        assert_eq!(held("status > 50 %"), Outcome::Held);
+        assert_eq!(
+            check("version != --verbose").rhs,
+            Term::Lit(Value::Text("--verbose".into()))
+        );
+        assert_eq!(
+            check("version != .env").rhs,
+            Term::Lit(Value::Text(".env".into()))
+        );
+        assert_eq!(check("status > -.5").to_string(), "status > -0.5");
+        assert_eq!(held("response_time > 2 minutes"), Outcome::NotHeld);
         assert_eq!(held("header.X-Request-Id == abc"), Outcome::Held);
         assert_eq!(held("missing == 1"), Outcome::NoValue);
 
@@ -1094,6 +1159,15 @@ mod tests {
         );
         let r = rule("error_rate > 5% for 2m");
         assert_eq!(r.rhs, Term::Lit(Value::Number(0.05)));
+        let r = rule("p95 > 5 for 2m");
+        assert_eq!(
+            (&r.rhs, r.hold),
+            (&Term::Lit(Value::Number(5.0)), Duration::from_secs(120))
+        );
+        assert_eq!(
+            check("cert.expires_in > 30 days").to_string(),
+            "cert.expires_in > 30d"
+        );
         let r = rule("service_down");
         assert_eq!((r.op, r.rhs), (Op::Eq, Term::Lit(Value::Number(1.0))));
     }
@@ -1174,6 +1248,11 @@ mod tests {
         let deep = format!("p95 > {}1{}", "(".repeat(40), ")".repeat(40));
         assert!(parse(&deep, Context::Analysis).is_err());
         assert!(parse(&deep, Context::Check).is_err());
+        let long = format!("p95 > 1{}", " + 1".repeat(10_000));
+        let e = rejected(&long, Context::Analysis);
+        assert!(e.message.contains("too many operators"), "{e:?}");
+        let e = rejected("é > 1", Context::Analysis);
+        assert_eq!((e.at, e.len), (0, 2));
         assert!(parse("  ", Context::Check).is_err());
     }
 }
