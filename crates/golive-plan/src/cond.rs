@@ -392,11 +392,9 @@ impl Condition {
             Ok(v) => v,
             Err(m) => return miss(m, Some(lhs)),
         };
-        let pattern = self.pattern.as_ref().map(|p| p.re.as_ref());
-        let result = match pattern {
+        let result = match self.pattern.as_ref().map(|p| p.re.as_ref()) {
             Some(Err(e)) => Err(e.clone()),
-            Some(Ok(re)) => value::holds(&lhs, self.op, &rhs, Some(re)),
-            None => value::holds(&lhs, self.op, &rhs, None),
+            re => value::holds(&lhs, self.op, &rhs, re.and_then(Result::ok)),
         };
         let (outcome, why) = match result {
             Ok(true) => (Outcome::Held, None),
@@ -419,8 +417,8 @@ impl Condition {
         out
     }
 
-    /// An invalid regular expression of `matches`: the message, and the
-    /// byte offset and length of the pattern in the text.
+    /// An invalid regular expression of `matches`, pointing at the pattern:
+    /// `golive validate` reports it, so no check runs with it.
     pub fn pattern_error(&self) -> Option<CondError> {
         let p = self.pattern.as_ref()?;
         let e = p.re.as_ref().err()?;
