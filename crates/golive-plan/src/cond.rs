@@ -487,6 +487,7 @@ pub fn parse(text: &str, ctx: Context) -> Result<Condition, CondError> {
                 re: regex::Regex::new(t).map_err(|e| {
                     let e = e.to_string();
                     let last = e.lines().last().unwrap_or(&e).trim();
+                    let last = last.strip_prefix("error: ").unwrap_or(last);
                     format!("invalid regular expression: {last}")
                 }),
                 at,
