@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
-use crate::cond::{self, Condition, Literal};
+use crate::cond::{self, Condition, Context, Path, Ref};
 use crate::de::{DeError, Sink, Spanned, from_node, suggest};
 use crate::diag::{Diagnostic, LineIndex};
 use crate::model::*;
@@ -365,22 +365,49 @@ impl Compiler<'_> {
         }
     }
 
-    fn condition(&mut self, t: &Text, allow_hold: bool) -> Option<Condition> {
-        match cond::parse(&t.value) {
-            Ok(c) => {
-                if c.hold.is_some() && !allow_hold {
-                    self.error(
-                        "`for` is only allowed in rollout rules and rollback levels",
-                        t.span,
-                    );
-                }
-                Some(c)
-            }
-            Err(e) => {
-                self.cond_error(t, e);
-                None
-            }
+    fn condition(&mut self, t: &Text) -> Option<Condition> {
+        cond::parse(&t.value, Context::Check)
+            .map_err(|e| self.cond_error(t, e))
+            .ok()
+    }
+
+    /// Whether a check's condition reads a field its probe offers; an
+    /// error pointing at the path, with a suggestion, if not.
+    fn probe_field(&mut self, t: &Text, path: &Path, probe: &Probe, fields: &[&str]) -> bool {
+        let root = path.root();
+        if fields.contains(&root) {
+            return true;
         }
+        let span = inner_offset(self.src, t)
+            .map(|b| Span::new(b + path.at, b + path.at + path.path.len()))
+            .unwrap_or(t.span);
+        let alias = match root {
+            "latency" | "response" | "elapsed" | "time" => {
+                fields.iter().copied().find(|f| *f == "response_time")
+            }
+            "code" | "status_code" | "http_status" => {
+                fields.iter().copied().find(|f| *f == "status")
+            }
+            _ => None,
+        };
+        let help = match alias.or_else(|| suggest(root, fields)) {
+            Some(s) => format!(
+                "did you mean `{s}`? ({} checks offer: {})",
+                probe.name(),
+                fields.join(", ")
+            ),
+            None => format!("{} checks offer: {}", probe.name(), fields.join(", ")),
+        };
+        self.error(
+            format!(
+                "unknown field `{root}` for {} {} check",
+                article(probe.name()),
+                probe.name()
+            ),
+            span,
+        )
+        .help = Some(help);
+        false
     }
 
     /// A condition's or rule's parse error, pointing inside the text.
@@ -958,49 +985,20 @@ impl Compiler<'_> {
         let fields = probe_fields(&probe);
         let mut expect = Vec::new();
         for t in &c.expect {
-            let Some(cond) = self.condition(t, false) else {
+            let Some(cond) = self.condition(t) else {
                 continue;
             };
-            let root = cond.subject.root();
-            if !fields.contains(&root) {
-                let span = inner_offset(self.src, t)
-                    .map(|b| {
-                        Span::new(
-                            b,
-                            b + cond.subject.path.len() + if cond.subject.len { 4 } else { 0 },
-                        )
-                    })
-                    .unwrap_or(t.span);
-                let alias = match root {
-                    "latency" | "response" | "elapsed" | "time" => {
-                        fields.iter().copied().find(|f| *f == "response_time")
-                    }
-                    "code" | "status_code" | "http_status" => {
-                        fields.iter().copied().find(|f| *f == "status")
-                    }
-                    _ => None,
-                };
-                let help = match alias.or_else(|| suggest(root, fields)) {
-                    Some(s) => format!(
-                        "did you mean `{s}`? ({} checks offer: {})",
-                        probe.name(),
-                        fields.join(", ")
-                    ),
-                    None => format!("{} checks offer: {}", probe.name(), fields.join(", ")),
-                };
-                self.error(
-                    format!(
-                        "unknown field `{root}` for {} {} check",
-                        article(probe.name()),
-                        probe.name()
-                    ),
-                    span,
-                )
-                .help = Some(help);
+            let mut known = true;
+            for r in cond.refs() {
+                let Ref::Path(path) = r else { continue };
+                known &= self.probe_field(t, path, &probe, fields);
+            }
+            if !known {
                 continue;
             }
-            if cond.op == cond::Op::Matches && !matches!(cond.value, Literal::Text(_)) {
-                self.error("`matches` takes a quoted regular expression", t.span);
+            if let Some(e) = cond.pattern_error() {
+                self.cond_error(t, e);
+                continue;
             }
             expect.push(cond);
         }

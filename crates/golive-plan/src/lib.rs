@@ -8,9 +8,11 @@
 //! - [`raw`]: the plan as written; the single source of the JSON Schema.
 //! - [`compile`]: raw plan → [`Plan`], every error collected with its span.
 //! - [`model`]: the validated plan the rest of golive consumes.
-//! - [`cond`]: the condition language of checks.
-//! - [`rule`]: analysis rules and rollback-level conditions (canary and
-//!   baseline arithmetic, held `for` a duration).
+//! - [`cond`]: the one condition language of checks, analysis rules and
+//!   rollback levels: its grammar, what each context may use, evaluation.
+//! - [`value`]: the values conditions compare, and what comparing means.
+//! - [`rule`]: analysis rules and rollback-level conditions (conditions
+//!   over canary and baseline metrics, held `for` a duration).
 //! - [`query`]: scrape expressions (a PromQL subset), parsed at compile time.
 //! - [`time`]: durations and T-offsets.
 //! - [`diag`]: diagnostics and their rendering.
@@ -32,6 +34,7 @@ pub mod rule;
 pub mod schema;
 pub mod source;
 pub mod time;
+pub mod value;
 pub mod yaml;
 
 pub use compile::{Compiled, VarLookup, compile};

@@ -424,3 +424,74 @@ fn a_watch_cadence_reads_in_order_and_its_mistakes_are_named() {
         "{got:#?}"
     );
 }
+
+const PLANTED_CONTEXTS: &str = r#"name: planted-contexts
+phases:
+  - title: Release
+    items:
+      - id: health
+        check:
+          http: {url: "http://127.0.0.1/health"}
+          expect:
+            - stable.status == 200
+            - body matches "(unclosed"
+            - status == 200 for 1m
+            - status matches 5
+            - response_time < 2 * 250ms
+      - id: canary
+        rollout:
+          strategy: canary
+          traffic: {flag: {key: new}}
+          steps: [{weight: 100}]
+          analysis:
+            scrape: {stable: "http://127.0.0.1:9/m", canary: "http://127.0.0.1:9/m"}
+            metrics: [{name: error_rate, expr: "sum(rate(http_requests_total[1m]))"}]
+            rules:
+              - error_rate matches "^0"
+              - error_rate == "high"
+              - canary.error_rate - stable.error_rate > 2%
+rollback:
+  levels:
+    - name: counted
+      when: [len(error_rate) > 0]
+      actions: [pause]
+"#;
+
+#[test]
+fn conditions_a_context_cannot_read_are_rejected_where_they_are_written() {
+    let c = compile(PLANTED_CONTEXTS, &no_env);
+    assert!(c.plan.is_none());
+    let errors: Vec<Located> = located(PLANTED_CONTEXTS, &c)
+        .into_iter()
+        .filter(|d| d.severity == Severity::Error)
+        .collect();
+    // (message, the line's text, the token the error points at)
+    let expect = [
+        (
+            "only analysis rules and rollback levels read",
+            "stable.status",
+            "stable.status",
+        ),
+        ("invalid regular expression", "(unclosed", "\"(unclosed\""),
+        ("`for` is only allowed", "for 1m", "for 1m"),
+        (
+            "`matches` takes a quoted regular expression",
+            "matches 5",
+            "5",
+        ),
+        ("`matches` compares text", "matches \"^0\"", "matches"),
+        ("text has no place in a rule", "\"high\"", "\"high\""),
+        ("`len(…)` counts the items", "len(error_rate)", "len("),
+    ];
+    for (message, line_text, token) in expect {
+        let hit = errors
+            .iter()
+            .find(|d| d.message.contains(message))
+            .unwrap_or_else(|| panic!("no error `{message}` in {errors:#?}"));
+        assert_eq!(hit.line, line_of(PLANTED_CONTEXTS, line_text), "{message}");
+        let line = PLANTED_CONTEXTS.lines().nth(hit.line - 1).expect("line");
+        let col = line.find(token).expect("token") + 1;
+        assert_eq!(hit.column, col, "column of `{message}` in {line}");
+    }
+    assert_eq!(errors.len(), expect.len(), "{errors:#?}");
+}

@@ -1,18 +1,18 @@
 //! Judging a condition against an observation, and the conditions a probe
 //! kind checks when a plan gives none.
 //!
-//! Mixed types are judged where the meaning is clear (a number against a
-//! duration is seconds; text that reads as a number compares as one) and
-//! otherwise fail with the reason in `observed`, never with a panic: a typo
-//! in a plan must not take `golive ready` down.
-
-use std::cmp::Ordering;
+//! This module owns how a probe's observation answers the references of a
+//! condition (a field, with the note a probe left on it) and how the
+//! evaluation reads in a report. What a comparison means is
+//! `golive_plan::value`'s, the same for checks and analysis rules: mixed
+//! types are judged where the meaning is clear and otherwise fail with the
+//! reason in `observed`, never with a panic.
 
 use golive_plan::Probe;
-use golive_plan::cond::{self, Condition, Literal, Op};
+use golive_plan::cond::{self, Condition, Context, Outcome, Ref, Term};
 
 use crate::ConditionResult;
-use crate::observation::{Lookup, Observation, Value, format_number};
+use crate::observation::{Lookup, Observation, Value};
 
 /// The conditions checked when a check's `expect` is empty.
 pub(crate) fn defaults(probe: &Probe) -> Vec<Condition> {
@@ -30,182 +30,53 @@ pub(crate) fn defaults(probe: &Probe) -> Vec<Condition> {
         Probe::Env(_) => &["len(missing) == 0"],
         Probe::File(_) => &["exists == true"],
     };
-    texts.iter().filter_map(|t| cond::parse(t).ok()).collect()
+    texts
+        .iter()
+        .filter_map(|t| cond::parse(t, Context::Check).ok())
+        .collect()
+}
+
+/// What a reference of a check reads in an observation; an absent field
+/// says why, with the probe's note on it.
+fn resolve(obs: &Observation, r: &Ref) -> Result<Value, String> {
+    let Ref::Path(p) = r else {
+        return Err("a check reads fields, not metrics".into());
+    };
+    match obs.lookup(&p.path) {
+        Lookup::Found(v) => Ok(v),
+        Lookup::Absent(why) => Err(match obs.note_of(&p.path) {
+            Some(note) if why == "not observed" => note.to_string(),
+            Some(note) => format!("{why} ({note})"),
+            None => why,
+        }),
+    }
 }
 
 /// Judges one condition.
 pub(crate) fn judge(c: &Condition, obs: &Observation) -> ConditionResult {
-    let (passed, observed) = match obs.lookup(&c.subject.path) {
-        Lookup::Absent(why) => match obs.note_of(&c.subject.path) {
-            Some(note) if why == "not observed" => (false, note.to_string()),
-            Some(note) => (false, format!("{why} ({note})")),
-            None => (false, why),
-        },
-        Lookup::Found(value) => {
-            let value = if c.subject.len {
-                match length(&value) {
-                    Some(n) => Value::Number(n as f64),
-                    None => {
-                        return result(c, false, format!("{value} (len() needs a list or text)"));
-                    }
-                }
-            } else {
-                value
-            };
+    let e = c.evaluate(&mut |r| resolve(obs, r));
+    let observed = match (&e.outcome, e.lhs) {
+        (Outcome::NoValue, _) | (_, None) => e.why.unwrap_or_default(),
+        (_, Some(value)) => {
             let mut shown = value.to_string();
-            if let Some(note) = obs.note_of(&c.subject.path).filter(|_| !c.subject.len) {
+            // The note a probe left on a field explains its value (`false
+            // (connection refused)`), not a count or a sum of it.
+            if let Term::Ref(Ref::Path(p)) = &c.lhs
+                && !p.len
+                && let Some(note) = obs.note_of(&p.path)
+            {
                 shown = format!("{shown} ({note})");
             }
-            match holds(&value, c.op, &c.value) {
-                Ok(passed) => (passed, shown),
-                Err(why) => (false, format!("{shown} ({why})")),
+            match e.why {
+                Some(why) => format!("{shown} ({why})"),
+                None => shown,
             }
         }
     };
-    result(c, passed, observed)
-}
-
-fn result(c: &Condition, passed: bool, observed: String) -> ConditionResult {
     ConditionResult {
         condition: c.to_string(),
-        passed,
+        passed: e.outcome == Outcome::Held,
         observed: Some(observed),
-    }
-}
-
-fn length(v: &Value) -> Option<usize> {
-    match v {
-        Value::List(items) => Some(items.len()),
-        Value::Text(s) => Some(s.chars().count()),
-        Value::Json(serde_json::Value::Array(a)) => Some(a.len()),
-        Value::Json(serde_json::Value::Object(o)) => Some(o.len()),
-        Value::Json(serde_json::Value::Null) => Some(0),
-        _ => None,
-    }
-}
-
-/// Whether `value op literal` holds; `Err` explains a comparison that makes no sense.
-fn holds(value: &Value, op: Op, lit: &Literal) -> Result<bool, String> {
-    match op {
-        Op::Contains => contains(value, lit),
-        Op::NotContains => contains(value, lit).map(|b| !b),
-        Op::Matches => matches(value, lit),
-        _ => compare(value, lit).map(|ord| match (op, ord) {
-            (_, None) => false,
-            (Op::Eq, Some(o)) => o == Ordering::Equal,
-            (Op::Ne, Some(o)) => o != Ordering::Equal,
-            (Op::Lt, Some(o)) => o == Ordering::Less,
-            (Op::Le, Some(o)) => o != Ordering::Greater,
-            (Op::Gt, Some(o)) => o == Ordering::Greater,
-            (Op::Ge, Some(o)) => o != Ordering::Less,
-            _ => false,
-        }),
-    }
-    .and_then(|b| match (op, value, lit) {
-        // Booleans are equal or not; `true < false` is a mistake, not a `false`.
-        (Op::Lt | Op::Le | Op::Gt | Op::Ge, Value::Bool(_), _)
-        | (Op::Lt | Op::Le | Op::Gt | Op::Ge, _, Literal::Bool(_)) => {
-            Err("booleans can only be compared with == and !=".into())
-        }
-        _ => Ok(b),
-    })
-}
-
-fn literal_text(lit: &Literal) -> String {
-    match lit {
-        Literal::Text(t) => t.clone(),
-        Literal::Number(n) => format_number(*n),
-        Literal::Bool(b) => b.to_string(),
-        Literal::Duration(d) => golive_plan::time::format_duration(*d),
-    }
-}
-
-fn contains(value: &Value, lit: &Literal) -> Result<bool, String> {
-    let needle = literal_text(lit);
-    match value {
-        Value::Text(s) => Ok(s.contains(&needle)),
-        Value::List(items) => Ok(items.contains(&needle)),
-        Value::Json(serde_json::Value::Array(items)) => Ok(items
-            .iter()
-            .any(|i| compare(&Value::from_json(i), lit) == Ok(Some(Ordering::Equal)))),
-        Value::Json(serde_json::Value::Object(o)) => Ok(o.contains_key(&needle)),
-        _ => Err("contains needs text or a list".into()),
-    }
-}
-
-fn matches(value: &Value, lit: &Literal) -> Result<bool, String> {
-    let Literal::Text(pattern) = lit else {
-        return Err("matches takes a quoted regular expression".into());
-    };
-    let re = regex::Regex::new(pattern)
-        .map_err(|e| format!("invalid regular expression: {}", last_line(&e.to_string())))?;
-    Ok(match value {
-        Value::List(items) => items.iter().any(|i| re.is_match(i)),
-        Value::Json(serde_json::Value::Array(items)) => items
-            .iter()
-            .any(|i| re.is_match(&Value::from_json(i).plain())),
-        other => re.is_match(&other.plain()),
-    })
-}
-
-fn last_line(s: &str) -> &str {
-    s.lines().last().unwrap_or(s).trim()
-}
-
-fn number(s: &str) -> Option<f64> {
-    s.trim().parse::<f64>().ok()
-}
-
-/// Orders an observed value against a literal; `Ok(None)` for incomparable
-/// numbers (NaN), `Err` for a type mismatch.
-fn compare(value: &Value, lit: &Literal) -> Result<Option<Ordering>, String> {
-    let mismatch = |what: &str| -> Result<Option<Ordering>, String> {
-        Err(format!("{what} cannot be compared with {}", describe(lit)))
-    };
-    match (value, lit) {
-        (Value::Number(a), Literal::Number(b)) | (Value::Seconds(a), Literal::Number(b)) => {
-            Ok(a.partial_cmp(b))
-        }
-        (Value::Seconds(a) | Value::Number(a), Literal::Duration(d)) => {
-            Ok(a.partial_cmp(&d.as_secs_f64()))
-        }
-        (Value::Number(a), Literal::Text(t)) => match number(t) {
-            Some(b) => Ok(a.partial_cmp(&b)),
-            None => mismatch("a number"),
-        },
-        (Value::Text(s), Literal::Number(b)) => match number(s) {
-            Some(a) => Ok(a.partial_cmp(b)),
-            None => mismatch("text"),
-        },
-        (Value::Text(s), Literal::Text(t)) => match (number(s), number(t)) {
-            (Some(a), Some(b)) => Ok(a.partial_cmp(&b)),
-            _ => Ok(Some(s.as_str().cmp(t.as_str()))),
-        },
-        (Value::Text(s), Literal::Bool(b)) => match s.trim() {
-            "true" | "t" => Ok(Some(true.cmp(b))),
-            "false" | "f" => Ok(Some(false.cmp(b))),
-            _ => mismatch("text"),
-        },
-        (Value::Bool(a), Literal::Bool(b)) => Ok(Some(a.cmp(b))),
-        (Value::Bool(a), Literal::Text(t)) if t == "true" || t == "false" => {
-            Ok(Some(a.cmp(&(t == "true"))))
-        }
-        (Value::Bool(_), _) => mismatch("a boolean"),
-        (Value::Number(_), _) => mismatch("a number"),
-        (Value::Seconds(_), _) => mismatch("a duration"),
-        (Value::Text(_), _) => mismatch("text"),
-        (Value::List(_), _) => Err("a list: use len(…) or contains".into()),
-        (Value::Json(serde_json::Value::Null), _) => mismatch("null"),
-        (Value::Json(_), _) => Err("JSON array or object: use len(…) or contains".into()),
-    }
-}
-
-fn describe(lit: &Literal) -> String {
-    match lit {
-        Literal::Number(n) => format!("the number {}", format_number(*n)),
-        Literal::Duration(d) => format!("the duration {}", golive_plan::time::format_duration(*d)),
-        Literal::Bool(b) => format!("{b}"),
-        Literal::Text(t) => format!("the text {t:?}"),
     }
 }
 
@@ -227,7 +98,7 @@ mod tests {
     }
 
     fn check(text: &str) -> ConditionResult {
-        let c = cond::parse(text).expect("condition parses");
+        let c = cond::parse(text, Context::Check).expect("condition parses");
         judge(&c, &obs())
     }
 

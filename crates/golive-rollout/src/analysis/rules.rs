@@ -219,7 +219,7 @@ impl Held {
             t.map(|s| now.saturating_duration_since(s))
                 .unwrap_or_default()
         };
-        let Some(sides) = self.rule.sides(&|side, name| lookup(values, side, name)) else {
+        let Some((sides, holds)) = self.rule.judge(&|side, name| lookup(values, side, name)) else {
             // No data resets nothing: the run goes on if the next value
             // holds again, but the rule does not newly fire on it; one
             // that fired goes on firing.
@@ -235,7 +235,6 @@ impl Held {
                 hold: self.rule.hold,
             };
         };
-        let holds = self.rule.cmp.holds(sides.lhs, sides.rhs);
         if holds {
             let start = *self.since.get_or_insert(now);
             if self.fired.is_some() || since(Some(start)) >= self.rule.hold {
