@@ -3,6 +3,7 @@
 //! log, live events, health, metrics and the OpenAPI document. Each story
 //! runs on SQLite and on PostgreSQL.
 
+#[macro_use]
 mod util;
 
 use std::time::Duration;
@@ -11,22 +12,7 @@ use golive_server::auth::Need;
 use golive_server::openapi::ROUTES;
 use golive_store::{Actor, Store};
 use serde_json::{Value, json};
-use util::{Db, TestServer, eventually, fast_config, token};
-
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name(super::Db::sqlite()).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name(super::Db::postgres().await).await
-            }
-        }
-    )*};
-}
+use util::{Db, TestServer, concrete, eventually, fast_config, start_run, token};
 
 on_both!(
     every_route_checks_its_token,
@@ -35,14 +21,6 @@ on_both!(
     runs_are_answered_through_the_api,
     events_stream_flag_changes_and_run_journal,
 );
-
-/// A concrete path for a route pattern.
-fn concrete(path: &str) -> String {
-    path.replace("{run}", "r-00000000")
-        .replace("{item}", "item")
-        .replace("{key}", "some_flag")
-        .replace("{id}", "0000000000")
-}
 
 async fn every_route_checks_its_token(db: Db) {
     let store = db.open().await;
@@ -483,20 +461,6 @@ phases:
         title: Done
         run: { command: "true" }
 "#;
-
-/// Starts a run of `plan` through `server`; its id.
-async fn start_run(server: &TestServer, token: &str, plan: &str) -> String {
-    let (s, v) = server
-        .call(
-            "POST",
-            "/api/runs",
-            Some(token),
-            Some(json!({"plan": plan})),
-        )
-        .await;
-    assert_eq!(s, 201, "{v}");
-    v["run"].as_str().expect("run id").to_string()
-}
 
 async fn runs_are_answered_through_the_api(db: Db) {
     let store = db.open().await;

@@ -209,3 +209,48 @@ where
 pub async fn close(store: AnyStore) {
     store.close().await;
 }
+
+/// Each named story (an `async fn(Db)`) as two tests: on SQLite and on
+/// PostgreSQL.
+#[allow(unused_macros)] // not every test file has stories on both
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(super::Db::sqlite()).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name(super::Db::postgres().await).await
+            }
+        }
+    )*};
+}
+
+/// A route pattern with ids that exist nowhere.
+pub fn concrete(path: &str) -> String {
+    fill(path, "r-00000000", "item", "some_flag", "0000000000")
+}
+
+/// A route pattern with these ids.
+pub fn fill(path: &str, run: &str, item: &str, key: &str, id: &str) -> String {
+    path.replace("{run}", run)
+        .replace("{item}", item)
+        .replace("{key}", key)
+        .replace("{id}", id)
+}
+
+/// Starts a run of `plan` through `server`; its id.
+pub async fn start_run(server: &TestServer, token: &str, plan: &str) -> String {
+    let (s, v) = server
+        .call(
+            "POST",
+            "/api/runs",
+            Some(token),
+            Some(serde_json::json!({"plan": plan})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    v["run"].as_str().expect("run id").to_string()
+}
