@@ -836,17 +836,23 @@ async fn steer(
         body.reason.as_deref(),
     )
     .await?;
-    if recorded {
-        audit(
-            state,
-            &caller.actor(),
-            &format!("rollout.{}", command.kind()),
-            id.as_str(),
-            body.reason,
-            None,
-        )
-        .await;
+    if !recorded {
+        // Someone made the same request at the same moment: theirs is the
+        // one recorded, and this caller must know it was not.
+        return Err(ApiError::conflict(format!(
+            "run {id}: the same {} was just asked by someone else; theirs stands",
+            command.kind()
+        )));
     }
+    audit(
+        state,
+        &caller.actor(),
+        &format!("rollout.{}", command.kind()),
+        id.as_str(),
+        body.reason,
+        None,
+    )
+    .await;
     Ok(Json(
         json!({ "run": id, "request": command.kind(), "by": caller.name, "recorded": recorded }),
     ))
