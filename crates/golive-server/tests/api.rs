@@ -978,28 +978,6 @@ async fn every_error_is_short_json() {
     store.close().await;
     let server = TestServer::start(&db, fast_config()).await;
     let a = Some(admin.as_str());
-    let send = |method: &str, path: &str, content_type: Option<&str>, body: Vec<u8>| {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-        let mut req = server
-            .client
-            .request(method, server.url(path))
-            .bearer_auth(&admin)
-            .body(body);
-        if let Some(t) = content_type {
-            req = req.header("content-type", t);
-        }
-        async move {
-            let resp = req.send().await.expect("request");
-            let status = resp.status().as_u16();
-            let kind = resp
-                .headers()
-                .get("content-type")
-                .map(|v| v.to_str().expect("ascii").to_string())
-                .unwrap_or_default();
-            let text = resp.text().await.expect("body");
-            (status, kind, text)
-        }
-    };
     let json_type = Some("application/json");
     let huge = "k".repeat(1 << 20);
     let body = |v: Value| v.to_string().into_bytes();
@@ -1082,7 +1060,9 @@ async fn every_error_is_short_json() {
     ];
     let mut texts = Vec::new();
     for (want, code, method, path, content_type, body) in cases {
-        let (status, kind, text) = send(method, &path, content_type, body).await;
+        let answer = server.send(method, &path, &admin, content_type, body).await;
+        let kind = answer.content_type();
+        let (status, text) = (answer.status, answer.text);
         assert_eq!(status, want, "{method} {path}: {text}");
         assert!(
             kind.starts_with("application/json"),

@@ -21,7 +21,7 @@ use golive_server::openapi::ROUTES;
 use golive_store::Store;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use util::{Db, TestServer, eventually, fast_config, fill, start_run, token};
+use util::{Db, TestServer, eventually, fast_config, fill, serve_with_tokens, start_run, token};
 
 on_both!(
     weaker_roles_change_nothing_on_any_route,
@@ -200,14 +200,18 @@ async fn audited(server: &TestServer, admin: &str, run: &str, action: &str) -> u
 }
 
 async fn two_people_answering_at_once_are_recorded_once(db: Db) {
-    let store = db.open().await;
-    let admin = token(&store, "ada", "admin", None).await;
-    let olga = token(&store, "olga", "operator", None).await;
-    let otto = token(&store, "otto", "operator", None).await;
-    let sam = token(&store, "sam", "security", None).await;
-    let sue = token(&store, "sue", "security", None).await;
-    store.close().await;
-    let server = TestServer::start(&db, fast_config()).await;
+    let (server, tokens) = serve_with_tokens(
+        &db,
+        &[
+            ("ada", "admin"),
+            ("olga", "operator"),
+            ("otto", "operator"),
+            ("sam", "security"),
+            ("sue", "security"),
+        ],
+    )
+    .await;
+    let [admin, olga, otto, sam, sue] = tokens.try_into().expect("tokens");
     let run = start_run(&server, &olga, PLAN).await;
     waiting(&server, &olga, &run, "backup").await;
 
@@ -338,11 +342,8 @@ async fn two_people_answering_at_once_are_recorded_once(db: Db) {
 }
 
 async fn nul_is_refused_everywhere_before_the_store(db: Db) {
-    let store = db.open().await;
-    let admin = token(&store, "ada", "admin", None).await;
-    let operator = token(&store, "olga", "operator", None).await;
-    store.close().await;
-    let server = TestServer::start(&db, fast_config()).await;
+    let (server, tokens) = serve_with_tokens(&db, &[("ada", "admin"), ("olga", "operator")]).await;
+    let [admin, operator] = tokens.try_into().expect("tokens");
     let run = start_run(&server, &operator, PLAN).await;
     waiting(&server, &operator, &run, "backup").await;
     let (s, _) = server
@@ -422,31 +423,11 @@ async fn nul_is_refused_everywhere_before_the_store(db: Db) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_requests_are_short_json_refusals() {
     let db = Db::sqlite();
-    let store = db.open().await;
-    let admin = token(&store, "ada", "admin", None).await;
-    store.close().await;
-    let server = TestServer::start(&db, fast_config()).await;
+    let (server, tokens) = serve_with_tokens(&db, &[("ada", "admin")]).await;
+    let [admin] = tokens.try_into().expect("tokens");
     let run = start_run(&server, &admin, PLAN).await;
     waiting(&server, &admin, &run, "backup").await;
     let before = recorded(&server, &admin).await;
-    let send = |method: &str, path: &str, kind: Option<&str>, body: Vec<u8>| {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-        let mut req = server
-            .client
-            .request(method, server.url(path))
-            .bearer_auth(&admin)
-            .body(body);
-        if let Some(k) = kind {
-            req = req.header("content-type", k);
-        }
-        async move {
-            let resp = req.send().await.expect("request");
-            let status = resp.status().as_u16();
-            let allow = resp.headers().get("allow").is_some();
-            let text = resp.text().await.expect("body");
-            (status, allow, text)
-        }
-    };
     let flags = "/api/admin/feature-flags";
     let json_type = Some("application/json");
     let flag = |extra: &str| format!(r#"{{"flag": "odd", "enabled": true{extra}}}"#).into_bytes();
@@ -866,7 +847,9 @@ async fn malformed_requests_are_short_json_refusals() {
     ];
     for (want, code, method, path, kind, body) in cases {
         let what = format!("{method} {}", &path[..path.len().min(80)]);
-        let (status, allow, text) = send(method, &path, kind, body).await;
+        let answer = server.send(method, &path, &admin, kind, body).await;
+        let allow = answer.headers.contains_key("allow");
+        let (status, text) = (answer.status, answer.text);
         let v: Value = serde_json::from_str(&text)
             .unwrap_or_else(|_| panic!("{what}: not JSON ({status}): {text}"));
         assert_eq!(status, want, "{what}: {v}");
@@ -959,10 +942,8 @@ async fn raw(server: &TestServer, request: &[u8]) -> (u16, String, Vec<u8>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn raw_bytes_and_huge_heads_are_refused_cleanly() {
     let db = Db::sqlite();
-    let store = db.open().await;
-    let viewer = token(&store, "vera", "viewer", None).await;
-    store.close().await;
-    let server = TestServer::start(&db, fast_config()).await;
+    let (server, tokens) = serve_with_tokens(&db, &[("vera", "viewer")]).await;
+    let [viewer] = tokens.try_into().expect("tokens");
     let json_answer = |status: u16, head: &str, body: &[u8], what: &str| {
         assert!(
             head.contains("content-type: application/json"),
@@ -1036,10 +1017,8 @@ async fn raw_bytes_and_huge_heads_are_refused_cleanly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoked_and_expired_tokens_are_refused_while_cached() {
     let db = Db::sqlite();
-    let store = db.open().await;
-    let admin = token(&store, "ada", "admin", None).await;
-    store.close().await;
-    let server = TestServer::start(&db, fast_config()).await;
+    let (server, tokens) = serve_with_tokens(&db, &[("ada", "admin")]).await;
+    let [admin] = tokens.try_into().expect("tokens");
     let make = |expires: Option<&str>| {
         let mut body = json!({"name": "leaked", "role": "operator"});
         if let Some(e) = expires {
@@ -1113,11 +1092,9 @@ async fn revoked_and_expired_tokens_are_refused_while_cached() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_stream_never_read_does_not_hold_the_server() {
     let db = Db::sqlite();
-    let store = db.open().await;
-    let viewer = token(&store, "vera", "viewer", None).await;
-    let operator = token(&store, "olga", "operator", None).await;
-    store.close().await;
-    let server = TestServer::start(&db, fast_config()).await;
+    let (server, tokens) =
+        serve_with_tokens(&db, &[("vera", "viewer"), ("olga", "operator")]).await;
+    let [viewer, operator] = tokens.try_into().expect("tokens");
     let addr: std::net::SocketAddr = server
         .base
         .trim_start_matches("http://")

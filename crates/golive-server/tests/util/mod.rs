@@ -151,6 +151,35 @@ impl TestServer {
         }
     }
 
+    /// A request with `body` as it is, and a content type only when given.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Answer {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self
+            .client
+            .request(method, self.url(path))
+            .bearer_auth(token)
+            .body(body);
+        if let Some(t) = content_type {
+            req = req.header("content-type", t);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.expect("body");
+        Answer {
+            status,
+            headers,
+            text,
+        }
+    }
+
     /// A request with a token.
     pub async fn call(
         &self,
@@ -173,6 +202,35 @@ impl TestServer {
         let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
         (status, value)
     }
+}
+
+/// An answer to [`TestServer::send`].
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+}
+
+impl Answer {
+    /// Its content type ("" when none).
+    pub fn content_type(&self) -> String {
+        self.headers
+            .get("content-type")
+            .map(|v| v.to_str().expect("ascii").to_string())
+            .unwrap_or_default()
+    }
+}
+
+/// Tokens made in `db`'s store (`(name, role)`, in order), then a server
+/// on it.
+pub async fn serve_with_tokens(db: &Db, tokens: &[(&str, &str)]) -> (TestServer, Vec<String>) {
+    let store = db.open().await;
+    let mut made = Vec::new();
+    for (name, role) in tokens {
+        made.push(token(&store, name, role, None).await);
+    }
+    store.close().await;
+    (TestServer::start(db, fast_config()).await, made)
 }
 
 /// Makes a token directly in the store.
