@@ -12,7 +12,7 @@ use golive_server::auth::Need;
 use golive_server::openapi::ROUTES;
 use golive_store::{Actor, Store};
 use serde_json::{Value, json};
-use util::{Db, TestServer, concrete, eventually, fast_config, start_run, token};
+use util::{Db, TestServer, concrete, eventually, fast_config, start_run, token, token_id};
 
 on_both!(
     every_route_checks_its_token,
@@ -28,14 +28,7 @@ async fn every_route_checks_its_token(db: Db) {
     let operator = token(&store, "otto", "operator", None).await;
     let expired = token(&store, "old", "admin", Some("1ms")).await;
     let revoked = token(&store, "gone", "admin", None).await;
-    let revoked_id = store
-        .list_tokens()
-        .await
-        .expect("tokens")
-        .into_iter()
-        .find(|t| t.name == "gone")
-        .expect("gone")
-        .id;
+    let revoked_id = token_id(&store, "gone").await;
     let actor = Actor {
         name: "test".into(),
         source: None,

@@ -21,7 +21,9 @@ use golive_server::openapi::ROUTES;
 use golive_store::Store;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use util::{Db, TestServer, eventually, fast_config, fill, serve_with_tokens, start_run, token};
+use util::{
+    Db, TestServer, eventually, fast_config, fill, serve_with_tokens, start_run, token, token_id,
+};
 
 on_both!(
     weaker_roles_change_nothing_on_any_route,
@@ -73,6 +75,12 @@ async fn recorded(server: &TestServer, admin: &str) -> Value {
     json!({"flags": flags, "tokens": tokens, "audit": audit, "runs": answers})
 }
 
+/// Asserts the store is as [`recorded`] before.
+async fn unchanged(server: &TestServer, admin: &str, before: &Value) {
+    let after = recorded(server, admin).await;
+    assert_eq!(*before, after, "a refused request changed the store");
+}
+
 /// Waits until `item` of `run` waits for a person.
 async fn waiting(server: &TestServer, tok: &str, run: &str, item: &str) {
     eventually(Duration::from_secs(15), "the item waiting", || async {
@@ -111,14 +119,7 @@ async fn weaker_roles_change_nothing_on_any_route(db: Db) {
     let operator = token(&store, "olga", "operator", None).await;
     let viewer = token(&store, "vera", "viewer", None).await;
     let signer = token(&store, "sam", "security", None).await;
-    let victim = store
-        .list_tokens()
-        .await
-        .expect("tokens")
-        .into_iter()
-        .find(|t| t.name == "vera")
-        .expect("vera")
-        .id;
+    let victim = token_id(&store, "vera").await;
     store.close().await;
     let server = TestServer::start(&db, fast_config()).await;
     let run = start_run(&server, &operator, PLAN).await;
@@ -165,8 +166,7 @@ async fn weaker_roles_change_nothing_on_any_route(db: Db) {
         }
     }
     assert!(refused >= 30, "only {refused} refusals checked");
-    let after = recorded(&server, &admin).await;
-    assert_eq!(before, after, "a refused request changed the store");
+    unchanged(&server, &admin, &before).await;
     server.stop().await;
 }
 
@@ -414,8 +414,7 @@ async fn nul_is_refused_everywhere_before_the_store(db: Db) {
         )
         .await;
     assert_eq!(short_error(s, &v, "a name with a line break"), "invalid");
-    let after = recorded(&server, &admin).await;
-    assert_eq!(before, after, "a refused request changed the store");
+    unchanged(&server, &admin, &before).await;
     server.stop().await;
 }
 
@@ -893,8 +892,7 @@ async fn malformed_requests_are_short_json_refusals() {
         let v: Value = resp.json().await.expect("json");
         assert_eq!(short_error(status, &v, bad), "invalid");
     }
-    let after = recorded(&server, &admin).await;
-    assert_eq!(before, after, "a refused request changed the store");
+    unchanged(&server, &admin, &before).await;
     server.stop().await;
 }
 
@@ -1080,8 +1078,7 @@ async fn revoked_and_expired_tokens_are_refused_while_cached() {
             .is_some_and(|m| m.contains("expired")),
         "{v}"
     );
-    let after = recorded(&server, &admin).await;
-    assert_eq!(before, after, "a refused token changed the store");
+    unchanged(&server, &admin, &before).await;
     server.stop().await;
 }
 

@@ -233,6 +233,18 @@ pub async fn serve_with_tokens(db: &Db, tokens: &[(&str, &str)]) -> (TestServer,
     (TestServer::start(db, fast_config()).await, made)
 }
 
+/// The id of the token named `name` in the store.
+pub async fn token_id(store: &AnyStore, name: &str) -> String {
+    store
+        .list_tokens()
+        .await
+        .expect("tokens")
+        .into_iter()
+        .find(|t| t.name == name)
+        .unwrap_or_else(|| panic!("no token {name}"))
+        .id
+}
+
 /// Makes a token directly in the store.
 pub async fn token(store: &AnyStore, name: &str, role: &str, expires: Option<&str>) -> String {
     let actor = Actor {
