@@ -455,6 +455,28 @@ pub async fn rollout<S: Store>(
         RolloutCommand::Resume if !paused => {
             return Err(AnswerError::Invalid(format!("run {run_id} is not paused")));
         }
+        // Each promote ends one pause. Two people pressing promote for the
+        // same pause, one just after the other, must not move the rollout
+        // two steps: while a promote has not been used, another is refused.
+        RolloutCommand::Promote => {
+            let used = store
+                .events_after(run_id, 0, u32::MAX)
+                .await?
+                .iter()
+                .filter(|e| e.kind == crate::items::rollout::event::PROMOTED)
+                .count();
+            if count(command.kind()) > used {
+                let by = requests
+                    .iter()
+                    .rev()
+                    .find(|r| r.kind.split(':').next() == Some(command.kind()))
+                    .map(|r| r.by.as_str())
+                    .unwrap_or_default();
+                return Err(AnswerError::AlreadyAnswered(format!(
+                    "run {run_id}: a promote by `{by}` has not been used yet; it ends the rollout's current (or next) pause, once"
+                )));
+            }
+        }
         _ => {}
     }
     let kind = match command {

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::auth::{self, AdminToken, Authed, OperatorToken, Role};
+use crate::body::JsonBody;
 use crate::error::{ApiError, clip};
 use crate::state::AppState;
 
@@ -57,6 +58,7 @@ pub async fn list(
 
 /// `POST /api/tokens` body.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct TokenBody {
     /// Who or what holds it (a person for sign-off roles).
     pub name: String,
@@ -70,7 +72,7 @@ pub struct TokenBody {
 pub async fn create(
     State(state): State<AppState>,
     Authed(caller): AdminToken,
-    Json(body): Json<TokenBody>,
+    JsonBody(body): JsonBody<TokenBody>,
 ) -> Result<Response, ApiError> {
     let (token, record) = create_token(
         state.store(),
@@ -98,6 +100,13 @@ pub async fn create_token<S: Store>(
 ) -> Result<(String, golive_store::TokenRecord), ApiError> {
     if name.trim().is_empty() || name.len() > 128 {
         return Err(ApiError::invalid("name: 1 to 128 characters"));
+    }
+    // The name is who answered in the journal, the audit log and the
+    // record: a line break or escape sequence there would forge lines.
+    if name.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            "name: no control characters (line breaks, tabs, escapes)",
+        ));
     }
     Role::parse(role).map_err(ApiError::invalid)?;
     let expires_at = match expires {
@@ -146,6 +155,7 @@ pub async fn revoke(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     if state.store().revoke_token(&id, &caller.actor()).await? {
+        state.auth.forget(&id);
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!(

@@ -286,6 +286,16 @@ impl Auth {
         })
     }
 
+    /// Forgets the cached verification of token `id` (just revoked here):
+    /// the server that revoked a token refuses it from its next request,
+    /// not [`CACHE_TTL`] later. Other servers on the same database still
+    /// take up to that long.
+    pub fn forget(&self, id: &str) {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.retain(|_, (record, _)| record.id != id);
+        }
+    }
+
     async fn token<S: Store>(
         &self,
         store: &S,

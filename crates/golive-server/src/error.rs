@@ -42,6 +42,12 @@ pub fn clip(value: &str) -> String {
     cut(value, MAX_QUOTE)
 }
 
+/// A refusal's text that may quote a client's value (a parser's message),
+/// cut to a length fit for a message.
+pub fn clip_text(text: &str) -> String {
+    cut(text, 200)
+}
+
 fn cut(text: &str, max: usize) -> String {
     match text.char_indices().nth(max) {
         Some((at, _)) => format!("{}… ({} bytes)", &text[..at], text.len()),
@@ -198,7 +204,7 @@ pub async fn json_errors(response: Response) -> Response {
             .canonical_reason()
             .unwrap_or("refused")
             .to_lowercase(),
-        _ => cut(text.trim(), 200),
+        _ => clip_text(text.trim()),
     };
     let body = json!({ "error": { "code": code_of(status), "message": message } });
     parts.headers.remove(header::CONTENT_LENGTH);

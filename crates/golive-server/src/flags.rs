@@ -31,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::auth::{AdminToken, AnyToken, Authed, OperatorToken};
+use crate::body::JsonBody;
 use crate::error::{ApiError, clip};
 use crate::state::AppState;
 
@@ -265,7 +266,7 @@ pub async fn post(
     State(state): State<AppState>,
     Authed(caller): OperatorToken,
     headers: HeaderMap,
-    Json(mut body): Json<Value>,
+    JsonBody(mut body): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
     let reason = take_reason(&mut body, &headers)?;
     let raw = body
@@ -300,7 +301,7 @@ pub async fn put(
     Authed(caller): OperatorToken,
     Path(raw): Path<String>,
     headers: HeaderMap,
-    Json(mut body): Json<Value>,
+    JsonBody(mut body): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
     let reason = take_reason(&mut body, &headers)?;
     let key = parse_key(&raw)?;
@@ -353,7 +354,7 @@ pub async fn patch(
     Authed(caller): OperatorToken,
     Path(raw): Path<String>,
     headers: HeaderMap,
-    Json(mut body): Json<Value>,
+    JsonBody(mut body): JsonBody<Value>,
 ) -> Result<Json<FlagView>, ApiError> {
     let reason = take_reason(&mut body, &headers)?;
     let key = parse_key(&raw)?;

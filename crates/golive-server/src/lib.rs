@@ -34,6 +34,7 @@
 
 pub mod audit;
 pub mod auth;
+mod body;
 pub mod config;
 mod conn;
 mod error;
@@ -164,6 +165,8 @@ async fn observe(State(state): State<AppState>, mut request: Request, next: Next
         .map(str::to_string);
     let mut response = if method == Method::OPTIONS && origin.is_some() {
         StatusCode::NO_CONTENT.into_response()
+    } else if let Some(refusal) = span.in_scope(|| refused_head(&request)) {
+        refusal.into_response()
     } else {
         let response = next.run(request).instrument(span.clone()).await;
         error::json_errors(response).await
@@ -201,6 +204,50 @@ async fn observe(State(state): State<AppState>, mut request: Request, next: Next
     });
     state.metrics.request(&route, method.as_str(), status, took);
     response
+}
+
+/// The longest request target (path and query) answered, in bytes.
+pub const MAX_URI: usize = 8 * 1024;
+/// The most header bytes (names and values) a request may send.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+/// A request head refused before any handler sees it, in the one JSON
+/// shape: a target or headers too long (hyper refuses only far larger
+/// ones — about 400 KiB of head, or more than 100 headers — and answers
+/// those itself, without a body: see docs/design/server.md), and a
+/// percent-encoded NUL in the path or query, which no id, key or filter
+/// contains and PostgreSQL could not store.
+fn refused_head(request: &Request) -> Option<ApiError> {
+    let target = request
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("");
+    if target.len() > MAX_URI {
+        tracing::debug!(bytes = target.len(), "request target too long");
+        return Some(ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            "too_large",
+            format!("the request target is longer than {MAX_URI} bytes"),
+        ));
+    }
+    let header_bytes: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        tracing::debug!(bytes = header_bytes, "request headers too large");
+        return Some(ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "too_large",
+            format!("the request's headers are larger than {MAX_HEADER_BYTES} bytes"),
+        ));
+    }
+    if target.contains("%00") {
+        return Some(ApiError::invalid(body::NUL_MESSAGE));
+    }
+    None
 }
 
 /// Binds `config.listen` and serves until `shutdown` resolves (to a signal

@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::auth::{AnyToken, Authed, Caller, OperatorToken, Role};
+use crate::body::JsonBody;
 use crate::error::{ApiError, clip};
 use crate::state::AppState;
 
@@ -48,6 +49,24 @@ pub fn run_id(raw: &str) -> Result<RunId, ApiError> {
             clip(raw)
         ))
     })
+}
+
+/// Refuses an item id from a path that no plan can have (plan ids are
+/// letters, digits, `-`, `_` and `.`): answered as unknown without reading
+/// the run, and quoted short — the engine's own answer quotes it whole.
+fn item_in_path(run: &RunId, raw: &str) -> Result<(), ApiError> {
+    let plausible = raw.len() <= 128
+        && raw.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && raw
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if plausible {
+        return Ok(());
+    }
+    Err(ApiError::not_found(format!(
+        "run {run} has no item `{}`: item ids are letters, digits, `-`, `_` and `.`",
+        clip(raw)
+    )))
 }
 
 /// `?limit=`
@@ -130,6 +149,7 @@ pub async fn events(
 
 /// A plan sent to the server.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PlanBody {
     /// The plan's YAML text.
     pub plan: String,
@@ -151,7 +171,7 @@ fn invalid_plan(source: &golive_plan::Source, diagnostics: &[golive_plan::Diagno
 }
 
 /// `POST /api/plans/validate`
-pub async fn validate(_: AnyToken, Json(body): Json<PlanBody>) -> Response {
+pub async fn validate(_: AnyToken, JsonBody(body): JsonBody<PlanBody>) -> Response {
     let source = golive_plan::Source::new(
         body.name.unwrap_or_else(|| "plan.yaml".into()),
         body.plan.as_str(),
@@ -174,6 +194,7 @@ fn located(
 
 /// `POST /api/runs` body.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct StartBody {
     /// The plan's YAML text.
     pub plan: String,
@@ -188,7 +209,7 @@ pub struct StartBody {
 pub async fn start(
     State(state): State<AppState>,
     Authed(caller): OperatorToken,
-    Json(body): Json<StartBody>,
+    JsonBody(body): JsonBody<StartBody>,
 ) -> Result<Response, ApiError> {
     let overrides: Vec<(String, String)> = body.vars.into_iter().collect();
     let names: Vec<String> = overrides.iter().map(|(k, _)| k.clone()).collect();
@@ -528,6 +549,7 @@ pub async fn audit(
 
 /// `POST /api/runs/{run}/items/{item}/confirm` body.
 #[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ConfirmBody {
     /// Evidence: a link, a ticket, a note.
     pub evidence: Option<String>,
@@ -546,9 +568,10 @@ pub async fn confirm(
     State(state): State<AppState>,
     Authed(caller): OperatorToken,
     Path((raw, item)): Path<(String, String)>,
-    Json(body): Json<ConfirmBody>,
+    JsonBody(body): JsonBody<ConfirmBody>,
 ) -> Result<Json<Value>, ApiError> {
     let id = run_id(&raw)?;
+    item_in_path(&id, &item)?;
     if body.skip && body.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
         return Err(ApiError::invalid("skip needs a reason"));
     }
@@ -582,6 +605,7 @@ pub async fn confirm(
 
 /// `POST /api/runs/{run}/items/{item}/approve|reject` body.
 #[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SignBody {
     /// The sign-off role; default the token's role.
     pub role: Option<String>,
@@ -599,6 +623,7 @@ async fn sign(
     decision: Decision,
 ) -> Result<Json<Value>, ApiError> {
     let id = run_id(raw)?;
+    item_in_path(&id, item)?;
     let token_role = match &caller.role {
         Role::SignOff(r) => r.clone(),
         other => {
@@ -656,7 +681,7 @@ pub async fn approve(
     State(state): State<AppState>,
     Authed(caller): AnyToken,
     Path((raw, item)): Path<(String, String)>,
-    Json(body): Json<SignBody>,
+    JsonBody(body): JsonBody<SignBody>,
 ) -> Result<Json<Value>, ApiError> {
     sign(&state, &caller, &raw, &item, body, Decision::Approve).await
 }
@@ -666,13 +691,14 @@ pub async fn reject(
     State(state): State<AppState>,
     Authed(caller): AnyToken,
     Path((raw, item)): Path<(String, String)>,
-    Json(body): Json<SignBody>,
+    JsonBody(body): JsonBody<SignBody>,
 ) -> Result<Json<Value>, ApiError> {
     sign(&state, &caller, &raw, &item, body, Decision::Reject).await
 }
 
 /// `POST /api/runs/{run}/rollback` body.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RollbackBody {
     /// Why; recorded in the journal and the audit log.
     pub reason: String,
@@ -697,7 +723,7 @@ pub async fn rollback(
     State(state): State<AppState>,
     Authed(caller): OperatorToken,
     Path(raw): Path<String>,
-    Json(body): Json<RollbackBody>,
+    JsonBody(body): JsonBody<RollbackBody>,
 ) -> Result<Json<RollbackView>, ApiError> {
     let id = run_id(&raw)?;
     let answer = answers::rollback(state.store(), &id, &caller.name, &body.reason).await?;
@@ -788,6 +814,7 @@ pub async fn counts(
 
 /// `POST /api/runs/{run}/promote|pause|resume|abort` body.
 #[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SteerBody {
     /// Why (required to abort).
     pub reason: Option<String>,
@@ -809,17 +836,23 @@ async fn steer(
         body.reason.as_deref(),
     )
     .await?;
-    if recorded {
-        audit(
-            state,
-            &caller.actor(),
-            &format!("rollout.{}", command.kind()),
-            id.as_str(),
-            body.reason,
-            None,
-        )
-        .await;
+    if !recorded {
+        // Someone made the same request at the same moment: theirs is the
+        // one recorded, and this caller must know it was not.
+        return Err(ApiError::conflict(format!(
+            "run {id}: the same {} was just asked by someone else; theirs stands",
+            command.kind()
+        )));
     }
+    audit(
+        state,
+        &caller.actor(),
+        &format!("rollout.{}", command.kind()),
+        id.as_str(),
+        body.reason,
+        None,
+    )
+    .await;
     Ok(Json(
         json!({ "run": id, "request": command.kind(), "by": caller.name, "recorded": recorded }),
     ))
@@ -865,7 +898,7 @@ pub async fn steer_rollout(
     Authed(caller): OperatorToken,
     matched: axum::extract::MatchedPath,
     Path(raw): Path<String>,
-    Json(body): Json<SteerBody>,
+    JsonBody(body): JsonBody<SteerBody>,
 ) -> Result<Json<Value>, ApiError> {
     use golive_engine::answers::RolloutCommand;
     let command = match matched.as_str().rsplit('/').next() {

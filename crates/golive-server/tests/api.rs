@@ -3,6 +3,7 @@
 //! log, live events, health, metrics and the OpenAPI document. Each story
 //! runs on SQLite and on PostgreSQL.
 
+#[macro_use]
 mod util;
 
 use std::time::Duration;
@@ -11,22 +12,7 @@ use golive_server::auth::Need;
 use golive_server::openapi::ROUTES;
 use golive_store::{Actor, Store};
 use serde_json::{Value, json};
-use util::{Db, TestServer, eventually, fast_config, token};
-
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name(super::Db::sqlite()).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name(super::Db::postgres().await).await
-            }
-        }
-    )*};
-}
+use util::{Db, TestServer, concrete, eventually, fast_config, start_run, token, token_id};
 
 on_both!(
     every_route_checks_its_token,
@@ -36,28 +22,13 @@ on_both!(
     events_stream_flag_changes_and_run_journal,
 );
 
-/// A concrete path for a route pattern.
-fn concrete(path: &str) -> String {
-    path.replace("{run}", "r-00000000")
-        .replace("{item}", "item")
-        .replace("{key}", "some_flag")
-        .replace("{id}", "0000000000")
-}
-
 async fn every_route_checks_its_token(db: Db) {
     let store = db.open().await;
     let viewer = token(&store, "vera", "viewer", None).await;
     let operator = token(&store, "otto", "operator", None).await;
     let expired = token(&store, "old", "admin", Some("1ms")).await;
     let revoked = token(&store, "gone", "admin", None).await;
-    let revoked_id = store
-        .list_tokens()
-        .await
-        .expect("tokens")
-        .into_iter()
-        .find(|t| t.name == "gone")
-        .expect("gone")
-        .id;
+    let revoked_id = token_id(&store, "gone").await;
     let actor = Actor {
         name: "test".into(),
         source: None,
@@ -483,20 +454,6 @@ phases:
         title: Done
         run: { command: "true" }
 "#;
-
-/// Starts a run of `plan` through `server`; its id.
-async fn start_run(server: &TestServer, token: &str, plan: &str) -> String {
-    let (s, v) = server
-        .call(
-            "POST",
-            "/api/runs",
-            Some(token),
-            Some(json!({"plan": plan})),
-        )
-        .await;
-    assert_eq!(s, 201, "{v}");
-    v["run"].as_str().expect("run id").to_string()
-}
 
 async fn runs_are_answered_through_the_api(db: Db) {
     let store = db.open().await;
@@ -1014,28 +971,6 @@ async fn every_error_is_short_json() {
     store.close().await;
     let server = TestServer::start(&db, fast_config()).await;
     let a = Some(admin.as_str());
-    let send = |method: &str, path: &str, content_type: Option<&str>, body: Vec<u8>| {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-        let mut req = server
-            .client
-            .request(method, server.url(path))
-            .bearer_auth(&admin)
-            .body(body);
-        if let Some(t) = content_type {
-            req = req.header("content-type", t);
-        }
-        async move {
-            let resp = req.send().await.expect("request");
-            let status = resp.status().as_u16();
-            let kind = resp
-                .headers()
-                .get("content-type")
-                .map(|v| v.to_str().expect("ascii").to_string())
-                .unwrap_or_default();
-            let text = resp.text().await.expect("body");
-            (status, kind, text)
-        }
-    };
     let json_type = Some("application/json");
     let huge = "k".repeat(1 << 20);
     let body = |v: Value| v.to_string().into_bytes();
@@ -1118,7 +1053,9 @@ async fn every_error_is_short_json() {
     ];
     let mut texts = Vec::new();
     for (want, code, method, path, content_type, body) in cases {
-        let (status, kind, text) = send(method, &path, content_type, body).await;
+        let answer = server.send(method, &path, &admin, content_type, body).await;
+        let kind = answer.content_type();
+        let (status, text) = (answer.status, answer.text);
         assert_eq!(status, want, "{method} {path}: {text}");
         assert!(
             kind.starts_with("application/json"),

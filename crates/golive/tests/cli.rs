@@ -351,3 +351,420 @@ fn validate_strict_fails_on_what_the_import_left_to_review() {
     );
     assert!(err.contains("is marked for review"), "{err}");
 }
+
+/// The binary's own argument definition, to parse the commands the docs
+/// show exactly as `golive` would.
+#[allow(dead_code)]
+#[path = "../src/cli.rs"]
+mod cli_definition;
+
+/// What users copy — README.md, docs/, examples/, `golive init` — is safe
+/// to copy: every plan validates with `--strict`, every `golive` command
+/// in a shell block parses, every relative link and repository path
+/// mentioned exists.
+mod docs {
+    use std::path::{Path, PathBuf};
+
+    use clap::Parser;
+
+    use super::{golive, scratch, stderr};
+
+    fn repo() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    }
+
+    fn files_under(dir: &Path, ext: &str, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let mut entries: Vec<PathBuf> = entries.filter_map(|e| Some(e.ok()?.path())).collect();
+        entries.sort();
+        for path in entries {
+            if path.is_dir() {
+                files_under(&path, ext, out);
+            } else if path.extension().is_some_and(|e| e == ext) {
+                out.push(path);
+            }
+        }
+    }
+
+    /// The Markdown users read: README.md, docs/ and examples/.
+    fn documents() -> Vec<PathBuf> {
+        let mut out = vec![repo().join("README.md")];
+        files_under(&repo().join("docs"), "md", &mut out);
+        files_under(&repo().join("examples"), "md", &mut out);
+        out
+    }
+
+    /// The plan files users copy: examples/, docs/examples/ and the demo's.
+    fn plan_files() -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        files_under(&repo().join("examples"), "yaml", &mut out);
+        files_under(&repo().join("docs/examples"), "yaml", &mut out);
+        out.push(repo().join("crates/golive-demo/demo-plan.yaml"));
+        out
+    }
+
+    fn name(path: &Path) -> String {
+        path.strip_prefix(repo())
+            .unwrap_or(path)
+            .display()
+            .to_string()
+    }
+
+    /// A fenced block: its language, its first line's number, its text.
+    struct Block {
+        lang: String,
+        line: usize,
+        text: String,
+    }
+
+    /// The fenced blocks of a Markdown text, and its text outside them.
+    fn blocks(markdown: &str) -> (Vec<Block>, String) {
+        let mut out = Vec::new();
+        let mut prose = String::new();
+        let mut open: Option<Block> = None;
+        for (n, line) in markdown.lines().enumerate() {
+            let fence = line.trim_start().strip_prefix("```");
+            match (&mut open, fence) {
+                (None, Some(lang)) => {
+                    open = Some(Block {
+                        lang: lang.trim().to_string(),
+                        line: n + 2,
+                        text: String::new(),
+                    });
+                }
+                (Some(_), Some(_)) => out.extend(open.take()),
+                (Some(b), None) => {
+                    b.text.push_str(line);
+                    b.text.push('\n');
+                }
+                (None, None) => {
+                    prose.push_str(line);
+                    prose.push('\n');
+                }
+            }
+        }
+        (out, prose)
+    }
+
+    fn is_plan(yaml: &str) -> bool {
+        yaml.lines().any(|l| l.starts_with("phases:"))
+    }
+
+    /// `golive validate --strict` of each plan; the failures.
+    fn validate(plans: &[(String, PathBuf)], dir: &Path) -> Vec<String> {
+        let mut failed = Vec::new();
+        for (what, path) in plans {
+            let path = path.to_str().expect("utf-8 path");
+            let o = golive(&["validate", "--strict", path], dir);
+            if !o.status.success() {
+                failed.push(format!("{what}:\n{}", stderr(&o)));
+            }
+        }
+        failed
+    }
+
+    #[test]
+    fn every_plan_shown_validates_strictly() {
+        let dir = scratch("docs-plans");
+        let mut plans: Vec<(String, PathBuf)> =
+            plan_files().into_iter().map(|p| (name(&p), p)).collect();
+        for doc in documents() {
+            let text = std::fs::read_to_string(&doc).expect("read");
+            for b in blocks(&text).0 {
+                if (b.lang == "yaml" || b.lang == "yml") && is_plan(&b.text) {
+                    let file = dir.join(format!("block-{}.yaml", plans.len()));
+                    std::fs::write(&file, &b.text).expect("write");
+                    plans.push((format!("{}:{}", name(&doc), b.line), file));
+                }
+            }
+        }
+        let o = golive(&["init"], &dir);
+        assert!(o.status.success(), "{}", stderr(&o));
+        plans.push(("`golive init`".into(), dir.join("golive.yaml")));
+        assert!(plans.len() >= 7, "only {} plans found", plans.len());
+        let failed = validate(&plans, &dir);
+        assert!(failed.is_empty(), "{}", failed.join("\n"));
+    }
+
+    /// The decision tree docs/rollout.md calls safe to copy: every rule and
+    /// level condition judges the canary against the stable version (a
+    /// fault both share fails nothing) and holds for a while (one noisy
+    /// evaluation decides nothing); a level that pauses rolls back after a
+    /// grace (a pause never waits forever); the most severe level rolls
+    /// back.
+    fn unsafe_parts(plan: &golive_plan::Plan) -> Vec<String> {
+        fn judged(what: &str, rule: &golive_plan::rule::Rule) -> Vec<String> {
+            let mut found = Vec::new();
+            if !rule.reads_baseline() {
+                found.push(format!("{what} `{rule}` does not compare with stable"));
+            }
+            if rule.hold.is_zero() {
+                found.push(format!("{what} `{rule}` has no `for`"));
+            }
+            found
+        }
+        use golive_plan::LevelAction as A;
+        let mut found = Vec::new();
+        let rollouts: Vec<&golive_plan::Rollout> = plan
+            .phases
+            .iter()
+            .flat_map(|p| &p.items)
+            .filter_map(|i| match &i.kind {
+                golive_plan::ItemKind::Rollout(r) => Some(r),
+                _ => None,
+            })
+            .collect();
+        for rule in rollouts.iter().flat_map(|r| &r.analysis.rules) {
+            found.extend(judged("rule", rule));
+        }
+        for level in &plan.rollback.levels {
+            for rule in &level.when {
+                found.extend(judged(&format!("level `{}`", level.name), rule));
+            }
+            let pauses = level.actions.contains(&A::Pause);
+            let grace = level
+                .actions
+                .iter()
+                .any(|a| matches!(a, A::RollbackAfter(_)));
+            if pauses && !grace {
+                found.push(format!(
+                    "level `{}` pauses without `rollback-after`",
+                    level.name
+                ));
+            }
+        }
+        let any = !rollouts.is_empty();
+        let last_rolls_back = plan
+            .rollback
+            .levels
+            .last()
+            .is_some_and(|l| l.actions.contains(&A::Rollback));
+        if !any || !last_rolls_back {
+            found.push("no rollout, or its most severe level does not roll back".into());
+        }
+        found
+    }
+
+    #[test]
+    fn init_and_the_plans_called_safe_to_copy_have_safe_decision_trees() {
+        let rollout_doc = std::fs::read_to_string(repo().join("docs/rollout.md")).expect("read");
+        let (shown, _) = blocks(&rollout_doc);
+        let copied = shown
+            .iter()
+            .find(|b| b.lang == "yaml" && is_plan(&b.text))
+            .expect("docs/rollout.md shows a plan");
+        for (what, text) in [
+            ("`golive init`", golive_plan::EXAMPLE_PLAN),
+            ("docs/rollout.md's plan", copied.text.as_str()),
+        ] {
+            let compiled = golive_plan::compile(text, &|_: &str| true);
+            let plan = compiled.plan.unwrap_or_else(|| panic!("{what} compiles"));
+            let found = unsafe_parts(&plan);
+            assert!(found.is_empty(), "{what}: {}", found.join("; "));
+        }
+        // The check itself: an absolute rule without `for` is found.
+        let risky = golive_plan::EXAMPLE_PLAN.replace(
+            "canary.error_rate - stable.error_rate > 2% for 1m",
+            "canary.error_rate > 2%",
+        );
+        assert_ne!(
+            risky,
+            golive_plan::EXAMPLE_PLAN,
+            "the example still has that rule"
+        );
+        let plan = golive_plan::compile(&risky, &|_: &str| true)
+            .plan
+            .expect("compiles");
+        assert!(!unsafe_parts(&plan).is_empty());
+    }
+
+    /// Shell words of one command line, split at `;`, `&`, `|`, `$(`,
+    /// `)` and a comment, as sh would (quotes and backslashes honoured).
+    fn commands(line: &str) -> Vec<Vec<String>> {
+        let mut out = vec![Vec::new()];
+        let mut word: Option<String> = None;
+        let mut chars = line.chars().peekable();
+        let mut quote: Option<char> = None;
+        while let Some(c) = chars.next() {
+            if let Some(q) = quote {
+                if c == q {
+                    quote = None;
+                } else if c == '\\' && q == '"' {
+                    word.get_or_insert_default().extend(chars.next());
+                } else {
+                    word.get_or_insert_default().push(c);
+                }
+                continue;
+            }
+            let end_word = |word: &mut Option<String>, out: &mut Vec<Vec<String>>| {
+                if let (Some(w), Some(cmd)) = (word.take(), out.last_mut()) {
+                    cmd.push(w);
+                }
+            };
+            match c {
+                '\'' | '"' => {
+                    quote = Some(c);
+                    word.get_or_insert_default();
+                }
+                '\\' => word.get_or_insert_default().extend(chars.next()),
+                '#' if word.is_none() => break,
+                ' ' | '\t' => end_word(&mut word, &mut out),
+                ';' | '&' | '|' | ')' => {
+                    end_word(&mut word, &mut out);
+                    out.push(Vec::new());
+                }
+                '$' if chars.peek() == Some(&'(') => {
+                    chars.next();
+                    // `TOKEN=$(golive …)`: the assignment is not a command.
+                    word = None;
+                    out.push(Vec::new());
+                }
+                _ => word.get_or_insert_default().push(c),
+            }
+        }
+        if let (Some(w), Some(cmd)) = (word, out.last_mut()) {
+            cmd.push(w);
+        }
+        out.retain(|c| !c.is_empty());
+        out
+    }
+
+    /// `golive`'s arguments in a command, if it runs golive (directly or
+    /// through `cargo run -p golive --`).
+    fn golive_args(words: &[String]) -> Option<Vec<String>> {
+        match words.first().map(String::as_str) {
+            Some("golive") => Some(words[1..].to_vec()),
+            Some("cargo") if words.windows(2).any(|w| w[0] == "-p" && w[1] == "golive") => {
+                let at = words.iter().position(|w| w == "--")?;
+                Some(words[at + 1..].to_vec())
+            }
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn every_command_shown_parses() {
+        let mut checked = 0;
+        let mut failed = Vec::new();
+        for doc in documents() {
+            let text = std::fs::read_to_string(&doc).expect("read");
+            for b in blocks(&text).0 {
+                if !["sh", "bash", "shell", "console"].contains(&b.lang.as_str()) {
+                    continue;
+                }
+                let joined = b.text.replace("\\\n", " ");
+                for (n, line) in joined.lines().enumerate() {
+                    let line = line.trim_start();
+                    let line = line.strip_prefix("$ ").unwrap_or(line);
+                    for words in commands(line) {
+                        let Some(args) = golive_args(&words) else {
+                            continue;
+                        };
+                        // The docs' placeholder for a run id.
+                        let args = args
+                            .iter()
+                            .map(|a| if a == "RUN" { "r-aaaaaaaa" } else { a });
+                        let parsed = super::cli_definition::Cli::try_parse_from(
+                            std::iter::once("golive").chain(args),
+                        );
+                        checked += 1;
+                        if let Err(e) = parsed {
+                            failed.push(format!(
+                                "{} (block at line {}, line {}): {}\n{e}",
+                                name(&doc),
+                                b.line,
+                                n + 1,
+                                words.join(" ")
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked >= 8, "only {checked} commands found");
+        assert!(failed.is_empty(), "{}", failed.join("\n"));
+    }
+
+    /// Repository paths a text mentions: words (links' targets included)
+    /// starting with a top-level directory of the repository, `./` or `../`.
+    fn mentioned_paths(text: &str) -> Vec<String> {
+        const TOP: &[&str] = &[
+            "crates/",
+            "docs/",
+            "examples/",
+            "scripts/",
+            "schema/",
+            "./",
+            "../",
+        ];
+        text.split(|c: char| c.is_whitespace() || "`()[]<>\"'".contains(c))
+            .map(|w| w.trim_end_matches([',', '.', ';', ':', '!', '?']))
+            .map(|w| w.split('#').next().unwrap_or(w))
+            .filter(|w| TOP.iter().any(|t| w.starts_with(t)))
+            .filter(|w| !w.contains("://") && !w.contains(['*', '{', '$', '=']))
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn every_path_and_link_mentioned_exists() {
+        let dir = scratch("docs-paths");
+        let o = golive(&["init"], &dir);
+        assert!(o.status.success(), "{}", stderr(&o));
+        // Documents whole; plans by their comments only: a plan's commands
+        // (`./scripts/deploy.sh`) are the user's project's, not ours. The
+        // checklists under examples/ are other projects' (input for
+        // `golive import`), so are not searched.
+        let comments = |yaml: &str| -> String {
+            yaml.lines()
+                .filter(|l| l.trim_start().starts_with('#'))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let mut texts: Vec<(PathBuf, String)> = Vec::new();
+        for doc in documents() {
+            if doc.starts_with(repo().join("examples/checklists")) {
+                continue;
+            }
+            let text = std::fs::read_to_string(&doc).expect("read");
+            texts.push((doc, text));
+        }
+        for plan in plan_files() {
+            let text = std::fs::read_to_string(&plan).expect("read");
+            texts.push((plan, comments(&text)));
+        }
+        // `golive init`'s plan is written into the user's directory: the
+        // paths it names are the repository's.
+        let init = std::fs::read_to_string(dir.join("golive.yaml")).expect("init plan");
+        texts.push((repo().join("golive.yaml"), comments(&init)));
+        let mut checked = 0;
+        let mut missing = Vec::new();
+        for (doc, text) in &texts {
+            let here = doc.parent().unwrap_or(Path::new("."));
+            // Markdown links: relative to the document.
+            let mut paths: Vec<(String, bool)> = Vec::new();
+            for part in text.split("](").skip(1) {
+                let target = part.split(')').next().unwrap_or_default();
+                let target = target.split('#').next().unwrap_or_default();
+                if !target.is_empty() && !target.contains("://") && !target.starts_with("mailto:") {
+                    paths.push((target.to_string(), true));
+                }
+            }
+            // Paths in the text: from the repository's root, or the file's.
+            paths.extend(mentioned_paths(text).into_iter().map(|p| (p, false)));
+            for (path, link) in paths {
+                checked += 1;
+                let found = here.join(&path).exists() || (!link && repo().join(&path).exists());
+                if !found {
+                    missing.push(format!("{}: {path}", name(doc)));
+                }
+            }
+        }
+        assert!(checked >= 20, "only {checked} paths found");
+        missing.sort();
+        missing.dedup();
+        assert!(missing.is_empty(), "missing:\n{}", missing.join("\n"));
+    }
+}

@@ -151,6 +151,35 @@ impl TestServer {
         }
     }
 
+    /// A request with `body` as it is, and a content type only when given.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Answer {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self
+            .client
+            .request(method, self.url(path))
+            .bearer_auth(token)
+            .body(body);
+        if let Some(t) = content_type {
+            req = req.header("content-type", t);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.expect("body");
+        Answer {
+            status,
+            headers,
+            text,
+        }
+    }
+
     /// A request with a token.
     pub async fn call(
         &self,
@@ -173,6 +202,47 @@ impl TestServer {
         let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
         (status, value)
     }
+}
+
+/// An answer to [`TestServer::send`].
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+}
+
+impl Answer {
+    /// Its content type ("" when none).
+    pub fn content_type(&self) -> String {
+        self.headers
+            .get("content-type")
+            .map(|v| v.to_str().expect("ascii").to_string())
+            .unwrap_or_default()
+    }
+}
+
+/// Tokens made in `db`'s store (`(name, role)`, in order), then a server
+/// on it.
+pub async fn serve_with_tokens(db: &Db, tokens: &[(&str, &str)]) -> (TestServer, Vec<String>) {
+    let store = db.open().await;
+    let mut made = Vec::new();
+    for (name, role) in tokens {
+        made.push(token(&store, name, role, None).await);
+    }
+    store.close().await;
+    (TestServer::start(db, fast_config()).await, made)
+}
+
+/// The id of the token named `name` in the store.
+pub async fn token_id(store: &AnyStore, name: &str) -> String {
+    store
+        .list_tokens()
+        .await
+        .expect("tokens")
+        .into_iter()
+        .find(|t| t.name == name)
+        .unwrap_or_else(|| panic!("no token {name}"))
+        .id
 }
 
 /// Makes a token directly in the store.
@@ -208,4 +278,49 @@ where
 /// Used by stores that need closing after direct setup.
 pub async fn close(store: AnyStore) {
     store.close().await;
+}
+
+/// Each named story (an `async fn(Db)`) as two tests: on SQLite and on
+/// PostgreSQL.
+#[allow(unused_macros)] // not every test file has stories on both
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(super::Db::sqlite()).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name(super::Db::postgres().await).await
+            }
+        }
+    )*};
+}
+
+/// A route pattern with ids that exist nowhere.
+pub fn concrete(path: &str) -> String {
+    fill(path, "r-00000000", "item", "some_flag", "0000000000")
+}
+
+/// A route pattern with these ids.
+pub fn fill(path: &str, run: &str, item: &str, key: &str, id: &str) -> String {
+    path.replace("{run}", run)
+        .replace("{item}", item)
+        .replace("{key}", key)
+        .replace("{id}", id)
+}
+
+/// Starts a run of `plan` through `server`; its id.
+pub async fn start_run(server: &TestServer, token: &str, plan: &str) -> String {
+    let (s, v) = server
+        .call(
+            "POST",
+            "/api/runs",
+            Some(token),
+            Some(serde_json::json!({"plan": plan})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    v["run"].as_str().expect("run id").to_string()
 }
