@@ -1254,6 +1254,14 @@ fn kafka_step_table_and_go_no_go_table_become_steps_and_an_approval() {
             .iter()
             .any(|i| i.title == "Scale the affected consumer to 0")
     );
+    // A command with a `<placeholder>` is for a person to complete: a task.
+    let sync = plan
+        .rollback
+        .items
+        .iter()
+        .find(|i| i.title.contains("mm2-offset-sync.sh --group <group>"))
+        .expect("rollback step");
+    assert!(matches!(sync.kind, ItemKind::Task(_)));
 }
 
 #[test]
@@ -1310,6 +1318,17 @@ fn confluence_export_reads_bold_headings_status_emoji_and_owners() {
             "{t} runs forward"
         );
     }
+    // In a rollback procedure, `Step: `cmd`` is the command it runs.
+    let re_enable = plan
+        .rollback
+        .items
+        .iter()
+        .find(|i| i.title == "Re-enable FRA1 in the load balancer")
+        .expect("rollback step");
+    assert_eq!(
+        command_of(re_enable),
+        Some("gslb-ctl pool undrain payments --site fra1")
+    );
     assert!(has_level(&plan, "authorisation_success_rate < 97% for 5m"));
     let (_, approvals) = forward(&plan, "Approvals");
     assert_eq!(

@@ -122,6 +122,10 @@ struct Builder<'d> {
     /// Rollback procedures written as sibling sections: (parent section,
     /// procedure tag, title). Siblings are alternatives, not one chain.
     procedures: Vec<(usize, String, String)>,
+    /// Converting the steps of a rollback procedure, where `Step: `cmd``
+    /// is the command to run (elsewhere such a line may be something to
+    /// look at, and stays a task).
+    inline_runs: bool,
 }
 
 /// Builds the plan. `source_name` names the checklist file.
@@ -161,6 +165,7 @@ pub(crate) fn build(doc: &Doc, source_name: &str) -> Built {
         flag_keys: Vec::new(),
         announces: false,
         procedures: Vec::new(),
+        inline_runs: false,
     };
     for sec in &doc.sections {
         let Some(h) = &sec.heading else { continue };
@@ -691,6 +696,11 @@ impl<'d> Builder<'d> {
             }
             return Some(Unit::Phase(draft));
         }
+        let has_blanks = pieces.iter().any(|p| match p {
+            Piece::Para(l) => has_blank(&l.text) || inline_choice(l).is_some(),
+            Piece::Plain(i) => self.plain_texts(*i).iter().any(|l| has_blank(&l.text)),
+            _ => false,
+        });
         // Numbered steps, or plain steps with a command under them, are a
         // procedure even when some ask for a value: each stays a step (with
         // its blank as a field) instead of the section becoming one task.
@@ -704,11 +714,16 @@ impl<'d> Builder<'d> {
                     || signoff_section && is_signoff(it, true)
             })
         });
-        if procedure && !is_informational(&own) {
+        let plain_items = pieces.iter().any(|p| matches!(p, Piece::Plain(_)));
+        if !is_informational(&own) && (procedure || plain_items && !has_blanks) {
             self.note(
                 line,
                 NoteKind::Plain,
-                "plain list items (no checkboxes) taken as steps",
+                if procedure {
+                    "plain list items (no checkboxes) taken as steps"
+                } else {
+                    "plain list items (no checkboxes) taken as tasks"
+                },
             );
             let draft = self.phase(s, &pieces);
             return Some(match section.heading {
@@ -716,26 +731,8 @@ impl<'d> Builder<'d> {
                 None => Unit::Continuation(draft),
             });
         }
-        let has_blanks = pieces.iter().any(|p| match p {
-            Piece::Para(l) => has_blank(&l.text) || inline_choice(l).is_some(),
-            Piece::Plain(i) => self.plain_texts(*i).iter().any(|l| has_blank(&l.text)),
-            _ => false,
-        });
         if has_blanks {
             return Some(self.content(s, &pieces, line));
-        }
-        let informational = is_informational(&own);
-        if !informational && pieces.iter().any(|p| matches!(p, Piece::Plain(_))) {
-            self.note(
-                line,
-                NoteKind::Plain,
-                "plain list items (no checkboxes) taken as tasks",
-            );
-            let draft = self.phase(s, &pieces);
-            return Some(match section.heading {
-                Some(_) => Unit::Phase(draft),
-                None => Unit::Continuation(draft),
-            });
         }
         self.keep_as_description(s, &pieces, line, "text");
         None
@@ -1119,7 +1116,7 @@ impl<'d> Builder<'d> {
         let mut subtasks = Vec::new();
         let mut item_fields = Vec::new();
         let mut description = Vec::new();
-        let (mut title, instructions) = match (&it.text.label, plain) {
+        let (mut title, mut instructions) = match (&it.text.label, plain) {
             (Some(label), true) if !it.text.value.is_empty() => {
                 (label.clone(), Some(it.text.value.clone()))
             }
@@ -1233,7 +1230,15 @@ impl<'d> Builder<'d> {
                 command.push(cmd);
             }
         }
-        let command = command.join("\n");
+        let mut command = command.join("\n");
+        if command.is_empty()
+            && self.inline_runs
+            && let Some((head, cmd)) = inline_command(&it.text)
+        {
+            title = head;
+            command = cmd;
+            instructions = None;
+        }
         let probe = if command.is_empty() {
             it.text.codes.iter().find_map(|c| probe::check(c))
         } else {
@@ -1660,14 +1665,11 @@ impl<'d> Builder<'d> {
                 continue;
             }
             match p {
-                Piece::Step(i) => {
-                    for item in self.convert(*i, &[], false) {
-                        self.rollback_items.push((item, tag.clone()));
-                        n += 1;
-                    }
-                }
-                Piece::Plain(i) => {
-                    for item in self.convert(*i, &[], true) {
+                Piece::Step(i) | Piece::Plain(i) => {
+                    self.inline_runs = true;
+                    let items = self.convert(*i, &[], matches!(p, Piece::Plain(_)));
+                    self.inline_runs = false;
+                    for item in items {
                         self.rollback_items.push((item, tag.clone()));
                         n += 1;
                     }
@@ -3535,6 +3537,23 @@ fn person_role(t: &str) -> Option<(String, String)> {
     let role_words = role.split_whitespace().count();
     (is_name && (1..=6).contains(&role_words) && !has_blank(role))
         .then(|| (name.trim().to_string(), role.to_string()))
+}
+
+/// `Re-enable FRA1: `gslb-ctl pool undrain payments`` → (`Re-enable FRA1`,
+/// the command): a step whose text ends in one inline command (a lower-case
+/// program and arguments, no `<placeholder>` to fill in first).
+fn inline_command(l: &Line) -> Option<(String, String)> {
+    let code = l.codes.last()?;
+    let text = l.text.trim_end();
+    let head = text.strip_suffix(&format!("`{code}`"))?.trim_end();
+    let head = head.strip_suffix(':')?.trim_end();
+    let program = code.split_whitespace().next()?;
+    let looks_like_command = code.contains(' ')
+        && !code.contains('<')
+        && program
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "./_-".contains(c));
+    (looks_like_command && !head.is_empty()).then(|| (clean_title(head), code.clone()))
 }
 
 /// Who a step's text says owns it: `(Owner: SRE)`, `(owner: @dana)`, or a
