@@ -3566,7 +3566,8 @@ fn written_owner(title: &str) -> Option<String> {
     let lower = inside.to_lowercase();
     let who = ["owner:", "owner -", "owned by"]
         .iter()
-        .find_map(|p| lower.strip_prefix(p).map(|_| inside[p.len()..].trim()))
+        .find_map(|p| lower.strip_prefix(p).and_then(|_| inside.get(p.len()..)))
+        .map(str::trim)
         .or_else(|| {
             (inside.starts_with('@') && !inside.contains(char::is_whitespace)).then_some(inside)
         })?;
