@@ -1392,3 +1392,18 @@ fn release_train_days_go_no_go_people_and_a_conditional_halt() {
         "the <aside> text is kept"
     );
 }
+
+#[test]
+fn line_ends_do_not_change_the_plan() {
+    // Checklists saved on Windows (or exported from a wiki) end lines with
+    // CRLF; the plan must be the one their LF twin gives, with no `\r` in
+    // a command.
+    for (name, md) in ALL {
+        let lf = md.replace("\r\n", "\n");
+        let crlf = lf.replace('\n', "\r\n");
+        let a = import(&lf, name).yaml;
+        let b = import(&crlf, name).yaml;
+        assert_eq!(a, b, "{name}");
+        assert!(!b.contains('\r'), "{name}");
+    }
+}
