@@ -1130,6 +1130,9 @@ fn numbered_dns_cutover_keeps_its_steps_commands_owners_and_criteria() {
             .unwrap_or_else(|| panic!("no phase {t}: {titles:?}"))
     };
     assert!(pos("Preparation") < pos("Cut-over") && pos("Cut-over") < pos("Verification"));
+    // The sign-off written last is asked for before the untimed cut-over
+    // between D-1 and T+30m.
+    assert!(pos("Sign-off") < pos("Cut-over"), "{titles:?}");
     assert_eq!(
         at(phase(&plan, "Preparation (D-1)")).as_deref(),
         Some("T-24h")

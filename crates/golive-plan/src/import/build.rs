@@ -2510,13 +2510,17 @@ impl<'d> Builder<'d> {
         };
         // The go-live: the first phase at T+0 or later, or one that changes
         // production (a flag, a rollout, a command) before that, once the
-        // document has reached T-0 or says nothing of time.
+        // document has reached T-0 or says nothing of time, or right before
+        // the first phase after T-0 (`Preparation (D-1)`, `Cut-over`,
+        // `Verification (T+30m)`: the untimed cut-over is T-0).
         let first_at = drafts.iter().position(at_go);
         let timed = drafts.iter().any(|d| d.at.is_some());
         let first_change = drafts.iter().enumerate().position(|(k, d)| {
             changes(d)
                 && (!timed
-                    || d.at.is_none() && drafts[..k].iter().all(|e| e.at.is_none() || at_go(e)))
+                    || d.at.is_none()
+                        && (drafts[..k].iter().all(|e| e.at.is_none() || at_go(e))
+                            || drafts.get(k + 1).is_some_and(at_go)))
         });
         let Some(go) = [first_at, first_change].into_iter().flatten().min() else {
             return;
