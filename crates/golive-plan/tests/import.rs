@@ -1151,6 +1151,14 @@ fn numbered_dns_cutover_keeps_its_steps_commands_owners_and_criteria() {
     let (_, ttl) = forward(&plan, "Lower TTLs");
     assert_eq!(ttl.title, "Lower TTLs");
     assert_eq!(probe_kind(ttl), Some("dns"));
+    // The probe checks the name; the command as written (its resolver) and
+    // what it printed are kept for the reader.
+    let d = ttl.description.as_deref().unwrap_or_default();
+    assert!(
+        d.contains("dig +noall +answer api.shopwell.com @1.1.1.1"),
+        "{d}"
+    );
+    assert!(d.contains("Expected output:"), "{d}");
     assert!(
         ttl.subtasks[0].starts_with("1.1 Set the TTL"),
         "{:?}",

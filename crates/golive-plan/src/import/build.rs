@@ -1261,6 +1261,11 @@ impl<'d> Builder<'d> {
         };
         if let Some((check, what)) = probe {
             self.note(it.line, NoteKind::Recognised, what);
+            // A probe keeps only what it checks (`dig … @1.1.1.1` → a DNS
+            // check of the name): the command as written stays readable.
+            if check.command.is_none() && !command.is_empty() {
+                description.push(format!("Drafted from:\n{command}"));
+            }
             item.check = Some(check);
         } else if let Some(f) = flag {
             self.note(
