@@ -1418,3 +1418,45 @@ fn line_ends_do_not_change_the_plan() {
         assert!(!b.contains('\r'), "{name}");
     }
 }
+
+#[test]
+fn rollback_criteria_in_a_sentence_are_a_level_either_way_round() {
+    let md = "\
+# Search v2
+
+## Deploy
+
+- [ ] Ship it
+  ```bash
+  ./deploy.sh v2
+  ```
+
+## Rollback criteria
+
+Roll back if the p99 latency stays above 800ms for 10 minutes.
+
+## Rollback
+
+If the error rate stays above 2% for 5 minutes, roll back:
+
+1. Redeploy v1: `./deploy.sh v1`
+";
+    let plan = plan_of("search.md", md);
+    assert!(
+        has_level(&plan, "p99_latency > 800ms for 10m"),
+        "{:?}",
+        plan.rollback.levels
+    );
+    assert!(
+        has_level(&plan, "error_rate > 2% for 5m"),
+        "{:?}",
+        plan.rollback.levels
+    );
+    let redeploy = plan
+        .rollback
+        .items
+        .iter()
+        .find(|i| i.title == "Redeploy v1")
+        .expect("step");
+    assert_eq!(command_of(redeploy), Some("./deploy.sh v1"));
+}

@@ -1584,11 +1584,15 @@ impl<'d> Builder<'d> {
             let root = match p {
                 Piece::Step(i) | Piece::Plain(i) => *i,
                 Piece::Para(l) => {
+                    let when = prose_triggers(&l.text);
                     self.note(
                         l.line,
                         NoteKind::Recognised,
                         format!("“{}” read as the rollback trigger", l.text),
                     );
+                    if !when.is_empty() {
+                        self.criteria_level(clean_title(&l.text), when);
+                    }
                     continue;
                 }
                 Piece::Code(c) => {
@@ -1701,12 +1705,7 @@ impl<'d> Builder<'d> {
                                 when.join(", ")
                             ),
                         );
-                        self.levels.push(RawLevel {
-                            name: Spanned::new(format!("{title}: criteria")),
-                            when: when.into_iter().map(Spanned::new).collect(),
-                            actions: vec![Spanned::new(Action::Rollback)],
-                            review: Some(true),
-                        });
+                        self.criteria_level(format!("{title}: criteria"), when);
                     }
                     text.push(l.text.clone());
                 }
@@ -1854,6 +1853,17 @@ impl<'d> Builder<'d> {
 
     /// Symptoms listed in an incident playbook → a rollback level named
     /// after the playbook.
+    /// A rollback level drafted from criteria written in prose (symptoms,
+    /// `If … roll back` sentences, `Halt … if …` steps), for review.
+    fn criteria_level(&mut self, name: String, when: Vec<String>) {
+        self.levels.push(RawLevel {
+            name: Spanned::new(name),
+            when: when.into_iter().map(Spanned::new).collect(),
+            actions: vec![Spanned::new(Action::Rollback)],
+            review: Some(true),
+        });
+    }
+
     fn symptom_level(&mut self, name: String, line: usize, when: Vec<String>) {
         if when.is_empty() {
             return;
@@ -1863,12 +1873,7 @@ impl<'d> Builder<'d> {
             NoteKind::Recognised,
             format!("symptoms under “{name}” drafted as a rollback level"),
         );
-        self.levels.push(RawLevel {
-            name: Spanned::new(name),
-            when: when.into_iter().map(Spanned::new).collect(),
-            actions: vec![Spanned::new(Action::Rollback)],
-            review: Some(true),
-        });
+        self.criteria_level(name, when);
     }
 
     /// List items of `pieces` and all their descendants, in document order.
@@ -2474,12 +2479,7 @@ impl<'d> Builder<'d> {
                         ),
                     );
                     if !when.is_empty() {
-                        self.levels.push(RawLevel {
-                            name: Spanned::new(format!("{}: criteria", d.title)),
-                            when: when.into_iter().map(Spanned::new).collect(),
-                            actions: vec![Spanned::new(Action::Rollback)],
-                            review: Some(true),
-                        });
+                        self.criteria_level(format!("{}: criteria", d.title), when);
                     }
                     it.review = Some(true);
                     self.rollback_items.push((it, "rollback".into()));
@@ -3377,7 +3377,15 @@ fn mentions_rollback(t: &str) -> bool {
 fn prose_triggers(t: &str) -> Vec<String> {
     let lower = t.to_lowercase().replace('`', "");
     let Some(rest) = lower.trim_start().strip_prefix("if ") else {
-        return Vec::new();
+        // `Roll back if the error rate stays above 2% for 10 minutes.`:
+        // only measured criteria, not `Roll back if in doubt`.
+        return match conditional_action(t) {
+            Some(when) if mentions_rollback(lower.split(" if ").next().unwrap_or("")) => when
+                .into_iter()
+                .filter(|c| c.contains(['<', '>', '=']))
+                .collect(),
+            _ => Vec::new(),
+        };
     };
     let sentence = rest.split(". ").next().unwrap_or(rest);
     let Some((clause, action)) = sentence.rsplit_once(", ") else {
@@ -4041,6 +4049,10 @@ mod tests {
         );
         assert!(prose_triggers("If in doubt, ask in #edge").is_empty());
         assert!(prose_triggers("Roll back if it breaks").is_empty());
+        assert_eq!(
+            prose_triggers("Roll back if the error rate stays above 2% for 10 minutes."),
+            ["error_rate > 2% for 10m"]
+        );
     }
 
     #[test]
