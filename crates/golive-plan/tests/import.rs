@@ -1065,6 +1065,20 @@ fn fields(i: &golive_plan::Item) -> Vec<String> {
     }
 }
 
+/// The rollback item whose title contains `title`.
+fn rollback_item<'p>(plan: &'p Plan, title: &str) -> &'p golive_plan::Item {
+    plan.rollback
+        .items
+        .iter()
+        .find(|i| i.title.contains(title))
+        .unwrap_or_else(|| panic!("no rollback item “{title}”"))
+}
+
+/// `text` is there and contains `what`.
+fn says(text: &Option<String>, what: &str) -> bool {
+    text.as_deref().is_some_and(|d| d.contains(what))
+}
+
 fn owner(i: &golive_plan::Item) -> Option<&str> {
     i.owner.as_ref().map(|o| o.as_str())
 }
@@ -1112,9 +1126,7 @@ fn pasted_terminal_sessions_run_only_their_commands() {
         )
     );
     assert!(
-        cut.description
-            .as_deref()
-            .is_some_and(|d| d.contains("Switched to a new branch 'release/26.49'")),
+        says(&cut.description, "Switched to a new branch 'release/26.49'"),
         "the output is kept as what to expect"
     );
 }
@@ -1196,12 +1208,7 @@ fn numbered_dns_cutover_keeps_its_steps_commands_owners_and_criteria() {
     assert_eq!(members(&plan, "edge-lead"), ["@mpetrov"]);
 
     // Rollback steps stay in the rollback; the prose criterion is a level.
-    let back = plan
-        .rollback
-        .items
-        .iter()
-        .find(|i| i.title.contains("Point the record back"))
-        .expect("rollback step");
+    let back = rollback_item(&plan, "Point the record back");
     assert!(command_of(back).is_some_and(|c| c.contains("cdn.cloudflare.net")));
     assert!(
         plan.items()
@@ -1249,12 +1256,7 @@ fn kafka_step_table_and_go_no_go_table_become_steps_and_an_approval() {
     );
     assert_eq!(owner(pause), Some("bortiz"));
     assert_eq!(members(&plan, "bortiz"), ["@bortiz"]);
-    assert!(
-        pause
-            .description
-            .as_deref()
-            .is_some_and(|d| d.contains("14:05"))
-    );
+    assert!(says(&pause.description, "14:05"));
     let (_, producers) = forward(&plan, "Switch producers");
     assert!(command_of(producers).is_some_and(|c| c.starts_with("helm upgrade orders-api")));
 
@@ -1266,12 +1268,7 @@ fn kafka_step_table_and_go_no_go_table_become_steps_and_an_approval() {
             .any(|i| i.title == "Scale the affected consumer to 0")
     );
     // A command with a `<placeholder>` is for a person to complete: a task.
-    let sync = plan
-        .rollback
-        .items
-        .iter()
-        .find(|i| i.title.contains("mm2-offset-sync.sh --group <group>"))
-        .expect("rollback step");
+    let sync = rollback_item(&plan, "mm2-offset-sync.sh --group <group>");
     assert!(matches!(sync.kind, ItemKind::Task(_)));
 }
 
@@ -1330,12 +1327,7 @@ fn confluence_export_reads_bold_headings_status_emoji_and_owners() {
         );
     }
     // In a rollback procedure, `Step: `cmd`` is the command it runs.
-    let re_enable = plan
-        .rollback
-        .items
-        .iter()
-        .find(|i| i.title == "Re-enable FRA1 in the load balancer")
-        .expect("rollback step");
+    let re_enable = rollback_item(&plan, "Re-enable FRA1 in the load balancer");
     assert_eq!(
         command_of(re_enable),
         Some("gslb-ctl pool undrain payments --site fra1")
@@ -1397,9 +1389,10 @@ fn release_train_days_go_no_go_people_and_a_conditional_halt() {
     );
     assert!(has_level(&plan, "crash_free_rate < 99.5%"));
     assert!(
-        plan.description
-            .as_deref()
-            .is_some_and(|d| d.contains("duplicated from the \"Release Train\" template")),
+        says(
+            &plan.description,
+            "duplicated from the \"Release Train\" template"
+        ),
         "the <aside> text is kept"
     );
 }
@@ -1452,11 +1445,6 @@ If the error rate stays above 2% for 5 minutes, roll back:
         "{:?}",
         plan.rollback.levels
     );
-    let redeploy = plan
-        .rollback
-        .items
-        .iter()
-        .find(|i| i.title == "Redeploy v1")
-        .expect("step");
+    let redeploy = rollback_item(&plan, "Redeploy v1");
     assert_eq!(command_of(redeploy), Some("./deploy.sh v1"));
 }
