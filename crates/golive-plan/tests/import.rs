@@ -303,20 +303,71 @@ fn hostile_inputs_do_not_panic() {
         ("same title everywhere", "## A\n- [ ] x\n".repeat(2_000)),
     ];
     for (name, md) in inputs {
-        let imported = import(&md, name);
-        assert!(imported.kept_items <= imported.checklist_items, "{name}");
-        assert!(
-            imported.yaml.starts_with("# Imported by `golive import`"),
-            "{name}"
-        );
-        // The output always reads back (it may carry warnings).
-        let compiled = compile(&imported.yaml, &|_: &str| false);
-        let errors: Vec<_> = compiled
-            .diagnostics
-            .iter()
-            .filter(|d| d.severity == Severity::Error)
-            .collect();
-        assert!(errors.is_empty(), "{name}: {errors:?}");
+        assert_imports_safely(name, &md);
+    }
+}
+
+/// Importing `md` returns (no panic) a plan that reads back without errors.
+fn assert_imports_safely(name: &str, md: &str) {
+    let imported = import(md, name);
+    assert!(imported.kept_items <= imported.checklist_items, "{name}");
+    assert!(
+        imported.yaml.starts_with("# Imported by `golive import`"),
+        "{name}"
+    );
+    // The output always reads back (it may carry warnings).
+    let compiled = compile(&imported.yaml, &|_: &str| false);
+    let errors: Vec<_> = compiled
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .collect();
+    assert!(errors.is_empty(), "{name}: {errors:?}");
+}
+
+#[test]
+fn hostile_exports_tables_and_sessions_do_not_panic() {
+    // The constructs read since the unseen documents, degenerate and at
+    // scale (quadratic work would show as a hung test).
+    let table = format!(
+        "## Steps\n\n| # | Step | Owner | Command |\n|---|---|---|---|\n{}",
+        "| 1 | Do it (Owner: SRE) | @a | `kubectl get pods -A` |\n".repeat(5_000)
+    );
+    let inputs: Vec<(&str, String)> = vec![
+        ("status markers", "⬜ x<br>\n✅ \u{fe0f}\n⬜\n- ✅ y\n".repeat(10_000)),
+        ("bold headings", "**Phase**\n\n⬜ step\n\n".repeat(3_000)),
+        ("bold only", "**x**".into()),
+        ("br soup", "a<br>".repeat(50_000)),
+        ("step table", table),
+        ("empty step table", "| Step | Owner |\n|---|---|\n| | |\n|\n".into()),
+        (
+            "session",
+            format!("```console\n{}\n```\n", "$ a \\\n  b\nout\n$\n".repeat(10_000)),
+        ),
+        ("substeps", format!("1. a {}\n", "1.1 B ".repeat(20_000))),
+        ("comments", "<!--".repeat(20_000)),
+        ("aside", "<aside>\n\n</aside>\n<!-- -->\n".into()),
+        (
+            "owners",
+            "## S\n1. x (Owner: )\n2. y (@)\n3. z (Owner: (Owner: a))\n4. (owner: @é)\n".into(),
+        ),
+        (
+            "criteria",
+            "## Rollback\nIf , roll back\nIf or or, roll back.\nRoll back if\nHalt if > 2%\n".into(),
+        ),
+        (
+            "conditional steps",
+            "## Go\n- [ ] Halt it if x > 2% or\n  ```bash\n  ./halt\n  ```\n".into(),
+        ),
+        ("offsets", "## D-\n## H+\n## D+99999999999999999999\n## H-0m\n- [ ] x\n".into()),
+        (
+            "go/no-go",
+            "## Go/No-Go\n- [ ] A B — \n- [ ] — Role\n- Lead (@): ___\n| Approver | Role | Decision |\n|---|---|---|\n| | | |\n".into(),
+        ),
+        ("cr only", "# T\r## A\r- [ ] x\r".into()),
+    ];
+    for (name, md) in inputs {
+        assert_imports_safely(name, &md);
     }
 }
 
