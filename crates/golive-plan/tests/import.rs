@@ -1499,3 +1499,14 @@ If the error rate stays above 2% for 5 minutes, roll back:
     let redeploy = rollback_item(&plan, "Redeploy v1");
     assert_eq!(command_of(redeploy), Some("./deploy.sh v1"));
 }
+
+#[test]
+fn status_marker_lines_count_towards_the_size_limit() {
+    // `⬜ x` lines become list items: a file of them too many to import is
+    // refused before anything is built, like the `- [ ] x` file it reads as.
+    let md = "⬜ x\n".repeat(golive_plan::import::MAX_CHECKLIST_ENTRIES + 1);
+    assert!(matches!(
+        golive_plan::import::check_size(md.len(), Some(&md)),
+        Err(golive_plan::import::TooLarge::Entries { .. })
+    ));
+}

@@ -687,6 +687,21 @@ const STATUS_MARKERS: [(char, bool); 9] = [
     ('✔', true),
 ];
 
+/// A line (without its indent) that starts with a status emoji and some
+/// text, optionally as a list item (`- ✅ done`): whether it means done, and
+/// the text after it.
+pub(crate) fn status_marker(t: &str) -> Option<(bool, &str)> {
+    let rest = t
+        .strip_prefix("- ")
+        .or_else(|| t.strip_prefix("* "))
+        .unwrap_or(t);
+    let mut chars = rest.chars();
+    let c = chars.next()?;
+    let done = STATUS_MARKERS.iter().find(|(m, _)| *m == c)?.1;
+    let text = chars.as_str().trim_start_matches('\u{fe0f}');
+    (text.starts_with(char::is_whitespace) && !text.trim().is_empty()).then_some((done, text))
+}
+
 /// Rewrites a line starting with a status emoji (`⬜ Freeze deploys<br>`) as
 /// the task-list item it stands for (`- [ ] Freeze deploys`), outside code
 /// fences. Line count and line ends are kept, so line numbers still match
@@ -713,18 +728,8 @@ fn status_markers(src: &str) -> String {
             continue;
         }
         let indent = &body[..body.len() - t.len()];
-        let rest = t
-            .strip_prefix("- ")
-            .or_else(|| t.strip_prefix("* "))
-            .unwrap_or(t);
-        let mut chars = rest.chars();
-        let found = chars
-            .next()
-            .and_then(|c| STATUS_MARKERS.iter().find(|(m, _)| *m == c))
-            .map(|(_, done)| *done);
-        let text = chars.as_str().trim_start_matches('\u{fe0f}');
-        match found {
-            Some(done) if text.starts_with(char::is_whitespace) && !text.trim().is_empty() => {
+        match status_marker(t) {
+            Some((done, text)) => {
                 let text = text.trim();
                 let text = ["<br>", "<br/>", "<br />", "<BR>"]
                     .iter()
