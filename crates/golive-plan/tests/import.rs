@@ -1292,6 +1292,9 @@ fn kafka_step_table_and_go_no_go_table_become_steps_and_an_approval() {
         ["head-of-platform", "streaming-lead", "orders-service-owner"]
     );
     assert_eq!(members(&plan, "head-of-platform"), ["Rosa Gómez (@rgomez)"]);
+    // The text around the table is what the approvers are asked.
+    assert!(matches!(&go.items[0].kind, ItemKind::Approval(a)
+        if says(&a.message, "No-go if MirrorMaker lag")));
     assert_eq!(at(phase(&plan, "Pre-checks")).as_deref(), Some("T-1h"));
 
     // One step per table row, in order, with command and owner.

@@ -452,6 +452,26 @@ impl<'d> Builder<'d> {
         } else {
             pieces
         };
+        // A sign-off table with only text around it (`Attendees must say
+        // "go"`, `No-go if …`): the text is what the approvers are asked.
+        let mut approvals = approvals;
+        let mut pieces = pieces;
+        if let Some(RawItem {
+            approval: Some(a), ..
+        }) = approvals.first_mut()
+            && a.message.is_none()
+            && !pieces.is_empty()
+            && pieces.iter().all(|p| matches!(p, Piece::Para(_)))
+        {
+            let text: Vec<String> = pieces
+                .drain(..)
+                .filter_map(|p| match p {
+                    Piece::Para(l) => Some(l.text.clone()),
+                    _ => None,
+                })
+                .collect();
+            a.message = Some(text.join("\n"));
+        }
         let mut units = if pieces.is_empty() {
             Vec::new()
         } else {
