@@ -6,8 +6,11 @@
 //! `**Rollback Procedure**`, `Symptoms:`/`Action:`) own what follows them;
 //! decision-tree levels and rollback procedures (with their fallbacks and
 //! alternatives) go to `rollback`, and undo commands never stay in a forward
-//! phase; sign-off lines and tables become approvals and roles; traffic
-//! steps a rollout skeleton; announcements timed `notify` items. The plan is
+//! phase; sign-off lines and tables (go/no-go ones too) become approvals
+//! and roles; step tables and numbered steps become items, `(Owner: X)` and
+//! `(@handle)` their owners; conditions written in sentences (`If … roll
+//! back`, `Halt … if …`) rollback levels; traffic steps a rollout skeleton;
+//! announcements timed `notify` items. The plan is
 //! then put in order: sign-offs before the go-live, announcements in the
 //! phase running at their time, periods never before the phase before them.
 //!

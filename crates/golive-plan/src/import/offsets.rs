@@ -1,11 +1,13 @@
 //! T-offsets recognised in headings: `T-24 hours`, `Day -3`, `72 Hours Before
-//! Go-Live`, `(T+0 to T+30 min)`, `(Day 0)`, `2-24 hours post-deployment`.
+//! Go-Live`, `(T+0 to T+30 min)`, `(Day 0)`, `2-24 hours post-deployment`,
+//! and the `D-2`/`H-1`/`H+30m` counts of release trains and war rooms.
 //!
 //! Go-live checklists place their sections in time in many spellings; the
 //! importer turns the common ones into a phase's `at` so the run can be laid
 //! on a calendar. Durations that are not placements (`Est. 15 minutes`,
 //! `within 48 hours`, `24-HOUR MONITORING`) are deliberately not read: only a
-//! `T±`, a signed `Day`, or an amount followed by before/after counts.
+//! `T±`, `D±`/`H±`, a signed `Day`, or an amount followed by before/after
+//! counts.
 
 use crate::time::TOffset;
 
