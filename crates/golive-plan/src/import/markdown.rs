@@ -10,8 +10,8 @@
 //!
 //! Exported pages (Confluence, Notion) are read as their authors wrote them:
 //! status emoji at the start of a line (`⬜`, `✅`) are checkboxes, `<br>`
-//! ends a line, and a document without any Markdown heading takes its
-//! bold-only lines (`**H-1 — Readiness**`) as headings. The text of HTML
+//! ends a line, and a document without Markdown headings (but a title)
+//! takes its bold-only lines (`**H-1 — Readiness**`) as headings. The text of HTML
 //! blocks (comments, `<aside>`) is kept as paragraphs, not dropped.
 
 use pulldown_cmark::{CodeBlockKind, Event, HeadingLevel, Options, Parser, Tag, TagEnd};
@@ -200,7 +200,8 @@ struct Walker {
     in_html: bool,
     /// Text of the HTML block being read, and its first line.
     html: (String, usize),
-    /// The document has no Markdown heading: bold-only lines are its headings.
+    /// The document has no Markdown heading but its title: bold-only lines
+    /// are its headings.
     bold_headings: bool,
 }
 
@@ -209,8 +210,16 @@ pub(crate) fn walk(src: &str) -> Doc {
     let normalised = status_markers(src);
     let src = normalised.as_str();
     let opts = Options::ENABLE_TASKLISTS | Options::ENABLE_STRIKETHROUGH;
-    let bold_headings =
-        !Parser::new_ext(src, opts).any(|e| matches!(e, Event::Start(Tag::Heading { .. })));
+    // A page exported with its title as the only heading still has bold
+    // lines for its sections.
+    let levels: Vec<HeadingLevel> = Parser::new_ext(src, opts)
+        .filter_map(|e| match e {
+            Event::Start(Tag::Heading { level, .. }) => Some(level),
+            _ => None,
+        })
+        .take(2)
+        .collect();
+    let bold_headings = matches!(levels.as_slice(), [] | [HeadingLevel::H1]);
     let mut line_starts = vec![0];
     line_starts.extend(src.match_indices('\n').map(|(i, _)| i + 1));
     let mut w = Walker {
@@ -875,6 +884,18 @@ mod tests {
         };
         assert_eq!(comment[0].text, "owner: @sre");
         assert!(doc.html_lines.is_empty());
+    }
+
+    #[test]
+    fn bold_lines_are_headings_under_an_exported_pages_only_title() {
+        let doc = walk("# Page\n\n**Scope**\n\ntext\n\n**Steps**\n\n- [ ] a\n");
+        assert_eq!(doc.title.as_ref().map(|t| t.text.as_str()), Some("Page"));
+        let headings: Vec<&str> = doc
+            .sections
+            .iter()
+            .filter_map(|s| s.heading.as_ref().map(|h| h.text.as_str()))
+            .collect();
+        assert_eq!(headings, ["Scope", "Steps"]);
     }
 
     #[test]
