@@ -26,6 +26,16 @@ pub enum ReadError {
         /// The file.
         path: String,
     },
+    /// The file is UTF-16 (a Windows editor's "Unicode"), or binary.
+    #[error(
+        "{path} is not UTF-8 text: {what}; save it as UTF-8 (for example `iconv -f UTF-16 -t UTF-8`)"
+    )]
+    NotText {
+        /// The file.
+        path: String,
+        /// What it looks like instead.
+        what: &'static str,
+    },
     /// The file is not UTF-8.
     #[error("{path} is not UTF-8 text: invalid byte at line {line}, column {column}")]
     NotUtf8 {
@@ -58,6 +68,21 @@ pub fn read_text(path: &Path) -> Result<String, ReadError> {
 
 /// Decodes bytes as UTF-8, pointing at the first bad byte.
 pub fn decode(name: &str, bytes: Vec<u8>) -> Result<String, ReadError> {
+    // UTF-16 is valid UTF-8 often enough (ASCII with NULs between) to be
+    // read as garbage; it is named instead, as is a binary file.
+    let what = if bytes.starts_with(&[0xff, 0xfe]) || bytes.starts_with(&[0xfe, 0xff]) {
+        Some("it is UTF-16 (byte order mark)")
+    } else if bytes.contains(&0) {
+        Some("it has NUL bytes (UTF-16 without a byte order mark, or a binary file)")
+    } else {
+        None
+    };
+    if let Some(what) = what {
+        return Err(ReadError::NotText {
+            path: name.to_string(),
+            what,
+        });
+    }
     match String::from_utf8(bytes) {
         Ok(mut s) => {
             if s.starts_with('\u{feff}') {
@@ -94,6 +119,18 @@ mod tests {
             e.to_string(),
             "x.md is not UTF-8 text: invalid byte at line 3, column 5"
         );
+    }
+
+    #[test]
+    fn utf16_and_binary_files_are_named() {
+        let e = decode("x.md", b"\xff\xfe#\x00 \x00T\x00".to_vec()).expect_err("utf-16");
+        assert!(
+            e.to_string()
+                .starts_with("x.md is not UTF-8 text: it is UTF-16"),
+            "{e}"
+        );
+        let e = decode("x.md", b"#\x00 \x00T\x00".to_vec()).expect_err("nul");
+        assert!(e.to_string().contains("NUL bytes"), "{e}");
     }
 
     #[test]

@@ -6,8 +6,11 @@
 //! `**Rollback Procedure**`, `Symptoms:`/`Action:`) own what follows them;
 //! decision-tree levels and rollback procedures (with their fallbacks and
 //! alternatives) go to `rollback`, and undo commands never stay in a forward
-//! phase; sign-off lines and tables become approvals and roles; traffic
-//! steps a rollout skeleton; announcements timed `notify` items. The plan is
+//! phase; sign-off lines and tables (go/no-go ones too) become approvals
+//! and roles; step tables and numbered steps become items, `(Owner: X)` and
+//! `(@handle)` their owners; conditions written in sentences (`If … roll
+//! back`, `Halt … if …`) rollback levels; traffic steps a rollout skeleton;
+//! announcements timed `notify` items. The plan is
 //! then put in order: sign-offs before the go-live, announcements in the
 //! phase running at their time, periods never before the phase before them.
 //!
@@ -122,6 +125,10 @@ struct Builder<'d> {
     /// Rollback procedures written as sibling sections: (parent section,
     /// procedure tag, title). Siblings are alternatives, not one chain.
     procedures: Vec<(usize, String, String)>,
+    /// Converting the steps of a rollback procedure, where `Step: `cmd``
+    /// is the command to run (elsewhere such a line may be something to
+    /// look at, and stays a task).
+    inline_runs: bool,
 }
 
 /// Builds the plan. `source_name` names the checklist file.
@@ -161,6 +168,7 @@ pub(crate) fn build(doc: &Doc, source_name: &str) -> Built {
         flag_keys: Vec::new(),
         announces: false,
         procedures: Vec::new(),
+        inline_runs: false,
     };
     for sec in &doc.sections {
         let Some(h) = &sec.heading else { continue };
@@ -447,6 +455,26 @@ impl<'d> Builder<'d> {
         } else {
             pieces
         };
+        // A sign-off table with only text around it (`Attendees must say
+        // "go"`, `No-go if …`): the text is what the approvers are asked.
+        let mut approvals = approvals;
+        let mut pieces = pieces;
+        if let Some(RawItem {
+            approval: Some(a), ..
+        }) = approvals.first_mut()
+            && a.message.is_none()
+            && !pieces.is_empty()
+            && pieces.iter().all(|p| matches!(p, Piece::Para(_)))
+        {
+            let text: Vec<String> = pieces
+                .drain(..)
+                .filter_map(|p| match p {
+                    Piece::Para(l) => Some(l.text.clone()),
+                    _ => None,
+                })
+                .collect();
+            a.message = Some(text.join("\n"));
+        }
         let mut units = if pieces.is_empty() {
             Vec::new()
         } else {
@@ -620,6 +648,11 @@ impl<'d> Builder<'d> {
                 continue;
             }
             let mut d = self.phase(s, &pieces);
+            if d.items.is_empty() {
+                // `Commands for steps 1–4:` over a block kept as text: the
+                // label is the block's caption, not a tag of nothing.
+                d.description.insert(0, l.text.clone());
+            }
             if is_role_label(&lower) {
                 let role = role_name(&name);
                 self.approval_roles.push((role.clone(), name.clone()));
@@ -672,9 +705,12 @@ impl<'d> Builder<'d> {
             .as_ref()
             .map(|h| h.text.to_lowercase())
             .unwrap_or_default();
-        let has_steps = pieces
-            .iter()
-            .any(|p| matches!(p, Piece::Step(_)) || matches!(p, Piece::Code(c) if is_shell(c)));
+        let has_steps = pieces.iter().any(|p| match p {
+            Piece::Step(_) => true,
+            Piece::Code(c) => is_shell(c),
+            Piece::Table(lines) => step_columns(lines).is_some(),
+            _ => false,
+        });
         if has_steps {
             let mut draft = self.phase(s, &pieces);
             if section.heading.is_none() {
@@ -688,46 +724,38 @@ impl<'d> Builder<'d> {
             Piece::Plain(i) => self.plain_texts(*i).iter().any(|l| has_blank(&l.text)),
             _ => false,
         });
-        if has_blanks {
-            return Some(self.content(s, &pieces, line));
-        }
-        let informational = [
-            "timeline",
-            "schedule",
-            "contact",
-            "reference",
-            "resource",
-            "note",
-            "overview",
-            "link",
-            "appendix",
-            "glossary",
-            "escalation",
-            "risk",
-            "metric",
-            "kpi",
-            "assumption",
-            "dependenc",
-            "scope",
-            "goal",
-            "objective",
-            "background",
-            "team",
-            "communicat",
-        ]
-        .iter()
-        .any(|w| own.contains(w));
-        if !informational && pieces.iter().any(|p| matches!(p, Piece::Plain(_))) {
+        // Numbered steps, or plain steps with a command under them, are a
+        // procedure even when some ask for a value: each stays a step (with
+        // its blank as a field) instead of the section becoming one task.
+        // So are sign-off lines in a sign-off section.
+        let signoff_section = is_signoff_title(&own);
+        let procedure = pieces.iter().any(|p| {
+            matches!(p, Piece::Plain(i) if {
+                let it = self.item(*i);
+                it.ordered
+                    || !it.code.is_empty()
+                    || signoff_section && is_signoff(it, true)
+            })
+        });
+        let plain_items = pieces.iter().any(|p| matches!(p, Piece::Plain(_)));
+        if !is_informational(&own) && (procedure || plain_items && !has_blanks) {
             self.note(
                 line,
                 NoteKind::Plain,
-                "plain list items (no checkboxes) taken as tasks",
+                if procedure {
+                    "plain list items (no checkboxes) taken as steps"
+                } else {
+                    "plain list items (no checkboxes) taken as tasks"
+                },
             );
             let draft = self.phase(s, &pieces);
             return Some(match section.heading {
                 Some(_) => Unit::Phase(draft),
                 None => Unit::Continuation(draft),
             });
+        }
+        if has_blanks {
+            return Some(self.content(s, &pieces, line));
         }
         self.keep_as_description(s, &pieces, line, "text");
         None
@@ -932,7 +960,8 @@ impl<'d> Builder<'d> {
                     if is_signoff(self.item(*i), signoff_section)
                         || signoff_section
                             && self.item(*i).children.is_empty()
-                            && named_approval(&self.item(*i).text.text).is_some() =>
+                            && (named_approval(&self.item(*i).text.text).is_some()
+                                || person_role(&self.item(*i).text.text).is_some()) =>
                 {
                     approval_at.get_or_insert(draft.items.len());
                     signoffs.push(*i);
@@ -945,10 +974,25 @@ impl<'d> Builder<'d> {
                     let items = self.convert(*i, &tags, false);
                     draft.items.extend(items);
                 }
-                Piece::Table(lines) => {
-                    draft
+                Piece::Table(lines) => match self.table_steps(lines, &tags) {
+                    Some(items) => draft.items.extend(items),
+                    None => draft
                         .description
-                        .extend(lines.iter().map(|l| l.text.clone()));
+                        .extend(lines.iter().map(|l| l.text.clone())),
+                },
+                Piece::Plain(i)
+                    if signoff_section
+                        && (is_signoff(self.item(*i), true)
+                            || person_role(&self.item(*i).text.text).is_some()) =>
+                {
+                    approval_at.get_or_insert(draft.items.len());
+                    signoffs.push(*i);
+                }
+                Piece::Plain(i)
+                    if self.section_is_plain_steps(pieces) && !record_only(self.item(*i)) =>
+                {
+                    let items = self.convert(*i, &tags, true);
+                    draft.items.extend(items);
                 }
                 Piece::Plain(i) => {
                     let texts = self.plain_texts(*i);
@@ -1021,14 +1065,23 @@ impl<'d> Builder<'d> {
         for &i in items {
             self.kept[i] = true;
             let it = self.item(i);
-            let who = it
-                .text
-                .label
-                .clone()
-                .or_else(|| it.text.lead.clone())
-                .or_else(|| named_approval(&it.text.text))
-                .unwrap_or_else(|| it.text.value.clone());
+            let person = person_role(&it.text.text);
+            let who = match &person {
+                Some((_, role)) => role.clone(),
+                None => signer(it)
+                    .or_else(|| named_approval(&it.text.text))
+                    .unwrap_or_else(|| it.text.value.clone()),
+            };
+            // `Edge lead (@mpetrov)`: the handle is who signs, not the role.
+            let (who, handle) = split_handle(&who);
             let role = role_name(&who);
+            let member = handle.or(person.map(|(name, _)| name));
+            if let Some(m) = member {
+                let r = self.roles.entry(role.clone()).or_default();
+                if !r.members.iter().any(|x| x.value == m) {
+                    r.members.push(Spanned::new(m));
+                }
+            }
             if !roles.contains(&role) {
                 roles.push(role.clone());
                 self.approval_roles.push((role, strip_role_suffix(&who)));
@@ -1086,7 +1139,7 @@ impl<'d> Builder<'d> {
         let mut subtasks = Vec::new();
         let mut item_fields = Vec::new();
         let mut description = Vec::new();
-        let (mut title, instructions) = match (&it.text.label, plain) {
+        let (mut title, mut instructions) = match (&it.text.label, plain) {
             (Some(label), true) if !it.text.value.is_empty() => {
                 (label.clone(), Some(it.text.value.clone()))
             }
@@ -1099,6 +1152,15 @@ impl<'d> Builder<'d> {
                 .and_then(comment_title)
                 .unwrap_or_else(|| format!("Untitled item (line {})", it.line));
         }
+        // `1. Lower TTLs` with `1.1 …`, `1.2 …` written under it (lazy
+        // continuation lines, so one paragraph): the sub-steps are subtasks.
+        if it.ordered
+            && let Some((head, subs)) = split_substeps(&title)
+        {
+            title = head;
+            subtasks.extend(subs);
+        }
+        let owner = written_owner(&title);
         let fallback = it.text.lead.clone().unwrap_or_else(|| title.clone());
         item_fields.extend(fields(
             &it.text.text,
@@ -1191,7 +1253,15 @@ impl<'d> Builder<'d> {
                 command.push(cmd);
             }
         }
-        let command = command.join("\n");
+        let mut command = command.join("\n");
+        if command.is_empty()
+            && self.inline_runs
+            && let Some((head, cmd)) = inline_command(&it.text)
+        {
+            title = head;
+            command = cmd;
+            instructions = None;
+        }
         let probe = if command.is_empty() {
             it.text.codes.iter().find_map(|c| probe::check(c))
         } else {
@@ -1214,6 +1284,11 @@ impl<'d> Builder<'d> {
         };
         if let Some((check, what)) = probe {
             self.note(it.line, NoteKind::Recognised, what);
+            // A probe keeps only what it checks (`dig … @1.1.1.1` → a DNS
+            // check of the name): the command as written stays readable.
+            if check.command.is_none() && !command.is_empty() {
+                description.push(format!("Drafted from:\n{command}"));
+            }
             item.check = Some(check);
         } else if let Some(f) = flag {
             self.note(
@@ -1271,8 +1346,34 @@ impl<'d> Builder<'d> {
         if !description.is_empty() {
             item.description = Some(description.join("\n"));
         }
+        if let Some(who) = owner {
+            item.owner = Some(Spanned::new(self.owner_role(&who)));
+        }
         before.push(item);
         before
+    }
+
+    /// The role owning steps written as `(Owner: SRE)`, `@aisha` or
+    /// `Owner: DBA`: declared (with the handle as its member when there is
+    /// one, else a placeholder filled in at the end).
+    fn owner_role(&mut self, who: &str) -> String {
+        let (name, handle) = split_handle(who);
+        let role = role_name(if name.is_empty() {
+            handle.as_deref().unwrap_or(who)
+        } else {
+            &name
+        });
+        let r = self.roles.entry(role.clone()).or_default();
+        if let Some(h) = handle
+            && !r.members.iter().any(|m| m.value == h)
+        {
+            r.members.push(Spanned::new(h));
+        }
+        if r.description.is_none() {
+            r.description = Some(format!("Owner of steps: {who}"));
+        }
+        self.approval_roles.push((role.clone(), who.to_string()));
+        role
     }
 
     /// Items from a code block outside any list item: one per numbered
@@ -1283,8 +1384,10 @@ impl<'d> Builder<'d> {
         }
         let (cmd, comments) = split_comments(c);
         let title = comment_title(c);
+        let titled = title.is_some();
         let mut item = self.command_item(title, &cmd, c.line, tags);
-        let description: Vec<String> = comments.into_iter().skip(1).collect();
+        // The first comment is the title, when there is one.
+        let description: Vec<String> = comments.into_iter().skip(usize::from(titled)).collect();
         if !description.is_empty() {
             item.description = Some(description.join("\n"));
         }
@@ -1504,11 +1607,15 @@ impl<'d> Builder<'d> {
             let root = match p {
                 Piece::Step(i) | Piece::Plain(i) => *i,
                 Piece::Para(l) => {
+                    let when = prose_triggers(&l.text);
                     self.note(
                         l.line,
                         NoteKind::Recognised,
                         format!("“{}” read as the rollback trigger", l.text),
                     );
+                    if !when.is_empty() {
+                        self.criteria_level(clean_title(&l.text), when);
+                    }
                     continue;
                 }
                 Piece::Code(c) => {
@@ -1590,14 +1697,11 @@ impl<'d> Builder<'d> {
                 continue;
             }
             match p {
-                Piece::Step(i) => {
-                    for item in self.convert(*i, &[], false) {
-                        self.rollback_items.push((item, tag.clone()));
-                        n += 1;
-                    }
-                }
-                Piece::Plain(i) => {
-                    for item in self.convert(*i, &[], true) {
+                Piece::Step(i) | Piece::Plain(i) => {
+                    self.inline_runs = true;
+                    let items = self.convert(*i, &[], matches!(p, Piece::Plain(_)));
+                    self.inline_runs = false;
+                    for item in items {
                         self.rollback_items.push((item, tag.clone()));
                         n += 1;
                     }
@@ -1612,8 +1716,31 @@ impl<'d> Builder<'d> {
                 Piece::Para(l) if is_alternative(&l.text) && n > 0 => {
                     fallback = Some((l.text.clone(), l.line, Vec::new()));
                 }
-                Piece::Para(l) => text.push(l.text.clone()),
-                Piece::Table(ls) => text.extend(ls.iter().map(|l| l.text.clone())),
+                Piece::Para(l) => {
+                    let when = prose_triggers(&l.text);
+                    if !when.is_empty() {
+                        self.note(
+                            l.line,
+                            NoteKind::Recognised,
+                            format!(
+                                "rollback criteria “{}” drafted as a level: {}",
+                                l.text,
+                                when.join(", ")
+                            ),
+                        );
+                        self.criteria_level(format!("{title}: criteria"), when);
+                    }
+                    text.push(l.text.clone());
+                }
+                Piece::Table(ls) => match self.table_steps(ls, &[]) {
+                    Some(items) => {
+                        for item in items {
+                            self.rollback_items.push((item, tag.clone()));
+                            n += 1;
+                        }
+                    }
+                    None => text.extend(ls.iter().map(|l| l.text.clone())),
+                },
             }
         }
         if let Some((intro, at_line, lines)) = fallback {
@@ -1749,6 +1876,17 @@ impl<'d> Builder<'d> {
 
     /// Symptoms listed in an incident playbook → a rollback level named
     /// after the playbook.
+    /// A rollback level drafted from criteria written in prose (symptoms,
+    /// `If … roll back` sentences, `Halt … if …` steps), for review.
+    fn criteria_level(&mut self, name: String, when: Vec<String>) {
+        self.levels.push(RawLevel {
+            name: Spanned::new(name),
+            when: when.into_iter().map(Spanned::new).collect(),
+            actions: vec![Spanned::new(Action::Rollback)],
+            review: Some(true),
+        });
+    }
+
     fn symptom_level(&mut self, name: String, line: usize, when: Vec<String>) {
         if when.is_empty() {
             return;
@@ -1758,12 +1896,7 @@ impl<'d> Builder<'d> {
             NoteKind::Recognised,
             format!("symptoms under “{name}” drafted as a rollback level"),
         );
-        self.levels.push(RawLevel {
-            name: Spanned::new(name),
-            when: when.into_iter().map(Spanned::new).collect(),
-            actions: vec![Spanned::new(Action::Rollback)],
-            review: Some(true),
-        });
+        self.criteria_level(name, when);
     }
 
     /// List items of `pieces` and all their descendants, in document order.
@@ -1795,6 +1928,11 @@ impl<'d> Builder<'d> {
                 rest.push(p);
                 continue;
             };
+            // A table of steps stays a table: the phase makes its rows steps.
+            if step_columns(lines).is_some() {
+                rest.push(Piece::Table(lines));
+                continue;
+            }
             let Some((header, rows)) = table_rows(lines) else {
                 rest.extend(lines.iter().map(Piece::Para));
                 continue;
@@ -1806,14 +1944,16 @@ impl<'d> Builder<'d> {
             };
             let (Some(role_col), Some(who_col)) = (
                 col(&["role", "responsib", "function"]),
-                col(&["name", "person", "owner", "who", "contact", "email"]),
+                col(&[
+                    "name", "person", "owner", "who", "contact", "email", "approver",
+                ]),
             ) else {
                 rest.extend(lines.iter().map(Piece::Para));
                 continue;
             };
             let contact_col = col(&["contact", "email", "e-mail", "slack", "phone"]);
-            let signs =
-                signoff_section || col(&["signature", "date", "approved", "sign"]).is_some();
+            let signs = signoff_section
+                || col(&["signature", "date", "approved", "sign", "decision"]).is_some();
             let mut roles = Vec::new();
             for row in &rows {
                 let Some(label) = row.get(role_col).filter(|r| !r.is_empty() && !has_blank(r))
@@ -1941,6 +2081,85 @@ impl<'d> Builder<'d> {
 
     /// A checkbox item that asks for an approval without a signature line
     /// (`Legal approval of the new privacy copy`) → an approval by that role.
+    /// A step table (`| # | Time | Step | Owner | Command |`): one item per
+    /// row, its command a run (or check), its owner a role; the other
+    /// columns stay in the item's description. `None` when the table has no
+    /// step column.
+    fn table_steps(&mut self, lines: &[Line], tags: &[String]) -> Option<Vec<RawItem>> {
+        let cols = step_columns(lines)?;
+        let (header, rows) = table_rows(lines)?;
+        let first = lines.first().map(|l| l.line).unwrap_or(0);
+        let mut items = Vec::new();
+        for (k, row) in rows.iter().enumerate() {
+            let cell = |c: Option<usize>| {
+                c.and_then(|c| row.get(c))
+                    .map(|v| v.trim().to_string())
+                    .filter(|v| !v.is_empty())
+            };
+            let Some(title) = cell(Some(cols.step)).map(|t| clean_title(&t)) else {
+                continue;
+            };
+            let line = first + 2 + k;
+            let command = cell(cols.command).map(|c| {
+                let t = c.trim();
+                t.strip_prefix('`')
+                    .and_then(|t| t.strip_suffix('`'))
+                    .filter(|t| !t.contains('`'))
+                    .unwrap_or(t)
+                    .to_string()
+            });
+            let mut item = match &command {
+                Some(cmd) => self.command_item(Some(title.clone()), cmd, line, tags),
+                None => RawItem {
+                    id: Spanned::new(self.id(&title)),
+                    title: Some(Spanned::new(title.clone())),
+                    tags: tags.to_vec(),
+                    task: Some(RawTask {
+                        fields: fields(&title, None, &title)
+                            .into_iter()
+                            .map(Spanned::new)
+                            .collect(),
+                        ..RawTask::default()
+                    }),
+                    ..RawItem::default()
+                },
+            };
+            if let Some(who) = cell(cols.owner).filter(|w| !slug(w).is_empty()) {
+                item.owner = Some(Spanned::new(self.owner_role(&who)));
+            }
+            let mut extra: Vec<String> = header
+                .iter()
+                .enumerate()
+                .filter(|(c, _)| {
+                    *c != cols.step && Some(*c) != cols.owner && Some(*c) != cols.command
+                })
+                .filter_map(|(c, h)| {
+                    let v = row.get(c)?.trim();
+                    (!v.is_empty()).then(|| {
+                        if h.is_empty() {
+                            v.to_string()
+                        } else {
+                            format!("{h}: {v}")
+                        }
+                    })
+                })
+                .collect();
+            if let Some(d) = item.description.take() {
+                extra.push(d);
+            }
+            if !extra.is_empty() {
+                item.description = Some(extra.join("\n"));
+            }
+            self.note(
+                line,
+                NoteKind::Recognised,
+                format!("step table row “{title}” taken as a step"),
+            );
+            items.push(item);
+        }
+        Some(items)
+    }
+
     fn named_approval_item(&mut self, i: usize, tags: &[String]) -> RawItem {
         self.kept[i] = true;
         let it = self.item(i);
@@ -2254,9 +2473,41 @@ impl<'d> Builder<'d> {
                                 .map(|c| c.command.value.as_str())
                         });
                     cmd.is_some_and(probe::is_undo_command)
+                        || cmd.is_some()
+                            && it
+                                .title
+                                .as_ref()
+                                .is_some_and(|t| conditional_action(&t.value).is_some())
                 });
             d.items = keep;
             for mut it in undo {
+                let title = it
+                    .title
+                    .as_ref()
+                    .map(|t| t.value.clone())
+                    .unwrap_or_default();
+                if let Some(when) = conditional_action(&title) {
+                    self.note(
+                        d.line,
+                        NoteKind::Recognised,
+                        format!(
+                            "`{}` runs only “if …”: moved from “{}” to the rollback{}",
+                            it.id.value,
+                            d.title,
+                            if when.is_empty() {
+                                String::new()
+                            } else {
+                                format!(", its condition drafted as a level: {}", when.join(", "))
+                            }
+                        ),
+                    );
+                    if !when.is_empty() {
+                        self.criteria_level(format!("{}: criteria", d.title), when);
+                    }
+                    it.review = Some(true);
+                    self.rollback_items.push((it, "rollback".into()));
+                    continue;
+                }
                 self.note(
                     d.line,
                     NoteKind::Recognised,
@@ -2287,13 +2538,17 @@ impl<'d> Builder<'d> {
         };
         // The go-live: the first phase at T+0 or later, or one that changes
         // production (a flag, a rollout, a command) before that, once the
-        // document has reached T-0 or says nothing of time.
+        // document has reached T-0 or says nothing of time, or right before
+        // the first phase after T-0 (`Preparation (D-1)`, `Cut-over`,
+        // `Verification (T+30m)`: the untimed cut-over is T-0).
         let first_at = drafts.iter().position(at_go);
         let timed = drafts.iter().any(|d| d.at.is_some());
         let first_change = drafts.iter().enumerate().position(|(k, d)| {
             changes(d)
                 && (!timed
-                    || d.at.is_none() && drafts[..k].iter().all(|e| e.at.is_none() || at_go(e)))
+                    || d.at.is_none()
+                        && (drafts[..k].iter().all(|e| e.at.is_none() || at_go(e))
+                            || drafts.get(k + 1).is_some_and(at_go)))
         });
         let Some(go) = [first_at, first_change].into_iter().flatten().min() else {
             return;
@@ -2766,6 +3021,82 @@ fn table_rows(lines: &[Line]) -> Option<(Vec<String>, Vec<Vec<String>>)> {
     Some((header, rows))
 }
 
+/// Columns of a step table.
+struct StepColumns {
+    step: usize,
+    owner: Option<usize>,
+    command: Option<usize>,
+}
+
+/// The columns of a table of steps: one saying what to do (`Step`,
+/// `Action`, `Task`; not a column of step numbers), and optionally who and
+/// which command. `None` for other tables (roles, schedules, metrics).
+fn step_columns(lines: &[Line]) -> Option<StepColumns> {
+    let (header, rows) = table_rows(lines)?;
+    if rows.is_empty() {
+        return None;
+    }
+    let lower: Vec<String> = header.iter().map(|h| h.to_lowercase()).collect();
+    let numbers_only = |c: usize| {
+        rows.iter().all(|r| {
+            r.get(c).is_none_or(|v| {
+                v.chars()
+                    .all(|ch| ch.is_ascii_digit() || ".#) ".contains(ch))
+            })
+        })
+    };
+    let find = |names: &[&str]| {
+        lower
+            .iter()
+            .enumerate()
+            .find(|(c, h)| names.contains(&h.as_str()) && !numbers_only(*c))
+            .map(|(c, _)| c)
+    };
+    let step = find(&["action", "task", "activity", "what", "description"])
+        .or_else(|| find(&["step", "steps"]))?;
+    let owner = lower
+        .iter()
+        .position(|h| ["owner", "who", "responsible", "assignee", "by"].contains(&h.as_str()));
+    let command = lower
+        .iter()
+        .position(|h| h.contains("command") || h == "cmd" || h == "script");
+    Some(StepColumns {
+        step,
+        owner,
+        command,
+    })
+}
+
+/// Section titles of reference text, not steps: their plain lists stay text.
+fn is_informational(own: &str) -> bool {
+    [
+        "timeline",
+        "schedule",
+        "contact",
+        "reference",
+        "resource",
+        "note",
+        "overview",
+        "link",
+        "appendix",
+        "glossary",
+        "escalation",
+        "risk",
+        "metric",
+        "kpi",
+        "assumption",
+        "dependenc",
+        "scope",
+        "goal",
+        "objective",
+        "background",
+        "team",
+        "communicat",
+    ]
+    .iter()
+    .any(|w| own.contains(w))
+}
+
 /// `Table of Contents`, `Contents`, `TOC`.
 fn is_contents(own: &str) -> bool {
     let t = own.trim();
@@ -2773,9 +3104,13 @@ fn is_contents(own: &str) -> bool {
 }
 
 fn is_signoff_title(own: &str) -> bool {
+    let t = own.replace(' ', "");
     ["sign-off", "sign off", "signoff", "approval", "signature"]
         .iter()
         .any(|w| own.contains(w))
+        || ["go/no-go", "go-no-go", "go/nogo", "gono-go"]
+            .iter()
+            .any(|w| t.contains(w))
 }
 
 /// `Level 2: Major Issues (Prepare Rollback)`, `Critical (Rollback Now)`.
@@ -3050,9 +3385,83 @@ fn mentions_rollback(t: &str) -> bool {
         "back-out",
         "back out",
         "revert",
+        "fail back",
+        "failback",
+        "fail-back",
+        "abort",
     ]
     .iter()
     .any(|w| t.contains(w))
+}
+
+/// Rollback criteria written as a sentence (`If the 5xx rate stays above 2%
+/// for 10 minutes, or checkout fails from any region, roll back.`): the
+/// conditions drafted from its `if` clause, when what the sentence does is a
+/// rollback. Empty for any other sentence.
+fn prose_triggers(t: &str) -> Vec<String> {
+    let lower = t.to_lowercase().replace('`', "");
+    let Some(rest) = lower.trim_start().strip_prefix("if ") else {
+        // `Roll back if the error rate stays above 2% for 10 minutes.`:
+        // only measured criteria, not `Roll back if in doubt`.
+        return match conditional_action(t) {
+            Some(when) if mentions_rollback(lower.split(" if ").next().unwrap_or("")) => when
+                .into_iter()
+                .filter(|c| c.contains(['<', '>', '=']))
+                .collect(),
+            _ => Vec::new(),
+        };
+    };
+    let sentence = rest.split(". ").next().unwrap_or(rest);
+    let Some((clause, action)) = sentence.rsplit_once(", ") else {
+        return Vec::new();
+    };
+    if !mentions_rollback(action) {
+        return Vec::new();
+    }
+    conditions_of(clause)
+}
+
+/// `Halt the rollout if the crash-free rate drops below 99.5%`: a step
+/// whose command runs only when something went wrong. Returns the
+/// conditions of its `if` clause (possibly none).
+fn conditional_action(title: &str) -> Option<Vec<String>> {
+    let lower = title.to_lowercase().replace('`', "");
+    let acts = [
+        "halt",
+        "pause",
+        "stop",
+        "abort",
+        "roll back",
+        "rollback",
+        "revert",
+        "fail back",
+    ];
+    if !acts.iter().any(|a| lower.starts_with(a)) {
+        return None;
+    }
+    let (_, clause) = lower.split_once(" if ")?;
+    let clause = clause.split(". ").next().unwrap_or(clause);
+    Some(conditions_of(clause.trim_end_matches(['.', ':'])))
+}
+
+/// Conditions drafted from the clause of a criterion sentence, one per
+/// `or` part: a threshold where there is one, else a flag to wire up.
+fn conditions_of(clause: &str) -> Vec<String> {
+    const FILLER: [&str; 9] = [
+        "the", "stays", "stay", "remains", "is", "goes", "rises", "drops", "falls",
+    ];
+    let mut out = Vec::new();
+    for part in clause.split(", or ").flat_map(|p| p.split(" or ")) {
+        let words: Vec<&str> = part
+            .split_whitespace()
+            .filter(|w| !FILLER.contains(w))
+            .collect();
+        let part = words.join(" ");
+        if let Some(c) = rules::threshold(&part).or_else(|| rules::flag(&part)) {
+            push_unique(&mut out, c);
+        }
+    }
+    out
 }
 
 /// `DEPLOYMENT STATUS: [ ] SUCCESS [ ] ROLLBACK REQUIRED` → the field
@@ -3091,10 +3500,53 @@ fn inline_choice(l: &Line) -> Option<String> {
 }
 
 /// A sign-off line: `**Tech Lead Approval**: ____ (Signature & Date)`.
+/// `Lower TTLs 1.1 Set the TTL 1.2 Confirm it` → (`Lower TTLs`, [`1.1 Set
+/// the TTL`, `1.2 Confirm it`]): sub-steps numbered `N.M` inside a step's
+/// text. `None` without at least one such number after some text.
+fn split_substeps(t: &str) -> Option<(String, Vec<String>)> {
+    // `N.M` followed by a capitalised word; not a version (`3.2.0`, `to 3.2`).
+    let major = |k: usize, words: &[&str]| -> Option<String> {
+        let (a, b) = words[k].trim_end_matches(['.', ')']).split_once('.')?;
+        let digits =
+            |p: &str| !p.is_empty() && p.len() <= 2 && p.bytes().all(|b| b.is_ascii_digit());
+        let next = words.get(k + 1)?;
+        (digits(a) && digits(b) && next.starts_with(char::is_uppercase)).then(|| a.to_string())
+    };
+    let words: Vec<&str> = t.split(' ').collect();
+    let starts: Vec<(usize, String)> = (1..words.len())
+        .filter_map(|k| major(k, &words).map(|m| (k, m)))
+        .collect();
+    let (first, m) = starts.first()?.clone();
+    if starts.iter().any(|(_, x)| *x != m) {
+        return None;
+    }
+    let mut subs = Vec::new();
+    for (n, (k, _)) in starts.iter().enumerate() {
+        let end = starts.get(n + 1).map(|x| x.0).unwrap_or(words.len());
+        subs.push(words[*k..end].join(" "));
+    }
+    Some((words[..first].join(" "), subs))
+}
+
+/// Who signs a sign-off line: its label or bold lead-in, else the text
+/// before the colon of a blank (`Edge lead (@mpetrov): ____`).
+fn signer(it: &ListItem) -> Option<String> {
+    it.text
+        .label
+        .clone()
+        .or_else(|| it.text.lead.clone())
+        .or_else(|| {
+            let (head, value) = it.text.text.split_once(": ")?;
+            (has_blank(value) && !head.contains('`') && head.split_whitespace().count() <= 6)
+                .then(|| head.trim().to_string())
+        })
+}
+
 fn is_signoff(it: &ListItem, signoff_section: bool) -> bool {
-    let Some(who) = it.text.label.as_deref().or(it.text.lead.as_deref()) else {
+    let Some(who) = signer(it) else {
         return false;
     };
+    let who = who.as_str();
     if is_record_label(who) && !who.to_lowercase().contains("signature") {
         return false;
     }
@@ -3107,6 +3559,83 @@ fn is_signoff(it: &ListItem, signoff_section: bool) -> bool {
         .iter()
         .any(|w| who.ends_with(w));
     has_blank(&it.text.text) && (signoff_section || names_signoff)
+}
+
+/// `Nadia Haddad — Release Manager` → (`Nadia Haddad`, `Release Manager`):
+/// a person (two to four capitalised words) and the role they sign for.
+fn person_role(t: &str) -> Option<(String, String)> {
+    let t = clean_title(t);
+    let (name, role) = [" \u{2014} ", " \u{2013} ", " - "]
+        .iter()
+        .find_map(|sep| t.split_once(sep))?;
+    let words: Vec<&str> = name.split_whitespace().collect();
+    let is_name = (2..=4).contains(&words.len())
+        && words.iter().all(|w| {
+            w.chars().next().is_some_and(char::is_uppercase)
+                && w.chars().all(|c| c.is_alphabetic() || "'.-".contains(c))
+        });
+    let role = role.trim().trim_end_matches('.');
+    let role_words = role.split_whitespace().count();
+    (is_name && (1..=6).contains(&role_words) && !has_blank(role))
+        .then(|| (name.trim().to_string(), role.to_string()))
+}
+
+/// `Re-enable FRA1: `gslb-ctl pool undrain payments`` → (`Re-enable FRA1`,
+/// the command): a step whose text ends in one inline command (a lower-case
+/// program and arguments, no `<placeholder>` to fill in first).
+fn inline_command(l: &Line) -> Option<(String, String)> {
+    let code = l.codes.last()?;
+    let text = l.text.trim_end();
+    let head = text.strip_suffix(&format!("`{code}`"))?.trim_end();
+    let head = head.strip_suffix(':')?.trim_end();
+    let program = code.split_whitespace().next()?;
+    let looks_like_command = code.contains(' ')
+        && !code.contains('<')
+        && program
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "./_-".contains(c));
+    (looks_like_command && !head.is_empty()).then(|| (clean_title(head), code.clone()))
+}
+
+/// Who a step's text says owns it: `(Owner: SRE)`, `(owner: @dana)`, or a
+/// handle in parentheses at its end (`Switch the record (@hkowalski)`).
+fn written_owner(title: &str) -> Option<String> {
+    let t = title.trim_end();
+    let inner = t.strip_suffix(')')?;
+    let open = inner.rfind('(')?;
+    let inside = inner[open + 1..].trim();
+    let lower = inside.to_lowercase();
+    let who = ["owner:", "owner -", "owned by"]
+        .iter()
+        .find_map(|p| lower.strip_prefix(p).and_then(|_| inside.get(p.len()..)))
+        .map(str::trim)
+        .or_else(|| {
+            (inside.starts_with('@') && !inside.contains(char::is_whitespace)).then_some(inside)
+        })?;
+    (!who.is_empty() && who.split_whitespace().count() <= 4).then(|| who.to_string())
+}
+
+/// `Incident commander (@hkowalski)` → (`Incident commander`, `@hkowalski`).
+fn split_handle(who: &str) -> (String, Option<String>) {
+    let Some(at) = who.char_indices().find_map(|(k, c)| {
+        let starts_word = who[..k]
+            .chars()
+            .next_back()
+            .is_none_or(|p| !p.is_alphanumeric());
+        (c == '@' && starts_word).then_some(k)
+    }) else {
+        return (who.to_string(), None);
+    };
+    let handle: String = who[at..]
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || "@._-".contains(*c))
+        .collect();
+    if handle.len() < 2 || is_email(&handle) {
+        return (who.to_string(), None);
+    }
+    let rest = collapse(&who.replacen(&handle, "", 1).replace("()", ""));
+    let rest = rest.trim_matches(|c: char| c.is_whitespace() || "(),:".contains(c));
+    (rest.to_string(), Some(handle))
 }
 
 fn looks_like_approval(t: &str) -> bool {
@@ -3270,38 +3799,57 @@ fn is_shell(c: &Code) -> bool {
 }
 
 /// A shell block's command (without full-line comments and `$ ` prompts)
-/// and its comments.
+/// and its comments. In a block with prompts (a terminal session pasted
+/// from a `console` block), only prompt lines and their `\` continuations
+/// are the command; the other lines are what it printed, kept last among
+/// the comments as "Expected output", never run.
 fn split_comments(c: &Code) -> (String, Vec<String>) {
     let mut cmd = Vec::new();
     let mut comments = Vec::new();
-    let prompts = c.text.lines().filter(|l| !l.trim().is_empty()).all(|l| {
+    let mut output = Vec::new();
+    let prompts = c.text.lines().any(|l| {
         let t = l.trim_start();
-        t.starts_with("$ ") || t.starts_with('#')
+        t.starts_with("$ ") || t.trim_end() == "$"
     });
+    let mut continued = false;
     for l in c.text.lines() {
         let t = l.trim();
         if t.starts_with("#!") {
             continue;
         }
-        if let Some(comment) = t.strip_prefix('#') {
+        if !continued && let Some(comment) = t.strip_prefix('#') {
             let comment = comment.trim();
             if !comment.is_empty() {
                 comments.push(comment.to_string());
             }
             continue;
         }
-        let l = if prompts {
-            l.trim_start().trim_start_matches("$ ")
-        } else {
+        if !prompts {
+            cmd.push(l.trim_end());
+            continue;
+        }
+        let lt = l.trim_start();
+        let line = if let Some(after) = lt.strip_prefix("$ ") {
+            after
+        } else if continued {
             l
+        } else {
+            if !t.is_empty() {
+                output.push(t);
+            }
+            continue;
         };
-        cmd.push(l.trim_end());
+        continued = line.trim_end().ends_with('\\');
+        cmd.push(line.trim_end());
     }
     while cmd.last().is_some_and(|l| l.is_empty()) {
         cmd.pop();
     }
     while cmd.first().is_some_and(|l| l.is_empty()) {
         cmd.remove(0);
+    }
+    if !output.is_empty() {
+        comments.push(format!("Expected output:\n{}", output.join("\n")));
     }
     (cmd.join("\n"), comments)
 }
@@ -3487,6 +4035,47 @@ mod tests {
         assert_eq!(
             inline_choice(&l).as_deref(),
             Some("Deployment Status (Success / Rollback Required)")
+        );
+    }
+
+    #[test]
+    fn substeps_people_and_prose_triggers() {
+        assert_eq!(
+            split_substeps("Lower TTLs 1.1 Set the TTL to 60 s 1.2 Confirm it:"),
+            Some((
+                "Lower TTLs".to_string(),
+                vec![
+                    "1.1 Set the TTL to 60 s".to_string(),
+                    "1.2 Confirm it:".to_string()
+                ]
+            ))
+        );
+        assert_eq!(split_substeps("Upgrade to 3.2.0 and wait"), None);
+        assert_eq!(split_substeps("Upgrade to 3.2 Then wait 4.1 Done"), None);
+        assert_eq!(
+            person_role("Nadia Haddad — Release Manager"),
+            Some(("Nadia Haddad".into(), "Release Manager".into()))
+        );
+        assert_eq!(person_role("Deploy the api — carefully"), None);
+        assert_eq!(
+            split_handle("Incident commander (@hkowalski)"),
+            ("Incident commander".into(), Some("@hkowalski".into()))
+        );
+        assert_eq!(
+            split_handle("mei@wayfare.app"),
+            ("mei@wayfare.app".into(), None)
+        );
+        assert_eq!(
+            prose_triggers(
+                "If the 5xx rate stays above 2% for 10 minutes, or checkout fails from any region, roll back. The decision is the IC's."
+            ),
+            ["m_5xx_rate > 2% for 10m", "checkout_fails_from_any_region"]
+        );
+        assert!(prose_triggers("If in doubt, ask in #edge").is_empty());
+        assert!(prose_triggers("Roll back if it breaks").is_empty());
+        assert_eq!(
+            prose_triggers("Roll back if the error rate stays above 2% for 10 minutes."),
+            ["error_rate > 2% for 10m"]
         );
     }
 

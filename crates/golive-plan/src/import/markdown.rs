@@ -7,6 +7,12 @@
 //! items in a flat arena with parent/child indices, so that neither building
 //! nor dropping the result recurses per nesting level: a checklist nested
 //! 500 deep or 10,000 nested blockquotes cannot overflow the stack.
+//!
+//! Exported pages (Confluence, Notion) are read as their authors wrote them:
+//! status emoji at the start of a line (`⬜`, `✅`) are checkboxes, `<br>`
+//! ends a line, and a document without Markdown headings (but a title)
+//! takes its bold-only lines (`**H-1 — Readiness**`) as headings. The text of HTML
+//! blocks (comments, `<aside>`) is kept as paragraphs, not dropped.
 
 use pulldown_cmark::{CodeBlockKind, Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 
@@ -25,7 +31,7 @@ pub(crate) struct Doc {
     pub items: Vec<ListItem>,
     /// Number of task-list items (`- [ ]`, `- [x]`).
     pub task_items: usize,
-    /// Lines of HTML blocks, which the importer does not read.
+    /// Lines of HTML blocks without any text, which the importer does not read.
     pub html_lines: Vec<usize>,
 }
 
@@ -192,10 +198,28 @@ struct Walker {
     bufs: Vec<Buf>,
     code: Option<Code>,
     in_html: bool,
+    /// Text of the HTML block being read, and its first line.
+    html: (String, usize),
+    /// The document has no Markdown heading but its title: bold-only lines
+    /// are its headings.
+    bold_headings: bool,
 }
 
 /// Reads Markdown (CommonMark with task lists and strikethrough).
 pub(crate) fn walk(src: &str) -> Doc {
+    let normalised = status_markers(src);
+    let src = normalised.as_str();
+    let opts = Options::ENABLE_TASKLISTS | Options::ENABLE_STRIKETHROUGH;
+    // A page exported with its title as the only heading still has bold
+    // lines for its sections.
+    let levels: Vec<HeadingLevel> = Parser::new_ext(src, opts)
+        .filter_map(|e| match e {
+            Event::Start(Tag::Heading { level, .. }) => Some(level),
+            _ => None,
+        })
+        .take(2)
+        .collect();
+    let bold_headings = matches!(levels.as_slice(), [] | [HeadingLevel::H1]);
     let mut line_starts = vec![0];
     line_starts.extend(src.match_indices('\n').map(|(i, _)| i + 1));
     let mut w = Walker {
@@ -212,8 +236,9 @@ pub(crate) fn walk(src: &str) -> Doc {
         bufs: Vec::new(),
         code: None,
         in_html: false,
+        html: (String::new(), 0),
+        bold_headings,
     };
-    let opts = Options::ENABLE_TASKLISTS | Options::ENABLE_STRIKETHROUGH;
     for (event, range) in Parser::new_ext(src, opts).into_offset_iter() {
         let line = w.line_of(range.start);
         w.event(event, line);
@@ -291,6 +316,22 @@ impl Walker {
                 self.heading(level, heading);
             }
             Target::Para => {
+                let mut lines = lines;
+                if self.bold_headings
+                    && let Some(first) = lines.first()
+                    && is_bold_only(first)
+                {
+                    let heading = lines.remove(0);
+                    let level = if self.doc.title.is_none()
+                        && self.doc.sections.len() == 1
+                        && self.doc.sections[0].blocks.is_empty()
+                    {
+                        1
+                    } else {
+                        2
+                    };
+                    self.heading(level, heading);
+                }
                 if !lines.is_empty() {
                     self.section().blocks.push(Block::Para(lines));
                 }
@@ -344,8 +385,10 @@ impl Walker {
             return;
         }
         if self.in_html {
-            if let Event::End(TagEnd::HtmlBlock) = event {
-                self.in_html = false;
+            match event {
+                Event::Html(h) | Event::Text(h) => self.html.0.push_str(&h),
+                Event::End(TagEnd::HtmlBlock) => self.end_html(),
+                _ => {}
             }
             return;
         }
@@ -361,6 +404,15 @@ impl Walker {
                 b.push(&format!("`{c}`"));
                 b.codes.push(c.to_string());
             }
+            // `<br>` in exported pages separates what were lines.
+            Event::InlineHtml(h) if is_br(&h) => match self.target {
+                Some(Target::Para) | Some(Target::ItemPara(_)) => self.bufs.push(Buf {
+                    line,
+                    ..Buf::default()
+                }),
+                Some(_) => self.buf(line).push(" "),
+                None => {}
+            },
             Event::InlineHtml(h) | Event::Html(h) => {
                 if self.target.is_some() {
                     self.buf(line).push(&h);
@@ -488,7 +540,7 @@ impl Walker {
             }
             Tag::HtmlBlock => {
                 self.flush();
-                self.doc.html_lines.push(line);
+                self.html = (String::new(), line);
                 self.in_html = true;
             }
             Tag::Strong => {
@@ -554,6 +606,32 @@ impl Walker {
         }
     }
 
+    /// Ends an HTML block: its text (tags and comment markers removed) is
+    /// kept as a paragraph, so that a note in `<!-- -->` or an `<aside>`
+    /// reaches the plan; a block without text is only noted.
+    fn end_html(&mut self) {
+        self.in_html = false;
+        let (html, first) = std::mem::take(&mut self.html);
+        let lines: Vec<Line> = html_text(&html)
+            .into_iter()
+            .map(|(k, text)| {
+                let text = collapse(&strip_decorations(&text));
+                Line {
+                    value: text.clone(),
+                    text,
+                    line: first + k,
+                    ..Line::default()
+                }
+            })
+            .filter(|l| !l.text.is_empty())
+            .collect();
+        if lines.is_empty() {
+            self.doc.html_lines.push(first);
+        } else {
+            self.section().blocks.push(Block::Para(lines));
+        }
+    }
+
     fn end_code(&mut self) {
         let Some(code) = self.code.take() else {
             return;
@@ -567,6 +645,115 @@ impl Walker {
             None => self.section().blocks.push(Block::Code(code)),
         }
     }
+}
+
+/// A line that is bold from start to end and no label (`**Scope**`, not
+/// `**Owner:**`): a heading in a document exported without headings.
+fn is_bold_only(l: &Line) -> bool {
+    l.lead.as_deref() == Some(l.text.as_str())
+        && !l.text.ends_with(':')
+        && l.codes.is_empty()
+        && l.text.chars().count() <= 120
+}
+
+fn is_br(h: &str) -> bool {
+    let t = h.trim().to_ascii_lowercase();
+    t == "<br>" || t == "<br/>" || t == "<br />"
+}
+
+/// The text lines of an HTML block, by line offset within it: tags and
+/// comment markers removed.
+fn html_text(html: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut in_tag = false;
+    for (k, raw) in html.split('\n').enumerate() {
+        let raw = raw.replace("<!--", " ").replace("-->", " ");
+        let mut text = String::new();
+        for c in raw.chars() {
+            match c {
+                '<' => in_tag = true,
+                '>' if in_tag => in_tag = false,
+                c if !in_tag => text.push(c),
+                _ => {}
+            }
+        }
+        out.push((k, text));
+    }
+    out
+}
+
+/// Status emoji that pages exported from wikis use as checkboxes, with
+/// whether they mean done.
+const STATUS_MARKERS: [(char, bool); 9] = [
+    ('⬜', false),
+    ('☐', false),
+    ('🔲', false),
+    ('◻', false),
+    ('🔄', false),
+    ('⏳', false),
+    ('✅', true),
+    ('☑', true),
+    ('✔', true),
+];
+
+/// A line (without its indent) that starts with a status emoji and some
+/// text, optionally as a list item (`- ✅ done`): whether it means done, and
+/// the text after it.
+pub(crate) fn status_marker(t: &str) -> Option<(bool, &str)> {
+    let rest = t
+        .strip_prefix("- ")
+        .or_else(|| t.strip_prefix("* "))
+        .unwrap_or(t);
+    let mut chars = rest.chars();
+    let c = chars.next()?;
+    let done = STATUS_MARKERS.iter().find(|(m, _)| *m == c)?.1;
+    let text = chars.as_str().trim_start_matches('\u{fe0f}');
+    (text.starts_with(char::is_whitespace) && !text.trim().is_empty()).then_some((done, text))
+}
+
+/// Rewrites a line starting with a status emoji (`⬜ Freeze deploys<br>`) as
+/// the task-list item it stands for (`- [ ] Freeze deploys`), outside code
+/// fences. Line count and line ends are kept, so line numbers still match
+/// the source.
+fn status_markers(src: &str) -> String {
+    let mut out = String::with_capacity(src.len());
+    let mut fence: Option<String> = None;
+    for line in src.split_inclusive('\n') {
+        let body = line.trim_end_matches(['\n', '\r']);
+        let end = &line[body.len()..];
+        let t = body.trim_start();
+        let marker: String = t.chars().take_while(|c| *c == '`' || *c == '~').collect();
+        if marker.len() >= 3 {
+            match &fence {
+                Some(f) if marker.starts_with(f.as_str()) => fence = None,
+                None => fence = Some(marker),
+                Some(_) => {}
+            }
+            out.push_str(line);
+            continue;
+        }
+        if fence.is_some() {
+            out.push_str(line);
+            continue;
+        }
+        let indent = &body[..body.len() - t.len()];
+        match status_marker(t) {
+            Some((done, text)) => {
+                let text = text.trim();
+                let text = ["<br>", "<br/>", "<br />", "<BR>"]
+                    .iter()
+                    .find_map(|b| text.strip_suffix(b))
+                    .unwrap_or(text)
+                    .trim_end();
+                out.push_str(indent);
+                out.push_str(if done { "- [x] " } else { "- [ ] " });
+                out.push_str(text);
+                out.push_str(end);
+            }
+            _ => out.push_str(line),
+        }
+    }
+    out
 }
 
 /// Lines of one logical text (a heading, an item's first paragraph) joined by spaces.
@@ -660,6 +847,61 @@ mod tests {
             split_label("See `a: b` here", None),
             (None, "See `a: b` here".into())
         );
+    }
+
+    #[test]
+    fn exported_pages_status_emoji_br_and_bold_headings() {
+        let doc = walk(
+            "**Failover**\r\n\r\n**H-1 \u{2014} Readiness**\r\n\r\n\u{2b1c} Replica in sync (Owner:\u{a0}DBA)<br>\r\n\u{2705} Runbook reviewed<br>\r\n\r\n```\r\n\u{2b1c} not a task\r\n```\r\n\r\nSpace: SRE<br>Updated: today\r\n\r\n<!-- owner: @sre -->\r\n",
+        );
+        assert_eq!(
+            doc.title.as_ref().map(|t| t.text.as_str()),
+            Some("Failover")
+        );
+        assert_eq!(doc.sections.len(), 2);
+        let s = &doc.sections[1];
+        assert_eq!(s.heading.as_ref().map(|h| h.line), Some(3));
+        let Block::List(items) = &s.blocks[0] else {
+            panic!("list expected: {:?}", s.blocks)
+        };
+        assert_eq!(doc.task_items, 2);
+        assert_eq!(
+            doc.items[items[0]].text.text,
+            "Replica in sync (Owner: DBA)"
+        );
+        assert_eq!(doc.items[items[1]].checkbox, Some(true));
+        let Block::Code(c) = &s.blocks[1] else {
+            panic!("code expected")
+        };
+        assert!(c.text.contains('\u{2b1c}'));
+        let Block::Para(lines) = &s.blocks[2] else {
+            panic!("para expected")
+        };
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[1].label.as_deref(), Some("Updated"));
+        let Block::Para(comment) = &s.blocks[3] else {
+            panic!("comment kept as a paragraph: {:?}", s.blocks)
+        };
+        assert_eq!(comment[0].text, "owner: @sre");
+        assert!(doc.html_lines.is_empty());
+    }
+
+    #[test]
+    fn bold_lines_are_headings_under_an_exported_pages_only_title() {
+        let doc = walk("# Page\n\n**Scope**\n\ntext\n\n**Steps**\n\n- [ ] a\n");
+        assert_eq!(doc.title.as_ref().map(|t| t.text.as_str()), Some("Page"));
+        let headings: Vec<&str> = doc
+            .sections
+            .iter()
+            .filter_map(|s| s.heading.as_ref().map(|h| h.text.as_str()))
+            .collect();
+        assert_eq!(headings, ["Scope", "Steps"]);
+    }
+
+    #[test]
+    fn bold_lines_are_not_headings_where_the_document_has_headings() {
+        let doc = walk("# T\n\n## A\n\n**Rollback Procedure**\n\n- [ ] x\n");
+        assert_eq!(doc.sections.len(), 2);
     }
 
     #[test]

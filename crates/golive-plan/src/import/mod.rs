@@ -254,8 +254,11 @@ pub fn check_size(size: usize, markdown: Option<&str>) -> Result<(), TooLarge> {
         .lines()
         .filter(|l| {
             let t = l.trim_start();
-            let t = t.trim_start_matches(|c: char| c.is_ascii_digit());
-            t.starts_with(['#', '-', '*', '+', '.', ')', '|'])
+            // `⬜ step` lines are list items too (see `markdown`).
+            markdown::status_marker(t).is_some() || {
+                let t = t.trim_start_matches(|c: char| c.is_ascii_digit());
+                t.starts_with(['#', '-', '*', '+', '.', ')', '|'])
+            }
         })
         .count();
     if count > MAX_CHECKLIST_ENTRIES {

@@ -1,11 +1,13 @@
 //! T-offsets recognised in headings: `T-24 hours`, `Day -3`, `72 Hours Before
-//! Go-Live`, `(T+0 to T+30 min)`, `(Day 0)`, `2-24 hours post-deployment`.
+//! Go-Live`, `(T+0 to T+30 min)`, `(Day 0)`, `2-24 hours post-deployment`,
+//! and the `D-2`/`H-1`/`H+30m` counts of release trains and war rooms.
 //!
 //! Go-live checklists place their sections in time in many spellings; the
 //! importer turns the common ones into a phase's `at` so the run can be laid
 //! on a calendar. Durations that are not placements (`Est. 15 minutes`,
 //! `within 48 hours`, `24-HOUR MONITORING`) are deliberately not read: only a
-//! `T±`, a signed `Day`, or an amount followed by before/after counts.
+//! `T±`, `D±`/`H±`, a signed `Day`, or an amount followed by before/after
+//! counts.
 
 use crate::time::TOffset;
 
@@ -102,6 +104,7 @@ pub(crate) fn recognise(title: &str) -> Option<String> {
     let toks = tokens(title);
     for i in 0..toks.len() {
         let found = t_form(&toks, i)
+            .or_else(|| dh_form(&toks, i))
             .or_else(|| day_form(&toks, i))
             .or_else(|| relative_form(&toks, i));
         if let Some(at) = found
@@ -226,6 +229,34 @@ pub(crate) fn period(title: &str, day_zero: bool) -> Option<String> {
     None
 }
 
+/// `D-2`, `D+7`, `H-1`, `H-0`: the day and hour counts of release trains
+/// and war-room runbooks. Only a lone `D`/`H` written against its sign and
+/// number, so `CHG-48213` or `AMS2` are not read.
+fn dh_form(toks: &[Spaced], i: usize) -> Option<String> {
+    let (Tok::Word(w), _) = toks.get(i)? else {
+        return None;
+    };
+    let base = match w.as_str() {
+        "d" => 'd',
+        "h" => 'h',
+        _ => return None,
+    };
+    if i > 0 && !toks[i].1 && !matches!(toks[i - 1].0, Tok::Other) {
+        return None;
+    }
+    let (Tok::Sign(sign), false) = toks.get(i + 1)? else {
+        return None;
+    };
+    let (Tok::Num(n), false) = toks.get(i + 2)? else {
+        return None;
+    };
+    // `H+30m` is thirty minutes after H-0; `H-1b` is not an offset.
+    if let Some((Tok::Word(w), false)) = toks.get(i + 3) {
+        return Some(format(*sign, *n, unit(w)?));
+    }
+    Some(format(*sign, *n, base))
+}
+
 /// `Day -3`, `Day 0`, `Day +1`. An unsigned `Day 1` is ambiguous (the first
 /// day, or one day after?) and is not read.
 fn day_form(toks: &[Spaced], i: usize) -> Option<String> {
@@ -293,6 +324,14 @@ mod tests {
             ("T+1 day", Some("T+1d")),
             ("T0", Some("T+0")),
             ("Day +2", Some("T+2d")),
+            ("Branch cut (D-5)", Some("T-5d")),
+            ("Regression (D-4 … D-3)", Some("T-4d")),
+            ("Wrap-up (D+7)", Some("T+7d")),
+            ("Go / No-Go meeting (H-1, 13:00 UTC)", Some("T-1h")),
+            ("H-0 — Failover", Some("T+0")),
+            ("H+30m — Verification", Some("T+30m")),
+            ("CHG-48213", None),
+            ("Route AMS2-3", None),
             ("Go-live", None),
             ("Pre-Deployment Validation", None),
             ("Phase 1: Infrastructure Deployment (Est. 15 minutes)", None),

@@ -106,7 +106,7 @@ pub(crate) fn fields(s: &str, lead: Option<&str>, fallback: &str) -> Vec<String>
         let (label, from_start) = match before.strip_suffix(':') {
             Some(head) => {
                 let head = head.trim_end();
-                let cut = head.rfind(['(', ':', ';', ',']).map(|i| i + 1);
+                let cut = label_cut(head);
                 (head[cut.unwrap_or(0)..].trim(), cut.is_none() && prev == 0)
             }
             None => {
@@ -147,6 +147,34 @@ pub(crate) fn fields(s: &str, lead: Option<&str>, fallback: &str) -> Vec<String>
         prev = b;
     }
     out
+}
+
+/// Where the label of a blank after `head:` starts: after the last `(`,
+/// `:`, `;` or `,` of `head` that opens its last clause. A clock's colon
+/// (`02:05 — Take a baseline`) and a closed parenthesis (`Edge lead
+/// (@mpetrov)`) do not; the end of a sentence (`. `) does.
+fn label_cut(head: &str) -> Option<usize> {
+    let b = head.as_bytes();
+    let mut closed = false;
+    for (i, c) in head.char_indices().rev() {
+        match c {
+            ')' => closed = true,
+            '(' if closed => closed = false,
+            '(' | ';' | ',' => return Some(i + 1),
+            // A sentence before the blank's own (`… dashboard. Baseline: ___`).
+            '.' if b.get(i + 1) == Some(&b' ') => return Some(i + 1),
+            ':' => {
+                let digits = i > 0
+                    && b[i - 1].is_ascii_digit()
+                    && b.get(i + 1).is_some_and(u8::is_ascii_digit);
+                if !digits {
+                    return Some(i + 1);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 fn strip_trailing_preposition(s: &str) -> &str {
