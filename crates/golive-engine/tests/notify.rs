@@ -377,3 +377,79 @@ monitor:
     }
     assert!(!md.contains("incident commander"), "{md}");
 }
+
+/// Waits (bounded) until item `id` of the run is `waiting` for a person.
+async fn until_waiting(store: &SqliteStore, run: &golive_store::RunId, id: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let states = store.item_states(run).await.expect("states");
+        if states
+            .iter()
+            .any(|s| s.item_id == id && s.status == ItemStatus::Waiting)
+        {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{states:#?}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Promote requests belong to the run: one the first rollout used is not
+/// the second rollout's to take (its manual pause waits for a promote of
+/// its own).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_promote_used_by_one_rollout_is_not_taken_by_the_next() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (metrics, _) = receiver("# TYPE error_ratio gauge\nerror_ratio 0\n");
+    let rollout = |id: &str| {
+        format!(
+            "      - id: {id}\n        rollout:\n          strategy: canary\n          traffic: {{command: 'true'}}\n          steps: [{{weight: 50, pause: manual}}, {{weight: 100}}]\n          analysis:\n            interval: 1s\n            scrape: {{stable: '{metrics}/metrics', canary: '{metrics}/metrics'}}\n            metrics: [{{name: error_ratio, expr: error_ratio}}]\n            rules: [error_ratio > 0.5]\n"
+        )
+    };
+    let src = format!(
+        "name: two\nphases:\n  - title: a\n    items:\n{}{}",
+        rollout("first"),
+        rollout("second")
+    );
+    let compiled = golive_plan::compile(&src, &|_: &str| true);
+    let plan = compiled
+        .plan
+        .unwrap_or_else(|| panic!("{:?}", compiled.diagnostics));
+    let store = Arc::new(
+        SqliteStore::open(dir.path().join("j.db"))
+            .await
+            .expect("journal"),
+    );
+    let engine = Engine::new(Arc::clone(&store)).expect("engine");
+    let run = engine.create(&src, &plan, None).await.expect("create");
+    let driving = {
+        let (run, plan) = (run.clone(), plan.clone());
+        tokio::spawn(async move { engine.execute(&run, &plan, &[]).await })
+    };
+    let promote = || {
+        golive_engine::answers::rollout(
+            store.as_ref(),
+            &run,
+            golive_engine::answers::RolloutCommand::Promote,
+            "alice",
+            None,
+        )
+    };
+    until_waiting(&store, &run, "first").await;
+    assert!(promote().await.expect("promote"));
+    until_waiting(&store, &run, "second").await;
+    // It waits for its own promote (this waits on purpose: it asserts that
+    // nothing happens).
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let second = store
+        .item_states(&run)
+        .await
+        .expect("states")
+        .into_iter()
+        .find(|s| s.item_id == "second")
+        .expect("second");
+    assert_eq!(second.status, ItemStatus::Waiting, "{second:?}");
+    assert!(promote().await.expect("promote"));
+    let status = driving.await.expect("task").expect("execute");
+    assert_eq!(status, RunStatus::Succeeded);
+}

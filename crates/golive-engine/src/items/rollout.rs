@@ -194,7 +194,9 @@ pub(crate) async fn run<S: Store + 'static>(
             name: "golive".into(),
             source: Some(format!("rollout {}", item.id)),
         },
-        promotes_used: mine(event::PROMOTED).count(),
+        // Promote requests are the run's, not an item's: one a rollout of
+        // an earlier item used is not this one's to take.
+        promotes_used: events.iter().filter(|e| e.kind == event::PROMOTED).count(),
         step: 0,
         weight: 0,
     };
