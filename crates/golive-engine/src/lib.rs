@@ -227,6 +227,14 @@ pub struct Engine<S> {
     supervisor: Option<supervise::Supervisor>,
 }
 
+/// The plan's watch window, if it watches something: a `monitor` without
+/// checks (as `golive import` drafts one, for its escalation rules) would
+/// hold the run for its whole window with nothing that could open an
+/// incident.
+fn watched(plan: &Plan) -> Option<&golive_plan::Monitor> {
+    plan.monitor.as_ref().filter(|m| !m.checks.is_empty())
+}
+
 /// Everything one execution of a run needs.
 struct Ctx<'a> {
     run: &'a RunId,
@@ -575,7 +583,7 @@ impl<S: Store + 'static> Engine<S> {
         } else {
             RunStatus::Succeeded
         };
-        if let Some(monitor) = &ctx.plan.monitor {
+        if let Some(monitor) = watched(ctx.plan) {
             match self.watch(ctx, monitor).await {
                 Err(EngineError::RollbackRequested { by, reason, .. }) => {
                     return self.requested_rollback(ctx, &states, &by, reason).await;
@@ -707,7 +715,7 @@ impl<S: Store + 'static> Engine<S> {
             let outcome = self.settle(ctx, item, states.get(item.id.as_str())).await?;
             failed |= outcome == Some(Outcome::Failed);
         }
-        if let Some(monitor) = &ctx.plan.monitor {
+        if let Some(monitor) = watched(ctx.plan) {
             self.watch(ctx, monitor).await?;
         }
         let end = if failed {

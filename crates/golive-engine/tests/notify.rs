@@ -190,29 +190,50 @@ rollback:
     assert!(body["blocks"].is_array(), "{body}");
 }
 
-/// Waits (bounded) until the run's journal has an event of `kind` for
-/// `incident`, and returns its data.
+/// Polls `probe` until it gives `Some` (for at most 20 s: a test that
+/// waits longer has failed).
+async fn until<T, Fut: std::future::Future<Output = Option<T>>>(
+    what: &str,
+    mut probe: impl FnMut() -> Fut,
+) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if let Some(found) = probe().await {
+            return found;
+        }
+        assert!(std::time::Instant::now() < deadline, "never saw {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// The data of the run's first event of `kind` that `matches`, once there.
+async fn event_where(
+    store: &SqliteStore,
+    run: &golive_store::RunId,
+    kind: &str,
+    matches: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    until(kind, || async {
+        let events = store.events_after(run, 0, 10_000).await.expect("events");
+        events
+            .into_iter()
+            .find(|e| e.kind == kind && matches(&e.data))
+            .map(|e| e.data)
+    })
+    .await
+}
+
+/// The data of the run's first event of `kind` (for `incident`), once there.
 async fn event_of(
     store: &SqliteStore,
     run: &golive_store::RunId,
     kind: &str,
     incident: Option<&str>,
 ) -> serde_json::Value {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let events = store.events_after(run, 0, 10_000).await.expect("events");
-        if let Some(e) = events
-            .iter()
-            .find(|e| e.kind == kind && incident.is_none_or(|i| e.data["incident"] == i))
-        {
-            return e.data.clone();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no {kind} in {events:#?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    event_where(store, run, kind, |d| {
+        incident.is_none_or(|i| d["incident"] == i)
+    })
+    .await
 }
 
 /// An accelerated watch window (cadence from the plan): a check that fails
@@ -279,18 +300,7 @@ monitor:
         (Some(0), Some("oncall"))
     );
     // Nobody acknowledged within 1 s: the tech lead is told.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let second = loop {
-        let events = store.events_after(&run, 0, 10_000).await.expect("events");
-        if let Some(e) = events
-            .iter()
-            .find(|e| e.kind == "incident.escalated" && e.data["level"] == 1)
-        {
-            break e.data.clone();
-        }
-        assert!(std::time::Instant::now() < deadline, "{events:#?}");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
+    let second = event_where(&store, &run, "incident.escalated", |d| d["level"] == 1).await;
     assert_eq!(second["to"], "tech-lead");
     // Bob acknowledges; asking twice is refused, as is an unknown incident.
     assert!(
@@ -378,20 +388,16 @@ monitor:
     assert!(!md.contains("incident commander"), "{md}");
 }
 
-/// Waits (bounded) until item `id` of the run is `waiting` for a person.
+/// Waits until item `id` of the run is `waiting` for a person.
 async fn until_waiting(store: &SqliteStore, run: &golive_store::RunId, id: &str) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
+    until(&format!("`{id}` waiting"), || async {
         let states = store.item_states(run).await.expect("states");
-        if states
+        states
             .iter()
             .any(|s| s.item_id == id && s.status == ItemStatus::Waiting)
-        {
-            return;
-        }
-        assert!(std::time::Instant::now() < deadline, "{states:#?}");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+            .then_some(())
+    })
+    .await
 }
 
 /// Promote requests belong to the run: one the first rollout used is not
@@ -452,4 +458,102 @@ async fn a_promote_used_by_one_rollout_is_not_taken_by_the_next() {
     assert!(promote().await.expect("promote"));
     let status = driving.await.expect("task").expect("execute");
     assert_eq!(status, RunStatus::Succeeded);
+}
+
+/// The watch window lives in the journal: killed in the middle of an
+/// incident, a resume by another engine goes on with the same window and
+/// the same incident, never opens it again nor tells a level twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_watch_window_resumed_after_a_crash_goes_on_with_its_incident() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (oncall, oncall_posts) = receiver("");
+    let (lead, lead_posts) = receiver("");
+    let up = dir.path().join("up");
+    std::fs::write(&up, "").expect("up");
+    let src = format!(
+        r#"name: watched
+channels:
+  oncall: {{slack: '{oncall}/hook'}}
+  lead: {{slack: '{lead}/hook'}}
+phases:
+  - title: Go live
+    items:
+      - id: health
+        check:
+          file: {{path: '{up}'}}
+monitor:
+  window: 8s
+  interval: 100ms
+  checks: [health]
+  escalation:
+    - {{name: on-call, after: 0s, notify: oncall}}
+    - {{name: tech lead, after: 2s, notify: lead}}
+"#,
+        up = up.display()
+    );
+    let compiled = golive_plan::compile(&src, &|_: &str| true);
+    let plan = compiled
+        .plan
+        .unwrap_or_else(|| panic!("{:?}", compiled.diagnostics));
+    let store = Arc::new(
+        SqliteStore::open(dir.path().join("j.db"))
+            .await
+            .expect("journal"),
+    );
+    let engine = |store: &Arc<SqliteStore>| {
+        Engine::new(Arc::clone(store))
+            .expect("engine")
+            .with_lease_ttl(std::time::Duration::from_millis(300))
+            .with_poll_interval(std::time::Duration::from_millis(50))
+    };
+    let first = engine(&store);
+    let run = first.create(&src, &plan, None).await.expect("create");
+    let driving = {
+        let (run, plan) = (run.clone(), plan.clone());
+        tokio::spawn(async move { first.execute(&run, &plan, &[]).await })
+    };
+    event_of(&store, &run, "watch.started", None).await;
+    std::fs::remove_file(&up).expect("down");
+    event_of(&store, &run, "incident.escalated", Some("INC-1")).await;
+    // The engine dies mid-incident; its lease runs out.
+    driving.abort();
+    let _ = driving.await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let resumed_at = jiff::Timestamp::now();
+    let second = engine(&store);
+    let resuming = {
+        let run = run.clone();
+        tokio::spawn(async move { second.resume(&run, &[]).await })
+    };
+    // The tech lead is told 2 s after the incident opened, by the resume.
+    event_where(&store, &run, "incident.escalated", |d| d["level"] == 1).await;
+    std::fs::write(&up, "").expect("up again");
+    event_of(&store, &run, "incident.resolved", Some("INC-1")).await;
+    let status = resuming.await.expect("task").expect("resume");
+    assert_eq!(status, RunStatus::Succeeded);
+
+    let events = store.events_after(&run, 0, 10_000).await.expect("events");
+    let of = |kind: &str| events.iter().filter(|e| e.kind == kind).collect::<Vec<_>>();
+    assert_eq!(of("watch.started").len(), 1);
+    assert_eq!(of("incident.opened").len(), 1, "{events:#?}");
+    let levels: Vec<u64> = of("incident.escalated")
+        .iter()
+        .filter_map(|e| e.data["level"].as_u64())
+        .collect();
+    assert_eq!(levels, [0, 1], "each level told once");
+    // The window kept its start: it ended 8 s after it began, before 8 s
+    // after the resume (which came 1.5 s later).
+    let (start, end) = (of("watch.started")[0].at, of("watch.ended")[0].at);
+    let window = jiff::SignedDuration::from_secs(8);
+    assert!(end >= start + window, "{start} → {end}");
+    assert!(
+        end < resumed_at + window,
+        "restarted: {start} → {end}, resumed {resumed_at}"
+    );
+    assert_eq!(
+        oncall_posts.lock().expect("posts").len(),
+        2,
+        "told, resolved"
+    );
+    assert_eq!(lead_posts.lock().expect("posts").len(), 2, "told, resolved");
 }

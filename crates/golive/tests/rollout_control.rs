@@ -174,15 +174,7 @@ fn people_steer_a_rollout_and_a_crash_resumes_with_the_same_weight() {
     );
 
     // kill -9 in the middle of the 50% step.
-    let pid = run.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-9", &pid])
-            .status()
-            .expect("kill")
-            .success()
-    );
-    let _ = run.finish();
+    run.kill9();
     assert_eq!(weights(&dir), ["10", "50"]);
     std::thread::sleep(Duration::from_millis(1200)); // the lease expires
     let mut resumed = Running::spawn(
@@ -314,15 +306,7 @@ fn a_crash_in_the_middle_of_a_rollback_finishes_it_on_resume() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let pid = run.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-9", &pid])
-            .status()
-            .expect("kill")
-            .success()
-    );
-    let _ = run.finish();
+    run.kill9();
     std::fs::remove_file(dir.join("slow")).expect("marker");
     // The lease holder is dead on this host: the resume may start at once.
     let resumed = Running::spawn(

@@ -91,6 +91,19 @@ impl Running {
             .to_string()
     }
 
+    /// kill -9: golive dies where it stands, as in a crash.
+    pub fn kill9(self) {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-9", &pid])
+                .status()
+                .expect("kill")
+                .success()
+        );
+        let _ = self.finish();
+    }
+
     /// Waits for the process; its exit code and every stderr line.
     pub fn finish(mut self) -> (i32, Vec<String>) {
         let status = self.child.wait().expect("golive run ends");
