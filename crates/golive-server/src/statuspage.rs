@@ -8,8 +8,8 @@
 //! - a run rolling back now: critical (major outage);
 //! - a run failed or rolled back within [`RECENT`]: major (partial outage);
 //! - `maintenance_mode` enabled: under maintenance;
-//! - a run paused, or a rollout held by a `pause` request: minor
-//!   (degraded performance);
+//! - a run paused, a rollout held by a `pause` request, or an open
+//!   incident of a run's watch window: minor (degraded performance);
 //! - else none (operational).
 //!
 //! What a public visitor sees is chosen field by field, never a run's
@@ -336,8 +336,17 @@ async fn held(state: &AppState, run: &RunSummary) -> Result<bool, ApiError> {
     ))
 }
 
+/// Has this run's watch window an incident that has not resolved?
+async fn open_incident(state: &AppState, run: &RunSummary) -> Result<bool, ApiError> {
+    let events = state.store().events_after(&run.id, 0, u32::MAX).await?;
+    Ok(golive_engine::monitor::record(&events).is_some_and(|w| {
+        w.ended_at.is_none() && w.incidents.iter().any(|i| i.resolved_at.is_none())
+    }))
+}
+
 /// How one run weighs on the page: `age` is the time since its last
-/// change, `held` whether its rollout is held by a `pause` request.
+/// change, `held` whether its rollout is held by a `pause` request or its
+/// watch window has an open incident.
 fn level_of(status: RunStatus, age: SignedDuration, held: bool) -> Option<Level> {
     Some(match status {
         RunStatus::RollingBack => Level::MajorOutage,
@@ -376,9 +385,10 @@ async fn overall(state: &AppState, headers: &HeaderMap) -> Result<Overall, ApiEr
     };
     let mut findings = Vec::new();
     for run in &runs {
-        // Requests are read only for runs whose status alone says nothing.
+        // Requests and incidents are read only for runs whose status alone
+        // says nothing.
         let held = matches!(run.status, RunStatus::Pending | RunStatus::Running)
-            && held(state, run).await?;
+            && (held(state, run).await? || open_incident(state, run).await?);
         let Some(level) = level_of(run.status, now.duration_since(run.updated_at), held) else {
             continue;
         };

@@ -396,6 +396,41 @@ async fn status_page_follows_runs_and_maintenance(db: Db) {
     let seen = visit(&server, &secrets).await;
     expect(&seen, OPERATIONAL);
 
+    // The watch window after the go-live: an open incident is minor (its
+    // evidence stays private), its resolution operational again.
+    let watch = |kind: &str, data: Value| NewEvent {
+        kind: kind.into(),
+        item_id: None,
+        data,
+    };
+    for (kind, data) in [
+        ("watch.started", json!({"window_s": 3600})),
+        (
+            "incident.opened",
+            json!({"incident": "INC-1", "check": "backup", "title": "t", "evidence": {"status": "fail", "conditions": [{"condition": "status == 200", "passed": false, "observed": EVIDENCE}]}}),
+        ),
+    ] {
+        store
+            .append_event(&run, OWNER, &watch(kind, data))
+            .await
+            .expect("watch event");
+    }
+    let seen = visit(&server, &secrets).await;
+    expect(&seen, DEGRADED);
+    store
+        .append_event(
+            &run,
+            OWNER,
+            &watch(
+                "incident.resolved",
+                json!({"incident": "INC-1", "check": "backup", "open_s": 1.0}),
+            ),
+        )
+        .await
+        .expect("resolved");
+    let seen = visit(&server, &secrets).await;
+    expect(&seen, OPERATIONAL);
+
     // maintenance_mode on: under maintenance, an in-progress maintenance,
     // and the page indicator stays in Statuspage's documented enum.
     let (s, v) = server
