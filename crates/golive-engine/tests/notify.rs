@@ -96,6 +96,43 @@ async fn an_unreachable_channel_is_retried_journaled_and_the_run_goes_on() {
     assert_eq!(states[0].status, ItemStatus::Failed);
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_smtp_server_is_journaled_via_email_without_its_password() {
+    let dir = tempfile::tempdir().expect("dir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let url = dir.path().join("smtp.txt");
+    std::fs::write(
+        &url,
+        format!("smtp://golive:Pa55-w0rd-xyz@127.0.0.1:{port}?tls=none\n"),
+    )
+    .expect("secret");
+    let src = format!(
+        "name: p\nsecrets:\n  SMTP_URL: file:{}\nchannels:\n  mail: {{email: {{to: [oncall@example.com], from: golive@example.com, smtp: '${{SMTP_URL}}'}}, retries: 1}}\nphases:\n  - title: a\n    items:\n      - id: tell\n        notify: {{channel: mail, message: 'going live'}}\n",
+        url.display()
+    );
+    let (status, states, events, record) = run(dir.path(), &src).await;
+    assert_eq!(status, RunStatus::Succeeded);
+    let tell = states[0].result.clone().expect("result");
+    assert_eq!(tell["via"], "email");
+    assert_eq!(tell["delivered"], false);
+    assert_eq!(tell["attempts"], 2);
+    let error = tell["error"].as_str().expect("error");
+    assert!(error.starts_with("SMTP server: "), "{error}");
+    let failed: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind == "notify.failed")
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].data["via"], "email");
+    for shown in [failed[0].data.to_string(), record] {
+        assert!(!shown.contains("Pa55-w0rd-xyz"), "{shown}");
+    }
+}
+
 /// A tiny HTTP server on a free loopback port: `GET` answers `metrics`
 /// (Prometheus exposition), `POST` bodies are kept and answered 200.
 fn receiver(metrics: &'static str) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
