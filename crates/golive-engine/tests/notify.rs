@@ -41,15 +41,19 @@ async fn run(
     )
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn an_unreachable_channel_is_retried_journaled_and_the_run_goes_on() {
-    let dir = tempfile::tempdir().expect("dir");
-    // A port nobody listens on: bound, then released.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
+/// A port nobody listens on: bound, then released.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()
         .expect("addr")
-        .port();
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_channel_is_retried_journaled_and_the_run_goes_on() {
+    let dir = tempfile::tempdir().expect("dir");
+    let port = free_port();
     let hook = dir.path().join("hook.txt");
     std::fs::write(
         &hook,
@@ -99,11 +103,7 @@ async fn an_unreachable_channel_is_retried_journaled_and_the_run_goes_on() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unreachable_smtp_server_is_journaled_via_email_without_its_password() {
     let dir = tempfile::tempdir().expect("dir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let port = free_port();
     let url = dir.path().join("smtp.txt");
     std::fs::write(
         &url,

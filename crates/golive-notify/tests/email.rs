@@ -10,8 +10,11 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use golive_notify::email::{Security, Server};
-use golive_notify::{AlertSeverity, Event, Message, Retry, Target};
+use golive_notify::{AlertSeverity, Delivery, Event, Failure, Message, Target};
 use serde_json::Value;
+
+mod common;
+use common::quick;
 
 /// The Python SMTP server; killed on drop.
 struct Smtp {
@@ -49,6 +52,11 @@ impl Smtp {
         Smtp { child, port, lines }
     }
 
+    /// The server's URL, `smtp://{userinfo}127.0.0.1:PORT{query}`.
+    fn url(&self, userinfo: &str, query: &str) -> String {
+        format!("smtp://{userinfo}127.0.0.1:{}{query}", self.port)
+    }
+
     fn next(&self) -> Value {
         self.lines
             .recv_timeout(Duration::from_secs(10))
@@ -81,20 +89,17 @@ fn message() -> Message {
     }
 }
 
-fn quick(retries: u32) -> Retry {
-    Retry {
-        retries,
-        backoff: Duration::from_millis(10),
-        timeout: Duration::from_secs(5),
-    }
-}
-
 fn email(smtp: String) -> Target {
     Target::Email {
         to: vec!["oncall@example.com".into(), "lead@example.org".into()],
         from: "golive@example.com".into(),
         smtp,
     }
+}
+
+/// Sends the test message to the two test recipients through `smtp`.
+async fn send(smtp: String, retries: u32) -> Result<Delivery, Failure> {
+    golive_notify::send(&email(smtp), &message(), quick(retries)).await
 }
 
 /// The message's header lines (unfolded) and body, split at the first
@@ -123,8 +128,7 @@ fn header<'a>(headers: &'a [String], name: &str) -> &'a str {
 async fn an_email_reaches_the_server_with_envelope_headers_and_body() {
     let smtp = Smtp::start("250");
     // The password holds an `@`, percent-encoded in the URL.
-    let url = format!("smtp://golive:s3cr%40t@127.0.0.1:{}?tls=none", smtp.port);
-    let d = golive_notify::send(&email(url), &message(), quick(0))
+    let d = send(smtp.url("golive:s3cr%40t@", "?tls=none"), 0)
         .await
         .expect("delivered");
     assert_eq!((d.attempts, d.status), (1, 250));
@@ -175,8 +179,7 @@ async fn an_email_reaches_the_server_with_envelope_headers_and_body() {
 #[tokio::test]
 async fn a_4xx_is_retried_with_the_same_message_and_a_5xx_is_not() {
     let smtp = Smtp::start("451,451,250");
-    let url = format!("smtp://127.0.0.1:{}?tls=none", smtp.port);
-    let d = golive_notify::send(&email(url), &message(), quick(3))
+    let d = send(smtp.url("", "?tls=none"), 3)
         .await
         .expect("delivered on the third attempt");
     assert_eq!((d.attempts, d.status), (3, 250));
@@ -190,8 +193,7 @@ async fn a_4xx_is_retried_with_the_same_message_and_a_5xx_is_not() {
     assert!(sent.iter().all(|m| m["data"] == sent[0]["data"]));
 
     let smtp = Smtp::start("550");
-    let url = format!("smtp://127.0.0.1:{}?tls=none", smtp.port);
-    let f = golive_notify::send(&email(url), &message(), quick(3))
+    let f = send(smtp.url("", "?tls=none"), 3)
         .await
         .expect_err("refused for good");
     assert_eq!(f.attempts, 1, "{}", f.error);
@@ -204,8 +206,7 @@ async fn a_4xx_is_retried_with_the_same_message_and_a_5xx_is_not() {
 async fn smtp_without_tls_none_requires_starttls_and_sends_nothing_in_the_clear() {
     // aiosmtpd without a certificate offers no STARTTLS.
     let smtp = Smtp::start("250");
-    let url = format!("smtp://golive:s3cr%40t@127.0.0.1:{}", smtp.port);
-    let f = golive_notify::send(&email(url), &message(), quick(3))
+    let f = send(smtp.url("golive:s3cr%40t@", ""), 3)
         .await
         .expect_err("no STARTTLS");
     assert_eq!(
@@ -226,10 +227,7 @@ async fn an_unreachable_server_is_retried_and_the_password_never_shows() {
         l.local_addr().expect("addr").port()
     };
     let url = format!("smtps://golive:hunter2@127.0.0.1:{port}");
-    let target = email(url.clone());
-    let f = golive_notify::send(&target, &message(), quick(2))
-        .await
-        .expect_err("nobody listens");
+    let f = send(url.clone(), 2).await.expect_err("nobody listens");
     assert_eq!(f.attempts, 3, "{}", f.error);
     assert!(f.error.starts_with("SMTP server: "), "{}", f.error);
     for shown in [f.error.clone(), f.to_string(), format!("{f:?}")] {

@@ -10,7 +10,13 @@ list of replies to successive DATA commands (the last repeats), e.g.
 
 import asyncio
 import json
+import logging
 import sys
+import warnings
+
+# aiosmtpd warns about its own Session.login_data on every AUTH.
+warnings.filterwarnings("ignore", category=DeprecationWarning)
+logging.getLogger("mail.log").setLevel(logging.ERROR)
 
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 

@@ -338,6 +338,21 @@ fn analysis_mistakes_are_all_reported_with_their_lines() {
     assert_eq!(errors.len(), expect.len(), "{errors:#?}");
 }
 
+/// Asserts the diagnostics, in order, are on `want`'s lines and contain its
+/// texts; returns their messages.
+fn assert_errors(src: &str, c: &Compiled, want: &[(usize, &str)]) -> Vec<String> {
+    let got: Vec<(usize, String)> = located(src, c)
+        .into_iter()
+        .map(|l| (l.line, l.message))
+        .collect();
+    assert_eq!(got.len(), want.len(), "{got:#?}");
+    for ((line, message), (wl, wm)) in got.iter().zip(want) {
+        assert_eq!(line, wl, "{message}");
+        assert!(message.contains(wm), "{message} lacks {wm}");
+    }
+    got.into_iter().map(|(_, m)| m).collect()
+}
+
 #[test]
 fn channel_and_notify_mistakes_name_the_field() {
     let src = r#"name: channels
@@ -363,10 +378,6 @@ phases:
         notify: {channel: pager, message: m, event: resolve, dedup_key: "golive-${PD}"}
 "#;
     let c = compile(src, &no_env);
-    let got: Vec<(usize, String)> = located(src, &c)
-        .into_iter()
-        .map(|l| (l.line, l.message))
-        .collect();
     let want = [
         (
             line_of(src, "chat: {slack"),
@@ -383,11 +394,7 @@ phases:
             "apply to PagerDuty channels; `hook` is not one",
         ),
     ];
-    assert_eq!(got.len(), want.len(), "{got:#?}");
-    for ((line, message), (wl, wm)) in got.iter().zip(want) {
-        assert_eq!(*line, wl, "{message}");
-        assert!(message.contains(wm), "{message} lacks {wm}");
-    }
+    assert_errors(src, &c, &want);
 }
 
 #[test]
@@ -411,10 +418,6 @@ phases:
         notify: {channel: ok, message: m}
 "#;
     let c = compile(src, &no_env);
-    let got: Vec<(usize, String)> = located(src, &c)
-        .into_iter()
-        .map(|l| (l.line, l.message))
-        .collect();
     let want = [
         (line_of(src, "nobody:"), "`email` needs `to`"),
         (
@@ -440,10 +443,7 @@ phases:
         (line_of(src, "half:"), "`email` needs `from`"),
         (line_of(src, "half:"), "`email` needs `smtp`"),
     ];
-    assert_eq!(got.len(), want.len(), "{got:#?}");
-    for ((line, message), (wl, wm)) in got.iter().zip(want) {
-        assert_eq!(*line, wl, "{message}");
-        assert!(message.contains(wm), "{message} lacks {wm}");
+    for message in assert_errors(src, &c, &want) {
         // Never the password, not even in a message about it.
         assert!(!message.contains("hunter2"), "{message}");
     }
