@@ -26,11 +26,14 @@ need_pkg haproxy haproxy
 need_pkg nginx nginx
 
 # golive-notify's tests verify Standard Webhooks signatures with the
-# reference Python implementation.
-if ! python3 -c 'import standardwebhooks' >/dev/null 2>&1; then
-  pip install -q --root-user-action=ignore standardwebhooks >/dev/null 2>&1 ||
-    pip install -q --root-user-action=ignore --break-system-packages standardwebhooks >/dev/null
-fi
+# reference Python implementation, and send email to an aiosmtpd server.
+need_py() { # need_py MODULE PACKAGE
+  python3 -c "import $1" >/dev/null 2>&1 && return 0
+  pip install -q --root-user-action=ignore "$2" >/dev/null 2>&1 ||
+    pip install -q --root-user-action=ignore --break-system-packages "$2" >/dev/null
+}
+need_py standardwebhooks standardwebhooks
+need_py aiosmtpd aiosmtpd
 
 # The machine's PostgreSQL (127.0.0.1:5432, trust auth, database `test`) and
 # Redis (127.0.0.1:6379) are normally running; start them if they are not.

@@ -41,15 +41,19 @@ async fn run(
     )
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn an_unreachable_channel_is_retried_journaled_and_the_run_goes_on() {
-    let dir = tempfile::tempdir().expect("dir");
-    // A port nobody listens on: bound, then released.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
+/// A port nobody listens on: bound, then released.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()
         .expect("addr")
-        .port();
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_channel_is_retried_journaled_and_the_run_goes_on() {
+    let dir = tempfile::tempdir().expect("dir");
+    let port = free_port();
     let hook = dir.path().join("hook.txt");
     std::fs::write(
         &hook,
@@ -94,6 +98,39 @@ async fn an_unreachable_channel_is_retried_journaled_and_the_run_goes_on() {
     let (status, states, _, _) = run(dir2.path(), &plan(true)).await;
     assert_ne!(status, RunStatus::Succeeded);
     assert_eq!(states[0].status, ItemStatus::Failed);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_smtp_server_is_journaled_via_email_without_its_password() {
+    let dir = tempfile::tempdir().expect("dir");
+    let port = free_port();
+    let url = dir.path().join("smtp.txt");
+    std::fs::write(
+        &url,
+        format!("smtp://golive:Pa55-w0rd-xyz@127.0.0.1:{port}?tls=none\n"),
+    )
+    .expect("secret");
+    let src = format!(
+        "name: p\nsecrets:\n  SMTP_URL: file:{}\nchannels:\n  mail: {{email: {{to: [oncall@example.com], from: golive@example.com, smtp: '${{SMTP_URL}}'}}, retries: 1}}\nphases:\n  - title: a\n    items:\n      - id: tell\n        notify: {{channel: mail, message: 'going live'}}\n",
+        url.display()
+    );
+    let (status, states, events, record) = run(dir.path(), &src).await;
+    assert_eq!(status, RunStatus::Succeeded);
+    let tell = states[0].result.clone().expect("result");
+    assert_eq!(tell["via"], "email");
+    assert_eq!(tell["delivered"], false);
+    assert_eq!(tell["attempts"], 2);
+    let error = tell["error"].as_str().expect("error");
+    assert!(error.starts_with("SMTP server: "), "{error}");
+    let failed: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind == "notify.failed")
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].data["via"], "email");
+    for shown in [failed[0].data.to_string(), record] {
+        assert!(!shown.contains("Pa55-w0rd-xyz"), "{shown}");
+    }
 }
 
 /// A tiny HTTP server on a free loopback port: `GET` answers `metrics`

@@ -1,14 +1,17 @@
 //! Notification channels, each in its documented wire format: Slack-compatible
 //! incoming webhooks ([`slack`]), PagerDuty Events API v2 ([`pagerduty`]) and
-//! generic webhooks signed per Standard Webhooks ([`webhook`]).
+//! generic webhooks signed per Standard Webhooks ([`webhook`]), and email over
+//! SMTP ([`email`]).
 //!
-//! This crate owns the payloads and their delivery (one POST, retried with
-//! backoff on connection errors, 5xx and 429). It knows nothing of plans or
+//! This crate owns the payloads and their delivery (one POST or one SMTP
+//! transaction, retried with backoff on connection errors, timeouts, HTTP 5xx
+//! and 429, and SMTP 4xx). It knows nothing of plans or
 //! journals: the engine resolves secrets, calls [`send`] and journals the
 //! [`Delivery`] or [`Failure`]. URLs and keys arrive already expanded and must
 //! never appear in what this crate returns, so errors name the channel kind
 //! and the HTTP status, not the URL.
 
+pub mod email;
 pub mod pagerduty;
 pub mod slack;
 pub mod webhook;
@@ -41,6 +44,16 @@ pub enum Target {
         url: String,
         /// Standard Webhooks secret, `whsec_<base64>`.
         secret: Option<String>,
+    },
+    /// Email over SMTP.
+    Email {
+        /// Recipient addresses.
+        to: Vec<String>,
+        /// Sender address.
+        from: String,
+        /// Server URL (`smtp://`, `smtps://`; see [`email`]), credentials
+        /// included.
+        smtp: String,
     },
 }
 
@@ -89,7 +102,7 @@ impl Default for Retry {
 pub struct Delivery {
     /// Attempts it took.
     pub attempts: u32,
-    /// The receiver's HTTP status.
+    /// The receiver's HTTP status, or the SMTP server's reply code.
     pub status: u16,
 }
 
@@ -110,69 +123,102 @@ struct Request {
     body: Vec<u8>,
 }
 
+/// One attempt's outcome: delivered (its `attempts` is set by the loop), or
+/// the error and whether it is worth retrying.
+type Attempt = Result<Delivery, (String, bool)>;
+
 /// Sends `message` to `target`, retrying transient failures.
 pub async fn send(target: &Target, message: &Message, retry: Retry) -> Result<Delivery, Failure> {
     let fail = |error: String| Failure { attempts: 0, error };
-    let client = golive_probe::api_client(retry.timeout).map_err(fail)?;
-    let kind = match target {
-        Target::Slack { .. } => "Slack webhook",
-        Target::PagerDuty { .. } => "PagerDuty Events API",
-        Target::Webhook { .. } => "webhook",
-    };
-    // Standard Webhooks: the id stays the same across retries so the
-    // receiver can drop duplicates; the timestamp and signature are fresh.
-    let webhook_id = webhook::new_id().map_err(fail)?;
+    // One id for every attempt, so a receiver can drop duplicates: the
+    // Standard Webhooks `webhook-id`, the email's `Message-ID`.
+    let id = webhook::new_id().map_err(fail)?;
+    match target {
+        Target::Email { to, from, smtp } => {
+            let prepared = email::prepare(to, from, smtp, message, &id).map_err(fail)?;
+            with_retries(retry, |_| email::attempt(&prepared, retry.timeout)).await
+        }
+        _ => {
+            let client = golive_probe::api_client(retry.timeout).map_err(fail)?;
+            with_retries(retry, |_| post(&client, target, message, &id)).await
+        }
+    }
+}
+
+/// Runs `attempt` until it delivers, fails for good, or the retries are
+/// spent; the pause doubles from `retry.backoff` up to 30 s.
+async fn with_retries<F, Fut>(retry: Retry, mut attempt: F) -> Result<Delivery, Failure>
+where
+    F: FnMut(u32) -> Fut,
+    Fut: std::future::Future<Output = Attempt>,
+{
     let mut pause = retry.backoff;
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let request = match target {
-            Target::Slack { url } => Request {
+        match attempt(attempts).await {
+            Ok(d) => return Ok(Delivery { attempts, ..d }),
+            Err((error, transient)) if !transient || attempts > retry.retries => {
+                return Err(Failure { attempts, error });
+            }
+            Err(_) => {}
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// One POST of an HTTP channel; 5xx, 429 and connection errors are
+/// transient, other answers final.
+async fn post(client: &reqwest::Client, target: &Target, message: &Message, id: &str) -> Attempt {
+    let (kind, request) = match target {
+        Target::Slack { url } => (
+            "Slack webhook",
+            Request {
                 url: url.clone(),
                 headers: Vec::new(),
                 body: to_bytes(&slack::body(message)),
             },
-            Target::PagerDuty {
-                routing_key,
-                events_url,
-            } => pagerduty::request(routing_key, events_url.as_deref(), message),
-            Target::Webhook { url, secret } => {
-                webhook::request(url, secret.as_deref(), &webhook_id, message)
-                    .map_err(|error| Failure { attempts, error })?
+        ),
+        Target::PagerDuty {
+            routing_key,
+            events_url,
+        } => (
+            "PagerDuty Events API",
+            pagerduty::request(routing_key, events_url.as_deref(), message),
+        ),
+        Target::Webhook { url, secret } => (
+            "webhook",
+            webhook::request(url, secret.as_deref(), id, message).map_err(|e| (e, false))?,
+        ),
+        Target::Email { .. } => return Err(("email is not sent over HTTP".into(), false)),
+    };
+    let mut builder = client
+        .post(&request.url)
+        .header("content-type", "application/json")
+        .header("user-agent", concat!("golive/", env!("CARGO_PKG_VERSION")));
+    for (name, value) in &request.headers {
+        builder = builder.header(*name, value);
+    }
+    match builder.body(request.body).send().await {
+        Ok(response) => {
+            let status = response.status();
+            if status.is_success() {
+                return Ok(Delivery {
+                    attempts: 0,
+                    status: status.as_u16(),
+                });
             }
-        };
-        let mut builder = client
-            .post(&request.url)
-            .header("content-type", "application/json")
-            .header("user-agent", concat!("golive/", env!("CARGO_PKG_VERSION")));
-        for (name, value) in &request.headers {
-            builder = builder.header(*name, value);
+            let transient = status.is_server_error() || status.as_u16() == 429;
+            let text = response.text().await.unwrap_or_default();
+            let text: String = text.chars().take(200).collect();
+            Err((
+                format!("{kind} answered {status}: {}", text.trim()),
+                transient,
+            ))
         }
-        let (error, transient) = match builder.body(request.body).send().await {
-            Ok(response) => {
-                let status = response.status();
-                if status.is_success() {
-                    return Ok(Delivery {
-                        attempts,
-                        status: status.as_u16(),
-                    });
-                }
-                let transient = status.is_server_error() || status.as_u16() == 429;
-                let text = response.text().await.unwrap_or_default();
-                let text: String = text.chars().take(200).collect();
-                (
-                    format!("{kind} answered {status}: {}", text.trim()),
-                    transient,
-                )
-            }
-            // Without the URL: it may hold a secret.
-            Err(e) => (format!("{kind} unreachable: {}", without_url(e)), true),
-        };
-        if !transient || attempts > retry.retries {
-            return Err(Failure { attempts, error });
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_secs(30));
+        // Without the URL: it may hold a secret.
+        Err(e) => Err((format!("{kind} unreachable: {}", without_url(e)), true)),
     }
 }
 

@@ -5,13 +5,15 @@
 
 use std::collections::BTreeMap;
 use std::process::Command;
-use std::time::Duration;
 
-use golive_notify::{AlertSeverity, Event, Message, Retry, Target};
+use golive_notify::{AlertSeverity, Event, Message, Target};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
+
+mod common;
+use common::quick;
 
 /// One request as the receiver saw it.
 struct Received {
@@ -103,14 +105,6 @@ fn message(event: Event, dedup_key: Option<&str>) -> Message {
         event,
         dedup_key: dedup_key.map(str::to_string),
         severity: AlertSeverity::Critical,
-    }
-}
-
-fn quick(retries: u32) -> Retry {
-    Retry {
-        retries,
-        backoff: Duration::from_millis(10),
-        timeout: Duration::from_secs(5),
     }
 }
 

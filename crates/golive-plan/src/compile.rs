@@ -344,6 +344,64 @@ impl Compiler<'_> {
             .help = Some(help);
     }
 
+    /// An `email` channel, every mistake reported at once. It is compiled
+    /// even when wrong, so a broken `email` is not also reported as a channel
+    /// without a kind. Errors never repeat the `smtp` value: it may hold a
+    /// password.
+    fn email(&mut self, e: &crate::de::Deferred<raw::RawEmail>) -> ChannelKind {
+        let Some((e, span)) = self.read(e) else {
+            return ChannelKind::Email {
+                to: Vec::new(),
+                from: String::new(),
+                smtp: String::new(),
+            };
+        };
+        if e.to.is_empty() {
+            self.error("`email` needs `to`: at least one recipient address", span);
+        }
+        let address = |this: &mut Self, t: &Text, field: &str| {
+            this.vars(t);
+            if let Some(problem) = address_problem(&t.value) {
+                this.error(
+                    format!(
+                        "`{field}`: `{}` is not an email address ({problem})",
+                        t.value
+                    ),
+                    t.span,
+                )
+                .help = Some("write a plain address such as `oncall@example.com`".into());
+            }
+            t.value.trim().to_string()
+        };
+        let to = e.to.iter().map(|t| address(self, t, "to")).collect();
+        let from = match &e.from {
+            Some(t) => address(self, t, "from"),
+            None => {
+                self.error("`email` needs `from`: the sender's address", span);
+                String::new()
+            }
+        };
+        let smtp = match &e.smtp {
+            Some(t) => {
+                self.vars(t);
+                if let Some(problem) = smtp_problem(&t.value) {
+                    self.error(format!("`smtp`: {problem}"), t.span).help = Some(
+                        "`smtp://user:pass@host:587` (STARTTLS), `smtps://user:pass@host:465` (TLS) or `smtp://host:25?tls=none` (local relay), by reference: `smtp: \"${SMTP_URL}\"`".into(),
+                    );
+                }
+                t.value.trim().to_string()
+            }
+            None => {
+                self.error(
+                    "`email` needs `smtp`: the server's URL, e.g. `${SMTP_URL}`",
+                    span,
+                );
+                String::new()
+            }
+        };
+        ChannelKind::Email { to, from, smtp }
+    }
+
     /// Checks the `${NAME}` references of a text.
     fn vars(&mut self, t: &Text) {
         let inner = inner_offset(self.src, t);
@@ -532,12 +590,15 @@ impl Compiler<'_> {
             } else if let Some(s) = &ch.secret {
                 self.error("`secret` applies to `webhook` channels only", s.span);
             }
+            if let Some(e) = &ch.email {
+                kinds.push(self.email(e));
+            }
             if ch.log == Some(true) {
                 kinds.push(ChannelKind::Log);
             }
             if kinds.len() != 1 {
                 self.error(
-                    format!("channel `{name}` needs exactly one of `slack`, `pagerduty`, `webhook`, `log`"),
+                    format!("channel `{name}` needs exactly one of `slack`, `pagerduty`, `webhook`, `email`, `log`"),
                     span,
                 );
                 continue;
@@ -1519,6 +1580,53 @@ pub fn probe_fields(p: &Probe) -> &'static [&'static str] {
 /// The byte offset where a text's value starts in the source, when the
 /// source spells it verbatim (plain or single-line quoted). Lets a diagnostic
 /// point inside a condition or at a `${VAR}`.
+/// Why `s` is not a plain email address (`local@domain`), if it is not. A
+/// template (`${ONCALL}`) is checked when it is sent.
+fn address_problem(s: &str) -> Option<&'static str> {
+    let s = s.trim();
+    if s.contains("${") {
+        return None;
+    }
+    let Some((local, domain)) = s.split_once('@') else {
+        return Some("no `@`");
+    };
+    if local.is_empty() || domain.is_empty() {
+        return Some("a name before `@` and a domain after it");
+    }
+    if domain.contains('@') {
+        return Some("more than one `@`");
+    }
+    if s.chars()
+        .any(|c| c.is_whitespace() || c.is_control() || "<>,;\"()[]".contains(c))
+    {
+        return Some("plain address only, no display name, spaces or brackets");
+    }
+    None
+}
+
+/// Why an `smtp` URL is unusable, if it is, without repeating it (it may
+/// hold a password). The parts a reference stands for are checked when the
+/// message is sent.
+fn smtp_problem(s: &str) -> Option<&'static str> {
+    let s = s.trim();
+    if s.starts_with("${") {
+        return None;
+    }
+    let Some(rest) = s
+        .strip_prefix("smtp://")
+        .or_else(|| s.strip_prefix("smtps://"))
+    else {
+        return Some("the URL must start with `smtp://` or `smtps://`");
+    };
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    if let Some((userinfo, _)) = authority.rsplit_once('@') {
+        if userinfo.contains(':') && !userinfo.contains("${") {
+            return Some("the password is written in the plan; use a secret");
+        }
+    }
+    None
+}
+
 fn inner_offset(src: &str, t: &Text) -> Option<usize> {
     let raw = src.get(t.span.start..t.span.end)?;
     if raw == t.value {

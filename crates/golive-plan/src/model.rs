@@ -161,6 +161,15 @@ pub enum ChannelKind {
         /// Standard Webhooks signing secret, `whsec_<base64>`.
         secret: Option<String>,
     },
+    /// Email over SMTP.
+    Email {
+        /// Recipients (templates).
+        to: Vec<String>,
+        /// Sender (template).
+        from: String,
+        /// SMTP server URL (template, usually `${SMTP_URL}`).
+        smtp: String,
+    },
     /// golive's own journal only.
     Log,
 }

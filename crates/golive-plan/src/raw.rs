@@ -837,6 +837,24 @@ pub struct RawEscalation {
     pub to: Option<Text>,
 }
 
+/// An email channel: recipients, sender and the SMTP server.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawEmail {
+    /// Recipients, plain addresses (`oncall@example.com`).
+    #[serde(default)]
+    pub to: Vec<Text>,
+    /// Sender, a plain address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<Text>,
+    /// SMTP server URL, by reference (`${SMTP_URL}`): `smtp://user:pass@host:587`
+    /// (STARTTLS required, default port 587), `smtps://user:pass@host` (TLS
+    /// from the start, default port 465) or `smtp://host:25?tls=none` (plain,
+    /// for a local relay; default port 25).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp: Option<Text>,
+}
+
 /// A notification channel: exactly one kind.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -859,6 +877,9 @@ pub struct RawChannel {
     /// by reference (`${WEBHOOK_SECRET}`); requests are then signed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<Text>,
+    /// Email over SMTP: `{to: [addresses], from: address, smtp: "${SMTP_URL}"}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<Deferred<RawEmail>>,
     /// Write to golive's own journal only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log: Option<bool>,

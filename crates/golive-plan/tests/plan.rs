@@ -338,6 +338,21 @@ fn analysis_mistakes_are_all_reported_with_their_lines() {
     assert_eq!(errors.len(), expect.len(), "{errors:#?}");
 }
 
+/// Asserts the diagnostics, in order, are on `want`'s lines and contain its
+/// texts; returns their messages.
+fn assert_errors(src: &str, c: &Compiled, want: &[(usize, &str)]) -> Vec<String> {
+    let got: Vec<(usize, String)> = located(src, c)
+        .into_iter()
+        .map(|l| (l.line, l.message))
+        .collect();
+    assert_eq!(got.len(), want.len(), "{got:#?}");
+    for ((line, message), (wl, wm)) in got.iter().zip(want) {
+        assert_eq!(line, wl, "{message}");
+        assert!(message.contains(wm), "{message} lacks {wm}");
+    }
+    got.into_iter().map(|(_, m)| m).collect()
+}
+
 #[test]
 fn channel_and_notify_mistakes_name_the_field() {
     let src = r#"name: channels
@@ -363,10 +378,6 @@ phases:
         notify: {channel: pager, message: m, event: resolve, dedup_key: "golive-${PD}"}
 "#;
     let c = compile(src, &no_env);
-    let got: Vec<(usize, String)> = located(src, &c)
-        .into_iter()
-        .map(|l| (l.line, l.message))
-        .collect();
     let want = [
         (
             line_of(src, "chat: {slack"),
@@ -383,11 +394,76 @@ phases:
             "apply to PagerDuty channels; `hook` is not one",
         ),
     ];
-    assert_eq!(got.len(), want.len(), "{got:#?}");
-    for ((line, message), (wl, wm)) in got.iter().zip(want) {
-        assert_eq!(*line, wl, "{message}");
-        assert!(message.contains(wm), "{message} lacks {wm}");
+    assert_errors(src, &c, &want);
+}
+
+#[test]
+fn email_channel_mistakes_name_the_field_all_at_once() {
+    let src = r#"name: mail
+secrets:
+  SMTP_URL: env:SMTP_URL
+channels:
+  ok: {email: {to: [oncall@example.com, "${ONCALL}"], from: golive@example.com, smtp: "${SMTP_URL}"}, retries: 2}
+  relay: {email: {to: [a@example.com], from: b@example.com, smtp: "smtp://127.0.0.1:25?tls=none"}}
+  nobody: {email: {from: golive@example.com, smtp: "${SMTP_URL}"}}
+  bad: {email: {to: [not-an-address, "Ops <ops@example.com>"], from: "@example.com", smtp: "http://mail.example.com"}}
+  leaky: {email: {to: [a@example.com], from: b@example.com, smtp: "smtp://golive:hunter2@mail.example.com:587"}}
+  half: {email: {to: [a@example.com]}}
+variables:
+  ONCALL: oncall@example.com
+phases:
+  - title: a
+    items:
+      - id: tell
+        notify: {channel: ok, message: m}
+"#;
+    let c = compile(src, &no_env);
+    let want = [
+        (line_of(src, "nobody:"), "`email` needs `to`"),
+        (
+            line_of(src, "bad:"),
+            "`to`: `not-an-address` is not an email address (no `@`)",
+        ),
+        (
+            line_of(src, "bad:"),
+            "`to`: `Ops <ops@example.com>` is not an email address",
+        ),
+        (
+            line_of(src, "bad:"),
+            "`from`: `@example.com` is not an email address",
+        ),
+        (
+            line_of(src, "bad:"),
+            "`smtp`: the URL must start with `smtp://` or `smtps://`",
+        ),
+        (
+            line_of(src, "leaky:"),
+            "`smtp`: the password is written in the plan",
+        ),
+        (line_of(src, "half:"), "`email` needs `from`"),
+        (line_of(src, "half:"), "`email` needs `smtp`"),
+    ];
+    for message in assert_errors(src, &c, &want) {
+        // Never the password, not even in a message about it.
+        assert!(!message.contains("hunter2"), "{message}");
     }
+}
+
+#[test]
+fn an_email_channel_compiles_to_templates() {
+    let src = "name: mail\nsecrets:\n  SMTP_URL: env:SMTP_URL\nchannels:\n  mail: {email: {to: [a@example.com, b@example.com], from: golive@example.com, smtp: \"${SMTP_URL}\"}, required: true}\nphases:\n  - title: a\n    items:\n      - id: tell\n        notify: {channel: mail, message: m}\n";
+    let c = compile(src, &no_env);
+    let plan = c.plan.expect("compiles");
+    let ch = &plan.channels["mail"];
+    assert!(ch.required);
+    assert_eq!(
+        ch.kind,
+        golive_plan::ChannelKind::Email {
+            to: vec!["a@example.com".into(), "b@example.com".into()],
+            from: "golive@example.com".into(),
+            smtp: "${SMTP_URL}".into(),
+        }
+    );
 }
 
 #[test]

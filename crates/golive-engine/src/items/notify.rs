@@ -1,6 +1,6 @@
 //! `notify` items: the message goes to the item's channel in that channel's
-//! wire format (senders in `golive-notify`), or only to the journal for `log`
-//! channels. Every outcome is journaled: `notify.sent` with the attempts it
+//! wire format (senders in `golive-notify`: Slack, PagerDuty, webhook,
+//! email), or only to the journal for `log` channels. Every outcome is journaled: `notify.sent` with the attempts it
 //! took, or `notify.failed` with the (redacted) error. A failed delivery
 //! fails the item only when the channel is `required`; otherwise the run
 //! goes on and the failure stays in the record.
@@ -83,6 +83,7 @@ pub(crate) async fn deliver<S: Store + 'static>(
                 ChannelKind::Slack(_) => "slack",
                 ChannelKind::PagerDuty { .. } => "pagerduty",
                 ChannelKind::Webhook { .. } => "webhook",
+                ChannelKind::Email { .. } => "email",
                 ChannelKind::Log => "log",
             };
             data["via"] = json!(kind_name);
@@ -184,6 +185,14 @@ fn target(ctx: &Ctx<'_>, kind: &ChannelKind) -> Result<Target, String> {
                 .as_deref()
                 .map(|s| resolve(s, "webhook secret"))
                 .transpose()?,
+        },
+        ChannelKind::Email { to, from, smtp } => Target::Email {
+            to: to
+                .iter()
+                .map(|t| resolve(t, "email `to`"))
+                .collect::<Result<_, _>>()?,
+            from: resolve(from, "email `from`")?,
+            smtp: resolve(smtp, "SMTP URL")?,
         },
         ChannelKind::Log => return Err("log channels send nothing".into()),
     })
