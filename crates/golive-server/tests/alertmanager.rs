@@ -1,0 +1,276 @@
+//! `POST /api/alertmanager` end to end: a run started through the API sits
+//! in its watch window; Alertmanager's version 4 payloads (firing, the
+//! same again, resolved) open, escalate and resolve an incident in its
+//! journal; the refusals are short JSON. On SQLite and on PostgreSQL.
+
+#[macro_use]
+mod util;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use util::{Db, TestServer, eventually, serve_with_tokens, start_run};
+
+on_both!(alerts_open_escalate_and_resolve_incidents);
+
+/// The webhook body Alertmanager sends (version 4), with the fields it
+/// adds that golive does not use (`truncatedAlerts`, and one it may add
+/// tomorrow).
+fn notification(status: &str, ends_at: &str) -> Value {
+    json!({
+        "version": "4",
+        "groupKey": "{}/{severity=\"critical\"}:{alertname=\"HighErrorRate\"}",
+        "truncatedAlerts": 0,
+        "status": status,
+        "receiver": "golive",
+        "groupLabels": {"alertname": "HighErrorRate"},
+        "commonLabels": {"alertname": "HighErrorRate", "service": "checkout", "severity": "critical"},
+        "commonAnnotations": {"summary": "checkout 5xx above 5%"},
+        "externalURL": "http://127.0.0.1:9093",
+        "somethingNew": {"nested": true},
+        "alerts": [{
+            "status": status,
+            "labels": {"alertname": "HighErrorRate", "service": "checkout", "severity": "critical"},
+            "annotations": {"summary": "checkout 5xx above 5%", "runbook_url": "https://runbooks.example/5xx"},
+            "startsAt": "2026-12-07T03:00:00.123Z",
+            "endsAt": ends_at,
+            "generatorURL": "http://127.0.0.1:9090/graph?g0.expr=rate%28http_5xx%5B1m%5D%29",
+            "fingerprint": "1a30ba71cca2921f"
+        }]
+    })
+}
+
+async fn journal(server: &TestServer, token: &str, run: &str) -> Vec<Value> {
+    let (s, v) = server
+        .call("GET", &format!("/api/runs/{run}/events"), Some(token), None)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    v["events"].as_array().cloned().unwrap_or_default()
+}
+
+/// The events of `kind`.
+async fn of_kind(server: &TestServer, token: &str, run: &str, kind: &str) -> Vec<Value> {
+    journal(server, token, run)
+        .await
+        .into_iter()
+        .filter(|e| e["kind"] == kind)
+        .collect()
+}
+
+/// Waits for the first event of `kind`; its data.
+async fn event(server: &TestServer, token: &str, run: &str, kind: &str) -> Value {
+    eventually(Duration::from_secs(15), kind, || async {
+        of_kind(server, token, run, kind)
+            .await
+            .first()
+            .map(|e| e["data"].clone())
+    })
+    .await
+}
+
+async fn alerts_open_escalate_and_resolve_incidents(db: Db) {
+    let (server, tokens) = serve_with_tokens(
+        &db,
+        &[
+            ("alertmanager", "operator"),
+            ("vera", "viewer"),
+            ("ops", "operator"),
+        ],
+    )
+    .await;
+    let (am, viewer, ops) = (&tokens[0], &tokens[1], &tokens[2]);
+    let plan = format!(
+        r#"name: watched
+channels:
+  log: {{log: true}}
+phases:
+  - title: Go live
+    items:
+      - id: health
+        check:
+          http: {{url: '{}'}}
+          expect: [status == 200]
+monitor:
+  window: 60s
+  interval: 200ms
+  checks: [health]
+  escalation:
+    - {{name: on-call, after: 0s, notify: log, to: oncall}}
+"#,
+        server.url("/health")
+    );
+    let run = start_run(&server, ops, &plan).await;
+    event(&server, viewer, &run, "watch.started").await;
+
+    // Refusals come before anything is recorded, as short JSON.
+    let firing = notification("firing", "0001-01-01T00:00:00Z");
+    for (who, token, status, code) in [
+        ("no token", None, 401, "unauthorized"),
+        ("a viewer", Some(viewer.as_str()), 403, "forbidden"),
+    ] {
+        let (s, v) = server
+            .call("POST", "/api/alertmanager", token, Some(firing.clone()))
+            .await;
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{who}: {v}"
+        );
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.len() < 300),
+            "{v}"
+        );
+    }
+    let mut wrong = firing.clone();
+    wrong["version"] = json!("3");
+    let mut unnamed = firing.clone();
+    unnamed["alerts"][0]["fingerprint"] = json!("../../x");
+    let mut nul = firing.clone();
+    nul["alerts"][0]["labels"]["service"] = json!("check\u{0}out");
+    for (what, body, status) in [
+        ("version 3", wrong, 422),
+        ("a fingerprint of other characters", unnamed, 422),
+        ("a NUL", nul, 400),
+    ] {
+        let (s, v) = server
+            .call("POST", "/api/alertmanager", Some(am), Some(body))
+            .await;
+        assert_eq!(s, status, "{what}: {v}");
+        assert_eq!(v["error"]["code"], "invalid", "{what}: {v}");
+    }
+    let (s, v) = server
+        .call(
+            "POST",
+            "/api/alertmanager?run=r-aaaaaaaa",
+            Some(am),
+            Some(firing.clone()),
+        )
+        .await;
+    assert_eq!((s, &v["error"]["code"]), (404, &json!("not_found")), "{v}");
+    assert!(
+        of_kind(&server, viewer, &run, "incident.opened")
+            .await
+            .is_empty()
+    );
+
+    // Firing: recorded for the run in its window, an incident opens with
+    // the alert as evidence, and escalates like any incident.
+    let (s, v) = server
+        .call("POST", "/api/alertmanager", Some(am), Some(firing.clone()))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["runs"], json!([{"run": run, "recorded": 1}]), "{v}");
+    let opened = event(&server, viewer, &run, "incident.opened").await;
+    let key = "1a30ba71cca2921f@2026-12-07T03:00:00.123Z";
+    assert_eq!(opened["incident"], "INC-1", "{opened}");
+    assert_eq!(opened["alert"], key, "{opened}");
+    assert_eq!(opened["title"], "HighErrorRate");
+    assert_eq!(opened["by"], "alertmanager");
+    assert_eq!(opened["evidence"]["labels"]["service"], "checkout");
+    assert_eq!(
+        opened["evidence"]["annotations"]["runbook_url"],
+        "https://runbooks.example/5xx"
+    );
+    assert!(
+        opened["evidence"]["generatorURL"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("http://127.0.0.1:9090/graph")),
+        "{opened}"
+    );
+    let escalated = event(&server, viewer, &run, "incident.escalated").await;
+    assert_eq!(
+        (escalated["incident"].as_str(), escalated["to"].as_str()),
+        (Some("INC-1"), Some("oncall"))
+    );
+
+    // Alertmanager repeats the notification: nothing new is recorded, and
+    // after several of the watch loop's polls there is still one incident.
+    let (s, v) = server
+        .call("POST", "/api/alertmanager", Some(am), Some(firing.clone()))
+        .await;
+    assert_eq!(
+        (s, &v["runs"]),
+        (200, &json!([{"run": run, "recorded": 0}])),
+        "{v}"
+    );
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        of_kind(&server, viewer, &run, "incident.opened")
+            .await
+            .len(),
+        1
+    );
+
+    // Resolved: the incident resolves, once, however often it is said.
+    let resolved = notification("resolved", "2026-12-07T03:05:00Z");
+    for recorded in [1, 0] {
+        let (s, v) = server
+            .call(
+                "POST",
+                &format!("/api/alertmanager?run={run}"),
+                Some(am),
+                Some(resolved.clone()),
+            )
+            .await;
+        assert_eq!(
+            (s, &v["runs"]),
+            (200, &json!([{"run": run, "recorded": recorded}])),
+            "{v}"
+        );
+    }
+    let done = event(&server, viewer, &run, "incident.resolved").await;
+    assert_eq!(
+        (done["incident"].as_str(), done["alert"].as_str()),
+        (Some("INC-1"), Some(key)),
+        "{done}"
+    );
+    // Another alert whose resolution arrives before its firing (a late
+    // retry of the firing one) never opens an incident.
+    let other = |v: Value| {
+        let mut v = v;
+        v["alerts"][0]["fingerprint"] = json!("2b41cb82ddb3a320");
+        v
+    };
+    for body in [other(resolved), other(firing)] {
+        let (s, v) = server
+            .call("POST", "/api/alertmanager", Some(am), Some(body))
+            .await;
+        assert_eq!(
+            (s, &v["runs"]),
+            (200, &json!([{"run": run, "recorded": 1}])),
+            "{v}"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        of_kind(&server, viewer, &run, "incident.opened")
+            .await
+            .len(),
+        1
+    );
+    assert_eq!(
+        of_kind(&server, viewer, &run, "incident.resolved")
+            .await
+            .len(),
+        1
+    );
+    // The record tells the alert's incident.
+    let (s, v) = server
+        .call(
+            "GET",
+            &format!("/api/runs/{run}/report?format=markdown"),
+            Some(viewer),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    let text = v.as_str().unwrap_or_default();
+    assert!(
+        text.contains("INC-1 — alert `HighErrorRate` fired at"),
+        "{text}"
+    );
+    assert!(text.contains("summary: checkout 5xx above 5%"), "{text}");
+    server.stop().await;
+}
