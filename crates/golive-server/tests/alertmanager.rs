@@ -68,18 +68,11 @@ async fn event(server: &TestServer, token: &str, run: &str, kind: &str) -> Value
     .await
 }
 
-async fn alerts_open_escalate_and_resolve_incidents(db: Db) {
-    let (server, tokens) = serve_with_tokens(
-        &db,
-        &[
-            ("alertmanager", "operator"),
-            ("vera", "viewer"),
-            ("ops", "operator"),
-        ],
-    )
-    .await;
-    let (am, viewer, ops) = (&tokens[0], &tokens[1], &tokens[2]);
-    let plan = format!(
+/// A plan in its watch window for a minute after its one check (the
+/// server's own `/health`, passing), with one escalation level to a log
+/// channel.
+fn watched_plan(server: &TestServer) -> String {
+    format!(
         r#"name: watched
 channels:
   log: {{log: true}}
@@ -98,8 +91,21 @@ monitor:
     - {{name: on-call, after: 0s, notify: log, to: oncall}}
 "#,
         server.url("/health")
-    );
-    let run = start_run(&server, ops, &plan).await;
+    )
+}
+
+async fn alerts_open_escalate_and_resolve_incidents(db: Db) {
+    let (server, tokens) = serve_with_tokens(
+        &db,
+        &[
+            ("alertmanager", "operator"),
+            ("vera", "viewer"),
+            ("ops", "operator"),
+        ],
+    )
+    .await;
+    let (am, viewer, ops) = (&tokens[0], &tokens[1], &tokens[2]);
+    let run = start_run(&server, ops, &watched_plan(&server)).await;
     event(&server, viewer, &run, "watch.started").await;
 
     // Refusals come before anything is recorded, as short JSON.
@@ -272,5 +278,124 @@ monitor:
         "{text}"
     );
     assert!(text.contains("summary: checkout 5xx above 5%"), "{text}");
+    server.stop().await;
+}
+
+/// A process killed (by its own handle, so only it) when the test ends,
+/// however it ends.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// The real thing: Prometheus Alertmanager (scripts/setup.sh installs it),
+/// on loopback only and without its cluster port, its receiver pointed at
+/// golive with an operator token as in the docs. An alert posted to its
+/// own API opens an incident; the same alert ended resolves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_alertmanager_opens_and_resolves_an_incident() {
+    let db = Db::sqlite();
+    let (server, tokens) = serve_with_tokens(
+        &db,
+        &[
+            ("alertmanager", "operator"),
+            ("vera", "viewer"),
+            ("ops", "operator"),
+        ],
+    )
+    .await;
+    let (am, viewer, ops) = (&tokens[0], &tokens[1], &tokens[2]);
+    let run = start_run(&server, ops, &watched_plan(&server)).await;
+    event(&server, viewer, &run, "watch.started").await;
+
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("alertmanager.yml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"route:
+  receiver: golive
+  group_wait: 0s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: golive
+    webhook_configs:
+      - url: '{}'
+        send_resolved: true
+        http_config:
+          authorization: {{credentials: '{am}'}}
+"#,
+            server.url("/api/alertmanager")
+        ),
+    )
+    .expect("config");
+    let port = free_port();
+    let log = std::fs::File::create(dir.path().join("alertmanager.log")).expect("log");
+    let child = std::process::Command::new("prometheus-alertmanager")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--cluster.listen-address=")
+        .arg("--log.level=warn")
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("prometheus-alertmanager on PATH (scripts/setup.sh installs it)");
+    let _alertmanager = Killed(child);
+    let api = format!("http://127.0.0.1:{port}/api/v2/alerts");
+    let post = |ends: Option<jiff::Timestamp>| {
+        let mut alert = json!({
+            "labels": {"alertname": "CheckoutDown", "service": "checkout"},
+            "annotations": {"summary": "checkout answers 503"},
+            "generatorURL": "http://127.0.0.1:9090/graph?g0.expr=up",
+        });
+        if let Some(at) = ends {
+            alert["endsAt"] = json!(at.to_string());
+        }
+        let (client, api) = (server.client.clone(), api.clone());
+        async move {
+            client
+                .post(&api)
+                .json(&json!([alert]))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        }
+    };
+    // Until it listens, posting fails; then the alert is taken.
+    eventually(
+        Duration::from_secs(20),
+        "Alertmanager to take an alert",
+        || async { post(None).await.then_some(()) },
+    )
+    .await;
+    let opened = event(&server, viewer, &run, "incident.opened").await;
+    assert_eq!(opened["title"], "CheckoutDown", "{opened}");
+    assert_eq!(opened["by"], "alertmanager");
+    assert_eq!(
+        opened["evidence"]["annotations"]["summary"],
+        "checkout answers 503"
+    );
+    let key = opened["alert"].as_str().unwrap_or_default().to_string();
+    assert!(key.contains('@'), "{opened}");
+    // Ended a moment ago: Alertmanager sends it resolved at its next flush.
+    assert!(post(Some(jiff::Timestamp::now())).await, "ending the alert");
+    let done = event(&server, viewer, &run, "incident.resolved").await;
+    assert_eq!(done["alert"].as_str(), Some(key.as_str()), "{done}");
     server.stop().await;
 }
