@@ -155,6 +155,22 @@ async fn alerts_open_escalate_and_resolve_incidents(db: Db) {
         )
         .await;
     assert_eq!((s, &v["error"]["code"]), (404, &json!("not_found")), "{v}");
+    // A run named that is not in a watch window: 409, nothing recorded.
+    let unwatched = start_run(
+        &server,
+        ops,
+        "name: quick\nphases:\n  - title: a\n    items:\n      - id: note\n        task: {}\n",
+    )
+    .await;
+    let (s, v) = server
+        .call(
+            "POST",
+            &format!("/api/alertmanager?run={unwatched}"),
+            Some(am),
+            Some(firing.clone()),
+        )
+        .await;
+    assert_eq!((s, &v["error"]["code"]), (409, &json!("conflict")), "{v}");
     assert!(
         of_kind(&server, viewer, &run, "incident.opened")
             .await
