@@ -94,9 +94,38 @@ monitor:
     )
 }
 
-async fn alerts_open_escalate_and_resolve_incidents(db: Db) {
+/// Posts a notification as Alertmanager does to `path`; asserts it was
+/// taken and that `recorded` of its alerts were new for `run`, the only
+/// run in its window.
+async fn deliver(
+    server: &TestServer,
+    token: &str,
+    path: &str,
+    body: Value,
+    run: &str,
+    recorded: u64,
+) {
+    let (s, v) = server.call("POST", path, Some(token), Some(body)).await;
+    assert_eq!(
+        (s, &v["runs"]),
+        (200, &json!([{"run": run, "recorded": recorded}])),
+        "{v}"
+    );
+}
+
+/// After several of the watch loop's polls, still one incident opened.
+async fn still_one_incident(server: &TestServer, token: &str, run: &str) {
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let opened = of_kind(server, token, run, "incident.opened").await;
+    assert_eq!(opened.len(), 1, "{opened:?}");
+}
+
+/// A server with the tokens `alertmanager` (operator), `vera` (viewer)
+/// and `ops` (operator), in that order, and a run of [`watched_plan`] in
+/// its watch window.
+async fn a_run_in_its_window(db: &Db) -> (TestServer, Vec<String>, String) {
     let (server, tokens) = serve_with_tokens(
-        &db,
+        db,
         &[
             ("alertmanager", "operator"),
             ("vera", "viewer"),
@@ -104,9 +133,14 @@ async fn alerts_open_escalate_and_resolve_incidents(db: Db) {
         ],
     )
     .await;
+    let run = start_run(&server, &tokens[2], &watched_plan(&server)).await;
+    event(&server, &tokens[1], &run, "watch.started").await;
+    (server, tokens, run)
+}
+
+async fn alerts_open_escalate_and_resolve_incidents(db: Db) {
+    let (server, tokens, run) = a_run_in_its_window(&db).await;
     let (am, viewer, ops) = (&tokens[0], &tokens[1], &tokens[2]);
-    let run = start_run(&server, ops, &watched_plan(&server)).await;
-    event(&server, viewer, &run, "watch.started").await;
 
     // Refusals come before anything is recorded, as short JSON.
     let firing = notification("firing", "0001-01-01T00:00:00Z");
@@ -179,11 +213,7 @@ async fn alerts_open_escalate_and_resolve_incidents(db: Db) {
 
     // Firing: recorded for the run in its window, an incident opens with
     // the alert as evidence, and escalates like any incident.
-    let (s, v) = server
-        .call("POST", "/api/alertmanager", Some(am), Some(firing.clone()))
-        .await;
-    assert_eq!(s, 200, "{v}");
-    assert_eq!(v["runs"], json!([{"run": run, "recorded": 1}]), "{v}");
+    deliver(&server, am, "/api/alertmanager", firing.clone(), &run, 1).await;
     let opened = event(&server, viewer, &run, "incident.opened").await;
     let key = "1a30ba71cca2921f@2026-12-07T03:00:00.123Z";
     assert_eq!(opened["incident"], "INC-1", "{opened}");
@@ -209,38 +239,14 @@ async fn alerts_open_escalate_and_resolve_incidents(db: Db) {
 
     // Alertmanager repeats the notification: nothing new is recorded, and
     // after several of the watch loop's polls there is still one incident.
-    let (s, v) = server
-        .call("POST", "/api/alertmanager", Some(am), Some(firing.clone()))
-        .await;
-    assert_eq!(
-        (s, &v["runs"]),
-        (200, &json!([{"run": run, "recorded": 0}])),
-        "{v}"
-    );
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    assert_eq!(
-        of_kind(&server, viewer, &run, "incident.opened")
-            .await
-            .len(),
-        1
-    );
+    deliver(&server, am, "/api/alertmanager", firing.clone(), &run, 0).await;
+    still_one_incident(&server, viewer, &run).await;
 
     // Resolved: the incident resolves, once, however often it is said.
     let resolved = notification("resolved", "2026-12-07T03:05:00Z");
     for recorded in [1, 0] {
-        let (s, v) = server
-            .call(
-                "POST",
-                &format!("/api/alertmanager?run={run}"),
-                Some(am),
-                Some(resolved.clone()),
-            )
-            .await;
-        assert_eq!(
-            (s, &v["runs"]),
-            (200, &json!([{"run": run, "recorded": recorded}])),
-            "{v}"
-        );
+        let path = format!("/api/alertmanager?run={run}");
+        deliver(&server, am, &path, resolved.clone(), &run, recorded).await;
     }
     let done = event(&server, viewer, &run, "incident.resolved").await;
     assert_eq!(
@@ -256,22 +262,9 @@ async fn alerts_open_escalate_and_resolve_incidents(db: Db) {
         v
     };
     for body in [other(resolved), other(firing)] {
-        let (s, v) = server
-            .call("POST", "/api/alertmanager", Some(am), Some(body))
-            .await;
-        assert_eq!(
-            (s, &v["runs"]),
-            (200, &json!([{"run": run, "recorded": 1}])),
-            "{v}"
-        );
+        deliver(&server, am, "/api/alertmanager", body, &run, 1).await;
     }
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    assert_eq!(
-        of_kind(&server, viewer, &run, "incident.opened")
-            .await
-            .len(),
-        1
-    );
+    still_one_incident(&server, viewer, &run).await;
     assert_eq!(
         of_kind(&server, viewer, &run, "incident.resolved")
             .await
@@ -322,18 +315,8 @@ fn free_port() -> u16 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_alertmanager_opens_and_resolves_an_incident() {
     let db = Db::sqlite();
-    let (server, tokens) = serve_with_tokens(
-        &db,
-        &[
-            ("alertmanager", "operator"),
-            ("vera", "viewer"),
-            ("ops", "operator"),
-        ],
-    )
-    .await;
-    let (am, viewer, ops) = (&tokens[0], &tokens[1], &tokens[2]);
-    let run = start_run(&server, ops, &watched_plan(&server)).await;
-    event(&server, viewer, &run, "watch.started").await;
+    let (server, tokens, run) = a_run_in_its_window(&db).await;
+    let (am, viewer) = (&tokens[0], &tokens[1]);
 
     let dir = tempfile::tempdir().expect("dir");
     let config = dir.path().join("alertmanager.yml");
