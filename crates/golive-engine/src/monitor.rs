@@ -3,8 +3,8 @@
 //! the monitor's checks on its cadence, opens an incident when one fails,
 //! climbs the escalation rules while nobody acknowledges it, and resolves
 //! it when the check passes again. Alerts from outside (Alertmanager, via
-//! `POST /api/alertmanager` and [`crate::answers::alert`]) open and
-//! resolve incidents the same way: an incident's [`Source`] is a check or
+//! `POST /api/alertmanager` and [`crate::answers::alerts`]) open and
+//! resolve incidents the same way: an incident's `Source` is a check or
 //! an alert.
 //!
 //! This module owns the window's state, which lives only in the journal
@@ -345,7 +345,7 @@ impl<S: Store + 'static> Engine<S> {
         Ok(())
     }
 
-    /// Alerts recorded for the run ([`crate::answers::alert`]): a firing
+    /// Alerts recorded for the run ([`crate::answers::alerts`]): a firing
     /// one opens an incident (once a key, and not when its resolution is
     /// already in), a resolved one resolves its open incident.
     async fn watch_alerts(
@@ -368,7 +368,7 @@ impl<S: Store + 'static> Engine<S> {
             };
             if kind == ALERT_FIRING && !seen.contains(key) && !resolved(key) {
                 seen.insert(key.to_string());
-                // Written by `answers::alert`; a reason that does not parse
+                // Written by `answers::alerts`; a reason that does not parse
                 // was not, and is not an alert.
                 let Some(alert) = r
                     .reason
