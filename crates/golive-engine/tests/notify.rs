@@ -41,6 +41,26 @@ async fn run(
     )
 }
 
+/// The plan `src` compiled (every variable taken as known), and a fresh
+/// journal in `dir`.
+async fn planned(src: &str, dir: &std::path::Path) -> (golive_plan::Plan, Arc<SqliteStore>) {
+    let compiled = golive_plan::compile(src, &|_: &str| true);
+    let plan = compiled
+        .plan
+        .unwrap_or_else(|| panic!("{:?}", compiled.diagnostics));
+    let store = Arc::new(SqliteStore::open(dir.join("j.db")).await.expect("journal"));
+    (plan, store)
+}
+
+/// An engine whose lease runs out soon after it dies (for crash tests),
+/// polling fast.
+fn crashable(store: &Arc<SqliteStore>) -> Engine<SqliteStore> {
+    Engine::new(Arc::clone(store))
+        .expect("engine")
+        .with_lease_ttl(std::time::Duration::from_millis(300))
+        .with_poll_interval(std::time::Duration::from_millis(50))
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unreachable_channel_is_retried_journaled_and_the_run_goes_on() {
     let dir = tempfile::tempdir().expect("dir");
@@ -271,15 +291,7 @@ monitor:
 "#,
         up = up.display()
     );
-    let compiled = golive_plan::compile(&src, &|_: &str| true);
-    let plan = compiled
-        .plan
-        .unwrap_or_else(|| panic!("{:?}", compiled.diagnostics));
-    let store = Arc::new(
-        SqliteStore::open(dir.path().join("j.db"))
-            .await
-            .expect("journal"),
-    );
+    let (plan, store) = planned(&src, dir.path()).await;
     let engine = Engine::new(Arc::clone(&store))
         .expect("engine")
         .with_poll_interval(std::time::Duration::from_millis(50));
@@ -417,15 +429,7 @@ async fn a_promote_used_by_one_rollout_is_not_taken_by_the_next() {
         rollout("first"),
         rollout("second")
     );
-    let compiled = golive_plan::compile(&src, &|_: &str| true);
-    let plan = compiled
-        .plan
-        .unwrap_or_else(|| panic!("{:?}", compiled.diagnostics));
-    let store = Arc::new(
-        SqliteStore::open(dir.path().join("j.db"))
-            .await
-            .expect("journal"),
-    );
+    let (plan, store) = planned(&src, dir.path()).await;
     let engine = Engine::new(Arc::clone(&store)).expect("engine");
     let run = engine.create(&src, &plan, None).await.expect("create");
     let driving = {
@@ -491,22 +495,8 @@ monitor:
 "#,
         up = up.display()
     );
-    let compiled = golive_plan::compile(&src, &|_: &str| true);
-    let plan = compiled
-        .plan
-        .unwrap_or_else(|| panic!("{:?}", compiled.diagnostics));
-    let store = Arc::new(
-        SqliteStore::open(dir.path().join("j.db"))
-            .await
-            .expect("journal"),
-    );
-    let engine = |store: &Arc<SqliteStore>| {
-        Engine::new(Arc::clone(store))
-            .expect("engine")
-            .with_lease_ttl(std::time::Duration::from_millis(300))
-            .with_poll_interval(std::time::Duration::from_millis(50))
-    };
-    let first = engine(&store);
+    let (plan, store) = planned(&src, dir.path()).await;
+    let first = crashable(&store);
     let run = first.create(&src, &plan, None).await.expect("create");
     let driving = {
         let (run, plan) = (run.clone(), plan.clone());
@@ -520,7 +510,7 @@ monitor:
     let _ = driving.await;
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     let resumed_at = jiff::Timestamp::now();
-    let second = engine(&store);
+    let second = crashable(&store);
     let resuming = {
         let run = run.clone();
         tokio::spawn(async move { second.resume(&run, &[]).await })
@@ -590,22 +580,8 @@ monitor:
 "#,
         up = up.display()
     );
-    let compiled = golive_plan::compile(&src, &|_: &str| true);
-    let plan = compiled
-        .plan
-        .unwrap_or_else(|| panic!("{:?}", compiled.diagnostics));
-    let store = Arc::new(
-        SqliteStore::open(dir.path().join("j.db"))
-            .await
-            .expect("journal"),
-    );
-    let engine = |store: &Arc<SqliteStore>| {
-        Engine::new(Arc::clone(store))
-            .expect("engine")
-            .with_lease_ttl(std::time::Duration::from_millis(300))
-            .with_poll_interval(std::time::Duration::from_millis(50))
-    };
-    let first = engine(&store);
+    let (plan, store) = planned(&src, dir.path()).await;
+    let first = crashable(&store);
     let run = first.create(&src, &plan, None).await.expect("create");
     let driving = {
         let (run, plan) = (run.clone(), plan.clone());
@@ -640,7 +616,7 @@ monitor:
     alert.firing = false;
     assert_eq!(record(alert.clone()).await.expect("resolved"), 1);
     tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
-    let second = engine(&store);
+    let second = crashable(&store);
     let status = {
         let run = run.clone();
         tokio::spawn(async move { second.resume(&run, &[]).await })
