@@ -41,6 +41,31 @@ async fn run(
     )
 }
 
+type Driving = tokio::task::JoinHandle<Result<RunStatus, golive_engine::EngineError>>;
+
+/// A [`crashable`] engine driving a run of `src` (journal in `dir`), once
+/// its watch window has started: the journal, the run, the task.
+async fn watching(
+    src: &str,
+    dir: &std::path::Path,
+) -> (Arc<SqliteStore>, golive_store::RunId, Driving) {
+    let (plan, store) = planned(src, dir).await;
+    let first = crashable(&store);
+    let run = first.create(src, &plan, None).await.expect("create");
+    let driving = {
+        let run = run.clone();
+        tokio::spawn(async move { first.execute(&run, &plan, &[]).await })
+    };
+    event_of(&store, &run, "watch.started", None).await;
+    (store, run, driving)
+}
+
+/// Another [`crashable`] engine resuming `run`.
+fn resumed(store: &Arc<SqliteStore>, run: &golive_store::RunId) -> Driving {
+    let (second, run) = (crashable(store), run.clone());
+    tokio::spawn(async move { second.resume(&run, &[]).await })
+}
+
 /// The plan `src` compiled (every variable taken as known), and a fresh
 /// journal in `dir`.
 async fn planned(src: &str, dir: &std::path::Path) -> (golive_plan::Plan, Arc<SqliteStore>) {
@@ -495,14 +520,7 @@ monitor:
 "#,
         up = up.display()
     );
-    let (plan, store) = planned(&src, dir.path()).await;
-    let first = crashable(&store);
-    let run = first.create(&src, &plan, None).await.expect("create");
-    let driving = {
-        let (run, plan) = (run.clone(), plan.clone());
-        tokio::spawn(async move { first.execute(&run, &plan, &[]).await })
-    };
-    event_of(&store, &run, "watch.started", None).await;
+    let (store, run, driving) = watching(&src, dir.path()).await;
     std::fs::remove_file(&up).expect("down");
     event_of(&store, &run, "incident.escalated", Some("INC-1")).await;
     // The engine dies mid-incident; its lease runs out.
@@ -510,11 +528,7 @@ monitor:
     let _ = driving.await;
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     let resumed_at = jiff::Timestamp::now();
-    let second = crashable(&store);
-    let resuming = {
-        let run = run.clone();
-        tokio::spawn(async move { second.resume(&run, &[]).await })
-    };
+    let resuming = resumed(&store, &run);
     // The tech lead is told 2 s after the incident opened, by the resume.
     event_where(&store, &run, "incident.escalated", |d| d["level"] == 1).await;
     std::fs::write(&up, "").expect("up again");
@@ -580,14 +594,7 @@ monitor:
 "#,
         up = up.display()
     );
-    let (plan, store) = planned(&src, dir.path()).await;
-    let first = crashable(&store);
-    let run = first.create(&src, &plan, None).await.expect("create");
-    let driving = {
-        let (run, plan) = (run.clone(), plan.clone());
-        tokio::spawn(async move { first.execute(&run, &plan, &[]).await })
-    };
-    event_of(&store, &run, "watch.started", None).await;
+    let (store, run, driving) = watching(&src, dir.path()).await;
     let mut alert = Alert {
         fingerprint: "1a30ba71cca2921f".into(),
         starts_at: "2026-12-07T03:00:00Z".parse().expect("time"),
@@ -616,11 +623,7 @@ monitor:
     alert.firing = false;
     assert_eq!(record(alert.clone()).await.expect("resolved"), 1);
     tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
-    let second = crashable(&store);
-    let status = {
-        let run = run.clone();
-        tokio::spawn(async move { second.resume(&run, &[]).await })
-    };
+    let status = resumed(&store, &run);
     let done = event_of(&store, &run, "incident.resolved", Some("INC-1")).await;
     assert_eq!(done["alert"], opened["alert"]);
     assert_eq!(
