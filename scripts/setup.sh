@@ -24,6 +24,8 @@ need_pkg redis-server redis-server
 # The rollout tests put HAProxy and nginx in front of demo services.
 need_pkg haproxy haproxy
 need_pkg nginx nginx
+# golive-server's Alertmanager test sends real webhooks from Alertmanager.
+need_pkg prometheus-alertmanager prometheus-alertmanager
 
 # golive-notify's tests verify Standard Webhooks signatures with the
 # reference Python implementation, and send email to an aiosmtpd server.

@@ -57,6 +57,9 @@ pub enum AnswerError {
     /// The answer does not fit the item, or lacks something it needs.
     #[error("{0}")]
     Invalid(String),
+    /// The run is not in its watch window (alerts are taken only there).
+    #[error("run {0} is not in its watch window: alerts open incidents only there")]
+    NotWatching(RunId),
     /// The same answer was already given: the first one stands.
     #[error("{0}")]
     AlreadyAnswered(String),
@@ -89,6 +92,7 @@ impl AnswerError {
             AnswerError::Invalid(_) => AnswerClass::Invalid,
             AnswerError::RunFinished { .. }
             | AnswerError::ItemFinished { .. }
+            | AnswerError::NotWatching(_)
             | AnswerError::AlreadyAnswered(_) => AnswerClass::Conflict,
             AnswerError::Store(StoreError::NotFound(_)) => AnswerClass::NotFound,
             AnswerError::Store(_) | AnswerError::Engine(_) => AnswerClass::Internal,
@@ -552,4 +556,41 @@ pub async fn ack<S: Store>(
             },
         )
         .await?)
+}
+
+/// Records alerts (Alertmanager's) for the run's watch window, lease-free:
+/// each as the request `alert:KEY` or `alert-resolved:KEY` (see
+/// [`crate::monitor::Alert`]), which the engine driving the run turns into
+/// an incident opened or resolved at its next poll. A notification already
+/// recorded is not recorded again — Alertmanager repeats them — so the
+/// answer is how many were new.
+pub async fn alerts<S: Store>(
+    store: &S,
+    run_id: &RunId,
+    alerts: &[crate::monitor::Alert],
+    by: &str,
+) -> Result<usize, AnswerError> {
+    let run = get_run(store, run_id).await?;
+    refuse_finished(&run, "its watch window is over")?;
+    let events = store.events_after(run_id, 0, u32::MAX).await?;
+    if !crate::monitor::window_open(&events) {
+        return Err(AnswerError::NotWatching(run_id.clone()));
+    }
+    let mut recorded = 0;
+    for alert in alerts {
+        // The firing notification carries the evidence; the resolved one
+        // only has to name the key.
+        let reason = if alert.firing {
+            Some(serde_json::to_string(alert).map_err(|e| AnswerError::Invalid(e.to_string()))?)
+        } else {
+            None
+        };
+        let new = golive_store::NewRequest {
+            kind: alert.request_kind(),
+            by: by.into(),
+            reason,
+        };
+        recorded += usize::from(store.request(run_id, &new).await?);
+    }
+    Ok(recorded)
 }

@@ -26,10 +26,11 @@
 //! - [`status`]: where a run stands (phase, items, who is awaited), as
 //!   `golive status` and the server show it.
 //! - [`answers`]: people's answers (confirm, sign, ask for a rollback,
-//!   acknowledge an incident), checked against the stored plan; shared by
+//!   acknowledge an incident) and alerts from outside, checked against the stored plan; shared by
 //!   the CLI and the server.
 //! - [`monitor`]: the watch window after the last phase (`monitor:`): checks
-//!   on a cadence, incidents, escalation, acknowledgements, resolution.
+//!   on a cadence, alerts, incidents, escalation, acknowledgements,
+//!   resolution.
 //!
 //! # Stopping
 //! [`Engine::with_stop_signal`] gives the engine a signal number to watch

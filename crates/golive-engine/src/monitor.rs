@@ -2,7 +2,10 @@
 //! stays live for `window` after its last phase (or its rollback), re-runs
 //! the monitor's checks on its cadence, opens an incident when one fails,
 //! climbs the escalation rules while nobody acknowledges it, and resolves
-//! it when the check passes again.
+//! it when the check passes again. Alerts from outside (Alertmanager, via
+//! `POST /api/alertmanager` and [`crate::answers::alerts`]) open and
+//! resolve incidents the same way: an incident's `Source` is a check or
+//! an alert.
 //!
 //! This module owns the window's state, which lives only in the journal
 //! (so a resume rebuilds it and goes on where the window stood):
@@ -23,18 +26,19 @@
 //!   the API) asked; escalation stops, the channels already reached hear it
 //!   (PagerDuty acknowledge).
 //! - `incident.resolved` `{incident, check, open_s}` — its check passed
-//!   again; the channels reached hear it (PagerDuty resolve).
+//!   again (or `{incident, alert, open_s}`: a `resolved` notification of
+//!   its alert came); the channels reached hear it (PagerDuty resolve).
 //! - `watch.ended` `{incidents, open}`.
 //!
 //! A failed delivery never stops the window (`required` channels aside,
 //! whose failure is journaled like any other). A rollback requested during
 //! the window ends it and runs the plan's rollback.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use golive_plan::{AlertSeverity, ItemKind, Monitor, NotifyEvent};
-use golive_store::{Event, NewEvent, Outcome, Store};
+use golive_store::{Event, NewEvent, Outcome, Request, Store};
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
@@ -60,11 +64,107 @@ pub mod event {
 /// The request kind that acknowledges an incident: `ack:INCIDENT`.
 pub const ACK: &str = "ack";
 
+/// The request kind of a firing alert: `alert:KEY`, the alert as JSON in
+/// the request's reason (see [`Alert`]).
+pub const ALERT_FIRING: &str = "alert";
+
+/// The request kind of a resolved alert: `alert-resolved:KEY`.
+pub const ALERT_RESOLVED: &str = "alert-resolved";
+
+/// An alert from outside the run (Alertmanager's), as recorded for the
+/// watch window. Its key is `FINGERPRINT@STARTS_AT`: the fingerprint names
+/// the label set, `startsAt` one episode of it (Alertmanager keeps it on
+/// every repeat and on the resolved notification).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Alert {
+    /// Alertmanager's fingerprint of the label set.
+    pub fingerprint: String,
+    /// When the alert started firing.
+    #[serde(rename = "startsAt")]
+    pub starts_at: Timestamp,
+    /// `false` for a `resolved` notification.
+    pub firing: bool,
+    /// Its `alertname` label.
+    pub alertname: String,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// Its annotations (summary, description, runbook_url, …).
+    pub annotations: BTreeMap<String, String>,
+    /// The link to the rule's expression in Prometheus.
+    #[serde(rename = "generatorURL")]
+    pub generator_url: Option<String>,
+}
+
+impl Alert {
+    /// `FINGERPRINT@STARTS_AT`.
+    pub fn key(&self) -> String {
+        format!("{}@{}", self.fingerprint, self.starts_at)
+    }
+
+    /// The request kind recording it.
+    pub fn request_kind(&self) -> String {
+        let kind = if self.firing {
+            ALERT_FIRING
+        } else {
+            ALERT_RESOLVED
+        };
+        format!("{kind}:{}", self.key())
+    }
+}
+
+/// What opened an incident.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Source {
+    /// A monitor check failed: its id.
+    Check(String),
+    /// An alert fired: its key and `alertname`.
+    Alert { key: String, name: String },
+}
+
+impl Source {
+    /// As an `incident.opened` event's data names it.
+    fn of(data: &Value) -> Source {
+        let text = |k: &str| data[k].as_str().unwrap_or_default().to_string();
+        match data["alert"].as_str() {
+            Some(key) => Source::Alert {
+                key: key.to_string(),
+                name: text("title"),
+            },
+            None => Source::Check(text("check")),
+        }
+    }
+
+    /// `check `x`` / `alert `x``, for messages.
+    fn what(&self) -> String {
+        match self {
+            Source::Check(id) => format!("check `{id}`"),
+            Source::Alert { name, .. } => format!("alert `{name}`"),
+        }
+    }
+
+    /// What is still wrong, for an escalation's message.
+    fn ongoing(&self) -> String {
+        match self {
+            Source::Check(_) => format!("{} has been failing", self.what()),
+            Source::Alert { .. } => format!("{} has been firing", self.what()),
+        }
+    }
+
+    /// The field naming it in `incident.resolved`: `("check", id)` or
+    /// `("alert", key)`.
+    fn field(&self) -> (&'static str, &str) {
+        match self {
+            Source::Check(id) => ("check", id),
+            Source::Alert { key, .. } => ("alert", key),
+        }
+    }
+}
+
 /// An incident as the journal tells it.
 #[derive(Clone, Debug)]
 struct Incident {
     id: String,
-    check: String,
+    source: Source,
     opened: Timestamp,
     /// Escalation levels notified, by index.
     notified: Vec<usize>,
@@ -81,7 +181,7 @@ fn incidents(events: &[Event]) -> Vec<Incident> {
         match e.kind.as_str() {
             event::OPENED => out.push(Incident {
                 id,
-                check: text(e, "check"),
+                source: Source::of(&e.data),
                 opened: e.at,
                 notified: Vec::new(),
                 acked: false,
@@ -111,6 +211,13 @@ fn incidents(events: &[Event]) -> Vec<Incident> {
     out
 }
 
+/// Is the run's watch window open: `watch.started` journaled and
+/// `watch.ended` not?
+pub fn window_open(events: &[Event]) -> bool {
+    events.iter().any(|e| e.kind == event::STARTED)
+        && !events.iter().any(|e| e.kind == event::ENDED)
+}
+
 fn since(from: Timestamp, to: Timestamp) -> Duration {
     Duration::try_from(to.duration_since(from)).unwrap_or_default()
 }
@@ -133,6 +240,14 @@ impl<S: Store + 'static> Engine<S> {
         };
         let mut open = incidents(&events);
         let mut opened_count = open.len();
+        // One incident an alert key, ever (see the module docs).
+        let mut alerts_seen: BTreeSet<String> = open
+            .iter()
+            .filter_map(|i| match &i.source {
+                Source::Alert { key, .. } => Some(key.clone()),
+                Source::Check(_) => None,
+            })
+            .collect();
         open.retain(|i| !i.resolved);
         // Checks at once on (re)start, then on the cadence.
         let mut next_check = Timestamp::now();
@@ -151,7 +266,18 @@ impl<S: Store + 'static> Engine<S> {
                     .checked_add(jiff::SignedDuration::try_from(period).unwrap_or_default())
                     .unwrap_or(now);
             }
-            self.watch_acks(ctx, monitor, &mut open).await?;
+            // Alerts and acks are requests made from outside: read once a poll.
+            let requests = self.store.requests(ctx.run).await?;
+            self.watch_alerts(
+                ctx,
+                monitor,
+                &requests,
+                &mut open,
+                &mut opened_count,
+                &mut alerts_seen,
+            )
+            .await?;
+            self.watch_acks(ctx, monitor, &requests, &mut open).await?;
             self.escalate(ctx, monitor, &mut open).await?;
             // Acks and escalations are looked at every poll, checks when due.
             let now = Timestamp::now();
@@ -196,43 +322,21 @@ impl<S: Store + 'static> Engine<S> {
                     Ok(crate::items::check::run(check, ctx.vars).await)
                 })
                 .await?;
-            let current = open.iter().position(|i| i.check == id.as_str());
+            let source = Source::Check(id.to_string());
+            let current = open.iter().position(|i| i.source == source);
             match (outcome, current) {
                 (Outcome::Failed, None) => {
-                    *opened_count += 1;
-                    let incident = format!("INC-{opened_count}");
                     let data = json!({
-                        "incident": incident,
                         "check": id.as_str(),
                         "title": item.title,
                         "evidence": evidence,
                     });
-                    self.watch_event(ctx, event::OPENED, data).await?;
-                    open.push(Incident {
-                        id: incident,
-                        check: id.to_string(),
-                        opened: Timestamp::now(),
-                        notified: Vec::new(),
-                        acked: false,
-                        resolved: false,
-                    });
+                    self.open_incident(ctx, open, opened_count, source, data)
+                        .await?;
                 }
                 (Outcome::Passed, Some(at)) => {
                     let incident = open.remove(at);
-                    let open_s = since(incident.opened, Timestamp::now()).as_secs_f64();
-                    let data = json!({
-                        "incident": incident.id,
-                        "check": id.as_str(),
-                        "open_s": (open_s * 10.0).round() / 10.0,
-                    });
-                    self.watch_event(ctx, event::RESOLVED, data).await?;
-                    let text = format!(
-                        "{}: resolved — check `{}` passes again (open {})",
-                        incident.id,
-                        id,
-                        golive_plan::time::format_duration(Duration::from_secs(open_s as u64))
-                    );
-                    self.tell(ctx, monitor, &incident, NotifyEvent::Resolve, text)
+                    self.resolve(ctx, monitor, &incident, "passes again")
                         .await?;
                 }
                 _ => {}
@@ -241,19 +345,125 @@ impl<S: Store + 'static> Engine<S> {
         Ok(())
     }
 
+    /// Alerts recorded for the run ([`crate::answers::alerts`]): a firing
+    /// one opens an incident (once a key, and not when its resolution is
+    /// already in), a resolved one resolves its open incident.
+    async fn watch_alerts(
+        &self,
+        ctx: &Ctx<'_>,
+        monitor: &Monitor,
+        requests: &[Request],
+        open: &mut Vec<Incident>,
+        opened_count: &mut usize,
+        seen: &mut BTreeSet<String>,
+    ) -> Result<(), EngineError> {
+        let resolved = |key: &str| {
+            requests
+                .iter()
+                .any(|r| r.kind.split_once(':') == Some((ALERT_RESOLVED, key)))
+        };
+        for r in requests {
+            let Some((kind, key)) = r.kind.split_once(':') else {
+                continue;
+            };
+            if kind == ALERT_FIRING && !seen.contains(key) && !resolved(key) {
+                seen.insert(key.to_string());
+                // Written by `answers::alerts`; a reason that does not parse
+                // was not, and is not an alert.
+                let Some(alert) = r
+                    .reason
+                    .as_deref()
+                    .and_then(|t| serde_json::from_str::<Alert>(t).ok())
+                else {
+                    continue;
+                };
+                let source = Source::Alert {
+                    key: key.to_string(),
+                    name: alert.alertname.clone(),
+                };
+                let data = json!({
+                    "alert": key,
+                    "title": alert.alertname,
+                    "by": r.by,
+                    "evidence": alert,
+                });
+                self.open_incident(ctx, open, opened_count, source, data)
+                    .await?;
+            } else if kind == ALERT_RESOLVED {
+                let at = open
+                    .iter()
+                    .position(|i| matches!(&i.source, Source::Alert { key: k, .. } if k == key));
+                if let Some(at) = at {
+                    let incident = open.remove(at);
+                    self.resolve(ctx, monitor, &incident, "was resolved")
+                        .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Journals `incident.opened` (`data` plus the new incident's id) and
+    /// starts its escalation clock.
+    async fn open_incident(
+        &self,
+        ctx: &Ctx<'_>,
+        open: &mut Vec<Incident>,
+        opened_count: &mut usize,
+        source: Source,
+        mut data: Value,
+    ) -> Result<(), EngineError> {
+        *opened_count += 1;
+        let id = format!("INC-{opened_count}");
+        data["incident"] = json!(id);
+        self.watch_event(ctx, event::OPENED, data).await?;
+        open.push(Incident {
+            id,
+            source,
+            opened: Timestamp::now(),
+            notified: Vec::new(),
+            acked: false,
+            resolved: false,
+        });
+        Ok(())
+    }
+
+    /// Journals `incident.resolved` and tells the channels it reached.
+    async fn resolve(
+        &self,
+        ctx: &Ctx<'_>,
+        monitor: &Monitor,
+        incident: &Incident,
+        why: &str,
+    ) -> Result<(), EngineError> {
+        let open_s = since(incident.opened, Timestamp::now()).as_secs_f64();
+        let (field, name) = incident.source.field();
+        let mut data = json!({
+            "incident": incident.id,
+            "open_s": (open_s * 10.0).round() / 10.0,
+        });
+        data[field] = json!(name);
+        self.watch_event(ctx, event::RESOLVED, data).await?;
+        let text = format!(
+            "{}: resolved — {} {why} (open {})",
+            incident.id,
+            incident.source.what(),
+            golive_plan::time::format_duration(Duration::from_secs(open_s as u64))
+        );
+        self.tell(ctx, monitor, incident, NotifyEvent::Resolve, text)
+            .await
+    }
+
     /// Acknowledgements asked for (`ack:INCIDENT` requests) of open
     /// incidents not yet acknowledged.
     async fn watch_acks(
         &self,
         ctx: &Ctx<'_>,
         monitor: &Monitor,
+        requests: &[Request],
         open: &mut [Incident],
     ) -> Result<(), EngineError> {
-        if open.iter().all(|i| i.acked) {
-            return Ok(());
-        }
-        let requests = self.store.requests(ctx.run).await?;
-        for r in &requests {
+        for r in requests {
             let Some(id) = r.kind.strip_prefix("ack:") else {
                 continue;
             };
@@ -305,9 +515,9 @@ impl<S: Store + 'static> Engine<S> {
                     .map(|t| format!(" {t}:"))
                     .unwrap_or_default();
                 let text = format!(
-                    "{}:{to} check `{}` has been failing for {} ({name}). Acknowledge: golive ack {} {} --by NAME",
+                    "{}:{to} {} for {} ({name}). Acknowledge: golive ack {} {} --by NAME",
                     incident.id,
-                    incident.check,
+                    incident.source.ongoing(),
                     golive_plan::time::format_duration(Duration::from_secs(age.as_secs())),
                     ctx.run,
                     incident.id
@@ -393,8 +603,10 @@ pub struct WatchRecord {
 pub struct IncidentRecord {
     /// `INC-1`, …
     pub id: String,
-    /// The failing check.
+    /// The failing check (empty for an alert's incident).
     pub check: String,
+    /// The alert's `alertname`, for an incident an alert opened.
+    pub alert: Option<String>,
     /// When it opened.
     pub opened_at: Timestamp,
     /// What the check saw (its conditions and observed values), in words.
@@ -415,10 +627,13 @@ impl IncidentRecord {
             (None, Some(_)) => "acknowledged, still open".into(),
             (None, None) => "still open".into(),
         };
+        let what = match &self.alert {
+            Some(name) => format!("alert `{name}` fired"),
+            None => format!("check `{}` failed", self.check),
+        };
         format!(
-            "{} — check `{}` failed at {}; {state}",
+            "{} — {what} at {}; {state}",
             self.id,
-            self.check,
             crate::report::when(self.opened_at)
         )
     }
@@ -457,29 +672,19 @@ pub fn record(events: &[Event]) -> Option<WatchRecord> {
             continue;
         };
         if e.kind == event::OPENED {
-            let evidence = e.data["evidence"]["conditions"]
-                .as_array()
-                .map(|cs| {
-                    cs.iter()
-                        .map(|c| {
-                            let ok = if c["passed"].as_bool() == Some(true) {
-                                "✓"
-                            } else {
-                                "✗"
-                            };
-                            let seen = c["observed"]
-                                .as_str()
-                                .map(|o| format!(" (observed {o})"))
-                                .unwrap_or_default();
-                            format!("{ok} {}{seen}", c["condition"].as_str().unwrap_or_default())
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
+            let alert = e.data["alert"]
+                .is_string()
+                .then(|| text(e, "title").unwrap_or_default());
+            let evidence = if alert.is_some() {
+                alert_evidence(&e.data["evidence"])
+            } else {
+                check_evidence(&e.data["evidence"])
+            };
             by_id.insert(id.clone(), rec.incidents.len());
             rec.incidents.push(IncidentRecord {
                 id,
                 check: text(e, "check").unwrap_or_default(),
+                alert,
                 opened_at: e.at,
                 evidence,
                 escalations: Vec::new(),
@@ -505,4 +710,57 @@ pub fn record(events: &[Event]) -> Option<WatchRecord> {
         }
     }
     Some(rec)
+}
+
+/// A check's evidence in words: each condition, passed or not, and what
+/// was observed.
+fn check_evidence(evidence: &Value) -> Vec<String> {
+    evidence["conditions"]
+        .as_array()
+        .map(|cs| {
+            cs.iter()
+                .map(|c| {
+                    let ok = if c["passed"].as_bool() == Some(true) {
+                        "✓"
+                    } else {
+                        "✗"
+                    };
+                    let seen = c["observed"]
+                        .as_str()
+                        .map(|o| format!(" (observed {o})"))
+                        .unwrap_or_default();
+                    format!("{ok} {}{seen}", c["condition"].as_str().unwrap_or_default())
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// An alert's evidence in words: its labels, each annotation, the link
+/// to its rule.
+fn alert_evidence(alert: &Value) -> Vec<String> {
+    let pairs = |k: &str| -> Vec<(String, String)> {
+        alert[k]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let labels: Vec<String> = pairs("labels")
+        .into_iter()
+        .map(|(k, v)| format!("{k}=\"{v}\""))
+        .collect();
+    let mut out = vec![format!("labels: {{{}}}", labels.join(", "))];
+    out.extend(
+        pairs("annotations")
+            .into_iter()
+            .map(|(k, v)| format!("{k}: {v}")),
+    );
+    if let Some(url) = alert["generatorURL"].as_str() {
+        out.push(format!("source: {url}"));
+    }
+    out
 }

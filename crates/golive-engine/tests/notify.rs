@@ -41,6 +41,51 @@ async fn run(
     )
 }
 
+type Driving = tokio::task::JoinHandle<Result<RunStatus, golive_engine::EngineError>>;
+
+/// A [`crashable`] engine driving a run of `src` (journal in `dir`), once
+/// its watch window has started: the journal, the run, the task.
+async fn watching(
+    src: &str,
+    dir: &std::path::Path,
+) -> (Arc<SqliteStore>, golive_store::RunId, Driving) {
+    let (plan, store) = planned(src, dir).await;
+    let first = crashable(&store);
+    let run = first.create(src, &plan, None).await.expect("create");
+    let driving = {
+        let run = run.clone();
+        tokio::spawn(async move { first.execute(&run, &plan, &[]).await })
+    };
+    event_of(&store, &run, "watch.started", None).await;
+    (store, run, driving)
+}
+
+/// Another [`crashable`] engine resuming `run`.
+fn resumed(store: &Arc<SqliteStore>, run: &golive_store::RunId) -> Driving {
+    let (second, run) = (crashable(store), run.clone());
+    tokio::spawn(async move { second.resume(&run, &[]).await })
+}
+
+/// The plan `src` compiled (every variable taken as known), and a fresh
+/// journal in `dir`.
+async fn planned(src: &str, dir: &std::path::Path) -> (golive_plan::Plan, Arc<SqliteStore>) {
+    let compiled = golive_plan::compile(src, &|_: &str| true);
+    let plan = compiled
+        .plan
+        .unwrap_or_else(|| panic!("{:?}", compiled.diagnostics));
+    let store = Arc::new(SqliteStore::open(dir.join("j.db")).await.expect("journal"));
+    (plan, store)
+}
+
+/// An engine whose lease runs out soon after it dies (for crash tests),
+/// polling fast.
+fn crashable(store: &Arc<SqliteStore>) -> Engine<SqliteStore> {
+    Engine::new(Arc::clone(store))
+        .expect("engine")
+        .with_lease_ttl(std::time::Duration::from_millis(300))
+        .with_poll_interval(std::time::Duration::from_millis(50))
+}
+
 /// A port nobody listens on: bound, then released.
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -308,15 +353,7 @@ monitor:
 "#,
         up = up.display()
     );
-    let compiled = golive_plan::compile(&src, &|_: &str| true);
-    let plan = compiled
-        .plan
-        .unwrap_or_else(|| panic!("{:?}", compiled.diagnostics));
-    let store = Arc::new(
-        SqliteStore::open(dir.path().join("j.db"))
-            .await
-            .expect("journal"),
-    );
+    let (plan, store) = planned(&src, dir.path()).await;
     let engine = Engine::new(Arc::clone(&store))
         .expect("engine")
         .with_poll_interval(std::time::Duration::from_millis(50));
@@ -454,15 +491,7 @@ async fn a_promote_used_by_one_rollout_is_not_taken_by_the_next() {
         rollout("first"),
         rollout("second")
     );
-    let compiled = golive_plan::compile(&src, &|_: &str| true);
-    let plan = compiled
-        .plan
-        .unwrap_or_else(|| panic!("{:?}", compiled.diagnostics));
-    let store = Arc::new(
-        SqliteStore::open(dir.path().join("j.db"))
-            .await
-            .expect("journal"),
-    );
+    let (plan, store) = planned(&src, dir.path()).await;
     let engine = Engine::new(Arc::clone(&store)).expect("engine");
     let run = engine.create(&src, &plan, None).await.expect("create");
     let driving = {
@@ -528,28 +557,7 @@ monitor:
 "#,
         up = up.display()
     );
-    let compiled = golive_plan::compile(&src, &|_: &str| true);
-    let plan = compiled
-        .plan
-        .unwrap_or_else(|| panic!("{:?}", compiled.diagnostics));
-    let store = Arc::new(
-        SqliteStore::open(dir.path().join("j.db"))
-            .await
-            .expect("journal"),
-    );
-    let engine = |store: &Arc<SqliteStore>| {
-        Engine::new(Arc::clone(store))
-            .expect("engine")
-            .with_lease_ttl(std::time::Duration::from_millis(300))
-            .with_poll_interval(std::time::Duration::from_millis(50))
-    };
-    let first = engine(&store);
-    let run = first.create(&src, &plan, None).await.expect("create");
-    let driving = {
-        let (run, plan) = (run.clone(), plan.clone());
-        tokio::spawn(async move { first.execute(&run, &plan, &[]).await })
-    };
-    event_of(&store, &run, "watch.started", None).await;
+    let (store, run, driving) = watching(&src, dir.path()).await;
     std::fs::remove_file(&up).expect("down");
     event_of(&store, &run, "incident.escalated", Some("INC-1")).await;
     // The engine dies mid-incident; its lease runs out.
@@ -557,11 +565,7 @@ monitor:
     let _ = driving.await;
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     let resumed_at = jiff::Timestamp::now();
-    let second = engine(&store);
-    let resuming = {
-        let run = run.clone();
-        tokio::spawn(async move { second.resume(&run, &[]).await })
-    };
+    let resuming = resumed(&store, &run);
     // The tech lead is told 2 s after the incident opened, by the resume.
     event_where(&store, &run, "incident.escalated", |d| d["level"] == 1).await;
     std::fs::write(&up, "").expect("up again");
@@ -593,4 +597,105 @@ monitor:
         "told, resolved"
     );
     assert_eq!(lead_posts.lock().expect("posts").len(), 2, "told, resolved");
+}
+
+/// An alert (as `POST /api/alertmanager` records it) opens an incident in
+/// the watch window; the engine dies; the resolution arrives while no
+/// engine runs; the resume resolves the incident once, without opening it
+/// again or escalating twice — the window's alerts live only in the
+/// journal and the requests. Outside a window alerts are refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_alerts_incident_survives_a_crash_and_resolves_once() {
+    use golive_engine::answers::{self, AnswerError};
+    use golive_engine::monitor::Alert;
+    let dir = tempfile::tempdir().expect("dir");
+    let (oncall, oncall_posts) = receiver("");
+    let up = dir.path().join("up");
+    std::fs::write(&up, "").expect("up");
+    let src = format!(
+        r#"name: watched
+channels:
+  oncall: {{slack: '{oncall}/hook'}}
+phases:
+  - title: Go live
+    items:
+      - id: health
+        check:
+          file: {{path: '{up}'}}
+monitor:
+  window: 6s
+  interval: 100ms
+  checks: [health]
+  escalation:
+    - {{name: on-call, after: 0s, notify: oncall}}
+"#,
+        up = up.display()
+    );
+    let (store, run, driving) = watching(&src, dir.path()).await;
+    let mut alert = Alert {
+        fingerprint: "1a30ba71cca2921f".into(),
+        starts_at: "2026-12-07T03:00:00Z".parse().expect("time"),
+        firing: true,
+        alertname: "HighErrorRate".into(),
+        labels: [("alertname".to_string(), "HighErrorRate".to_string())].into(),
+        annotations: [("summary".to_string(), "5xx above 5%".to_string())].into(),
+        generator_url: None,
+    };
+    let record = |alert: Alert| {
+        let store = Arc::clone(&store);
+        let run = run.clone();
+        async move { answers::alerts(store.as_ref(), &run, &[alert], "alertmanager").await }
+    };
+    assert_eq!(record(alert.clone()).await.expect("firing"), 1);
+    assert_eq!(
+        record(alert.clone()).await.expect("repeat"),
+        0,
+        "a repeat is not new"
+    );
+    let opened = event_of(&store, &run, "incident.opened", Some("INC-1")).await;
+    assert_eq!(opened["alert"], "1a30ba71cca2921f@2026-12-07T03:00:00Z");
+    event_of(&store, &run, "incident.escalated", Some("INC-1")).await;
+    driving.abort();
+    let _ = driving.await;
+    alert.firing = false;
+    assert_eq!(record(alert.clone()).await.expect("resolved"), 1);
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    let status = resumed(&store, &run);
+    let done = event_of(&store, &run, "incident.resolved", Some("INC-1")).await;
+    assert_eq!(done["alert"], opened["alert"]);
+    assert_eq!(
+        status.await.expect("task").expect("resume"),
+        RunStatus::Succeeded
+    );
+    let events = store.events_after(&run, 0, 10_000).await.expect("events");
+    let of = |kind: &str| events.iter().filter(|e| e.kind == kind).count();
+    assert_eq!(
+        (
+            of("incident.opened"),
+            of("incident.escalated"),
+            of("incident.resolved")
+        ),
+        (1, 1, 1),
+        "{events:#?}"
+    );
+    assert_eq!(
+        oncall_posts.lock().expect("posts").len(),
+        2,
+        "told, resolved"
+    );
+    let record = golive_engine::monitor::record(&events).expect("window");
+    assert_eq!(
+        record.incidents[0].evidence,
+        [
+            "labels: {alertname=\"HighErrorRate\"}",
+            "summary: 5xx above 5%"
+        ]
+    );
+    // The run is over: alerts are refused.
+    alert.firing = true;
+    let late = answers::alerts(store.as_ref(), &run, &[alert], "alertmanager").await;
+    assert!(
+        matches!(late, Err(AnswerError::RunFinished { .. })),
+        "{late:?}"
+    );
 }

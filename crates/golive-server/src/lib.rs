@@ -19,6 +19,8 @@
 //!   refused tokens.
 //! - `flags`: the in-memory flags and the admin API; `ofrep`: evaluation.
 //! - `runs`: runs, answers, reports, and runs executing in the server.
+//! - `alertmanager`: Alertmanager's webhook, whose alerts open incidents
+//!   in the runs in their watch window.
 //! - [`audit`]: the audit log and the token routes.
 //! - [`statuspage`]: the public status page and its Statuspage-compatible
 //!   JSON.
@@ -32,6 +34,7 @@
 
 #![deny(missing_docs)]
 
+mod alertmanager;
 pub mod audit;
 pub mod auth;
 mod body;

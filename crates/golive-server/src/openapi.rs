@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 
 use crate::auth::Need;
 use crate::state::AppState;
-use crate::{audit, events, flags, health, ofrep, runs, statuspage};
+use crate::{alertmanager, audit, events, flags, health, ofrep, runs, statuspage};
 
 /// Makes the route's handler for its method.
 pub type Handler = fn(MethodFilter) -> MethodRouter<AppState>;
@@ -250,6 +250,17 @@ pub const ROUTES: &[Route] = &[
             Need::Operator,
             "Watch window: acknowledge an incident (its escalation stops)",
             |m| on(m, runs::ack_incident),
+        )
+    },
+    Route {
+        body: Some(schema::<alertmanager::Webhook>),
+        query: Some(schema::<alertmanager::AlertsQuery>),
+        ..route(
+            "POST",
+            "/api/alertmanager",
+            Need::Operator,
+            "Watch window: Alertmanager's webhook (version 4); its firing alerts open incidents in the runs in their watch window (or `?run=`), resolved ones resolve them",
+            |m| on(m, alertmanager::receive),
         )
     },
     Route {
