@@ -864,7 +864,7 @@ pub async fn ack_incident(
     State(state): State<AppState>,
     Authed(caller): OperatorToken,
     Path((raw, incident)): Path<(String, String)>,
-    Json(body): Json<SteerBody>,
+    JsonBody(body): JsonBody<SteerBody>,
 ) -> Result<Json<Value>, ApiError> {
     let id = run_id(&raw)?;
     let recorded = answers::ack(
