@@ -30,6 +30,11 @@
 //!   its alert came); the channels reached hear it (PagerDuty resolve).
 //! - `watch.ended` `{incidents, open}`.
 //!
+//! An escalation, an acknowledgement or a resolution is journaled after
+//! its notifications went out: a crash in between sends them again on
+//! resume (at least once; PagerDuty de-duplicates by the dedup key), and
+//! never loses a page.
+//!
 //! A failed delivery never stops the window (`required` channels aside,
 //! whose failure is journaled like any other). A rollback requested during
 //! the window ends it and runs the plan's rollback.
@@ -443,7 +448,6 @@ impl<S: Store + 'static> Engine<S> {
             "open_s": (open_s * 10.0).round() / 10.0,
         });
         data[field] = json!(name);
-        self.watch_event(ctx, event::RESOLVED, data).await?;
         let text = format!(
             "{}: resolved — {} {why} (open {})",
             incident.id,
@@ -451,7 +455,8 @@ impl<S: Store + 'static> Engine<S> {
             golive_plan::time::format_duration(Duration::from_secs(open_s as u64))
         );
         self.tell(ctx, monitor, incident, NotifyEvent::Resolve, text)
-            .await
+            .await?;
+        self.watch_event(ctx, event::RESOLVED, data).await
     }
 
     /// Acknowledgements asked for (`ack:INCIDENT` requests) of open
@@ -472,11 +477,11 @@ impl<S: Store + 'static> Engine<S> {
             };
             incident.acked = true;
             let data = json!({ "incident": id, "by": r.by, "reason": r.reason });
-            self.watch_event(ctx, event::ACKNOWLEDGED, data).await?;
             let text = format!("{id}: acknowledged by {}", r.by);
             let incident = incident.clone();
             self.tell(ctx, monitor, &incident, NotifyEvent::Acknowledge, text)
                 .await?;
+            self.watch_event(ctx, event::ACKNOWLEDGED, data).await?;
         }
         Ok(())
     }
@@ -508,7 +513,6 @@ impl<S: Store + 'static> Engine<S> {
                     "to": rule.to,
                     "channel": rule.notify.as_str(),
                 });
-                self.watch_event(ctx, event::ESCALATED, data).await?;
                 let to = rule
                     .to
                     .as_deref()
@@ -531,6 +535,8 @@ impl<S: Store + 'static> Engine<S> {
                     extra: json!({ "by": "golive", "incident": incident.id, "level": name }),
                 };
                 deliver(self, ctx, None, out).await?;
+                // Journaled once the page went out (see the module docs).
+                self.watch_event(ctx, event::ESCALATED, data).await?;
             }
         }
         Ok(())
