@@ -233,7 +233,7 @@ pub struct Engine<S> {
 /// hold the run for its whole window with nothing that could open an
 /// incident.
 fn watched(plan: &Plan) -> Option<&golive_plan::Monitor> {
-    plan.monitor.as_ref().filter(|m| !m.checks.is_empty())
+    plan.monitor.as_ref().filter(|m| m.watches())
 }
 
 /// Everything one execution of a run needs.
@@ -585,7 +585,7 @@ impl<S: Store + 'static> Engine<S> {
             RunStatus::Succeeded
         };
         if let Some(monitor) = watched(ctx.plan) {
-            match self.watch(ctx, monitor).await {
+            match self.watch(ctx, monitor, monitor::Serving::New).await {
                 Err(EngineError::RollbackRequested { by, reason, .. }) => {
                     return self.requested_rollback(ctx, &states, &by, reason).await;
                 }
@@ -717,7 +717,7 @@ impl<S: Store + 'static> Engine<S> {
             failed |= outcome == Some(Outcome::Failed);
         }
         if let Some(monitor) = watched(ctx.plan) {
-            self.watch(ctx, monitor).await?;
+            self.watch(ctx, monitor, monitor::Serving::Previous).await?;
         }
         let end = if failed {
             RunStatus::Failed

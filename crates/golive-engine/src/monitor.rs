@@ -42,7 +42,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use golive_plan::{AlertSeverity, ItemKind, Monitor, NotifyEvent};
+use golive_plan::{AlertSeverity, Analysis, ItemKind, MetricSource, Monitor, NotifyEvent};
+use golive_rollout::analysis::Analyzer;
 use golive_store::{Event, NewEvent, Outcome, Request, Store};
 use jiff::Timestamp;
 use serde_json::{Value, json};
@@ -124,16 +125,24 @@ enum Source {
     Check(String),
     /// An alert fired: its key and `alertname`.
     Alert { key: String, name: String },
+    /// A metric rule fired: its index in `monitor.rules`, and its text.
+    Rule { index: usize, text: String },
 }
 
 impl Source {
     /// As an `incident.opened` event's data names it.
     fn of(data: &Value) -> Source {
         let text = |k: &str| data[k].as_str().unwrap_or_default().to_string();
-        match data["alert"].as_str() {
-            Some(key) => Source::Alert {
+        if let Some(key) = data["alert"].as_str() {
+            return Source::Alert {
                 key: key.to_string(),
                 name: text("title"),
+            };
+        }
+        match data["rule"].as_u64() {
+            Some(index) => Source::Rule {
+                index: usize::try_from(index).unwrap_or(usize::MAX),
+                text: text("title"),
             },
             None => Source::Check(text("check")),
         }
@@ -144,6 +153,7 @@ impl Source {
         match self {
             Source::Check(id) => format!("check `{id}`"),
             Source::Alert { name, .. } => format!("alert `{name}`"),
+            Source::Rule { text, .. } => format!("rule `{text}`"),
         }
     }
 
@@ -151,16 +161,19 @@ impl Source {
     fn ongoing(&self) -> String {
         match self {
             Source::Check(_) => format!("{} has been failing", self.what()),
-            Source::Alert { .. } => format!("{} has been firing", self.what()),
+            Source::Alert { .. } | Source::Rule { .. } => {
+                format!("{} has been firing", self.what())
+            }
         }
     }
 
-    /// The field naming it in `incident.resolved`: `("check", id)` or
-    /// `("alert", key)`.
-    fn field(&self) -> (&'static str, &str) {
+    /// The field naming it in `incident.resolved`: `("check", id)`,
+    /// `("alert", key)` or `("rule", index)`.
+    fn field(&self) -> (&'static str, Value) {
         match self {
-            Source::Check(id) => ("check", id),
-            Source::Alert { key, .. } => ("alert", key),
+            Source::Check(id) => ("check", json!(id)),
+            Source::Alert { key, .. } => ("alert", json!(key)),
+            Source::Rule { index, .. } => ("rule", json!(index)),
         }
     }
 }
@@ -171,6 +184,10 @@ struct Incident {
     id: String,
     source: Source,
     opened: Timestamp,
+    /// The escalation level it was paged at first (a rule's `level`).
+    entry: Option<usize>,
+    /// Its pages' severity.
+    severity: AlertSeverity,
     /// Escalation levels notified, by index.
     notified: Vec<usize>,
     acked: bool,
@@ -188,6 +205,10 @@ fn incidents(events: &[Event]) -> Vec<Incident> {
                 id,
                 source: Source::of(&e.data),
                 opened: e.at,
+                entry: e.data["level"]
+                    .as_u64()
+                    .and_then(|l| usize::try_from(l).ok()),
+                severity: severity_named(e.data["severity"].as_str()),
                 notified: Vec::new(),
                 acked: false,
                 resolved: false,
@@ -223,6 +244,43 @@ pub fn window_open(events: &[Event]) -> bool {
         && !events.iter().any(|e| e.kind == event::ENDED)
 }
 
+/// The severity an incident's journal entry names; `error` when it names
+/// none (a check's incident) or one PagerDuty does not know.
+fn severity_named(name: Option<&str>) -> AlertSeverity {
+    AlertSeverity::ALL
+        .into_iter()
+        .find(|s| Some(s.as_str()) == name)
+        .unwrap_or(AlertSeverity::Error)
+}
+
+/// Which version serves the traffic during the window, the one the metric
+/// rules read: the new one after a go-live, the previous one after a
+/// rollback.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Serving {
+    /// The rollout's canary, promoted (or no rollout at all).
+    New,
+    /// The stable version, rolled back to.
+    Previous,
+}
+
+/// The analysis the window's rules are evaluated by, reading the version
+/// that serves: rules name the canary's side, so after a rollback the two
+/// sides of the source trade places.
+fn serving_analysis(analysis: &Analysis, serving: Serving) -> Analysis {
+    let mut a = analysis.clone();
+    if serving == Serving::Previous {
+        match &mut a.source {
+            MetricSource::Scrape { stable, canary } => std::mem::swap(stable, canary),
+            MetricSource::Prometheus(_) => {
+                let v = &mut a.versions;
+                std::mem::swap(&mut v.stable, &mut v.canary);
+            }
+        }
+    }
+    a
+}
+
 fn since(from: Timestamp, to: Timestamp) -> Duration {
     Duration::try_from(to.duration_since(from)).unwrap_or_default()
 }
@@ -230,15 +288,46 @@ fn since(from: Timestamp, to: Timestamp) -> Duration {
 impl<S: Store + 'static> Engine<S> {
     /// Keeps the run live for the plan's watch window (see the module
     /// docs); returns when the window is over.
-    pub(crate) async fn watch(&self, ctx: &Ctx<'_>, monitor: &Monitor) -> Result<(), EngineError> {
+    pub(crate) async fn watch(
+        &self,
+        ctx: &Ctx<'_>,
+        monitor: &Monitor,
+        serving: Serving,
+    ) -> Result<(), EngineError> {
         let events = self.store.events_after(ctx.run, 0, u32::MAX).await?;
         if events.iter().any(|e| e.kind == event::ENDED) {
             return Ok(());
         }
+        // Rule hold timers start afresh on a resume: a rule must hold its
+        // `for` again before it opens an incident (an open one stays open).
+        let mut analyzer = match &monitor.analysis {
+            Some(a) => match Analyzer::new(&serving_analysis(a, serving), ctx.vars) {
+                Ok(mut analyzer) => {
+                    analyzer.start_step(std::time::Instant::now(), 100);
+                    Some(analyzer)
+                }
+                Err(e) => {
+                    let error = ctx.vars.redact(&e.to_string());
+                    self.report(&Progress::Watch {
+                        kind: "watch.rules-unavailable",
+                        data: &json!({ "error": error }),
+                    });
+                    None
+                }
+            },
+            None => None,
+        };
         let started = match events.iter().find(|e| e.kind == event::STARTED) {
             Some(e) => e.at,
             None => {
-                let data = json!({ "window_s": monitor.window.as_secs_f64() });
+                let serving = match serving {
+                    Serving::New => "new",
+                    Serving::Previous => "previous",
+                };
+                let data = json!({
+                    "window_s": monitor.window.as_secs_f64(),
+                    "serving": serving,
+                });
                 self.watch_event(ctx, event::STARTED, data).await?;
                 Timestamp::now()
             }
@@ -250,7 +339,7 @@ impl<S: Store + 'static> Engine<S> {
             .iter()
             .filter_map(|i| match &i.source {
                 Source::Alert { key, .. } => Some(key.clone()),
-                Source::Check(_) => None,
+                Source::Check(_) | Source::Rule { .. } => None,
             })
             .collect();
         open.retain(|i| !i.resolved);
@@ -266,6 +355,10 @@ impl<S: Store + 'static> Engine<S> {
             if now >= next_check {
                 self.watch_checks(ctx, monitor, &mut open, &mut opened_count)
                     .await?;
+                if let Some(analyzer) = analyzer.as_mut() {
+                    self.watch_rules(ctx, monitor, analyzer, &mut open, &mut opened_count)
+                        .await?;
+                }
                 let period = monitor.period_at(elapsed);
                 next_check = now
                     .checked_add(jiff::SignedDuration::try_from(period).unwrap_or_default())
@@ -350,6 +443,59 @@ impl<S: Store + 'static> Engine<S> {
         Ok(())
     }
 
+    /// Evaluates the metric rules: one that fires opens an incident (unless
+    /// its incident is open) at its rule's level and severity; one that
+    /// has data and no longer fires (held false for its `for`) resolves it.
+    /// No data changes nothing.
+    async fn watch_rules(
+        &self,
+        ctx: &Ctx<'_>,
+        monitor: &Monitor,
+        analyzer: &mut Analyzer,
+        open: &mut Vec<Incident>,
+        opened_count: &mut usize,
+    ) -> Result<(), EngineError> {
+        let evaluation = self
+            .guarded(ctx, async {
+                Ok(analyzer.evaluate(std::time::Instant::now()).await)
+            })
+            .await?;
+        for (index, status) in evaluation.rule_statuses.iter().enumerate() {
+            let Some(rule) = monitor.rules.get(index) else {
+                continue;
+            };
+            let source = Source::Rule {
+                index,
+                text: status.rule.clone(),
+            };
+            let current = open.iter().position(|i| i.source == source);
+            match current {
+                None if status.fires => {
+                    let data = json!({
+                        "rule": index,
+                        "title": status.rule,
+                        "severity": rule.severity.as_str(),
+                        "level": rule.level,
+                        "evidence": {
+                            "why": ctx.vars.redact(&status.why()),
+                            "values": evaluation.values.iter()
+                                .map(|(k, v)| (k.clone(), json!(v.canary)))
+                                .collect::<serde_json::Map<_, _>>(),
+                        },
+                    });
+                    self.open_incident(ctx, open, opened_count, source, data)
+                        .await?;
+                }
+                Some(at) if !status.fires && status.value.is_some() => {
+                    let incident = open.remove(at);
+                    self.resolve(ctx, monitor, &incident, "is clear").await?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     /// Alerts recorded for the run ([`crate::answers::alerts`]): a firing
     /// one opens an incident (once a key, and not when its resolution is
     /// already in), a resolved one resolves its open incident.
@@ -390,6 +536,7 @@ impl<S: Store + 'static> Engine<S> {
                     "alert": key,
                     "title": alert.alertname,
                     "by": r.by,
+                    "severity": severity_named(alert.labels.get("severity").map(String::as_str)).as_str(),
                     "evidence": alert,
                 });
                 self.open_incident(ctx, open, opened_count, source, data)
@@ -421,11 +568,15 @@ impl<S: Store + 'static> Engine<S> {
         *opened_count += 1;
         let id = format!("INC-{opened_count}");
         data["incident"] = json!(id);
+        let entry = data["level"].as_u64().and_then(|l| usize::try_from(l).ok());
+        let severity = severity_named(data["severity"].as_str());
         self.watch_event(ctx, event::OPENED, data).await?;
         open.push(Incident {
             id,
             source,
             opened: Timestamp::now(),
+            entry,
+            severity,
             notified: Vec::new(),
             acked: false,
             resolved: false,
@@ -447,7 +598,7 @@ impl<S: Store + 'static> Engine<S> {
             "incident": incident.id,
             "open_s": (open_s * 10.0).round() / 10.0,
         });
-        data[field] = json!(name);
+        data[field] = name;
         let text = format!(
             "{}: resolved — {} {why} (open {})",
             incident.id,
@@ -498,7 +649,8 @@ impl<S: Store + 'static> Engine<S> {
         for incident in open.iter_mut().filter(|i| !i.acked) {
             let age = since(incident.opened, now);
             for (level, rule) in monitor.escalation.iter().enumerate() {
-                if age < rule.after || incident.notified.contains(&level) {
+                let due = monitor.escalates_after(incident.entry, level);
+                if due.is_none_or(|due| age < due) || incident.notified.contains(&level) {
                     continue;
                 }
                 incident.notified.push(level);
@@ -531,7 +683,7 @@ impl<S: Store + 'static> Engine<S> {
                     text: ctx.vars.redact(&text),
                     event: NotifyEvent::Trigger,
                     dedup_key: Some(format!("golive/{}/{}", ctx.run, incident.id)),
-                    severity: AlertSeverity::Error,
+                    severity: incident.severity,
                     extra: json!({ "by": "golive", "incident": incident.id, "level": name }),
                 };
                 deliver(self, ctx, None, out).await?;
@@ -613,6 +765,10 @@ pub struct IncidentRecord {
     pub check: String,
     /// The alert's `alertname`, for an incident an alert opened.
     pub alert: Option<String>,
+    /// The metric rule, as written, for an incident a rule opened.
+    pub rule: Option<String>,
+    /// Its pages' severity (`critical`, `error`, `warning`, `info`).
+    pub severity: String,
     /// When it opened.
     pub opened_at: Timestamp,
     /// What the check saw (its conditions and observed values), in words.
@@ -633,9 +789,10 @@ impl IncidentRecord {
             (None, Some(_)) => "acknowledged, still open".into(),
             (None, None) => "still open".into(),
         };
-        let what = match &self.alert {
-            Some(name) => format!("alert `{name}` fired"),
-            None => format!("check `{}` failed", self.check),
+        let what = match (&self.alert, &self.rule) {
+            (Some(name), _) => format!("alert `{name}` fired"),
+            (None, Some(rule)) => format!("rule `{rule}` fired"),
+            (None, None) => format!("check `{}` failed", self.check),
         };
         format!(
             "{} — {what} at {}; {state}",
@@ -681,8 +838,13 @@ pub fn record(events: &[Event]) -> Option<WatchRecord> {
             let alert = e.data["alert"]
                 .is_string()
                 .then(|| text(e, "title").unwrap_or_default());
+            let rule = e.data["rule"]
+                .is_u64()
+                .then(|| text(e, "title").unwrap_or_default());
             let evidence = if alert.is_some() {
                 alert_evidence(&e.data["evidence"])
+            } else if rule.is_some() {
+                rule_evidence(&e.data["evidence"])
             } else {
                 check_evidence(&e.data["evidence"])
             };
@@ -691,6 +853,10 @@ pub fn record(events: &[Event]) -> Option<WatchRecord> {
                 id,
                 check: text(e, "check").unwrap_or_default(),
                 alert,
+                rule,
+                severity: severity_named(e.data["severity"].as_str())
+                    .as_str()
+                    .to_string(),
                 opened_at: e.at,
                 evidence,
                 escalations: Vec::new(),
@@ -742,6 +908,29 @@ fn check_evidence(evidence: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// A metric rule's evidence in words: why it fires, then each metric's
+/// value on that evaluation.
+fn rule_evidence(evidence: &Value) -> Vec<String> {
+    let mut out: Vec<String> = evidence["why"]
+        .as_str()
+        .map(str::to_string)
+        .into_iter()
+        .collect();
+    if let Some(values) = evidence["values"].as_object() {
+        let values: Vec<String> = values
+            .iter()
+            .map(|(k, v)| match v.as_f64() {
+                Some(x) => format!("{k} = {}", golive_rollout::analysis::num(x)),
+                None => format!("{k}: no data"),
+            })
+            .collect();
+        if !values.is_empty() {
+            out.push(format!("values: {}", values.join(", ")));
+        }
+    }
+    out
+}
+
 /// An alert's evidence in words: its labels, each annotation, the link
 /// to its rule.
 fn alert_evidence(alert: &Value) -> Vec<String> {
@@ -769,4 +958,59 @@ fn alert_evidence(alert: &Value) -> Vec<String> {
         out.push(format!("source: {url}"));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn analysis(src: &str) -> Analysis {
+        let c = golive_plan::compile(src, &|_: &str| true);
+        let plan = c.plan.unwrap_or_else(|| panic!("{:?}", c.diagnostics));
+        plan.monitor
+            .and_then(|m| m.analysis)
+            .expect("the monitor's analysis")
+    }
+
+    /// After a rollback the rules read the previous version: the sides
+    /// of the source trade places, and nothing else changes.
+    #[test]
+    fn after_a_rollback_the_rules_read_the_previous_version() {
+        let head = "name: w\nphases:\n  - title: a\n    items:\n      - id: up\n        check: {tcp: {address: '127.0.0.1:9'}}\nmonitor:\n  window: 1h\n";
+        let scraped = analysis(&format!(
+            "{head}  scrape: {{stable: 'http://old/metrics', canary: 'http://new/metrics'}}\n  metrics: [{{name: e, expr: e}}]\n  rules: [{{when: e > 1}}]\n"
+        ));
+        let url = |a: &Analysis| match &a.source {
+            MetricSource::Scrape { canary, .. } => canary.clone(),
+            MetricSource::Prometheus(_) => String::new(),
+        };
+        assert_eq!(
+            url(&serving_analysis(&scraped, Serving::New)),
+            "http://new/metrics"
+        );
+        assert_eq!(
+            url(&serving_analysis(&scraped, Serving::Previous)),
+            "http://old/metrics"
+        );
+        let prom = analysis(&format!(
+            "{head}  prometheus: http://127.0.0.1:9090\n  metrics: [{{name: e, query: 'e{{version=\"{{{{version}}}}\"}}'}}]\n  rules: [{{when: e > 1}}]\n"
+        ));
+        let back = serving_analysis(&prom, Serving::Previous);
+        assert_eq!(
+            (back.versions.canary.as_str(), back.versions.stable.as_str()),
+            ("stable", "canary")
+        );
+        assert_eq!(back.rules, prom.rules);
+        assert_eq!(
+            serving_analysis(&prom, Serving::New).versions,
+            prom.versions
+        );
+    }
+
+    #[test]
+    fn severities_named_in_the_journal_or_error() {
+        assert_eq!(severity_named(Some("critical")), AlertSeverity::Critical);
+        assert_eq!(severity_named(Some("page")), AlertSeverity::Error);
+        assert_eq!(severity_named(None), AlertSeverity::Error);
+    }
 }

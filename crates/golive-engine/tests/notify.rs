@@ -181,6 +181,13 @@ async fn an_unreachable_smtp_server_is_journaled_via_email_without_its_password(
 /// A tiny HTTP server on a free loopback port: `GET` answers `metrics`
 /// (Prometheus exposition), `POST` bodies are kept and answered 200.
 fn receiver(metrics: &'static str) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+    receiver_of(Arc::new(std::sync::Mutex::new(metrics.to_string())))
+}
+
+/// [`receiver`], answering GETs with what `metrics` holds at the time.
+fn receiver_of(
+    metrics: Arc<std::sync::Mutex<String>>,
+) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
     use std::io::{BufRead, BufReader, Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
@@ -208,9 +215,9 @@ fn receiver(metrics: &'static str) -> (String, Arc<std::sync::Mutex<Vec<String>>
                 kept.lock()
                     .expect("posts")
                     .push(String::from_utf8_lossy(&body).into_owned());
-                "ok"
+                "ok".to_string()
             } else {
-                metrics
+                metrics.lock().expect("metrics").clone()
             };
             let _ = write!(
                 conn,
@@ -463,6 +470,121 @@ monitor:
 }
 
 /// Waits until item `id` of the run is `waiting` for a person.
+/// A metric rule of the watch window (the compiled rules of rollout
+/// analysis, over the services' own metrics): it opens an incident once it
+/// has held its `for`, pages its rule's level at once with its severity
+/// (PagerDuty `critical`), skips the levels below, climbs to the next one
+/// unacknowledged, and resolves once it has been clear for its `for`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_metric_rule_in_the_window_pages_its_level_and_resolves_when_clear() {
+    let dir = tempfile::tempdir().expect("dir");
+    let gauge = Arc::new(std::sync::Mutex::new(String::from(
+        "# TYPE error_ratio gauge\nerror_ratio 0\n",
+    )));
+    let (metrics, _) = receiver_of(Arc::clone(&gauge));
+    let (oncall, oncall_posts) = receiver("");
+    let (pd, pd_posts) = receiver("");
+    let (ic, ic_posts) = receiver("");
+    let src = format!(
+        r#"name: watched
+variables:
+  PD_KEY: R0UTING
+channels:
+  oncall: {{slack: '{oncall}/hook'}}
+  pager: {{pagerduty: '${{PD_KEY}}', events_url: '{pd}'}}
+  ic: {{slack: '{ic}/hook'}}
+phases:
+  - title: Go live
+    items:
+      - id: done
+        run: {{command: 'true'}}
+monitor:
+  window: 7s
+  interval: 100ms
+  scrape: {{stable: '{metrics}/stable', canary: '{metrics}/canary'}}
+  metrics:
+    - {{name: error_rate, expr: error_ratio}}
+  rules:
+    - {{when: error_rate > 5% for 300ms, severity: critical, level: tech lead}}
+  escalation:
+    - {{name: on-call, after: 0s, notify: oncall}}
+    - {{name: tech lead, after: 10m, notify: pager, to: tech-lead}}
+    - {{name: incident commander, after: 10m1s, notify: ic, to: ic}}
+"#
+    );
+    let (plan, store) = planned(&src, dir.path()).await;
+    let engine = Engine::new(Arc::clone(&store))
+        .expect("engine")
+        .with_poll_interval(std::time::Duration::from_millis(50));
+    let run = engine.create(&src, &plan, None).await.expect("create");
+    let driving = {
+        let (run, plan) = (run.clone(), plan.clone());
+        tokio::spawn(async move { engine.execute(&run, &plan, &[]).await })
+    };
+    let started = event_of(&store, &run, "watch.started", None).await;
+    assert_eq!(started["serving"], "new");
+    // Quiet so far: the rule has data and does not hold.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    *gauge.lock().expect("gauge") = "# TYPE error_ratio gauge\nerror_ratio 0.2\n".into();
+    let opened = event_of(&store, &run, "incident.opened", Some("INC-1")).await;
+    assert_eq!(opened["rule"], 0, "{opened}");
+    assert_eq!(opened["title"], "error_rate > 5% for 300ms");
+    assert_eq!(
+        (opened["severity"].as_str(), opened["level"].as_u64()),
+        (Some("critical"), Some(1))
+    );
+    let why = opened["evidence"]["why"].as_str().unwrap_or_default();
+    assert!(why.contains("0.2 against 0.05"), "{opened}");
+    assert_eq!(opened["evidence"]["values"]["error_rate"], 0.2);
+    let paged = event_of(&store, &run, "incident.escalated", Some("INC-1")).await;
+    assert_eq!(
+        (paged["level"].as_u64(), paged["name"].as_str()),
+        (Some(1), Some("tech lead"))
+    );
+    // The incident commander, 1 s later by the ladder's gaps.
+    let up = event_where(&store, &run, "incident.escalated", |d| d["level"] == 2).await;
+    assert_eq!(up["to"], "ic");
+    *gauge.lock().expect("gauge") = "# TYPE error_ratio gauge\nerror_ratio 0.01\n".into();
+    let resolved = event_of(&store, &run, "incident.resolved", Some("INC-1")).await;
+    assert_eq!(resolved["rule"], 0);
+    assert_eq!(
+        driving.await.expect("task").expect("execute"),
+        RunStatus::Succeeded
+    );
+
+    assert!(
+        oncall_posts.lock().expect("posts").is_empty(),
+        "below the rule's level"
+    );
+    let pd: Vec<serde_json::Value> = pd_posts
+        .lock()
+        .expect("posts")
+        .iter()
+        .map(|p| serde_json::from_str(p).expect("JSON"))
+        .collect();
+    let actions: Vec<&str> = pd
+        .iter()
+        .filter_map(|p| p["event_action"].as_str())
+        .collect();
+    assert_eq!(actions, ["trigger", "resolve"], "{pd:#?}");
+    assert_eq!(pd[0]["payload"]["severity"], "critical", "{pd:#?}");
+    assert_eq!(pd[0]["dedup_key"], pd[1]["dedup_key"]);
+    assert_eq!(
+        ic_posts.lock().expect("posts").len(),
+        2,
+        "paged, then resolved"
+    );
+    let report = golive_engine::report::build(store.as_ref(), &run)
+        .await
+        .expect("report");
+    let text = golive_engine::report::to_markdown(&report);
+    assert!(
+        text.contains("INC-1 — rule `error_rate > 5% for 300ms` fired at"),
+        "{text}"
+    );
+    assert!(text.contains("values: error_rate = 0.2"), "{text}");
+}
+
 async fn until_waiting(store: &SqliteStore, run: &golive_store::RunId, id: &str) {
     until(&format!("`{id}` waiting"), || async {
         let states = store.item_states(run).await.expect("states");

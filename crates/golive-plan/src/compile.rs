@@ -748,13 +748,17 @@ impl Compiler<'_> {
                         })
                     })
                     .collect();
-                Monitor {
+                let mut monitor = Monitor {
                     window,
                     checks,
                     interval,
                     cadence,
                     escalation,
-                }
+                    analysis: None,
+                    rules: Vec::new(),
+                };
+                self.watch_rules(&m, &phases, &mut monitor);
+                monitor
             });
 
         for r in std::mem::take(&mut self.deferred_refs) {
@@ -1365,6 +1369,163 @@ impl Compiler<'_> {
             inconclusive_limit,
             versions,
         })
+    }
+
+    /// The watch window's metric rules, compiled into `monitor.analysis`
+    /// (over the monitor's own source, or the plan's last rollout's) and
+    /// `monitor.rules`.
+    fn watch_rules(&mut self, m: &raw::RawMonitor, phases: &[Phase], monitor: &mut Monitor) {
+        let Some(first) = m.rules.first() else {
+            if let Some(t) = m.prometheus.as_ref().or(m.metrics.first().map(|x| &x.name)) {
+                self.warn(
+                    "the monitor has metrics but no `rules` to read them",
+                    t.span,
+                );
+            }
+            return;
+        };
+        let own = m.prometheus.is_some() || m.scrape.is_some();
+        let analysis = if own {
+            // The window's cadence, not an analysis interval, paces these;
+            // scrape ranges are checked against the cadence below.
+            let raw = raw::RawAnalysis {
+                interval: Some(Spanned::new("1s".into())),
+                prometheus: m.prometheus.clone(),
+                scrape: m.scrape.clone(),
+                metrics: m.metrics.clone(),
+                rules: m.rules.iter().map(|r| r.when.clone()).collect(),
+                ..Default::default()
+            };
+            let compiled = self.analysis(&raw, first.when.span);
+            // Levels are checked against rollouts' metrics only.
+            self.rollout_metrics.pop();
+            compiled
+        } else {
+            if let Some(x) = m.metrics.first() {
+                self.error(
+                    "monitor `metrics` need a source: add `prometheus:` (a URL) or `scrape:`",
+                    x.name.span,
+                );
+                return;
+            }
+            let last = phases
+                .iter()
+                .flat_map(|p| &p.items)
+                .filter_map(|i| match &i.kind {
+                    ItemKind::Rollout(r) => Some(&r.analysis),
+                    _ => None,
+                })
+                .next_back();
+            let Some(last) = last else {
+                self.error(
+                    "the monitor's `rules` need metrics: add `prometheus:` (or `scrape:`) and `metrics:` to `monitor`, or a rollout with an analysis",
+                    first.when.span,
+                );
+                return;
+            };
+            let names: Vec<String> = last.metrics.iter().map(|x| x.name.clone()).collect();
+            let mut rules = Vec::new();
+            for r in &m.rules {
+                if let Some(rule) = self.rule(&r.when, &names, None) {
+                    rules.push(rule);
+                }
+            }
+            (rules.len() == m.rules.len()).then(|| Analysis {
+                rules,
+                judges: Vec::new(),
+                failure_limit: 0,
+                warmup: Duration::ZERO,
+                ..(**last).clone()
+            })
+        };
+        let mut ok = true;
+        let mut how = Vec::new();
+        for r in &m.rules {
+            // Parsed again here so that this is said even when another
+            // rule's mistake left no analysis.
+            if Rule::parse(&r.when.value).is_ok_and(|rule| rule.reads_baseline()) {
+                self.error(
+                    "a watch-window rule reads the version serving traffic; after the go-live `stable.` names a version with none",
+                    r.when.span,
+                )
+                .help = Some("compare with a threshold instead, e.g. `error_rate > 5% for 2m`".into());
+                ok = false;
+            }
+            let severity = self.keyword(
+                "severity",
+                r.severity.as_ref(),
+                &AlertSeverity::ALL,
+                AlertSeverity::as_str,
+                AlertSeverity::Error,
+            );
+            let level = match &r.level {
+                None => Some(None),
+                Some(t) => {
+                    let at = monitor
+                        .escalation
+                        .iter()
+                        .position(|e| e.name.as_deref() == Some(t.value.as_str()));
+                    if at.is_none() {
+                        let names: Vec<&str> = monitor
+                            .escalation
+                            .iter()
+                            .filter_map(|e| e.name.as_deref())
+                            .collect();
+                        let help = match suggest(&t.value, &names) {
+                            Some(s) => format!("did you mean `{s}`?"),
+                            None if names.is_empty() => {
+                                "name a level of `monitor: escalation:` (`name: …`)".into()
+                            }
+                            None => format!("the levels are {}", names.join(", ")),
+                        };
+                        self.error(format!("unknown escalation level `{}`", t.value), t.span)
+                            .help = Some(help);
+                    }
+                    at.map(Some)
+                }
+            };
+            match (severity, level) {
+                (Some(severity), Some(level)) => how.push((severity, level)),
+                _ => ok = false,
+            }
+        }
+        let Some(analysis) = analysis else { return };
+        let periods = monitor.periods();
+        let slowest = periods.iter().copied().max().unwrap_or(monitor.interval);
+        if matches!(analysis.source, MetricSource::Scrape { .. }) {
+            for x in &analysis.metrics {
+                if let MetricQuery::Scrape(q) = &x.query
+                    && let Some(w) = q.longest_window().filter(|w| *w <= slowest)
+                {
+                    self.warn(
+                        format!(
+                            "metric `{}`: its range [{}] is not longer than the window's slowest period {}, so it will have no value then",
+                            x.name,
+                            format_duration(w),
+                            format_duration(slowest)
+                        ),
+                        first.when.span,
+                    )
+                    .help = Some("scraped rates need two scrapes inside their range; use Prometheus for a slow cadence".into());
+                }
+            }
+        }
+        if ok {
+            monitor.rules = analysis
+                .rules
+                .iter()
+                .zip(how)
+                .map(|(rule, (severity, level))| WatchRule {
+                    rule: rule.clone(),
+                    severity,
+                    level,
+                })
+                .collect();
+            monitor.analysis = Some(Analysis {
+                interval: periods.into_iter().min().unwrap_or(monitor.interval),
+                ..analysis
+            });
+        }
     }
 
     /// A scrape expression, parsed; its errors point at the column.

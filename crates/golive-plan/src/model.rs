@@ -719,6 +719,56 @@ pub struct Monitor {
     /// Escalation rules, in the order an unacknowledged incident climbs
     /// them.
     pub escalation: Vec<Escalation>,
+    /// Metric rules, with the analysis they are evaluated by (its `rules`
+    /// are theirs, in the same order); `None` without rules.
+    pub analysis: Option<Analysis>,
+    /// What each rule's incident does, by the index of its rule in
+    /// `analysis.rules`.
+    pub rules: Vec<WatchRule>,
+}
+
+/// What a metric rule of the watch window does when it fires.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WatchRule {
+    /// The condition (also `analysis.rules[i]`).
+    pub rule: Rule,
+    /// Its pages' severity.
+    pub severity: AlertSeverity,
+    /// The escalation level paged at once (an index into `escalation`);
+    /// `None`: the escalation from the start.
+    pub level: Option<usize>,
+}
+
+impl Monitor {
+    /// Every period the window re-runs its checks at, over its length.
+    pub fn periods(&self) -> Vec<Duration> {
+        let mut out: Vec<Duration> = self.cadence.iter().map(|c| c.every).collect();
+        if self.cadence.last().is_none_or(|c| c.until.is_some()) {
+            out.push(self.interval);
+        }
+        out
+    }
+
+    /// Whether the window has anything to watch (checks or rules).
+    pub fn watches(&self) -> bool {
+        !self.checks.is_empty() || !self.rules.is_empty()
+    }
+
+    /// When escalation level `level` fires for an incident that entered the
+    /// ladder at `entry`, counted from the incident's opening: the entry
+    /// level at once, the next ones as far apart as their `after`s are.
+    /// `None` for a level below the entry.
+    pub fn escalates_after(&self, entry: Option<usize>, level: usize) -> Option<Duration> {
+        let after = self.escalation.get(level)?.after;
+        match entry {
+            None => Some(after),
+            Some(e) if level < e => None,
+            Some(e) => {
+                let base = self.escalation.get(e).map_or(Duration::ZERO, |l| l.after);
+                Some(after.saturating_sub(base))
+            }
+        }
+    }
 }
 
 /// A stretch of the watch window's cadence.

@@ -807,6 +807,38 @@ pub struct RawMonitor {
     /// Escalation rules, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub escalation: Vec<RawEscalation>,
+    /// Metric rules watched in the window, e.g. `{when: "error_rate > 5% for
+    /// 2m", severity: critical, level: On-call engineer}`: the rules of
+    /// rollout analysis, over the version serving traffic.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<RawWatchRule>,
+    /// Where the rules' metrics come from: a Prometheus URL. Without it (and
+    /// without `scrape`), the analysis of the plan's last rollout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<Text>,
+    /// Scrape the services' own metrics endpoints instead of Prometheus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scrape: Option<RawScrape>,
+    /// Named metrics read by the rules (with `prometheus` or `scrape`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<RawMetric>,
+}
+
+/// A metric rule of the watch window.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawWatchRule {
+    /// The condition, e.g. `error_rate > 5% for 2m`.
+    pub when: Text,
+    /// `critical`, `error` (default), `warning` or `info`: the severity of
+    /// its incident's pages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<Text>,
+    /// The escalation level (by `name`) paged at once when it fires; the
+    /// incident climbs from there. Without it, the escalation from the
+    /// first level, as for a failing check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<Text>,
 }
 
 /// One stretch of the watch window's cadence.

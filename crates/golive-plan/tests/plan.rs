@@ -1,6 +1,7 @@
 //! Plan format tests: the example plan, diagnostics for planted mistakes, the schema.
 
 use golive_plan::{Compiled, ItemKind, Located, Severity, Source, compile};
+use std::time::Duration;
 
 fn no_env(_: &str) -> bool {
     false
@@ -570,4 +571,119 @@ fn conditions_a_context_cannot_read_are_rejected_where_they_are_written() {
         assert_eq!(hit.column, col, "column of `{message}` in {line}");
     }
     assert_eq!(errors.len(), expect.len(), "{errors:#?}");
+}
+
+#[test]
+fn watch_window_rules_compile_over_the_last_rollouts_metrics() {
+    let src = r#"name: watched
+channels:
+  pager: {log: true}
+phases:
+  - title: a
+    items:
+      - id: canary
+        rollout:
+          strategy: canary
+          traffic: {command: 'true'}
+          steps: [{weight: 100}]
+          analysis:
+            prometheus: http://127.0.0.1:9090
+            metrics:
+              - {name: error_rate, query: 'sum(rate(errors{version="{{version}}"}[1m]))'}
+              - {name: p95_latency, query: 'p95{version="{{version}}"}'}
+            rules: [canary.error_rate - stable.error_rate > 1%]
+monitor:
+  window: 1h
+  cadence: [{every: 2m, until: 30m}, {every: 5m}]
+  rules:
+    - {when: error_rate > 5% for 2m, severity: critical, level: on-call}
+    - {when: p95_latency > 1000ms, severity: warning, level: tech lead}
+    - {when: error_rate > 1%}
+  escalation:
+    - {name: on-call, after: 0s, notify: pager}
+    - {name: tech lead, after: 15m, notify: pager}
+    - {name: commander, after: 45m, notify: pager}
+"#;
+    let c = compile(src, &no_env);
+    let plan = c.plan.unwrap_or_else(|| panic!("{:?}", c.diagnostics));
+    let m = plan.monitor.expect("monitor");
+    assert!(m.watches());
+    let a = m.analysis.as_ref().expect("analysis");
+    assert_eq!(a.metrics.len(), 2, "the rollout's metrics");
+    assert!(a.judges.is_empty());
+    assert_eq!(a.interval, Duration::from_secs(120), "the fastest period");
+    let texts: Vec<String> = a.rules.iter().map(|r| r.to_string()).collect();
+    assert_eq!(
+        texts,
+        [
+            "error_rate > 5% for 2m",
+            "p95_latency > 1000ms",
+            "error_rate > 1%"
+        ]
+    );
+    let how: Vec<(&str, Option<usize>)> = m
+        .rules
+        .iter()
+        .map(|r| (r.severity.as_str(), r.level))
+        .collect();
+    assert_eq!(
+        how,
+        [("critical", Some(0)), ("warning", Some(1)), ("error", None)]
+    );
+    // Entered at the tech lead: paged at once, the commander 30 min later,
+    // never the on-call below; from the start, the ladder's own times.
+    assert_eq!(m.escalates_after(Some(1), 1), Some(Duration::ZERO));
+    assert_eq!(
+        m.escalates_after(Some(1), 2),
+        Some(Duration::from_secs(1800))
+    );
+    assert_eq!(m.escalates_after(Some(1), 0), None);
+    assert_eq!(m.escalates_after(None, 1), Some(Duration::from_secs(900)));
+}
+
+#[test]
+fn watch_window_rule_mistakes_name_the_field_all_at_once() {
+    let src = r#"name: watched
+channels:
+  pager: {log: true}
+phases:
+  - title: a
+    items:
+      - id: up
+        check: {tcp: {address: "127.0.0.1:9"}}
+monitor:
+  window: 1h
+  prometheus: http://127.0.0.1:9090
+  metrics:
+    - {name: error_rate, query: 'sum(rate(errors[1m]))'}
+  rules:
+    - {when: canary.error_rate > 1.5 * stable.error_rate, level: on-call}
+    - {when: eror_rate > 5%}
+    - {when: error_rate > 5%, severity: page}
+    - {when: error_rate > 9%, level: on-cal}
+  escalation:
+    - {name: on-call, after: 0s, notify: pager}
+"#;
+    let c = compile(src, &no_env);
+    let want = [
+        (
+            line_of(src, "canary.error_rate"),
+            "a watch-window rule reads the version serving traffic",
+        ),
+        (line_of(src, "eror_rate"), "unknown metric `eror_rate`"),
+        (line_of(src, "severity: page"), "unknown `severity` `page`"),
+        (line_of(src, "on-cal}"), "unknown escalation level `on-cal`"),
+    ];
+    assert_errors(src, &c, &want);
+
+    let bare = "name: w\nphases:\n  - title: a\n    items:\n      - id: up\n        check: {tcp: {address: '127.0.0.1:9'}}\nmonitor:\n  window: 1h\n  rules:\n    - {when: error_rate > 5%}\n";
+    let c = compile(bare, &no_env);
+    assert_errors(
+        bare,
+        &c,
+        &[(
+            line_of(bare, "error_rate > 5%"),
+            "the monitor's `rules` need metrics",
+        )],
+    );
 }

@@ -135,6 +135,10 @@ pub(crate) async fn deliver<S: Store + 'static>(
             }
         }
     };
+    if item.is_none() {
+        // The watch window's pages have no item to show them under.
+        engine.report(&crate::Progress::Watch { kind, data: &data });
+    }
     engine
         .store
         .append_event(

@@ -2921,6 +2921,7 @@ impl<'d> Builder<'d> {
                 interval: None,
                 cadence: Vec::new(),
                 escalation: std::mem::take(&mut self.escalation),
+                ..RawMonitor::default()
             })
         });
 

@@ -670,7 +670,7 @@ fn single(v: &PromValue) -> Result<Option<f64>, String> {
 }
 
 /// A number for messages: at most six significant decimals.
-pub(crate) fn num(v: f64) -> String {
+pub fn num(v: f64) -> String {
     if !v.is_finite() || v == v.trunc() {
         return format!("{v}");
     }

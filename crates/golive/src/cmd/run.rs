@@ -393,7 +393,20 @@ pub(crate) fn print_progress(p: &Progress<'_>) {
                     data["incidents"],
                     data["open"].as_array().map_or(0, Vec::len)
                 ),
-                event::OPENED => format!("{incident} opened: check `{}` fails", text("check")),
+                event::OPENED => {
+                    let what = if data["alert"].is_string() {
+                        format!("alert `{}` fired", text("title"))
+                    } else if data["rule"].is_u64() {
+                        format!("rule `{}` fires", text("title"))
+                    } else {
+                        format!("check `{}` fails", text("check"))
+                    };
+                    let severity = data["severity"]
+                        .as_str()
+                        .map(|s| format!(" [{s}]"))
+                        .unwrap_or_default();
+                    format!("{incident} opened{severity}: {what}")
+                }
                 event::ESCALATED => format!(
                     "{incident} escalated: {} → {}{}",
                     text("name"),
@@ -404,12 +417,24 @@ pub(crate) fn print_progress(p: &Progress<'_>) {
                         .unwrap_or_default()
                 ),
                 event::ACKNOWLEDGED => format!("{incident} acknowledged by {}", text("by")),
-                event::RESOLVED => format!(
-                    "{incident} resolved: check `{}` passes again after {}s",
-                    text("check"),
-                    data["open_s"]
-                ),
-                other => other.to_string(),
+                event::RESOLVED => format!("{incident} resolved after {}s", data["open_s"]),
+                "notify.sent" | "notify.failed" => {
+                    let sent = if *kind == "notify.sent" {
+                        format!("to {}", text("channel"))
+                    } else {
+                        format!("NOT delivered to {} ({})", text("channel"), text("error"))
+                    };
+                    let via = data["via"]
+                        .as_str()
+                        .or(data["delivered"].as_str())
+                        .map(|v| format!(" via {v}"))
+                        .unwrap_or_default();
+                    format!("message {sent}{via}: {}", text("message"))
+                }
+                other => match data["error"].as_str() {
+                    Some(error) => format!("{other}: {error}"),
+                    None => other.to_string(),
+                },
             };
             writeln!(err, "  {:<11} {line}", "watch")
         }
