@@ -35,6 +35,10 @@ fn golive_demo_goes_live_and_demo_fault_rolls_back_by_itself() {
         assert!(err.contains(&format!("canary {weight}%")), "{err}");
     }
     assert!(err.contains("succeeded"), "{err}");
+    assert!(
+        err.contains("watch window over: 0 incident(s), 0 still open"),
+        "v2, serving everyone, stays healthy: {err}"
+    );
     let record = String::from_utf8_lossy(&out.stdout);
     assert!(record.contains("# Go-live record: checkout-v2"), "{record}");
     // The rollout's record: a row a step with both versions' numbers, and
@@ -70,6 +74,29 @@ fn golive_demo_goes_live_and_demo_fault_rolls_back_by_itself() {
         !err.contains("canary 50%"),
         "the rollout never went past 25%: {err}"
     );
+    // The watch window after the rollback watches v1, which the demo
+    // breaks in turn: the on-call is paged, the war room told, the demo
+    // acknowledges, and the incident resolves once v1 is mended.
+    let window = err
+        .split("watch window: 20s")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{err}"));
+    let story = [
+        "INC-1 opened [critical]: rule `error_rate > 5% for 1s` fires",
+        "message to on-call via log: INC-1: release-manager:",
+        "INC-1 escalated: war room → war-room (everyone)",
+        "INC-1 acknowledged by demo",
+        "message to war-room via log: INC-1: resolved",
+        "INC-1 resolved after",
+        "watch window over: 1 incident(s), 0 still open",
+    ];
+    let mut rest = window;
+    for line in story {
+        let at = rest
+            .find(line)
+            .unwrap_or_else(|| panic!("`{line}` in order in: {window}"));
+        rest = &rest[at + line.len()..];
+    }
     // The record says when the fault was detected and who rolled back:
     // golive, not the worker process that held the run's lease.
     let record = String::from_utf8_lossy(&out.stdout);
@@ -85,6 +112,15 @@ fn golive_demo_goes_live_and_demo_fault_rolls_back_by_itself() {
         "{rollback}"
     );
     assert!(!rollback.contains(" by vm:"), "{rollback}");
+    let watched = record
+        .split("## Watch window")
+        .nth(1)
+        .expect("a Watch window section");
+    assert!(
+        watched.contains("INC-1 — rule `error_rate > 5% for 1s` fired at"),
+        "{watched}"
+    );
+    assert!(watched.contains("acknowledged by demo"), "{watched}");
 }
 
 const STEERED: &str = r#"

@@ -7,7 +7,12 @@
 //! demo, or by you with `--interactive`), then a canary 5% → 25% → 50% →
 //! 100% through the flag, judged every second from the services' own
 //! metrics. `--fault` makes v2 answer 20% errors once it reaches 25%: the
-//! analysis catches it and golive rolls back by itself. Then the record.
+//! analysis catches it and golive rolls back by itself. Then the plan's
+//! 20 s watch window: with `--fault`, v1 too breaks for a while, golive
+//! pages the on-call (a `log` channel: each message is printed), tells the
+//! war room when nobody acknowledges within 4 s, the demo acknowledges
+//! (you do, with `--interactive`) and mends v1, and the incident resolves
+//! itself. Then the record.
 //!
 //! The journal is a fresh SQLite file (printed, so `golive report --db`
 //! works afterwards) unless `--db` is given.
@@ -95,6 +100,7 @@ async fn demo(args: &DemoArgs, output: Output) -> Result<ExitCode> {
         args.fault,
         db.clone(),
         services.canary.fault_url(),
+        services.stable.fault_url(),
         load.started(),
     ));
     let status = engine.execute(&id, &plan, &vars).await?;
@@ -167,8 +173,12 @@ async fn refresh_flag(store: AnyStore, flag: Arc<RwLock<Option<Flag>>>) {
 }
 
 /// The people of the demo: signs the go/no-go (unless `--interactive`),
-/// and with `--fault` breaks v2 once the rollout reaches 25%. Returns when
-/// the fault struck, as time since the load started.
+/// and with `--fault` breaks v2 once the rollout reaches 25%; then, in the
+/// watch window after the rollback, breaks v1 for a while, acknowledges
+/// the page once the war room is told (unless `--interactive`), and
+/// mends v1 once the incident is acknowledged. Returns when the first
+/// fault struck, as time since the load started.
+#[allow(clippy::too_many_arguments)]
 async fn assist(
     store: AnyStore,
     run: RunId,
@@ -176,16 +186,23 @@ async fn assist(
     fault: bool,
     db: std::path::PathBuf,
     canary_fault_url: String,
+    stable_fault_url: String,
     load_started: Instant,
 ) -> Option<Duration> {
     let mut signed = false;
+    let mut fault_at = None;
+    let mut window = Window::Before;
     loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let Ok(r) = store.get_run(&run).await else {
-            return None;
+            return fault_at;
         };
         if r.summary.status.is_final() {
-            return None;
+            return fault_at;
+        }
+        if fault_at.is_some() {
+            window = watch_window(&store, &run, window, interactive, &db, &stable_fault_url).await;
+            continue;
         }
         if !signed {
             let waiting = store
@@ -218,26 +235,93 @@ async fn assist(
             }
         }
         if fault && reached(&store, &run, FAULT_AT).await {
-            // Through the service's admin endpoint, as an operator would.
             let at = load_started.elapsed();
-            let sent = match golive_probe::api_client(Duration::from_secs(5)) {
-                Ok(client) => client
-                    .post(&canary_fault_url)
-                    .header("content-type", "application/json")
-                    .body(r#"{"error_rate": 0.2}"#)
-                    .send()
-                    .await
-                    .map(|r| r.status().is_success())
-                    .unwrap_or(false),
-                Err(_) => false,
-            };
-            if sent {
-                eprintln!("  demo: v2 now answers 20% of its requests with 500");
-                return Some(at);
+            if !set_fault(&canary_fault_url, 0.2).await {
+                eprintln!("demo: could not inject the fault into v2");
+                return None;
             }
-            eprintln!("demo: could not inject the fault into v2");
-            return None;
+            eprintln!("  demo: v2 now answers 20% of its requests with 500");
+            fault_at = Some(at);
         }
+    }
+}
+
+/// Where the demo's second fault, in the watch window, stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Window {
+    /// The window has not started.
+    Before,
+    /// v1 answers errors; nobody acknowledged the page yet.
+    Broken,
+    /// The page was acknowledged and v1 mended.
+    Mended,
+}
+
+/// One step of the demo's part in the watch window after the rollback.
+async fn watch_window(
+    store: &AnyStore,
+    run: &RunId,
+    state: Window,
+    interactive: bool,
+    db: &std::path::Path,
+    stable_fault_url: &str,
+) -> Window {
+    use golive_engine::monitor::event;
+    let Ok(events) = store.events_after(run, 0, u32::MAX).await else {
+        return state;
+    };
+    let seen = |kind: &str, level: Option<u64>| {
+        events
+            .iter()
+            .any(|e| e.kind == kind && level.is_none_or(|l| e.data["level"].as_u64() == Some(l)))
+    };
+    match state {
+        Window::Before if seen(event::STARTED, None) => {
+            if !set_fault(stable_fault_url, 0.2).await {
+                eprintln!("demo: could not inject the fault into v1");
+                return Window::Mended;
+            }
+            eprintln!("  demo: a second fault: v1, back with every user, now answers 20% errors");
+            if interactive {
+                eprintln!(
+                    "\n  when golive pages, acknowledge it in another terminal:\n    golive ack {run} INC-1 --by NAME --db {}\n",
+                    db.display()
+                );
+            }
+            Window::Broken
+        }
+        Window::Broken if seen(event::ACKNOWLEDGED, None) => {
+            if set_fault(stable_fault_url, 0.0).await {
+                eprintln!("  demo: the on-call mended v1");
+            }
+            Window::Mended
+        }
+        Window::Broken if !interactive && seen(event::ESCALATED, Some(1)) => {
+            let reason = Some(
+                "looking into it (acknowledged by golive demo; --interactive to do it yourself)",
+            );
+            if let Err(e) = answers::ack(store, run, "INC-1", "demo", reason).await {
+                eprintln!("demo: cannot acknowledge INC-1: {e}");
+            }
+            Window::Broken
+        }
+        other => other,
+    }
+}
+
+/// Sets the error rate a demo service answers with, through its admin
+/// endpoint, as an operator would.
+async fn set_fault(url: &str, error_rate: f64) -> bool {
+    match golive_probe::api_client(Duration::from_secs(5)) {
+        Ok(client) => client
+            .post(url)
+            .header("content-type", "application/json")
+            .body(serde_json::json!({ "error_rate": error_rate }).to_string())
+            .send()
+            .await
+            .map(|r| r.status().is_success())
+            .unwrap_or(false),
+        Err(_) => false,
     }
 }
 
