@@ -44,6 +44,7 @@
 #![deny(missing_docs)]
 
 pub mod answers;
+pub mod comms;
 mod items;
 mod lease;
 pub mod monitor;
@@ -407,7 +408,19 @@ impl<S: Store + 'static> Engine<S> {
             {
                 self.store.append_event(run, &self.owner, &event).await?;
             }
-            self.drive_held(&ctx, stored.summary.status, resuming).await
+            // The communication schedule runs beside the items, for as
+            // long as the run is driven.
+            let comms = Box::pin(async {
+                self.comms(&ctx).await?;
+                std::future::pending::<Result<RunStatus, EngineError>>().await
+            });
+            // Boxed: the run's future is large, and a thread's stack is not.
+            let items = Box::pin(self.drive_held(&ctx, stored.summary.status, resuming));
+            tokio::select! {
+                biased;
+                done = items => done,
+                failed = comms => failed,
+            }
         }
         // Every log line of the run (and of its items) names it.
         .instrument(tracing::info_span!("run", run = %run, owner = %self.owner))

@@ -821,3 +821,143 @@ monitor:
         "{late:?}"
     );
 }
+
+/// The communication schedule: a message whose time passed before the run
+/// was created is skipped (journaled, not sent); the others go out at
+/// their T-offsets with the run's facts of that moment (status, who
+/// signed, the rollout's step, a metric's last value), once each.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_communication_schedule_sends_each_message_at_its_time_with_the_runs_facts() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (metrics, _) = receiver("# TYPE error_ratio gauge\nerror_ratio 0.02\n");
+    let (chat, posts) = receiver("");
+    let src = format!(
+        r#"name: scheduled
+roles:
+  release-manager: {{members: [alice]}}
+channels:
+  chat: {{slack: '{chat}/hook'}}
+comms:
+  - {{at: T+3s, channel: chat, message: "{{{{t}}}}: {{{{status}}}} at {{{{step}}}}, error ratio {{{{metrics.error_ratio}}}}"}}
+  - {{at: T-24h, channel: chat, message: "{{{{plan}}}} goes live tomorrow"}}
+  - {{at: T+0, channel: chat, message: "{{{{plan}}}} ({{{{run}}}}) starts: {{{{phase}}}}, signed by {{{{signed}}}}"}}
+phases:
+  - title: Sign-off
+    items:
+      - id: go
+        approval: {{roles: [release-manager]}}
+  - title: Rollout
+    items:
+      - id: canary
+        rollout:
+          strategy: canary
+          traffic: {{command: 'true'}}
+          steps: [{{weight: 50, pause: 6s}}, {{weight: 100}}]
+          analysis:
+            interval: 1s
+            scrape: {{stable: '{metrics}/metrics', canary: '{metrics}/metrics'}}
+            metrics:
+              - {{name: error_ratio, expr: error_ratio}}
+            rules: [error_ratio > 50%]
+"#
+    );
+    let (plan, store) = planned(&src, dir.path()).await;
+    assert_eq!(
+        plan.comms
+            .iter()
+            .map(|c| c.at.to_string())
+            .collect::<Vec<_>>(),
+        ["T-24h", "T+0", "T+3s"],
+        "in the order of their times"
+    );
+    let engine = Engine::new(Arc::clone(&store))
+        .expect("engine")
+        .with_poll_interval(std::time::Duration::from_millis(50));
+    let t0 = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_millis(500))
+        .expect("t0");
+    let run = engine.create(&src, &plan, Some(t0)).await.expect("create");
+    let driving = {
+        let (run, plan) = (run.clone(), plan.clone());
+        tokio::spawn(async move { engine.execute(&run, &plan, &[]).await })
+    };
+    let sign = golive_engine::answers::Sign {
+        role: "release-manager".into(),
+        by: "alice".into(),
+        decision: golive_store::Decision::Approve,
+        comment: None,
+    };
+    until("the sign-off asked", || async {
+        golive_engine::answers::sign(store.as_ref(), &run, "go", &sign)
+            .await
+            .ok()
+    })
+    .await;
+    assert_eq!(
+        driving.await.expect("task").expect("execute"),
+        RunStatus::Succeeded
+    );
+
+    let events = store.events_after(&run, 0, 10_000).await.expect("events");
+    let skipped: Vec<&golive_store::Event> = events
+        .iter()
+        .filter(|e| e.kind == "comms.skipped")
+        .collect();
+    assert_eq!(skipped.len(), 1, "{events:#?}");
+    assert_eq!(skipped[0].data["at"], "T-24h");
+    let sent: Vec<&golive_store::Event> = events
+        .iter()
+        .filter(|e| e.kind == "notify.sent" && e.data["comms"].is_u64())
+        .collect();
+    assert_eq!(
+        sent.iter()
+            .map(|e| e.data["at"].as_str())
+            .collect::<Vec<_>>(),
+        [Some("T+0"), Some("T+3s")],
+        "each once: {events:#?}"
+    );
+    // Not before its time.
+    let at = |e: &golive_store::Event| e.at.duration_since(t0).as_secs_f64();
+    assert!(
+        at(sent[0]) >= 0.0 && at(sent[1]) >= 3.0,
+        "{} {}",
+        at(sent[0]),
+        at(sent[1])
+    );
+    let texts: Vec<String> = posts
+        .lock()
+        .expect("posts")
+        .iter()
+        .map(|p| {
+            let v: serde_json::Value = serde_json::from_str(p).expect("JSON");
+            v["text"].as_str().unwrap_or_default().to_string()
+        })
+        .collect();
+    assert_eq!(texts.len(), 2, "{texts:?}");
+    // At T+0 the sign-off may or may not be in yet; the phase says which.
+    assert!(
+        texts[0] == format!("scheduled ({run}) starts: Sign-off, signed by nobody yet")
+            || texts[0]
+                == format!("scheduled ({run}) starts: Rollout, signed by alice (release-manager)"),
+        "{texts:?}"
+    );
+    assert_eq!(texts[1], "T+3s: running at step 1 at 50%, error ratio 0.02");
+    let report = golive_engine::report::build(store.as_ref(), &run)
+        .await
+        .expect("report");
+    let text = golive_engine::report::to_markdown(&report);
+    let section = text
+        .split("## Communications")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        section.contains("- T-24h → chat: skipped at ")
+            && section.contains(": its time had passed when the run was created"),
+        "{section}"
+    );
+    assert!(
+        section.contains("- T+3s → chat: sent at ")
+            && section.contains(": T+3s: running at step 1 at 50%, error ratio 0.02"),
+        "{section}"
+    );
+}

@@ -775,6 +775,8 @@ impl Compiler<'_> {
             }
         }
 
+        let comms = self.comms(&raw.comms, &phases, monitor.as_ref());
+
         Some(Plan {
             name,
             version: raw.version.map(|v| v.value),
@@ -790,6 +792,7 @@ impl Compiler<'_> {
             phases,
             rollback,
             monitor,
+            comms,
         })
     }
 
@@ -1369,6 +1372,61 @@ impl Compiler<'_> {
             inconclusive_limit,
             versions,
         })
+    }
+
+    /// The communication schedule, sorted by time; `{{metrics.NAME}}`
+    /// must name a metric of some rollout's analysis or of the monitor.
+    fn comms(
+        &mut self,
+        raw: &[raw::RawComm],
+        phases: &[Phase],
+        monitor: Option<&Monitor>,
+    ) -> Vec<Comm> {
+        let mut metrics: Vec<String> = phases
+            .iter()
+            .flat_map(|p| &p.items)
+            .filter_map(|i| match &i.kind {
+                ItemKind::Rollout(r) => Some(r.analysis.as_ref()),
+                _ => None,
+            })
+            .chain(monitor.and_then(|m| m.analysis.as_ref()))
+            .flat_map(|a| a.metrics.iter().map(|m| m.name.clone()))
+            .collect();
+        metrics.sort();
+        metrics.dedup();
+        let mut out = Vec::new();
+        for c in raw {
+            let at = self.offset(&c.at);
+            let channel = self.channel(&c.channel);
+            let message = match crate::template::Template::parse(&c.message.value) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    let span = match inner_offset(self.src, &c.message) {
+                        Some(base) => Span::new(base + e.offset, base + e.offset + 2),
+                        None => c.message.span,
+                    };
+                    self.error(e.message, span);
+                    None
+                }
+            };
+            let mut ok = true;
+            for fact in message.iter().flat_map(|m| m.facts()) {
+                if let crate::template::Fact::Metric(name) = fact
+                    && !metrics.contains(name)
+                {
+                    ok &= self.metric_ref(name, &metrics, &c.message);
+                }
+            }
+            if let (Some(at), Some(channel), Some(message), true) = (at, channel, message, ok) {
+                out.push(Comm {
+                    at,
+                    channel,
+                    message,
+                });
+            }
+        }
+        out.sort_by_key(|c| c.at);
+        out
     }
 
     /// The watch window's metric rules, compiled into `monitor.analysis`

@@ -33,6 +33,7 @@ pub mod raw;
 pub mod rule;
 pub mod schema;
 pub mod source;
+pub mod template;
 pub mod time;
 pub mod value;
 pub mod yaml;

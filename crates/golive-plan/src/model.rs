@@ -101,6 +101,19 @@ pub struct Plan {
     pub rollback: Rollback,
     /// Watch window after go-live.
     pub monitor: Option<Monitor>,
+    /// The communication schedule, in the order of its times.
+    pub comms: Vec<Comm>,
+}
+
+/// A message of the communication schedule.
+#[derive(Clone, Debug)]
+pub struct Comm {
+    /// When, relative to T-0.
+    pub at: TOffset,
+    /// The channel.
+    pub channel: ChannelName,
+    /// The text, with the run's facts filled in when sent.
+    pub message: crate::template::Template,
 }
 
 impl Plan {

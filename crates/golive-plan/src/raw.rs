@@ -63,6 +63,25 @@ pub struct RawPlan {
     /// The watch window after go-live.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monitor: Option<Deferred<RawMonitor>>,
+    /// The communication schedule: messages sent at T-offsets while the
+    /// run is live, e.g. `{at: T+15m, channel: stakeholders, message:
+    /// "{{plan}} is {{status}}, error rate {{metrics.error_rate}}"}`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub comms: Vec<RawComm>,
+}
+
+/// A message of the communication schedule.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawComm {
+    /// When, relative to T-0: `T-24h`, `T-30m`, `T+15m`, `T+1h`.
+    pub at: Text,
+    /// The channel it goes to.
+    pub channel: Text,
+    /// The text, with `{{plan}}`, `{{run}}`, `{{status}}`, `{{phase}}`,
+    /// `{{t0}}`, `{{t}}`, `{{signed}}`, `{{step}}` and
+    /// `{{metrics.NAME}}` replaced by the run's facts when it is sent.
+    pub message: Text,
 }
 
 /// A role and the people who hold it.

@@ -687,3 +687,33 @@ monitor:
         )],
     );
 }
+
+#[test]
+fn communication_schedule_mistakes_name_the_field_all_at_once() {
+    let src = r#"name: told
+channels:
+  chat: {log: true}
+comms:
+  - {at: T+15m, channel: chat, message: "{{plan}} is {{status}}"}
+  - {at: tomorrow, channel: chat, message: "soon"}
+  - {at: T-2h, channel: chta, message: "soon"}
+  - {at: T+1h, channel: chat, message: "now {{stauts}}"}
+  - {at: T+2h, channel: chat, message: "errors {{metrics.error_rate}}"}
+phases:
+  - title: a
+    items:
+      - id: up
+        check: {tcp: {address: '127.0.0.1:9'}}
+"#;
+    let c = compile(src, &no_env);
+    let want = [
+        (line_of(src, "tomorrow"), "`tomorrow` needs a sign"),
+        (line_of(src, "chta"), "unknown channel `chta`"),
+        (line_of(src, "stauts"), "unknown placeholder `{{stauts}}`"),
+        (
+            line_of(src, "metrics.error_rate"),
+            "unknown metric `error_rate`",
+        ),
+    ];
+    assert_errors(src, &c, &want);
+}

@@ -127,7 +127,7 @@ fn write_report(out: &mut String, r: &Report) -> std::fmt::Result {
         if w.incidents.is_empty() {
             writeln!(
                 out,
-                "<p class=\"muted\">No incident: every watched check passed.</p>"
+                "<p class=\"muted\">No incident: every watched check and rule passed.</p>"
             )?;
         } else {
             writeln!(out, "<ul>")?;
@@ -140,6 +140,13 @@ fn write_report(out: &mut String, r: &Report) -> std::fmt::Result {
             }
             writeln!(out, "</ul>")?;
         }
+    }
+    if !r.comms.is_empty() {
+        writeln!(out, "<h2>Communications</h2><ul>")?;
+        for c in &r.comms {
+            writeln!(out, "<li>{}</li>", esc(&c.line()))?;
+        }
+        writeln!(out, "</ul>")?;
     }
     writeln!(out, "<h2>Summary</h2><p>")?;
     let counts: Vec<String> = r

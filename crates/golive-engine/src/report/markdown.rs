@@ -108,7 +108,7 @@ fn write_report(out: &mut String, r: &Report) -> std::fmt::Result {
         writeln!(out, "From {started} to {end}.")?;
         writeln!(out)?;
         if w.incidents.is_empty() {
-            writeln!(out, "_No incident: every watched check passed._")?;
+            writeln!(out, "_No incident: every watched check and rule passed._")?;
             writeln!(out)?;
         }
         for i in &w.incidents {
@@ -120,6 +120,15 @@ fn write_report(out: &mut String, r: &Report) -> std::fmt::Result {
         if !w.incidents.is_empty() {
             writeln!(out)?;
         }
+    }
+
+    if !r.comms.is_empty() {
+        writeln!(out, "## Communications")?;
+        writeln!(out)?;
+        for c in &r.comms {
+            writeln!(out, "- {}", one_line(&c.line()))?;
+        }
+        writeln!(out)?;
     }
 
     if !r.audit.is_empty() {

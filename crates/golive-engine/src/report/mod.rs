@@ -74,6 +74,9 @@ pub struct Report {
     pub rollback_events: Vec<RollbackEvent>,
     /// The watch window after the go-live, if it started.
     pub watch: Option<crate::monitor::WatchRecord>,
+    /// The communication schedule: each message, sent or not.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub comms: Vec<crate::comms::CommRecord>,
     /// What was done to the run through the server (who, from where, what),
     /// from the audit log, oldest first.
     pub audit: Vec<golive_store::AuditEntry>,
@@ -869,6 +872,7 @@ pub async fn build<S: Store>(store: &S, run: &RunId) -> Result<Report, EngineErr
         rollback,
         rollback_events,
         watch: crate::monitor::record(&events),
+        comms: crate::comms::record(&plan.comms, &events),
         audit,
         summary,
         lessons: Lessons::default(),

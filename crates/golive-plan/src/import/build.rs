@@ -2969,6 +2969,7 @@ impl<'d> Builder<'d> {
             phases,
             rollback,
             monitor,
+            comms: Vec::new(),
         };
         let mut notes = self.notes;
         notes.sort_by_key(|n| n.line);

@@ -370,7 +370,13 @@ pub(crate) fn print_progress(p: &Progress<'_>) {
             _ => {
                 let text = |k: &str| data[k].as_str().unwrap_or_default().to_string();
                 let what = match data.get("level").and_then(Value::as_str) {
-                    Some(level) => format!("level `{level}` acts ({})", text("actions")),
+                    Some(level) => {
+                        let actions: Vec<&str> = data["actions"]
+                            .as_array()
+                            .map(|a| a.iter().filter_map(Value::as_str).collect())
+                            .unwrap_or_default();
+                        format!("level `{level}` acts ({})", actions.join(", "))
+                    }
                     None => format!("{}: {}", text("action"), text("why")),
                 };
                 writeln!(err, "  {:<11} {}: {what}", "decision", item.id)
@@ -436,7 +442,18 @@ pub(crate) fn print_progress(p: &Progress<'_>) {
                     None => other.to_string(),
                 },
             };
-            writeln!(err, "  {:<11} {line}", "watch")
+            let label = if data["comms"].is_u64() || *kind == golive_engine::comms::SKIPPED {
+                "comms"
+            } else {
+                "watch"
+            };
+            let line = match *kind {
+                golive_engine::comms::SKIPPED => {
+                    format!("message at {} skipped: {}", text("at"), text("why"))
+                }
+                _ => line,
+            };
+            writeln!(err, "  {label:<11} {line}")
         }
     };
 }
