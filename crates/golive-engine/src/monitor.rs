@@ -665,10 +665,16 @@ impl<S: Store + 'static> Engine<S> {
                     "to": rule.to,
                     "channel": rule.notify.as_str(),
                 });
+                // A role of the plan is paged with the people who hold it.
                 let to = rule
                     .to
                     .as_deref()
-                    .map(|t| format!(" {t}:"))
+                    .map(|t| match ctx.plan.roles.get(t) {
+                        Some(role) if !role.members.is_empty() => {
+                            format!(" {t} ({}):", role.members.join(", "))
+                        }
+                        _ => format!(" {t}:"),
+                    })
                     .unwrap_or_default();
                 let text = format!(
                     "{}:{to} {} for {} ({name}). Acknowledge: golive ack {} {} --by NAME",

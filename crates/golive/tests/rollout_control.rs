@@ -83,7 +83,7 @@ fn golive_demo_goes_live_and_demo_fault_rolls_back_by_itself() {
         .unwrap_or_else(|| panic!("{err}"));
     let story = [
         "INC-1 opened [critical]: rule `error_rate > 5% for 1s` fires",
-        "message to on-call via log: INC-1: release-manager:",
+        "message to on-call via log: INC-1: release-manager (demo):",
         "INC-1 escalated: war room → war-room (everyone)",
         "INC-1 acknowledged by demo",
         "message to war-room via log: INC-1: resolved",
