@@ -445,8 +445,8 @@ impl<S: Store + 'static> Engine<S> {
 
     /// Evaluates the metric rules: one that fires opens an incident (unless
     /// its incident is open) at its rule's level and severity; one that
-    /// has data and no longer fires (held false for its `for`) resolves it.
-    /// No data changes nothing.
+    /// has data, is false and no longer fires (false for its `for`)
+    /// resolves it. No data changes nothing.
     async fn watch_rules(
         &self,
         ctx: &Ctx<'_>,
@@ -486,7 +486,10 @@ impl<S: Store + 'static> Engine<S> {
                     self.open_incident(ctx, open, opened_count, source, data)
                         .await?;
                 }
-                Some(at) if !status.fires && status.value.is_some() => {
+                // Not firing is not clear: after a resume the hold timer
+                // starts afresh, and a rule that holds but has not held its
+                // `for` yet is still what opened the incident.
+                Some(at) if !status.fires && !status.holds && status.value.is_some() => {
                     let incident = open.remove(at);
                     self.resolve(ctx, monitor, &incident, "is clear").await?;
                 }

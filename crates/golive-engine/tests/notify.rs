@@ -961,3 +961,66 @@ phases:
         "{section}"
     );
 }
+
+/// A metric rule's incident across a crash: the resume does not open it
+/// again while the rule still fires (its hold timer starts afresh, the
+/// open incident stays open), pages the next level on the ladder's time,
+/// and resolves it once the rule is clear — each page once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rule_incident_survives_a_crash_and_resolves_once() {
+    let dir = tempfile::tempdir().expect("dir");
+    let gauge = Arc::new(std::sync::Mutex::new(String::from(
+        "# TYPE error_ratio gauge\nerror_ratio 0.3\n",
+    )));
+    let (metrics, _) = receiver_of(Arc::clone(&gauge));
+    let (oncall, oncall_posts) = receiver("");
+    let (lead, lead_posts) = receiver("");
+    let src = format!(
+        r#"name: watched
+channels:
+  oncall: {{slack: '{oncall}/hook'}}
+  lead: {{slack: '{lead}/hook'}}
+phases:
+  - title: Go live
+    items:
+      - id: done
+        run: {{command: 'true'}}
+monitor:
+  window: 8s
+  interval: 100ms
+  scrape: {{stable: '{metrics}/a', canary: '{metrics}/b'}}
+  metrics:
+    - {{name: error_rate, expr: error_ratio}}
+  rules:
+    - {{when: error_rate > 5% for 200ms, level: on-call}}
+  escalation:
+    - {{name: on-call, after: 0s, notify: oncall}}
+    - {{name: tech lead, after: 2500ms, notify: lead}}
+"#
+    );
+    let (store, run, driving) = watching(&src, dir.path()).await;
+    event_of(&store, &run, "incident.escalated", Some("INC-1")).await;
+    driving.abort();
+    let _ = driving.await;
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    let resuming = resumed(&store, &run);
+    event_where(&store, &run, "incident.escalated", |d| d["level"] == 1).await;
+    *gauge.lock().expect("gauge") = "# TYPE error_ratio gauge\nerror_ratio 0\n".into();
+    event_of(&store, &run, "incident.resolved", Some("INC-1")).await;
+    assert_eq!(
+        resuming.await.expect("task").expect("resume"),
+        RunStatus::Succeeded
+    );
+
+    let events = store.events_after(&run, 0, 10_000).await.expect("events");
+    let of = |kind: &str| events.iter().filter(|e| e.kind == kind).count();
+    assert_eq!(of("incident.opened"), 1, "{events:#?}");
+    assert_eq!(of("incident.escalated"), 2, "{events:#?}");
+    assert_eq!(of("incident.resolved"), 1, "{events:#?}");
+    assert_eq!(
+        oncall_posts.lock().expect("posts").len(),
+        2,
+        "told, resolved"
+    );
+    assert_eq!(lead_posts.lock().expect("posts").len(), 2, "told, resolved");
+}
