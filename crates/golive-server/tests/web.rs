@@ -40,6 +40,12 @@ phases:
     at: T-1h
     record: [backup_size]
     items:
+      - id: stable-up
+        title: v1 answers
+        critical: true
+        check:
+          http: { url: "${STABLE_METRICS}" }
+          expect: [status == 200]
       - { id: t1, title: Freeze deploys, owner: ops, task: {} }
       - { id: t2, title: Page the on-call, owner: ops, task: {} }
       - { id: t3, title: Open the bridge, owner: ops, task: {} }
@@ -399,9 +405,73 @@ async fn war_room_story() {
         "const t = document.querySelector('#audit'); return t && t.innerText.includes('item.approved');",
     )
     .await;
+    b.goto(&server.url(&format!("/ui#/run/{run}/readiness")))
+        .await;
+    b.wait_for("#readiness", WAIT).await;
+    let score = b.text("#readiness-score").await;
+    assert!(score.contains("Score 100 / 100"), "{score}");
+    assert!(b.text("#readiness").await.contains("stable-up"));
+
+    // Flags: a percentage set in the page, its history from the audit log.
+    let (s, v) = server
+        .call(
+            "POST",
+            "/api/admin/feature-flags",
+            Some(operator),
+            Some(json!({"flag": "banner", "enabled": true, "percentage": 5})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
     b.goto(&server.url("/ui#/flags")).await;
     b.wait_for("#flags tr[data-flag=checkout_v2] button", WAIT)
         .await;
+    b.js(
+        "document.querySelector('#pct-banner').value = ''",
+        json!([]),
+    )
+    .await;
+    b.type_into("#pct-banner", "30").await;
+    b.click("#flags tr[data-flag=banner] button.save").await;
+    util::eventually(WAIT, "the page's percentage", || async {
+        let (_, v) = server
+            .call(
+                "GET",
+                "/api/admin/feature-flags/banner",
+                Some(operator),
+                None,
+            )
+            .await;
+        (v["definition"]["percentage"] == json!(30.0) || v["definition"]["percentage"] == json!(30))
+            .then_some(())
+    })
+    .await;
+    b.until(
+        "the flag's history",
+        WAIT,
+        "const t = document.querySelector('#flag-history'); return t && t.innerText.includes('banner');",
+    )
+    .await;
+
+    // The public status JSON, read by the browser, in Statuspage's enums.
+    let doc = b
+        .js_async(
+            "const done = arguments[arguments.length - 1]; fetch('/api/v2/summary.json').then(r => r.json()).then(done);",
+            json!([]),
+        )
+        .await;
+    assert!(
+        ["none", "minor", "major", "critical"]
+            .contains(&doc["status"]["indicator"].as_str().unwrap_or("")),
+        "{doc}"
+    );
+    assert_eq!(doc["components"][0]["id"], "golive-go-live", "{doc}");
+    assert!(
+        doc["page"]["url"]
+            .as_str()
+            .unwrap_or("")
+            .ends_with("/status"),
+        "{doc}"
+    );
     b.quit().await;
     server.stop().await;
 }

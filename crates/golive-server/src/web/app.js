@@ -177,6 +177,7 @@ function route() {
     if (a.getAttribute("href") === "#/" + (parts[0] === "run" ? "" : parts[0] || "")) a.setAttribute("aria-current", "page");
   }
   if (parts[0] === "run" && parts[1] && parts[2] === "record") return recordPage(parts[1]);
+  if (parts[0] === "run" && parts[1] && parts[2] === "readiness") return readinessPage(parts[1]);
   if (parts[0] === "run" && parts[1]) return runPage(parts[1]);
   if (parts[0] === "flags") return flagsPage();
   if (parts[0] === "audit") return auditPage();
@@ -303,6 +304,7 @@ function runPage(id) {
       h("h1", {}, st.outline.name, " ", h("code", {}, run.id)),
       h("p", {}, "State ", h("span", { class: "state s-" + run.status, id: "run-state" }, run.status),
         s.phase ? [" · phase ", h("strong", { id: "run-phase" }, s.phase)] : null,
+        " · ", h("a", { href: "#/run/" + enc + "/readiness" }, "readiness"),
         " · ", h("a", { href: "#/run/" + enc + "/record" }, "the record")),
       clockEl));
     if (s.rollback_requested) part("rb", s.rollback_requested, () => h("p", { class: "banner bad", role: "alert" },
@@ -449,9 +451,12 @@ function chart(item, metric, pts, threshold) {
   const W = 320, H = 120, P = 4;
   const NS = "http://www.w3.org/2000/svg";
   const vals = pts.flatMap((p) => [p.stable, p.canary]).filter((v) => typeof v === "number");
-  if (threshold) vals.push(threshold.value);
   let lo = Math.min(0, ...vals), hi = Math.max(...vals, lo + 1e-9);
+  // A threshold far above the data is drawn at the top edge (and said in
+  // the caption), so the two lines keep a readable scale.
+  if (threshold && threshold.value <= hi * 2) hi = Math.max(hi, threshold.value);
   if (hi === lo) hi = lo + 1;
+  hi += (hi - lo) * 0.1;
   const t0 = pts[0].at, t1 = Math.max(pts[pts.length - 1].at, t0 + 1);
   const x = (t) => P + ((t - t0) / (t1 - t0)) * (W - 2 * P);
   const y = (v) => H - P - ((v - lo) / (hi - lo)) * (H - 2 * P);
@@ -472,7 +477,8 @@ function chart(item, metric, pts, threshold) {
   if (threshold) {
     const l = document.createElementNS(NS, "line");
     l.setAttribute("x1", P); l.setAttribute("x2", W - P);
-    l.setAttribute("y1", y(threshold.value)); l.setAttribute("y2", y(threshold.value));
+    const ty = Math.max(P, y(threshold.value));
+    l.setAttribute("y1", ty); l.setAttribute("y2", ty);
     l.setAttribute("class", "threshold");
     svg.append(l);
   }
@@ -492,6 +498,36 @@ async function recordPage(id) {
   try {
     const text = await api("GET", "/api/runs/" + enc + "/report?format=markdown");
     $("#main").append(h("pre", { class: "record", id: "record", tabindex: "0" }, typeof text === "string" ? text : JSON.stringify(text, null, 2)));
+  } catch (e) { toast(e.message, true); }
+}
+
+// ---- readiness: the run's checks, scored as `golive ready` scores them ----
+async function readinessPage(id) {
+  const enc = encodeURIComponent(id);
+  show(h("h1", {}, "Readiness of ", h("code", {}, id)), h("p", {}, h("a", { href: "#/run/" + enc }, "Back to the run")));
+  try {
+    const [outline, status] = await Promise.all([api("GET", "/api/runs/" + enc + "/outline"), api("GET", "/api/runs/" + enc + "/status")]);
+    const crit = {};
+    for (const p of outline.phases) for (const i of p.items) crit[i.id] = i.critical;
+    const checks = status.items.filter((i) => i.kind === "check");
+    const rank = (i) => (i.status === "failed" ? 0 : i.status === "passed" ? 2 : 1);
+    checks.sort((a, b) => rank(a) - rank(b) || (crit[b.id] ? 1 : 0) - (crit[a.id] ? 1 : 0));
+    const weight = (i) => (crit[i.id] ? 3 : 1);
+    const total = checks.reduce((n, i) => n + weight(i), 0);
+    const passed = checks.filter((i) => i.status === "passed").reduce((n, i) => n + weight(i), 0);
+    const score = total ? Math.floor((100 * passed) / total) : 0;
+    const critFailed = checks.some((i) => crit[i.id] && i.status === "failed");
+    const level = score === 100 ? "gold" : score >= 90 ? "silver" : score >= 75 ? "bronze" : "no level";
+    $("#main").append(
+      h("p", { class: "card", id: "readiness-score" }, h("strong", {}, "Score " + score + " / 100"), " · " + level,
+        critFailed ? " · a critical check failed" : "", checks.length ? "" : " · this run has no checks"),
+      h("table", { class: "list", id: "readiness" }, h("caption", {}, "Checks, failures first (critical ones weigh 3)"),
+        h("thead", {}, h("tr", {}, ["Check", "State", "Critical", "Result"].map((c) => h("th", { scope: "col" }, c)))),
+        h("tbody", {}, checks.map((i) => h("tr", {},
+          h("td", {}, i.title, " ", h("code", {}, i.id)),
+          h("td", {}, h("span", { class: "state s-" + i.status }, i.status)),
+          h("td", {}, crit[i.id] ? "yes" : "no"),
+          h("td", {}, i.result ? h("code", {}, JSON.stringify(i.result).slice(0, 300)) : ""))))));
   } catch (e) { toast(e.message, true); }
 }
 
@@ -516,7 +552,7 @@ async function flagsPage() {
             onclick: async () => { try { await api("PATCH", "/api/admin/feature-flags/" + encodeURIComponent(key), { enabled: !d.enabled }); await load(); } catch (e) { toast(e.message, true); } } }, d.enabled ? "on" : "off")
           : (d.enabled ? "on" : "off")),
         h("td", {}, h("label", { for: pct.id, class: "sr" }, "Percentage of " + key), pct,
-          me.may.flags ? h("button", { type: "button", class: "act", onclick: async () => {
+          me.may.flags ? h("button", { type: "button", class: "act save", "aria-label": "Save the percentage of " + key, onclick: async () => {
             try { await api("PATCH", "/api/admin/feature-flags/" + encodeURIComponent(key), { enabled: d.enabled, percentage: pct.value === "" ? null : Number(pct.value) }); await load(); toast(key + " saved"); } catch (e) { toast(e.message, true); }
           } }, "Save") : null),
         h("td", {}, clock(f.updated_at) + " by " + f.updated_by));

@@ -136,6 +136,17 @@ impl Browser {
         .await
     }
 
+    /// Runs `script` asynchronously: it calls its last argument with the
+    /// result.
+    pub async fn js_async(&self, script: &str, args: Value) -> Value {
+        self.cmd(
+            "POST",
+            "/execute/async",
+            Some(json!({"script": script, "args": args})),
+        )
+        .await
+    }
+
     /// The first element matching `css`, if any.
     pub async fn find(&self, css: &str) -> Option<String> {
         let path = format!("/session/{}/element", self.session);
