@@ -194,12 +194,21 @@ fn block_on(test: impl std::future::Future<Output = ()>) {
 
 #[test]
 fn the_war_room_drives_a_run_in_chromium() {
-    block_on(war_room_story());
+    block_on(async { war_room_story(Db::sqlite()).await });
 }
 
-async fn war_room_story() {
+#[test]
+fn the_war_room_drives_a_run_in_chromium_on_postgres() {
+    block_on(async { war_room_story(Db::postgres().await).await });
+}
+
+async fn war_room_story(db: Db) {
     let _one = BROWSERS.lock().await;
-    let db = Db::sqlite();
+    let backend = if matches!(db, Db::Sqlite(_)) {
+        "sqlite"
+    } else {
+        "postgres"
+    };
     let (server, tokens) = serve_with_tokens(
         &db,
         &[
@@ -282,7 +291,15 @@ async fn war_room_story() {
 
     // A viewer sees no button that changes anything, and the API refuses.
     sign_out(&b).await;
-    sign_in(&b, &server, viewer, "Vic Viewer").await;
+    // This one by keyboard: the token typed, then Enter.
+    b.goto(&server.url("/ui")).await;
+    b.type_into("#token", &format!("{viewer}\u{E007}")).await;
+    b.until(
+        "signed in by keyboard",
+        WAIT,
+        "return document.querySelector('#who').textContent.includes('Vic Viewer')",
+    )
+    .await;
     b.goto(&server.url(&format!("/ui#/run/{run}"))).await;
     wait_state(&b, "security-ok", &["waiting"]).await;
     assert_eq!(
@@ -354,13 +371,16 @@ async fn war_room_story() {
         "{}",
         b.text("#rollout-canary").await
     );
-    let laptop = b.screenshot("run-laptop-1366x768.png").await;
+    let laptop = b
+        .screenshot(&format!("run-laptop-1366x768-{backend}.png"))
+        .await;
     b.js(
         "document.querySelector('#rollout-canary').scrollIntoView()",
         json!([]),
     )
     .await;
-    b.screenshot("rollout-laptop-1366x768.png").await;
+    b.screenshot(&format!("rollout-laptop-1366x768-{backend}.png"))
+        .await;
     b.js("window.scrollTo(0, 0)", json!([])).await;
     b.resize(375, 812).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -370,10 +390,36 @@ async fn war_room_story() {
             json!([]),
         )
         .await;
-    let phone = b.screenshot("run-phone-375x812.png").await;
+    let phone = b
+        .screenshot(&format!("run-phone-375x812-{backend}.png"))
+        .await;
     assert_eq!(overflow, json!(0), "no sideways scrolling at phone width");
     b.resize(1366, 768).await;
     println!("screenshots: {} {}", laptop.display(), phone.display());
+
+    // Pause and resume the rollout from the page: recorded as requests.
+    let requested = |kind: &'static str| {
+        let server = &server;
+        let run = run.clone();
+        async move {
+            let (_, v) = server
+                .call("GET", &format!("/api/runs/{run}"), Some(operator), None)
+                .await;
+            v["requests"]
+                .as_array()
+                .is_some_and(|r| {
+                    r.iter().any(|q| {
+                        q["kind"].as_str().is_some_and(|k| k.starts_with(kind))
+                            && q["by"] == "Olga Ops"
+                    })
+                })
+                .then_some(())
+        }
+    };
+    b.click("button[data-action=pause]").await;
+    util::eventually(WAIT, "a pause request", || requested("pause")).await;
+    b.click("button[data-action='resume-rollout']").await;
+    util::eventually(WAIT, "a resume request", || requested("resume")).await;
 
     // Roll back from the page.
     b.type_into("#steer-reason", "p99 doubled on v2").await;
