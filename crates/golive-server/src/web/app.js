@@ -437,7 +437,7 @@ function runPage(id) {
     }
     return h("section", { class: "card rollout", id: "rollout-" + item, "aria-labelledby": "ro-h-" + item, "data-evaluations": analyses.length },
       h("h2", { id: "ro-h-" + item }, "Rollout ", h("code", {}, item), " · canary at ", h("strong", { class: "weight" }, last.weight + "%")),
-      h("ol", { class: "steps", "aria-label": "Weights set" }, ws.map((w) => h("li", {}, "step " + w.step + ": " + w.weight + "% at " + clock(w.at) + (w.detail && typeof w.detail === "string" ? " (" + w.detail + ")" : "")))),
+      h("ol", { class: "steps", "aria-label": "Weights set" }, ws.map((w) => h("li", {}, "step " + (w.step + 1) + ": " + w.weight + "% at " + clock(w.at) + (w.detail && typeof w.detail === "string" ? " (" + w.detail + ")" : "")))),
       h("div", { class: "charts" }, Object.entries(metrics).map(([m, pts]) => chart(item, m, pts, thresholds[m]))),
       h("h3", {}, "Decisions"),
       h("ul", { class: "decisions" },
