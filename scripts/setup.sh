@@ -26,6 +26,9 @@ need_pkg haproxy haproxy
 need_pkg nginx nginx
 # golive-server's Alertmanager test sends real webhooks from Alertmanager.
 need_pkg prometheus-alertmanager prometheus-alertmanager
+# golive-server's web tests drive Debian's chromium headless through chromedriver.
+need_pkg chromium chromium
+need_pkg chromedriver chromium-driver
 
 # golive-notify's tests verify Standard Webhooks signatures with the
 # reference Python implementation, and send email to an aiosmtpd server.

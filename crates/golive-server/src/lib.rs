@@ -24,6 +24,8 @@
 //! - [`audit`]: the audit log and the token routes.
 //! - [`statuspage`]: the public status page and its Statuspage-compatible
 //!   JSON.
+//! - `web`: the war room in a browser (`/ui`: one page and its embedded
+//!   script and style), `/api/whoami` and a run's outline.
 //! - `events`: Server-Sent Events. `health`: health, readiness, metrics
 //!   (`metrics` keeps the counters). [`openapi`]: the route table and the
 //!   document built from it, and the router too. `error`: the one error
@@ -50,6 +52,7 @@ pub mod openapi;
 mod runs;
 mod state;
 pub mod statuspage;
+mod web;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 
 use crate::auth::Need;
 use crate::state::AppState;
-use crate::{alertmanager, audit, events, flags, health, ofrep, runs, statuspage};
+use crate::{alertmanager, audit, events, flags, health, ofrep, runs, statuspage, web};
 
 /// Makes the route's handler for its method.
 pub type Handler = fn(MethodFilter) -> MethodRouter<AppState>;
@@ -130,6 +130,34 @@ pub const ROUTES: &[Route] = &[
             |m| on(m, statuspage::summary_json),
         )
     },
+    route(
+        "GET",
+        "/ui",
+        Need::Public,
+        "The war room (HTML): sign in with a token; runs, a live run page, rollouts, flags, audit log, records",
+        |m| on(m, web::page),
+    ),
+    route(
+        "GET",
+        "/ui/app.js",
+        Need::Public,
+        "The war room's script",
+        |m| on(m, web::script),
+    ),
+    route(
+        "GET",
+        "/ui/app.css",
+        Need::Public,
+        "The war room's style sheet",
+        |m| on(m, web::style),
+    ),
+    route(
+        "GET",
+        "/api/whoami",
+        Need::Viewer,
+        "The calling token's name and role, and what it may do",
+        |m| on(m, web::whoami),
+    ),
     Route {
         query: Some(schema::<runs::ListQuery>),
         ..route(
@@ -156,6 +184,13 @@ pub const ROUTES: &[Route] = &[
         Need::Viewer,
         "A run and its items",
         |m| on(m, runs::get),
+    ),
+    route(
+        "GET",
+        "/api/runs/{run}/outline",
+        Need::Viewer,
+        "The run's plan as the war room draws it: phases with their planned start (seconds from T-0), items with their owners",
+        |m| on(m, web::outline),
     ),
     route(
         "GET",
