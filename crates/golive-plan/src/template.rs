@@ -24,8 +24,8 @@ pub enum Fact {
     Signed,
     /// `{{step}}`: the rollout's current traffic step and weight.
     Step,
-    /// `{{metrics.NAME}}`: the last analysed value of a metric (the
-    /// canary's, or of the version serving in the watch window).
+    /// `{{metrics.NAME}}`: the canary's value of a metric at the last
+    /// evaluation of a rollout's analysis (`no data` before any).
     Metric(String),
 }
 
