@@ -27,6 +27,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 
 use crate::items::notify::{Outgoing, deliver};
+use crate::monitor::since;
 use crate::{Ctx, Engine, EngineError};
 
 /// The journal event of a message not sent.
@@ -35,9 +36,10 @@ pub const SKIPPED: &str = "comms.skipped";
 /// How late a message may still go out.
 pub const LATE: Duration = Duration::from_secs(15 * 60);
 
-/// Whether the journal tells that message `index` was sent or skipped.
-fn done(events: &[Event], index: usize) -> bool {
-    events.iter().any(|e| {
+/// The journal's word on message `index`: its delivery (sent or not) or
+/// its skipping; `None` while it has not fallen due.
+fn outcome(events: &[Event], index: usize) -> Option<&Event> {
+    events.iter().find(|e| {
         matches!(e.kind.as_str(), "notify.sent" | "notify.failed" | SKIPPED)
             && e.data["comms"].as_u64() == u64::try_from(index).ok()
     })
@@ -55,20 +57,17 @@ impl<S: Store + 'static> Engine<S> {
         let t0 = ctx.t0.unwrap_or(created);
         for (index, comm) in ctx.plan.comms.iter().enumerate() {
             let events = self.store.events_after(ctx.run, 0, u32::MAX).await?;
-            if done(&events, index) {
+            if outcome(&events, index).is_some() {
                 continue;
             }
             let due = t0
                 .checked_add(SignedDuration::from_secs(comm.at.0))
                 .unwrap_or(t0);
-            let late =
-                |now: Timestamp| Duration::try_from(now.duration_since(due)).unwrap_or_default();
+            let late = |now: Timestamp| since(due, now);
             let why = if late(created) > LATE {
                 Some("its time had passed when the run was created")
             } else {
-                let wait =
-                    Duration::try_from(due.duration_since(Timestamp::now())).unwrap_or_default();
-                tokio::time::sleep(wait).await;
+                tokio::time::sleep(since(Timestamp::now(), due)).await;
                 (late(Timestamp::now()) > LATE).then_some("the run was not driven at its time")
             };
             let at = comm.at.to_string();
@@ -223,10 +222,7 @@ pub fn record(comms: &[Comm], events: &[Event]) -> Vec<CommRecord> {
         .iter()
         .enumerate()
         .map(|(index, c)| {
-            let event = events.iter().find(|e| {
-                matches!(e.kind.as_str(), "notify.sent" | "notify.failed" | SKIPPED)
-                    && e.data["comms"].as_u64() == u64::try_from(index).ok()
-            });
+            let event = outcome(events, index);
             let text = |e: &Event, k: &str| e.data[k].as_str().map(str::to_string);
             let (outcome, detail) = match event {
                 Some(e) if e.kind == "notify.sent" => ("sent", text(e, "message")),

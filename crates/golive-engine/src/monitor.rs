@@ -194,6 +194,23 @@ struct Incident {
     resolved: bool,
 }
 
+impl Incident {
+    /// An incident just opened at `opened`, with the level and severity
+    /// its `incident.opened` data names.
+    fn opened(id: String, source: Source, opened: Timestamp, data: &Value) -> Incident {
+        Incident {
+            id,
+            source,
+            opened,
+            entry: data["level"].as_u64().and_then(|l| usize::try_from(l).ok()),
+            severity: severity_named(data["severity"].as_str()),
+            notified: Vec::new(),
+            acked: false,
+            resolved: false,
+        }
+    }
+}
+
 /// The incidents of a run's journal, oldest first.
 fn incidents(events: &[Event]) -> Vec<Incident> {
     let mut out: Vec<Incident> = Vec::new();
@@ -201,18 +218,7 @@ fn incidents(events: &[Event]) -> Vec<Incident> {
     for e in events {
         let id = text(e, "incident");
         match e.kind.as_str() {
-            event::OPENED => out.push(Incident {
-                id,
-                source: Source::of(&e.data),
-                opened: e.at,
-                entry: e.data["level"]
-                    .as_u64()
-                    .and_then(|l| usize::try_from(l).ok()),
-                severity: severity_named(e.data["severity"].as_str()),
-                notified: Vec::new(),
-                acked: false,
-                resolved: false,
-            }),
+            event::OPENED => out.push(Incident::opened(id, Source::of(&e.data), e.at, &e.data)),
             event::ESCALATED => {
                 if let (Some(i), Some(level)) = (
                     out.iter_mut().rfind(|i| i.id == id),
@@ -281,7 +287,8 @@ fn serving_analysis(analysis: &Analysis, serving: Serving) -> Analysis {
     a
 }
 
-fn since(from: Timestamp, to: Timestamp) -> Duration {
+/// How long from `from` to `to`; zero when `to` is earlier.
+pub(crate) fn since(from: Timestamp, to: Timestamp) -> Duration {
     Duration::try_from(to.duration_since(from)).unwrap_or_default()
 }
 
@@ -571,19 +578,9 @@ impl<S: Store + 'static> Engine<S> {
         *opened_count += 1;
         let id = format!("INC-{opened_count}");
         data["incident"] = json!(id);
-        let entry = data["level"].as_u64().and_then(|l| usize::try_from(l).ok());
-        let severity = severity_named(data["severity"].as_str());
+        let incident = Incident::opened(id, source, Timestamp::now(), &data);
         self.watch_event(ctx, event::OPENED, data).await?;
-        open.push(Incident {
-            id,
-            source,
-            opened: Timestamp::now(),
-            entry,
-            severity,
-            notified: Vec::new(),
-            acked: false,
-            resolved: false,
-        });
+        open.push(incident);
         Ok(())
     }
 

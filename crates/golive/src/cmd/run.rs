@@ -437,6 +437,9 @@ pub(crate) fn print_progress(p: &Progress<'_>) {
                         .unwrap_or_default();
                     format!("message {sent}{via}: {}", text("message"))
                 }
+                golive_engine::comms::SKIPPED => {
+                    format!("message at {} skipped: {}", text("at"), text("why"))
+                }
                 other => match data["error"].as_str() {
                     Some(error) => format!("{other}: {error}"),
                     None => other.to_string(),
@@ -446,12 +449,6 @@ pub(crate) fn print_progress(p: &Progress<'_>) {
                 "comms"
             } else {
                 "watch"
-            };
-            let line = match *kind {
-                golive_engine::comms::SKIPPED => {
-                    format!("message at {} skipped: {}", text("at"), text("why"))
-                }
-                _ => line,
             };
             writeln!(err, "  {label:<11} {line}")
         }
