@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# The war room's page weight and the time from a confirm (through the API,
-# as `golive confirm --server` sends it) to the item's new state in the
-# page, in headless chromium: runs the browser tests RUNS times (default 3)
-# and prints what they measure (5 confirms a run).
+# The war room's page weight and the time from a `golive confirm` (the
+# binary, through the server or straight into the journal) to the item's
+# new state in the page, in headless chromium against a `golive serve`
+# process with its default settings: runs the browser tests RUNS times
+# (default 3) and prints what they measure (5 confirms a run, SQLite and
+# PostgreSQL).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 for _ in $(seq "$RUNS"); do
-  cargo test -q -p golive-server --test web --locked -- --nocapture --test-threads=1 2>&1 |
+  cargo test -q -p golive --test web --locked -- --nocapture --test-threads=1 2>&1 |
     grep -E 'page weight|latencies' | tee -a "$log"
 done
 grep -o 'latencies: \[[^]]*\]' "$log" | sed 's/latencies: //' | tr -d '[] ' | tr ',' '\n' |

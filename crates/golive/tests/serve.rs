@@ -27,18 +27,10 @@ fn golive(args: &[&str], dir: &Path) -> Command {
 }
 
 fn token(dir: &Path, name: &str, role: &str) -> String {
-    let out = golive(&["token", "create", "--name", name, "--role", role], dir)
-        .output()
-        .expect("token create");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .expect("utf-8")
-        .trim()
-        .to_string()
+    util::created_token(golive(
+        &["token", "create", "--name", name, "--role", role],
+        dir,
+    ))
 }
 
 /// `golive serve` on a free port, letting operators start plans with

@@ -209,7 +209,7 @@ async function runsPage() {
 // ---- a run ----
 function runPage(id) {
   const enc = encodeURIComponent(id);
-  const st = { outline: null, status: null, weights: {}, analyses: {}, decisions: {}, incidents: {}, rendered: 0, parts: {} };
+  const st = { outline: null, status: null, weights: {}, analyses: {}, decisions: {}, incidents: {}, watch: null, rendered: 0, parts: {} };
   const root = h("div", { class: "run", "data-run": id });
   show(root);
   const clockEl = h("p", { class: "tclock", id: "tclock", "aria-label": "Time relative to T-0" });
@@ -233,6 +233,8 @@ function runPage(id) {
     if (e.kind === "rollout.weight") push(st.weights, Object.assign({ at: e.at }, e.data));
     else if (e.kind === "rollout.analysis") push(st.analyses, Object.assign({ at: e.at }, e.data));
     else if (e.kind === "rollout.decision") push(st.decisions, Object.assign({ at: e.at }, e.data));
+    else if (e.kind === "watch.started") st.watch = { since: e.at, window_s: e.data.window_s, serving: e.data.serving };
+    else if (e.kind === "watch.ended") st.watch = null;
     else if (e.kind.startsWith("incident.")) {
       const inc = e.data.incident || e.data.id;
       if (inc) {
@@ -309,7 +311,14 @@ function runPage(id) {
       clockEl));
     if (s.rollback_requested) part("rb", s.rollback_requested, () => h("p", { class: "banner bad", role: "alert" },
       "Rollback requested by " + s.rollback_requested.by + ": " + (s.rollback_requested.reason || "")));
-    if (me.may.operate && !isFinal(run.status)) part("controls", [], controls);
+    if (st.watch && !isFinal(run.status)) part("watch", st.watch, () => h("p", { class: "banner", id: "watch", role: "status" },
+      "Watch window open since " + clock(st.watch.since) + ", until " +
+      clock(new Date(Date.parse(st.watch.since) + st.watch.window_s * 1000).toISOString()) +
+      (st.watch.serving === "previous" ? " (watching the previous version)" : "")));
+    // Promote, pause, resume and abort act on a rollout under way; a
+    // rollback is always on offer until the run ends.
+    const rolling = st.outline.phases.some((p) => p.items.some((i) => i.kind === "rollout" && byId[i.id] && ["running", "waiting"].includes(byId[i.id].status)));
+    if (me.may.operate && !isFinal(run.status)) part("controls", [rolling], () => controls(rolling));
     if (s.awaiting.length) part("awaiting", s.awaiting, () => h("section", { "aria-labelledby": "await-h", class: "card" },
       h("h2", { id: "await-h" }, "Waiting for"),
       h("ul", { id: "awaiting" }, s.awaiting.map((a) => h("li", { "data-item": a.item },
@@ -341,7 +350,7 @@ function runPage(id) {
     return ["succeeded", "failed", "aborted", "rolled-back"].includes(status);
   }
 
-  function controls() {
+  function controls(rolling) {
     const reason = h("input", { id: "steer-reason", type: "text", autocomplete: "off" });
     const b = (label, path, needsReason, cls) => h("button", {
       type: "button", class: "act " + (cls || ""), "data-action": path,
@@ -355,8 +364,9 @@ function runPage(id) {
       h("h2", { id: "ctl-h" }, "Steer"),
       h("label", { for: "steer-reason" }, "Reason (needed to abort or roll back)"), reason,
       h("div", { class: "buttons" },
-        b("Promote", "promote"), b("Pause", "pause"), b("Resume rollout", "resume-rollout"),
-        b("Abort rollout", "abort", true, "danger"), b("Roll back", "rollback", true, "danger")));
+        rolling ? [b("Promote", "promote"), b("Pause", "pause"), b("Resume rollout", "resume-rollout"),
+          b("Abort rollout", "abort", true, "danger")] : null,
+        b("Roll back", "rollback", true, "danger")));
   }
 
   function phaseView(p, byId, waiting, run) {

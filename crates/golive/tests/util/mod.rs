@@ -112,6 +112,17 @@ impl Running {
     }
 }
 
+/// Runs `golive token create …` (`cmd`); the token it prints.
+pub fn created_token(mut cmd: Command) -> String {
+    let out = cmd.output().expect("token create");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// `golive serve`'s arguments in the tests: a free port, a 2 s lease,
 /// operators may start plans with commands.
 pub const SERVE: [&str; 6] = [

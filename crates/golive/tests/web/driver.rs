@@ -49,10 +49,8 @@ impl Browser {
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let child = cmd.spawn().expect("start chromedriver");
         let base = format!("http://127.0.0.1:{port}");
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .expect("client");
+        // golive's own client: reqwest here has no TLS provider of its own.
+        let http = golive_probe::api_client(Duration::from_secs(60)).expect("client");
         let profile = tempfile::tempdir().expect("profile dir");
         let mut browser = Browser {
             child,
