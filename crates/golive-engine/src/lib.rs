@@ -7,14 +7,17 @@
 //! never runs again.
 //!
 //! # Layout
-//! - [`Engine`] (this file): creating, executing and resuming runs; the
-//!   failure policy (stop, continue, rollback) and the interrupt policy
-//!   (rerun, skip, ask).
+//! - [`Engine`] (this file): starting ([`Engine::start`], for the CLI and
+//!   the server alike), executing and resuming runs; the failure policy
+//!   (stop, continue, rollback) and the interrupt policy (rerun, skip, ask);
+//!   [`stored_plan`], a run's plan compiled once and kept.
 //! - `lease`: the lease owner's name and the background task that renews
 //!   the lease every ttl/3 until the run ends.
 //! - `items`: one module per item kind — `command` (`run`), `check`,
 //!   `person` (`task` and `approval`, which wait for people), `wait`,
-//!   `notify`, `flag` — and the kind not supported yet (`rollout`).
+//!   `notify`, `flag`, `rollout` (traffic steps judged by
+//!   golive-rollout's analysis, with promote/pause/resume/abort requests).
+//! - [`comms`]: the plan's communication schedule, sent beside the items.
 //! - [`report`]: a run's filled-in go-live record, read from the journal,
 //!   as Markdown, HTML, JSON or JUnit (here so the server can serve it too).
 //! - `request`: a rollback asked for by another process (`golive rollback`),
@@ -197,16 +200,61 @@ pub enum EngineError {
 
 /// Compiles the plan text stored with a run (references to variables outside
 /// the plan were checked when the run was created, so they are accepted).
-pub fn stored_plan(run: &Run) -> Result<Plan, EngineError> {
+/// A status, an answer, a report and the page's outline each read the
+/// run's plan, and compiling it costs more than the journal reads around
+/// it: compiled plans are kept by their text.
+pub fn stored_plan(run: &Run) -> Result<Arc<Plan>, EngineError> {
+    /// Enough for every run a server follows at once; emptied when full.
+    const KEPT: usize = 64;
+    static PLANS: std::sync::LazyLock<Mutex<HashMap<String, Arc<Plan>>>> =
+        std::sync::LazyLock::new(Default::default);
+    let cached = |plans: &Mutex<HashMap<String, Arc<Plan>>>| {
+        plans
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&run.plan_text)
+            .cloned()
+    };
+    if let Some(plan) = cached(&PLANS) {
+        return Ok(plan);
+    }
     let compiled = golive_plan::compile(&run.plan_text, &|_: &str| true);
-    compiled.plan.ok_or_else(|| EngineError::StoredPlan {
-        run: run.summary.id.clone(),
-        message: compiled
-            .diagnostics
-            .first()
-            .map(|d| d.message.clone())
-            .unwrap_or_default(),
-    })
+    let plan = Arc::new(compiled.plan.ok_or_else(|| {
+        EngineError::StoredPlan {
+            run: run.summary.id.clone(),
+            message: compiled
+                .diagnostics
+                .first()
+                .map(|d| d.message.clone())
+                .unwrap_or_default(),
+        }
+    })?);
+    let mut plans = PLANS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if plans.len() >= KEPT {
+        plans.clear();
+    }
+    plans.insert(run.plan_text.clone(), Arc::clone(&plan));
+    Ok(plan)
+}
+
+/// A run made by [`Engine::start`], ready for [`Engine::run`]: its plan,
+/// and its variables resolved once.
+#[derive(Debug)]
+pub struct Started {
+    /// The run.
+    pub run: RunId,
+    plan: Plan,
+    vars: Vars,
+    overrides: Vec<(String, String)>,
+}
+
+impl Started {
+    /// The run's plan.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
 }
 
 /// Every item id of a plan in run order: the phases' items, then rollback's.
@@ -323,6 +371,37 @@ impl<S: Store + 'static> Engine<S> {
             })
             .await?;
         Ok(run.summary.id)
+    }
+
+    /// Starts a run of `plan` (submitted as `text`): resolves its variables
+    /// with the `--var` `overrides` (a missing one refuses before anything
+    /// is journaled), then creates the run with every item pending; `t0`
+    /// overrides the plan's. [`Engine::run`] executes it. The CLI and the
+    /// server both start runs this way.
+    pub async fn start(
+        &self,
+        text: &str,
+        plan: Plan,
+        overrides: Vec<(String, String)>,
+        t0: Option<Timestamp>,
+    ) -> Result<Started, EngineError> {
+        let vars = Vars::resolve(&plan, &overrides)?;
+        let run = self.create(text, &plan, t0).await?;
+        Ok(Started {
+            run,
+            plan,
+            vars,
+            overrides,
+        })
+    }
+
+    /// Executes a run made by [`Engine::start`] to its end (or until a
+    /// failure stops it) with the variables resolved then; its final status.
+    pub async fn run(&self, started: &Started) -> Result<RunStatus, EngineError> {
+        let stored = self.store.get_run(&started.run).await?;
+        let given = &started.overrides;
+        self.drive(&stored, &started.plan, &started.vars, given, given, false)
+            .await
     }
 
     /// Executes a run created by [`Engine::create`] to its end (or until a

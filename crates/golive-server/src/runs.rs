@@ -20,9 +20,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use golive_engine::answers::{self, Confirm, RollbackAnswer, Sign};
-use golive_engine::{Engine, EngineError, report};
+use golive_engine::{Engine, EngineError, Started, report};
 use golive_plan::Plan;
-use golive_probe::Vars;
 use golive_store::{Actor, Decision, NewAudit, Pause, Retrying, RunId, RunStatus, Store};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -237,28 +236,22 @@ pub async fn start(
         })?),
         None => None,
     };
-    Vars::resolve(&plan, &overrides).map_err(|e| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_vars",
-            e.to_string(),
-        )
-    })?;
     let engine = engine(&state)?;
-    let run = engine
-        .create(&body.plan, &plan, t0)
+    let started = engine
+        .start(&body.plan, plan, overrides, t0)
         .await
         .map_err(engine_error)?;
+    let run = started.run.clone();
     audit(
         &state,
         &caller.actor(),
         "run.started",
         run.as_str(),
         None,
-        Some(json!({"plan": plan.name})),
+        Some(json!({"plan": started.plan().name})),
     )
     .await;
-    spawn(&state, engine, run.clone(), Some((plan, overrides)));
+    spawn(&state, engine, run.clone(), Some(started));
     Ok((StatusCode::CREATED, Json(json!({ "run": run }))).into_response())
 }
 
@@ -357,6 +350,11 @@ fn log_pause(p: &Pause<'_>) {
 fn engine_error(e: EngineError) -> ApiError {
     match e {
         EngineError::Store(s) => s.into(),
+        EngineError::Vars(v) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_vars",
+            v.to_string(),
+        ),
         EngineError::Finished { .. } | EngineError::LeaseHeld { .. } => {
             ApiError::conflict(e.to_string())
         }
@@ -364,20 +362,15 @@ fn engine_error(e: EngineError) -> ApiError {
     }
 }
 
-/// Executes (`plan` given) or resumes a run in the background. A run
+/// Executes (`started` given) or resumes a run in the background. A run
 /// stopped by the server's shutdown is audited as [`INTERRUPTED`] so the
 /// next server resumes it.
-pub fn spawn(
-    state: &AppState,
-    engine: Engine<RunStore>,
-    run: RunId,
-    plan: Option<(Plan, Vec<(String, String)>)>,
-) {
+pub fn spawn(state: &AppState, engine: Engine<RunStore>, run: RunId, started: Option<Started>) {
     let state2 = state.clone();
     driving(state).insert(run.to_string());
     let task = async move {
-        let result = match &plan {
-            Some((plan, overrides)) => engine.execute(&run, plan, overrides).await,
+        let result = match &started {
+            Some(started) => engine.run(started).await,
             None => engine.resume(&run, &[]).await,
         };
         driving(&state2).remove(run.as_str());

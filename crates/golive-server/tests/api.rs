@@ -489,6 +489,29 @@ async fn runs_are_answered_through_the_api(db: Db) {
             .contains("`done`"),
         "{v}"
     );
+    // A secret the server cannot resolve refuses the plan before a run
+    // exists.
+    let (s, v) = server
+        .call(
+            "POST",
+            "/api/runs",
+            o,
+            Some(json!({"plan": "name: needs-a-secret\nsecrets:\n  TOKEN: env:GOLIVE_TEST_NEVER_SET\nphases:\n  - title: One\n    items:\n      - { id: t, title: T, task: {} }\n"})),
+        )
+        .await;
+    assert_eq!(
+        (s, &v["error"]["code"]),
+        (422, &json!("invalid_vars")),
+        "{v}"
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("GOLIVE_TEST_NEVER_SET")),
+        "{v}"
+    );
+    let (_, runs) = server.call("GET", "/api/runs", o, None).await;
+    assert_eq!(runs["runs"].as_array().map(Vec::len), Some(0), "{runs}");
     let run = start_run(&server, &admin, PLAN).await;
     // The run executes in the server and waits for the task.
     let item_status = |item: &'static str| {

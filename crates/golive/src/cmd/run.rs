@@ -21,7 +21,6 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use golive_engine::{Engine, EngineError, Progress};
-use golive_probe::Vars;
 use golive_store::{AnyStore, ItemStatus, Pause, RetryPolicy, Retrying, RunStatus, Store};
 use serde_json::Value;
 
@@ -138,11 +137,11 @@ async fn remote(server: &Remote, args: &RunArgs, output: Output) -> Result<ExitC
                 ),
                 Some("item.waiting") => say!("  waiting     {item}"),
                 Some("run.status") => {
-                    let s = event["data"]["to"].as_str().unwrap_or_default().to_string();
-                    if matches!(
-                        s.as_str(),
-                        "succeeded" | "failed" | "rolled-back" | "aborted" | "paused"
-                    ) {
+                    // A paused run waits for a person: following it ends.
+                    let to = event["data"]["to"].as_str().unwrap_or_default();
+                    if let Ok(s) = to.parse::<RunStatus>()
+                        && (s.is_final() || s == RunStatus::Paused)
+                    {
                         ended = Some(s);
                     }
                 }
@@ -162,8 +161,8 @@ async fn remote(server: &Remote, args: &RunArgs, output: Output) -> Result<ExitC
             serde_json::json!({ "run": run, "status": status })
         );
     }
-    Ok(match status.as_str() {
-        "succeeded" => ExitCode::SUCCESS,
+    Ok(match status {
+        RunStatus::Succeeded => ExitCode::SUCCESS,
         _ => ExitCode::from(1),
     })
 }
@@ -189,7 +188,7 @@ async fn run_in(store: AnyStore, args: &RunArgs, output: Output) -> Result<ExitC
         None => {
             let path = args.plan.clone().unwrap_or_else(|| "golive.yaml".into());
             let loaded = load(&path, &args.vars)?;
-            let Some(plan) = loaded.compiled.plan.as_ref() else {
+            let Some(plan) = loaded.compiled.plan else {
                 say_raw!("{}", render(&loaded.source, &loaded.compiled.diagnostics));
                 say!(
                     "{} is invalid; fix it before running it",
@@ -197,15 +196,16 @@ async fn run_in(store: AnyStore, args: &RunArgs, output: Output) -> Result<ExitC
                 );
                 return Ok(ExitCode::from(2));
             };
-            // Resolved here too so that a missing secret fails before a run exists.
-            Vars::resolve(plan, &args.vars)?;
-            let run = engine.create(&loaded.source.text, plan, args.t0).await?;
+            let started = engine
+                .start(&loaded.source.text, plan, args.vars.clone(), args.t0)
+                .await?;
+            let run = started.run.clone();
             say!(
                 "run {run} started: plan `{}` (journal {})",
-                plan.name,
+                started.plan().name,
                 store.url()
             );
-            let status = stopped(engine.execute(&run, plan, &args.vars).await)?;
+            let status = stopped(engine.run(&started).await)?;
             (run, status)
         }
     };

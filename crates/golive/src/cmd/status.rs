@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use comfy_table::Table;
-use golive_store::{AnyStore, Store};
+use golive_store::{AnyStore, RunStatus, Store};
 use serde_json::Value;
 
 use crate::cli::{Output, RunsArgs, StatusArgs};
@@ -123,10 +123,10 @@ async fn remote_status(server: &Remote, args: &StatusArgs, output: Output) -> Re
 }
 
 fn is_final(doc: &Value) -> bool {
-    matches!(
-        doc["run"]["status"].as_str(),
-        Some("succeeded" | "failed" | "rolled-back" | "aborted")
-    )
+    doc["run"]["status"]
+        .as_str()
+        .and_then(|s| s.parse::<RunStatus>().ok())
+        .is_some_and(RunStatus::is_final)
 }
 
 /// Prints a status document; with `--follow` and JSON, one line per
