@@ -280,7 +280,7 @@ impl LoadGenerator {
                 router: router.clone(),
             },
         };
-        let client = golive_probe::api_client(config.timeout).map_err(DemoError::Client)?;
+        let client = golive_runtime::api_client(config.timeout).map_err(DemoError::Client)?;
         let started = Instant::now();
         let recorder = Arc::new(Mutex::new(Recorder::default()));
         let shared = Arc::new(Clients {

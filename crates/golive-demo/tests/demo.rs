@@ -20,7 +20,7 @@ fn local() -> SocketAddr {
 }
 
 fn client() -> Result<reqwest::Client, String> {
-    golive_probe::api_client(Duration::from_secs(5))
+    golive_runtime::api_client(Duration::from_secs(5))
 }
 
 /// One sample line of the exposition format.
@@ -514,7 +514,7 @@ async fn the_demo_plan_readiness_checks_pass_against_the_demo() -> TestResult {
         .into_iter()
         .map(|(n, v)| (n.to_owned(), v))
         .collect();
-    let vars = golive_probe::Vars::resolve(&plan, &overrides)?;
+    let vars = golive_runtime::Vars::resolve(&plan, &overrides)?;
     // The checks must reach these services, not the plan's default ports.
     assert_eq!(vars.get("CANARY_URL"), Some(demo.canary.url().as_str()));
     let mut checked = 0;

@@ -64,7 +64,7 @@ use std::time::{Duration, Instant};
 use tracing::Instrument;
 
 use golive_plan::{Item, ItemKind, OnFailure, OnInterrupt, Plan};
-use golive_probe::{VarError, Vars};
+use golive_runtime::{VarError, Vars};
 use golive_store::{
     ItemState, ItemStatus, NewRun, Outcome, Run, RunId, RunStatus, Store, StoreError,
 };

@@ -351,7 +351,7 @@ pub(crate) async fn attempt(
     let mut line = serde_json::to_string(&order).map_err(|e| e.to_string())?;
     line.push('\n');
     let mut command = tokio::process::Command::new(&supervisor.program);
-    golive_probe::host_env::apply(&mut command);
+    golive_runtime::host_env::apply(&mut command);
     let mut child = command
         .arg(SUBCOMMAND)
         .stdin(Stdio::piped())

@@ -237,7 +237,7 @@ pub(crate) async fn attempt(p: &Prepared, timeout: Duration) -> Attempt {
         }),
         Err(e) => {
             let transient = !(e.is_permanent() || e.is_client());
-            let text = p.server.scrub(&golive_probe::error_chain(&e));
+            let text = p.server.scrub(&golive_runtime::error_chain(&e));
             Err((format!("SMTP server: {text}"), transient))
         }
     }

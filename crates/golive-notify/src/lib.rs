@@ -139,7 +139,7 @@ pub async fn send(target: &Target, message: &Message, retry: Retry) -> Result<De
             with_retries(retry, |_| email::attempt(&prepared, retry.timeout)).await
         }
         _ => {
-            let client = golive_probe::api_client(retry.timeout).map_err(fail)?;
+            let client = golive_runtime::api_client(retry.timeout).map_err(fail)?;
             with_retries(retry, |_| post(&client, target, message, &id)).await
         }
     }
@@ -229,5 +229,5 @@ fn to_bytes(v: &Value) -> Vec<u8> {
 /// The error's chain of causes without the request URL, which may hold a
 /// secret.
 fn without_url(e: reqwest::Error) -> String {
-    golive_probe::error_chain(&e.without_url())
+    golive_runtime::error_chain(&e.without_url())
 }

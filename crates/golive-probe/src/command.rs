@@ -1,14 +1,14 @@
 //! The command probe: `sh -c` with the plan's variables and secrets in its
 //! environment — `exit_code`, `stdout`, `stderr`, `duration`. Process
 //! handling (its own group, killed when the shell exits or the attempt times
-//! out) is [`crate::shell`]'s.
+//! out) is [`golive_runtime::shell`]'s.
 
 use golive_plan::RawCommand;
 
 use crate::Outcome;
 use crate::observation::{Observation, Value};
-use crate::shell::{self, Shell};
-use crate::vars::Vars;
+use golive_runtime::Vars;
+use golive_runtime::shell::{self, Shell};
 
 /// Output kept per stream; the rest is read and dropped.
 const MAX_OUTPUT: usize = 1 << 20;

@@ -18,9 +18,10 @@ use hickory_resolver::proto::rr::{RData, RecordType};
 use hickory_resolver::proto::xfer::Protocol;
 use hickory_resolver::{Resolver, TokioResolver};
 
+use crate::Outcome;
 use crate::observation::{Observation, Value};
-use crate::vars::Vars;
-use crate::{Outcome, error_chain};
+use golive_runtime::Vars;
+use golive_runtime::error_chain;
 
 pub(crate) async fn observe(p: &RawDns, vars: &Vars, timeout: Duration) -> Outcome {
     let name = vars.expand(&p.name.value);

@@ -8,7 +8,7 @@ use golive_plan::RawFileCheck;
 
 use crate::Outcome;
 use crate::observation::{Observation, Value};
-use crate::vars::Vars;
+use golive_runtime::Vars;
 
 pub(crate) async fn observe(p: &RawFileCheck, vars: &Vars) -> Outcome {
     let path = vars.expand(&p.path.value);

@@ -8,9 +8,10 @@ use std::time::Instant;
 
 use golive_plan::RawHttp;
 
+use crate::Outcome;
 use crate::observation::{Observation, Value};
-use crate::vars::Vars;
-use crate::{Outcome, error_chain, tlsconf};
+use golive_runtime::Vars;
+use golive_runtime::error_chain;
 
 /// Bodies are kept up to this size; the rest is read and dropped.
 const MAX_BODY: usize = 4 << 20;
@@ -83,7 +84,7 @@ pub(crate) fn client(
     if let Some(c) = clients.lock().ok().and_then(|m| m.get(&key).cloned()) {
         return Ok(c);
     }
-    let tls = tlsconf::http_config(ca, verify)?;
+    let tls = golive_runtime::tls::http_config(ca, verify)?;
     let client = reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
         .pool_max_idle_per_host(0)

@@ -2,9 +2,6 @@
 //! and judge its conditions.
 //!
 //! # Layout
-//! - [`vars`]: `${NAME}` expansion from plan variables, secrets, the
-//!   environment and `--var`, and redaction of secret values from everything
-//!   printed.
 //! - one module per probe kind (`http`, `tcp`, `dns`, `tls`, `postgres`,
 //!   `redis`, `prometheus`, `command`, `env`, `file`), each turning its
 //!   settings into an `Observation`.
@@ -12,13 +9,10 @@
 //!   (`status`, `header.Server`, `body.$.items[0]`).
 //! - `eval`: conditions (`status == 200`, `body.$.status == "UP"`) judged
 //!   against an observation, and the default conditions of each probe kind.
-//! - `tlsconf`: the rustls settings shared by the HTTP, TLS and Prometheus
-//!   probes (ring provider, webpki roots plus an optional CA file).
-//! - [`shell`]: `sh -c` in its own process group with capped output, shared
-//!   by the command probe and the engine's `run` items.
 //!
-//! The public surface is [`Vars`], [`run_check`] and [`CheckResult`] (and
-//! [`shell`]); the `golive ready` command and the run engine build on it.
+//! Variables, the shell, TLS settings and redaction are golive-runtime's.
+//! The public surface is [`run_check`] and [`CheckResult`]; the `golive
+//! ready` command and the run engine build on it.
 
 #![deny(missing_docs)]
 
@@ -27,25 +21,20 @@ mod dns;
 mod env;
 mod eval;
 mod file;
-pub mod host_env;
 mod http;
 mod observation;
 mod postgres;
 mod prometheus;
 mod redis;
-pub mod shell;
 mod tcp;
 mod tls;
-mod tlsconf;
-pub mod vars;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use golive_plan::{Check, Probe};
+use golive_runtime::{Vars, mask_userinfo};
 use serde::Serialize;
-
-pub use vars::{VarError, Vars};
 
 use observation::Observation;
 
@@ -189,64 +178,6 @@ async fn observe(probe: &Probe, vars: &Vars, timeout: Duration) -> Outcome {
     }
 }
 
-/// `scheme://user:password@host` → `scheme://user:***@host` everywhere in
-/// `text`, for credentials written into a URL rather than kept in a secret.
-pub(crate) fn mask_userinfo(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(i) = rest.find("://") {
-        let (head, tail) = rest.split_at(i + 3);
-        out.push_str(head);
-        let end = tail
-            .find(|c: char| c == '/' || c.is_whitespace() || c == ')' || c == '"')
-            .unwrap_or(tail.len());
-        let authority = &tail[..end];
-        match authority.rfind('@') {
-            Some(at) => {
-                let userinfo = &authority[..at];
-                match userinfo.find(':') {
-                    Some(colon) if colon + 1 < userinfo.len() => {
-                        out.push_str(&userinfo[..=colon]);
-                        out.push_str("***");
-                    }
-                    _ => out.push_str(userinfo),
-                }
-                out.push_str(&authority[at..]);
-            }
-            None => out.push_str(authority),
-        }
-        rest = &tail[end..];
-    }
-    out.push_str(rest);
-    out
-}
-
-/// An error with its chain of causes, `outer: inner: root`, without repeats.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
-}
-
-/// An HTTP client for golive's own API calls (`--server`): the webpki roots,
-/// ring, and the same TLS settings as the probes.
-pub fn api_client(timeout: std::time::Duration) -> Result<reqwest::Client, String> {
-    let tls = tlsconf::http_config(None, true)?;
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .timeout(timeout)
-        .build()
-        .map_err(|e| format!("HTTP client setup: {e}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,19 +194,5 @@ mod tests {
         };
         let vars = Vars::default();
         assert_send(&run_check(&check, &vars));
-    }
-
-    #[test]
-    fn userinfo_passwords_are_masked() {
-        assert_eq!(
-            mask_userinfo("connect postgres://app:hunter2@db:5432/x failed"),
-            "connect postgres://app:***@db:5432/x failed"
-        );
-        assert_eq!(
-            mask_userinfo("redis://:pw@h:1 and http://h/a@b"),
-            "redis://:***@h:1 and http://h/a@b"
-        );
-        assert_eq!(mask_userinfo("no url here"), "no url here");
-        assert_eq!(mask_userinfo("http://user@h/"), "http://user@h/");
     }
 }

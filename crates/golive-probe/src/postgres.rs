@@ -14,9 +14,10 @@ use golive_plan::RawPostgres;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{ConnectOptions, Connection, Executor, Row, TypeInfo, ValueRef};
 
+use crate::Outcome;
 use crate::observation::{Observation, Value};
-use crate::vars::Vars;
-use crate::{Outcome, error_chain, mask_userinfo};
+use golive_runtime::Vars;
+use golive_runtime::{error_chain, mask_userinfo};
 
 pub(crate) async fn observe(p: &RawPostgres, vars: &Vars) -> Outcome {
     let url = vars.expand(&p.url.value);

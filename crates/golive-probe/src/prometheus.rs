@@ -9,8 +9,9 @@ use golive_plan::RawPrometheus;
 use serde_json::Value as Json;
 
 use crate::observation::{Observation, Value};
-use crate::vars::Vars;
-use crate::{Outcome, error_chain, http};
+use crate::{Outcome, http};
+use golive_runtime::Vars;
+use golive_runtime::error_chain;
 
 pub(crate) async fn observe(p: &RawPrometheus, vars: &Vars) -> Outcome {
     let base = vars.expand(&p.url.value);

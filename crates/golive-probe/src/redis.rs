@@ -13,9 +13,10 @@ use golive_plan::RawRedis;
 use redis::aio::MultiplexedConnection;
 use redis::{ConnectionInfo, IntoConnectionInfo, RedisError};
 
+use crate::Outcome;
 use crate::observation::{Observation, Value};
-use crate::vars::Vars;
-use crate::{Outcome, error_chain, mask_userinfo};
+use golive_runtime::Vars;
+use golive_runtime::{error_chain, mask_userinfo};
 
 pub(crate) async fn observe(p: &RawRedis, vars: &Vars) -> Outcome {
     let url = vars.expand(&p.url.value);

@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 
 use crate::Outcome;
 use crate::observation::{Observation, Value};
-use crate::vars::Vars;
+use golive_runtime::Vars;
 
 pub(crate) async fn observe(p: &RawTcp, vars: &Vars) -> Outcome {
     let address = vars.expand(&p.address.value);

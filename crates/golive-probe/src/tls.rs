@@ -16,9 +16,9 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
+use crate::Outcome;
 use crate::observation::{Observation, Value};
-use crate::vars::Vars;
-use crate::{Outcome, tlsconf};
+use golive_runtime::Vars;
 
 pub(crate) async fn observe(p: &RawTls, vars: &Vars) -> Outcome {
     let address = with_port(&vars.expand(&p.address.value));
@@ -29,8 +29,9 @@ pub(crate) async fn observe(p: &RawTls, vars: &Vars) -> Outcome {
     let server_name = ServerName::try_from(name.clone())
         .map_err(|e| format!("`{name}` is not a valid server name: {e}"))?;
     let ca = p.ca.as_deref().map(|c| vars.expand(c));
-    let (verifier, verdict) = tlsconf::Recording::new(tlsconf::roots(ca.as_deref())?)?;
-    let config = tlsconf::config(verifier)?;
+    let (verifier, verdict) =
+        golive_runtime::tls::Recording::new(golive_runtime::tls::roots(ca.as_deref())?)?;
+    let config = golive_runtime::tls::config(verifier)?;
 
     let started = Instant::now();
     let tcp = TcpStream::connect(address.as_str())

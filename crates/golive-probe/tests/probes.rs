@@ -8,7 +8,8 @@ mod util;
 use std::io::Write;
 use std::time::Duration;
 
-use golive_probe::{Status, Vars, run_check};
+use golive_probe::{Status, run_check};
+use golive_runtime::Vars;
 use util::*;
 
 // ---------------------------------------------------------------- HTTP

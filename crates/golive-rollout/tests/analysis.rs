@@ -16,12 +16,12 @@ use std::time::{Duration, Instant};
 
 use golive_plan::rule::Rule;
 use golive_plan::{Analysis, Judge, Metric, MetricQuery, MetricSource, Versions};
-use golive_probe::Vars;
 use golive_rollout::analysis::judge::{self, JudgeVerdict};
 use golive_rollout::analysis::{
     Analyzer, Decision, Eval, PromValue, PrometheusClient, Query, QueryValue, RuleSet, Scraper,
     Series, SideValues, Verdict, expo,
 };
+use golive_runtime::Vars;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;

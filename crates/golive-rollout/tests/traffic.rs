@@ -626,7 +626,7 @@ async fn haproxy_steps_weights_under_keep_alive_load_without_errors() {
         TestServer::backend("v2").await,
     );
     let (_haproxy, addr, socket, admin_port) = start_haproxy(dir.path(), &v1, &v2).await;
-    let vars = golive_probe::Vars::default();
+    let vars = golive_runtime::Vars::default();
     let actuator =
         Actuator::from_plan(&haproxy_traffic(&socket, "s1", "s2"), &vars).expect("valid settings");
     assert_eq!(
@@ -706,7 +706,7 @@ async fn haproxy_errors_quote_haproxy() {
         TestServer::backend("v2").await,
     );
     let (_haproxy, _, socket, _) = start_haproxy(dir.path(), &v1, &v2).await;
-    let vars = golive_probe::Vars::default();
+    let vars = golive_runtime::Vars::default();
 
     let bad = Actuator::from_plan(&haproxy_traffic(&socket, "s1", "nope"), &vars).expect("valid");
     let e = bad
@@ -820,7 +820,7 @@ async fn start_nginx(dir: &Path, v1: &TestServer, v2: &TestServer, store: &AnySt
     );
     // The first upstream file, written by golive before nginx runs (its
     // reload command would find no nginx to signal yet).
-    let vars = golive_probe::Vars::default();
+    let vars = golive_runtime::Vars::default();
     Actuator::from_plan(&nginx_traffic(&upstream_file, v1, v2, "true"), &vars)
         .expect("valid")
         .set_weight(store, 0, &actor())
@@ -852,7 +852,7 @@ async fn nginx_steps_weights_across_reloads_under_keep_alive_load() {
         TestServer::backend("v2").await,
     );
     let nginx = start_nginx(dir.path(), &v1, &v2, &store).await;
-    let vars = golive_probe::Vars::default();
+    let vars = golive_runtime::Vars::default();
     let actuator = Actuator::from_plan(
         &nginx_traffic(&nginx.upstream_file, &v1, &v2, &nginx.reload),
         &vars,
@@ -945,7 +945,7 @@ async fn nginx_failed_reload_restores_the_previous_file() {
         TestServer::backend("v1").await,
         TestServer::backend("v2").await,
     );
-    let vars = golive_probe::Vars::default();
+    let vars = golive_runtime::Vars::default();
     let file = dir.path().join("upstream.conf");
     let with_reload = |reload: &str| {
         Actuator::from_plan(&nginx_traffic(&file, &v1, &v2, reload), &vars).expect("valid")
@@ -1045,13 +1045,13 @@ async fn nginx_failed_reload_restores_the_previous_file() {
 // ───────────────────────── command and webhook ─────────────────────────
 
 /// Variables with one secret, as `--var` gives it.
-fn vars_with_secret(name: &str, value: &str) -> golive_probe::Vars {
+fn vars_with_secret(name: &str, value: &str) -> golive_runtime::Vars {
     let src = format!(
         "name: t\nsecrets:\n  {name}: env:GOLIVE_TEST_NEVER_SET\nphases:\n  - title: p\n    items:\n      - id: t\n        task: {{}}\n"
     );
     let compiled = golive_plan::compile(&src, &|_: &str| true);
     let plan = compiled.plan.expect("plan compiles");
-    golive_probe::Vars::resolve(&plan, &[(name.to_string(), value.to_string())]).expect("vars")
+    golive_runtime::Vars::resolve(&plan, &[(name.to_string(), value.to_string())]).expect("vars")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1207,7 +1207,7 @@ async fn flag_percentage_steps_are_audited() {
         .expect("store");
     let key = "new-checkout";
     let flag = golive_plan::Traffic::Flag { key: key.into() };
-    let vars = golive_probe::Vars::default();
+    let vars = golive_runtime::Vars::default();
     let actuator = Actuator::from_plan(&flag, &vars).expect("valid");
     assert_eq!(actuator.describe(), "golive flag new-checkout (percentage)");
 
@@ -1320,7 +1320,7 @@ fn actuator_futures_are_send() {
     fn assert_send<T: Send>(_: T) {}
     let store: Option<&AnyStore> = None;
     if let Some(store) = store {
-        let vars = golive_probe::Vars::default();
+        let vars = golive_runtime::Vars::default();
         let actuator = Actuator::from_plan(&golive_plan::Traffic::Flag { key: "k".into() }, &vars)
             .expect("valid");
         let who = actor();

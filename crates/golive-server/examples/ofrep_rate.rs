@@ -29,7 +29,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let client = golive_probe::api_client(Duration::from_secs(5))?;
+    let client = golive_runtime::api_client(Duration::from_secs(5))?;
     let total = rate * seconds;
     let (latencies, failures) = runtime.block_on(async move {
         let mut set = tokio::task::JoinSet::new();

@@ -25,7 +25,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use golive_flags::{Flag, FlagKey};
-use golive_rollout::traffic::flagstore::{self, FlagWriteError};
+use golive_store::flags::{self as flagstore, FlagWriteError};
 use golive_store::{Actor, FlagRecord, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -210,7 +210,7 @@ async fn refreshed(state: &AppState) {
 }
 
 /// Merges `patch` into a stored flag (see
-/// `golive_rollout::traffic::flagstore::upsert`), answering as the API does.
+/// `golive_store::flags::upsert`), answering as the API does.
 pub async fn upsert<S: Store>(
     store: &S,
     key: &FlagKey,

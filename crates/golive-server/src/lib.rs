@@ -285,7 +285,7 @@ pub async fn serve_on(
     let file_limit = conn::raise_file_limit();
     // Plans run here are submitted and read by others: the server's own
     // environment is not theirs to see or hand to commands.
-    golive_probe::host_env::isolate(&config.plan_env);
+    golive_runtime::host_env::isolate(&config.plan_env);
     let state = AppState::new(store, config);
     state.flags.refresh(state.store(), true).await?;
     let poller = tokio::spawn(flags::poll(state.clone(), state.config.flags_refresh));

@@ -212,8 +212,9 @@ pub async fn start(
 ) -> Result<Response, ApiError> {
     let overrides: Vec<(String, String)> = body.vars.into_iter().collect();
     let names: Vec<String> = overrides.iter().map(|(k, _)| k.clone()).collect();
-    let known =
-        |name: &str| names.iter().any(|n| n == name) || golive_probe::host_env::var(name).is_some();
+    let known = |name: &str| {
+        names.iter().any(|n| n == name) || golive_runtime::host_env::var(name).is_some()
+    };
     let compiled = golive_plan::compile(&body.plan, &known);
     let Some(plan) = compiled.plan else {
         let source = golive_plan::Source::new("plan.yaml", body.plan.as_str());

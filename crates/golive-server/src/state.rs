@@ -36,7 +36,7 @@ pub struct ServerConfig {
     /// user).
     pub allow_api_commands: bool,
     /// Names of this process's environment that plans may see (for `env:`
-    /// secrets, `${NAME}`, commands), beside `golive_probe::host_env::BASE`;
+    /// secrets, `${NAME}`, commands), beside `golive_runtime::host_env::BASE`;
     /// the rest is hidden from plans run here.
     pub plan_env: Vec<String>,
     /// Connections open at once (also kept below the file limit); at the

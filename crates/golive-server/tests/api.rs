@@ -1187,9 +1187,9 @@ async fn idle_connections_do_not_starve_the_server() {
     config.header_read_timeout = Duration::from_secs(2);
     let server = TestServer::start(&db, config).await;
     let addr = server.base.trim_start_matches("http://").to_string();
-    let fresh = golive_probe::api_client(Duration::from_secs(10)).expect("client");
+    let fresh = golive_runtime::api_client(Duration::from_secs(10)).expect("client");
     // Its own client: a request's time limit covers its whole body.
-    let mut events = golive_probe::api_client(Duration::from_secs(300))
+    let mut events = golive_runtime::api_client(Duration::from_secs(300))
         .expect("client")
         .get(server.url("/api/events"))
         .bearer_auth(&viewer)

@@ -27,6 +27,9 @@
 //! - `url`: [`DbUrl`] (never prints a password), backend choice,
 //!   [`default_sqlite_path`].
 //! - `error`: [`StoreError`] and the sorting of database errors.
+//! - [`flags`]: changing a stored feature flag safely (read, merge,
+//!   validate with golive-flags, write at the version read, retry), for the
+//!   engine's flag items and actuator, the admin API and `golive flags`.
 //! - `retry`: [`Retrying`], a store that rides out passing faults (a
 //!   PostgreSQL restart, a locked SQLite file) by retrying with backoff,
 //!   without applying any write twice.
@@ -36,6 +39,7 @@
 #![deny(missing_docs)]
 
 mod error;
+pub mod flags;
 mod migrations;
 mod model;
 pub mod postgres;

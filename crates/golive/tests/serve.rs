@@ -45,7 +45,7 @@ fn call(base: &str, token: &str, method: &str, path: &str, body: Option<Value>) 
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let client = golive_probe::api_client(Duration::from_secs(10)).expect("client");
+        let client = golive_runtime::api_client(Duration::from_secs(10)).expect("client");
         let mut req = client
             .request(method.parse().expect("method"), format!("{base}{path}"))
             .bearer_auth(token);

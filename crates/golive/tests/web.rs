@@ -216,7 +216,7 @@ impl War {
             journal,
             server: None,
             base: String::new(),
-            http: golive_probe::api_client(Duration::from_secs(20)).expect("client"),
+            http: golive_runtime::api_client(Duration::from_secs(20)).expect("client"),
         };
         war.serve("127.0.0.1:0");
         war

@@ -1,7 +1,8 @@
 //! `check` items: one readiness probe, as `golive ready` runs it.
 
 use golive_plan::Check;
-use golive_probe::{Status, Vars};
+use golive_probe::Status;
+use golive_runtime::Vars;
 use golive_store::Outcome;
 use serde_json::{Value, json};
 

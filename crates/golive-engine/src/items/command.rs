@@ -4,13 +4,13 @@
 //!
 //! Process handling — its own process group, killed when an attempt times
 //! out, when the shell exits and when the attempt is cancelled (a stop
-//! signal) — is `golive_probe::shell`'s, shared with the command probe.
+//! signal) — is `golive_runtime::shell`'s, shared with the command probe.
 
 use std::time::{Duration, Instant};
 
 use golive_plan::{Item, Plan, Run};
-use golive_probe::Vars;
-use golive_probe::shell::{self, Shell};
+use golive_runtime::Vars;
+use golive_runtime::shell::{self, Shell};
 use golive_store::{NewEvent, Outcome, Store};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};

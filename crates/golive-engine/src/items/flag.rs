@@ -6,7 +6,7 @@
 
 use golive_flags::FlagKey;
 use golive_plan::{FlagChange, Item};
-use golive_rollout::traffic::flagstore::{self, FlagWriteError};
+use golive_store::flags::{self as flagstore, FlagWriteError};
 use golive_store::{Actor, Outcome, Store};
 use serde_json::{Map, Value, json};
 

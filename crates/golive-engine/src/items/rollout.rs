@@ -875,7 +875,7 @@ impl<S: Store + 'static> Rolling<'_, S> {
                                 source: Some("rollout".into()),
                             };
                             let outcome = match key.parse() {
-                                Ok(k) => golive_rollout::traffic::flagstore::upsert(
+                                Ok(k) => golive_store::flags::upsert(
                                     &*self.engine.store,
                                     &k,
                                     &json!({ "enabled": false }),

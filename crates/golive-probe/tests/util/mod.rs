@@ -13,7 +13,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use golive_plan::{Check, ItemKind, Plan};
-use golive_probe::{CheckResult, Status, Vars};
+use golive_probe::{CheckResult, Status};
+use golive_runtime::Vars;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::task::JoinHandle;

@@ -63,7 +63,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use golive_plan::{Analysis, MetricQuery, MetricSource, Versions};
-use golive_probe::Vars;
+use golive_runtime::Vars;
 use serde::{Serialize, Serializer};
 
 pub use expo::Sample;

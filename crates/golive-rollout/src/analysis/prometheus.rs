@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use serde_json::Value as Json;
 
-use super::scrape::{MAX_BODY, chain, read_capped, shown};
+use golive_runtime::error_chain;
+
+use super::scrape::{MAX_BODY, read_capped, shown};
 
 /// The answer to an instant query.
 #[derive(Clone, Debug, PartialEq)]
@@ -43,7 +45,7 @@ impl PrometheusClient {
             return Err(format!("`{}` is not an http(s) URL", shown(base)));
         }
         Ok(PrometheusClient {
-            client: golive_probe::api_client(timeout)?,
+            client: golive_runtime::api_client(timeout)?,
             endpoint,
         })
     }
@@ -58,7 +60,7 @@ impl PrometheusClient {
             .get(url)
             .send()
             .await
-            .map_err(|e| format!("GET {shown_url}: {}", chain(&e.without_url())))?;
+            .map_err(|e| format!("GET {shown_url}: {}", error_chain(&e.without_url())))?;
         let status = response.status();
         let body = read_capped(response, MAX_BODY)
             .await

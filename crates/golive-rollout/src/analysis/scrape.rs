@@ -5,10 +5,11 @@
 //!
 //! This module owns the HTTP side of direct scraping and the shared
 //! capped-body reader the Prometheus client uses too. The client comes from
-//! [`golive_probe::api_client`], so TLS works as everywhere else in golive.
+//! [`golive_runtime::api_client`], so TLS works as everywhere else in golive.
 
 use std::time::{Duration, Instant};
 
+use golive_runtime::error_chain;
 use reqwest::header::ACCEPT;
 
 use super::expo::{self, Sample};
@@ -34,7 +35,7 @@ impl Scraper {
             return Err(format!("`{}` is not an http(s) URL", shown(url)));
         }
         Ok(Scraper {
-            client: golive_probe::api_client(timeout)?,
+            client: golive_runtime::api_client(timeout)?,
             url: parsed,
             max_body: MAX_BODY,
         })
@@ -64,7 +65,7 @@ impl Scraper {
             )
             .send()
             .await
-            .map_err(|e| format!("GET {url}: {}", chain(&e.without_url())))?;
+            .map_err(|e| format!("GET {url}: {}", error_chain(&e.without_url())))?;
         let status = response.status();
         let body = read_capped(response, self.max_body)
             .await
@@ -106,7 +107,7 @@ pub(crate) async fn read_capped(
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|e| chain(&e.without_url()))?
+        .map_err(|e| error_chain(&e.without_url()))?
     {
         if body.len() + chunk.len() > max {
             return Err(too_big());
@@ -142,20 +143,4 @@ pub(crate) fn shown(url: &str) -> String {
         ),
         None => url.to_string(),
     }
-}
-
-/// An error and its sources, `: `-separated ("error sending request:
-/// connection refused").
-pub(crate) fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }

@@ -1,5 +1,5 @@
 //! The command actuator: the plan's command, run by `sh -c` (through
-//! [`golive_probe::shell`], in its own process group, killed at the time
+//! [`golive_runtime::shell`], in its own process group, killed at the time
 //! limit), with `GOLIVE_WEIGHT` (the canary's percent) and
 //! `GOLIVE_STABLE_WEIGHT` (the stable's) in its environment. Exit code 0 is
 //! success; anything else, or running out of time, is an error quoting the
@@ -8,8 +8,8 @@
 
 use std::time::Duration;
 
-use golive_probe::Vars;
-use golive_probe::shell::{self, Shell};
+use golive_runtime::Vars;
+use golive_runtime::shell::{self, Shell};
 use serde_json::json;
 
 use super::{Applied, DEFAULT_TIMEOUT, TrafficError, outcome, output_tail, tail};

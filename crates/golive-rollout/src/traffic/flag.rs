@@ -1,6 +1,6 @@
 //! The flag actuator: the canary is whoever one of golive's own flags is
 //! on for, and a step sets that flag's `percentage` (through
-//! [`flagstore::upsert`], so the change is audited with the engine's actor
+//! [`golive_store::flags::upsert`], so the change is audited with the engine's actor
 //! and merges with concurrent edits of other fields).
 //!
 //! - `w > 0`: `percentage: w` and `enabled: true`, so a flag created
@@ -22,8 +22,8 @@ use golive_flags::{Flag, FlagKey};
 use golive_store::{Actor, Store};
 use serde_json::json;
 
-use super::flagstore::{self, FlagWriteError};
 use super::{Applied, TrafficError};
+use golive_store::flags::{self as flagstore, FlagWriteError};
 
 /// The percentage of one golive flag.
 #[derive(Debug)]

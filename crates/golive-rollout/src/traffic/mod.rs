@@ -8,7 +8,8 @@
 //!
 //! - `haproxy`: server weights through HAProxy's runtime API;
 //! - `nginx`: an upstream file golive owns, then the plan's reload command;
-//! - `flag`: the `percentage` of one of golive's own flags ([`flagstore`]);
+//! - `flag`: the `percentage` of one of golive's own flags (through
+//!   [`golive_store::flags::upsert`]);
 //! - `command`: a command given the weights in its environment;
 //! - `webhook`: a JSON POST.
 //!
@@ -20,14 +21,13 @@
 
 mod command;
 mod flag;
-pub mod flagstore;
 mod haproxy;
 mod nginx;
 mod webhook;
 
 use std::time::Duration;
 
-use golive_probe::Vars;
+use golive_runtime::Vars;
 use golive_store::{Actor, Store};
 
 pub use command::ShellCommand;
@@ -152,7 +152,7 @@ pub enum TrafficError {
         /// The flag's key.
         key: String,
         /// Why.
-        source: flagstore::FlagWriteError,
+        source: golive_store::flags::FlagWriteError,
     },
 }
 
@@ -315,7 +315,7 @@ fn tail(text: &str, max: usize) -> String {
 
 /// The tails of a finished command's standard error and output, one
 /// labelled block each, for an error message.
-fn output_tail(finished: &golive_probe::shell::Finished, max: usize) -> String {
+fn output_tail(finished: &golive_runtime::shell::Finished, max: usize) -> String {
     let stderr = tail(&finished.stderr.text, max);
     let stdout = tail(&finished.stdout.text, max);
     match (stderr.is_empty(), stdout.is_empty()) {
@@ -327,7 +327,7 @@ fn output_tail(finished: &golive_probe::shell::Finished, max: usize) -> String {
 }
 
 /// How a command that did not succeed ended, in words.
-fn outcome(finished: &golive_probe::shell::Finished, timeout: Duration) -> String {
+fn outcome(finished: &golive_runtime::shell::Finished, timeout: Duration) -> String {
     match finished.exit_code {
         _ if finished.timed_out => format!(
             "timed out after {} and was killed",

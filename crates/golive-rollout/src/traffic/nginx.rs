@@ -18,8 +18,8 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use golive_probe::Vars;
-use golive_probe::shell::{self, Shell};
+use golive_runtime::Vars;
+use golive_runtime::shell::{self, Shell};
 use serde_json::json;
 
 use super::{Applied, DEFAULT_TIMEOUT, TrafficError, outcome, output_tail, share};

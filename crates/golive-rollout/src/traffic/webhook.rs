@@ -1,6 +1,6 @@
 //! The webhook actuator: `POST URL` with `{"canary": w, "stable": 100 - w}`
 //! (`Content-Type: application/json`), through golive's API client
-//! ([`golive_probe::api_client`]: the same TLS settings as the probes).
+//! ([`golive_runtime::api_client`]: the same TLS settings as the probes).
 //! A 2xx answer is success; anything else is an error quoting the status
 //! and the start of the body. The receiver must treat a repeated weight as
 //! a no-op; golive cannot ask it what is in effect, so `current()` is
@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use golive_probe::Vars;
+use golive_runtime::{Vars, error_chain, mask_userinfo};
 use serde_json::json;
 
 use super::{Applied, DEFAULT_TIMEOUT, TrafficError};
@@ -50,7 +50,7 @@ impl Webhook {
         let parsed = reqwest::Url::parse(url.trim()).map_err(|e| {
             config(format!(
                 "`{}` is not a URL: {e}",
-                vars.redact(&mask_password_text(url))
+                vars.redact(&mask_userinfo(url))
             ))
         })?;
         let mut hidden = parsed.clone();
@@ -61,7 +61,7 @@ impl Webhook {
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(config(format!("`{shown}` is not an http or https URL")));
         }
-        let client = golive_probe::api_client(DEFAULT_TIMEOUT).map_err(config)?;
+        let client = golive_runtime::api_client(DEFAULT_TIMEOUT).map_err(config)?;
         Ok(Webhook {
             url: parsed,
             shown,
@@ -154,41 +154,6 @@ fn excerpt(body: &str) -> String {
         Some((cut, _)) => format!("{}…", &flat[..cut]),
         None => flat,
     }
-}
-
-/// `scheme://user:password@…` → `scheme://user:***@…` in text that did not
-/// parse as a URL (and so cannot be masked field by field).
-fn mask_password_text(text: &str) -> String {
-    let Some(scheme_end) = text.find("://") else {
-        return text.to_string();
-    };
-    let rest = &text[scheme_end + 3..];
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    match (authority.rfind('@'), authority.find(':')) {
-        (Some(at), Some(colon)) if colon < at => format!(
-            "{}{}***{}",
-            &text[..scheme_end + 3],
-            &authority[..=colon],
-            &rest[at..]
-        ),
-        _ => text.to_string(),
-    }
-}
-
-/// An error with its causes, `outer: inner: root`, without repeats.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }
 
 #[cfg(test)]

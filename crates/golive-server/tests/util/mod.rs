@@ -114,7 +114,7 @@ impl TestServer {
             config,
             async move { rx.await.unwrap_or(15) },
         ));
-        let client = golive_probe::api_client(Duration::from_secs(20)).expect("client");
+        let client = golive_runtime::api_client(Duration::from_secs(20)).expect("client");
         let server = TestServer {
             base,
             stop: Some(tx),

@@ -312,7 +312,7 @@ async fn watch_window(
 /// Sets the error rate a demo service answers with, through its admin
 /// endpoint, as an operator would.
 async fn set_fault(url: &str, error_rate: f64) -> bool {
-    match golive_probe::api_client(Duration::from_secs(5)) {
+    match golive_runtime::api_client(Duration::from_secs(5)) {
         Ok(client) => client
             .post(url)
             .header("content-type", "application/json")

@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use golive_plan::{ItemKind, Plan};
-use golive_probe::{CheckResult, Vars};
+use golive_probe::CheckResult;
+use golive_runtime::Vars;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::{Output, ReadyArgs};

@@ -26,7 +26,7 @@ impl Remote {
             "--server needs a token: --token T or GOLIVE_TOKEN (make one with `golive token create`)",
         )?;
         let client =
-            golive_probe::api_client(Duration::from_secs(30)).map_err(anyhow::Error::msg)?;
+            golive_runtime::api_client(Duration::from_secs(30)).map_err(anyhow::Error::msg)?;
         Ok(Some(Remote {
             base: server.trim_end_matches('/').to_string(),
             token,

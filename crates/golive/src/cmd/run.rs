@@ -275,7 +275,7 @@ fn print_pause(url: &str, p: &Pause<'_>) {
             budget,
         } => format!(
             "  paused      the journal is not answering ({}); {} waits for it for up to {}s ({}), keeping its lease",
-            golive_probe::error_chain(*error),
+            golive_runtime::error_chain(*error),
             run(*r),
             budget.as_secs(),
             golive_store::DB_RETRY_ENV,
@@ -292,7 +292,7 @@ fn print_pause(url: &str, p: &Pause<'_>) {
         } => format!(
             "  gave up     the journal {url} did not answer for {}s ({}); {} stops",
             budget.as_secs(),
-            golive_probe::error_chain(*error),
+            golive_runtime::error_chain(*error),
             run(*r),
         ),
     };

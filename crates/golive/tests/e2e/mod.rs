@@ -337,7 +337,7 @@ impl Rig {
             front,
             proxy,
             prometheus,
-            http: golive_probe::api_client(Duration::from_secs(5)).expect("HTTP client"),
+            http: golive_runtime::api_client(Duration::from_secs(5)).expect("HTTP client"),
             dir,
         }
     }

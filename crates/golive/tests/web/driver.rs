@@ -50,7 +50,7 @@ impl Browser {
         let child = cmd.spawn().expect("start chromedriver");
         let base = format!("http://127.0.0.1:{port}");
         // golive's own client: reqwest here has no TLS provider of its own.
-        let http = golive_probe::api_client(Duration::from_secs(60)).expect("client");
+        let http = golive_runtime::api_client(Duration::from_secs(60)).expect("client");
         let profile = tempfile::tempdir().expect("profile dir");
         let mut browser = Browser {
             child,

@@ -4,8 +4,8 @@
 //! lost. The flag actuator, the server's admin API and `golive flags set`
 //! all change flags through [`upsert`].
 
+use crate::{Actor, FlagRecord, Store, StoreError};
 use golive_flags::{Flag, FlagError, FlagKey};
-use golive_store::{Actor, FlagRecord, Store, StoreError};
 use serde_json::Value;
 
 /// Why a flag change was refused.

@@ -15,12 +15,12 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 /// The crypto provider of every TLS connection golive makes.
-pub(crate) fn provider() -> Arc<CryptoProvider> {
+pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
 /// The webpki roots, plus the certificates of a PEM file when given.
-pub(crate) fn roots(ca: Option<&str>) -> Result<RootCertStore, String> {
+pub fn roots(ca: Option<&str>) -> Result<RootCertStore, String> {
     let mut store = RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
@@ -42,7 +42,7 @@ pub(crate) fn roots(ca: Option<&str>) -> Result<RootCertStore, String> {
 }
 
 /// A client configuration with the given verifier.
-pub(crate) fn config(verifier: Arc<dyn ServerCertVerifier>) -> Result<ClientConfig, String> {
+pub fn config(verifier: Arc<dyn ServerCertVerifier>) -> Result<ClientConfig, String> {
     Ok(ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS setup: {e}"))?
@@ -53,7 +53,7 @@ pub(crate) fn config(verifier: Arc<dyn ServerCertVerifier>) -> Result<ClientConf
 
 /// The configuration of an HTTP client: standard verification against the
 /// roots and `ca`, or none at all when `verify` is false.
-pub(crate) fn http_config(ca: Option<&str>, verify: bool) -> Result<ClientConfig, String> {
+pub fn http_config(ca: Option<&str>, verify: bool) -> Result<ClientConfig, String> {
     if !verify {
         return config(Arc::new(AcceptAny(provider())));
     }
@@ -66,18 +66,18 @@ pub(crate) fn http_config(ca: Option<&str>, verify: bool) -> Result<ClientConfig
 /// Verifies like the standard verifier but lets the handshake go on when the
 /// chain is invalid, keeping the verdict for the TLS probe's `cert.valid`.
 #[derive(Debug)]
-pub(crate) struct Recording {
+pub struct Recording {
     inner: Arc<WebPkiServerVerifier>,
     verdict: Arc<Mutex<Option<Result<(), String>>>>,
 }
 
 /// Where a [`Recording`] verifier leaves its verdict: `None` until the
 /// server's certificate was seen, then `Ok` or the verification error.
-pub(crate) type Verdict = Arc<Mutex<Option<Result<(), String>>>>;
+pub type Verdict = Arc<Mutex<Option<Result<(), String>>>>;
 
 impl Recording {
     /// A verifier trusting `roots`, and where it will leave its verdict.
-    pub(crate) fn new(roots: RootCertStore) -> Result<(Arc<Recording>, Verdict), String> {
+    pub fn new(roots: RootCertStore) -> Result<(Arc<Recording>, Verdict), String> {
         let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
             .build()
             .map_err(|e| format!("TLS setup: {e}"))?;

@@ -236,7 +236,7 @@ impl Vars {
     }
 
     /// Variables and secrets as `(name, value)` pairs, for a command's environment.
-    pub(crate) fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
         self.values.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 }
