@@ -7,32 +7,13 @@ use std::time::{Duration, Instant};
 
 use golive_engine::{Engine, EngineError};
 use golive_store::{ItemStatus, NewConfirmation, RunStatus, Store};
-use sqlx::Connection;
-
-fn base_url() -> String {
-    std::env::var("GOLIVE_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
-}
-
-async fn execute(sql: &str) {
-    let mut conn = sqlx::PgConnection::connect(&base_url())
-        .await
-        .expect("PostgreSQL for tests (set GOLIVE_TEST_DATABASE_URL)");
-    sqlx::query(sql).execute(&mut conn).await.expect(sql);
-    let _ = conn.close().await;
-}
 
 const PLAN: &str = "name: p\nphases:\n  - title: a\n    items:\n      - id: first\n        run: {command: 'true'}\n      - id: ok\n        task: {}\n      - id: last\n        run: {command: 'true'}\n";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_engine_takes_over_after_the_first_is_gone() {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let schema = format!("golive_takeover_{}_{nanos}", std::process::id());
-    execute(&format!("CREATE SCHEMA {schema}")).await;
-    let url = format!("{}?options=-csearch_path%3D{schema}", base_url());
+    let schema = golive_testkit::PgSchema::create();
+    let url = schema.url();
     let store = Arc::new(golive_store::open(&url).await.expect("journal"));
 
     let compiled = golive_plan::compile(PLAN, &|_: &str| true);
@@ -113,5 +94,4 @@ async fn a_second_engine_takes_over_after_the_first_is_gone() {
     );
     assert_eq!(states[0].attempts, 1, "the finished item did not run again");
     store.close().await;
-    execute(&format!("DROP SCHEMA {schema} CASCADE")).await;
 }

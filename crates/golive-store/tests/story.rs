@@ -1612,7 +1612,7 @@ mod backend_specific {
 
     #[tokio::test]
     async fn postgres_databases_of_the_previous_release_are_migrated() {
-        let schema = PgSchema::create().await;
+        let schema = PgSchema::create();
         let (_old_dir, old) = migrations_up_to("postgres", 2).await;
         assert_eq!(old.iter().count(), 2);
         let mut conn = sqlx::PgConnection::connect(&schema.url())
@@ -1636,7 +1636,7 @@ mod backend_specific {
 
     #[tokio::test]
     async fn an_open_postgres_store_never_prints_its_password() {
-        let schema = PgSchema::create().await;
+        let schema = PgSchema::create();
         // trust auth ignores the password, so a URL can carry one here
         let Some(url) = schema
             .url()

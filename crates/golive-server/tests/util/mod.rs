@@ -7,22 +7,18 @@
 use std::time::Duration;
 
 use golive_server::ServerConfig;
-use golive_store::{Actor, AnyStore, RunId, Store};
+use golive_store::{Actor, AnyStore, Store};
 use serde_json::Value;
-use sqlx::Connection;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub fn pg_base_url() -> String {
-    std::env::var("GOLIVE_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
-}
+pub use golive_testkit::PgSchema;
 
 /// A fresh database: a SQLite file in a temporary directory, or a
 /// PostgreSQL schema dropped when this is dropped.
 pub enum Db {
     Sqlite(tempfile::TempDir),
-    Postgres(String),
+    Postgres(PgSchema),
 }
 
 impl Db {
@@ -31,54 +27,18 @@ impl Db {
     }
 
     pub async fn postgres() -> Db {
-        let id = RunId::generate().expect("random");
-        let name = format!("golive_s_{}", &id.as_str()[2..]);
-        let mut conn = sqlx::PgConnection::connect(&pg_base_url())
-            .await
-            .expect("PostgreSQL for tests (set GOLIVE_TEST_DATABASE_URL)");
-        sqlx::query(&format!("CREATE SCHEMA {name}"))
-            .execute(&mut conn)
-            .await
-            .expect("create schema");
-        let _ = conn.close().await;
-        Db::Postgres(name)
+        Db::Postgres(PgSchema::create())
     }
 
     pub fn url(&self) -> String {
         match self {
             Db::Sqlite(dir) => format!("sqlite://{}", dir.path().join("journal.db").display()),
-            Db::Postgres(name) => {
-                let base = pg_base_url();
-                let sep = if base.contains('?') { '&' } else { '?' };
-                format!("{base}{sep}options=-csearch_path%3D{name}")
-            }
+            Db::Postgres(schema) => schema.url(),
         }
     }
 
     pub async fn open(&self) -> AnyStore {
         golive_store::open(&self.url()).await.expect("open store")
-    }
-}
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        if let Db::Postgres(name) = self {
-            let name = name.clone();
-            let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("runtime");
-                rt.block_on(async {
-                    let mut conn = sqlx::PgConnection::connect(&pg_base_url()).await?;
-                    sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
-                        .execute(&mut conn)
-                        .await?;
-                    conn.close().await
-                })
-            })
-            .join();
-        }
     }
 }
 

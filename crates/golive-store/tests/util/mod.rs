@@ -6,14 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use golive_store::{AnyStore, ManualClock, RunId, Store, open};
-use sqlx::Connection;
-
-/// Where PostgreSQL runs for tests (trust auth on this machine and in CI).
-pub fn pg_base_url() -> String {
-    std::env::var("GOLIVE_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
-}
+use golive_store::{AnyStore, ManualClock, Store, open};
 
 /// Which backend a story runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,7 +107,7 @@ where
     F: FnOnce(Fixture) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let schema = PgSchema::create().await;
+    let schema = PgSchema::create();
     let url = schema.url();
     let store = open(&url).await.expect("open postgres");
     assert!(matches!(store, AnyStore::Postgres(_)));
@@ -198,58 +191,7 @@ impl Drop for SqliteDir {
     }
 }
 
-/// A schema of its own for one test, dropped on drop.
-pub struct PgSchema {
-    name: String,
-}
-
-impl PgSchema {
-    pub async fn create() -> PgSchema {
-        let id = RunId::generate().expect("random");
-        let name = format!("golive_t_{}", &id.as_str()[2..]);
-        let mut conn = sqlx::PgConnection::connect(&pg_base_url())
-            .await
-            .expect("PostgreSQL for tests (set GOLIVE_TEST_DATABASE_URL)");
-        sqlx::query(&format!("CREATE SCHEMA {name}"))
-            .execute(&mut conn)
-            .await
-            .expect("create schema");
-        let _ = conn.close().await;
-        PgSchema { name }
-    }
-
-    /// The test URL: every connection's search_path is this schema.
-    pub fn url(&self) -> String {
-        let base = pg_base_url();
-        let sep = if base.contains('?') { '&' } else { '?' };
-        format!("{base}{sep}options=-csearch_path%3D{}", self.name)
-    }
-}
-
-impl Drop for PgSchema {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        // Drop runs inside the test's runtime, which cannot block on a
-        // future: drop the schema from a thread with a runtime of its own.
-        let dropped = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async {
-                let mut conn = sqlx::PgConnection::connect(&pg_base_url()).await?;
-                sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
-                    .execute(&mut conn)
-                    .await?;
-                conn.close().await
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop schema {}: {dropped:?}", self.name);
-        }
-    }
-}
+pub use golive_testkit::PgSchema;
 
 /// Declares one test per backend for each story: `NAME::sqlite` and
 /// `NAME::postgres`, both running `crate::NAME(fixture)`.

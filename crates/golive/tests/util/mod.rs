@@ -8,8 +8,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use sqlx::Connection;
-
 /// A fresh directory of the test's own under the target's temp dir.
 pub fn scratch(name: &str) -> std::path::PathBuf {
     let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
@@ -175,53 +173,8 @@ impl Journal {
     }
 }
 
-/// A schema of its own on the test PostgreSQL, dropped at the end.
-pub struct PgSchema {
-    name: String,
-    base: String,
-}
-
-impl PgSchema {
-    pub fn execute(base: &str, sql: &str) {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async {
-            let mut conn = sqlx::PgConnection::connect(base)
-                .await
-                .expect("PostgreSQL for tests (set GOLIVE_TEST_DATABASE_URL)");
-            sqlx::query(sql).execute(&mut conn).await.expect(sql);
-            let _ = conn.close().await;
-        });
-    }
-
-    pub fn create() -> PgSchema {
-        let base = std::env::var("GOLIVE_TEST_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let name = format!("golive_engine_{}_{nanos}", std::process::id());
-        PgSchema::execute(&base, &format!("CREATE SCHEMA {name}"));
-        PgSchema { name, base }
-    }
-
-    pub fn url(&self) -> String {
-        let sep = if self.base.contains('?') { '&' } else { '?' };
-        format!("{}{sep}options=-csearch_path%3D{}", self.base, self.name)
-    }
-}
-
-impl Drop for PgSchema {
-    fn drop(&mut self) {
-        PgSchema::execute(
-            &self.base,
-            &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name),
-        );
-    }
-}
+#[allow(unused_imports)] // each test file uses its own part, as above
+pub use golive_testkit::PgSchema;
 
 /// The demo's two service versions (golive-demo) on a runtime of their
 /// own, alive until dropped; `vars` are `NAME=value` for `--var`.

@@ -1,0 +1,85 @@
+//! Fixtures shared by the workspace's integration tests, and only by them
+//! (every crate takes this as a dev-dependency): a scratch PostgreSQL
+//! schema per test, made and dropped the same way everywhere.
+//!
+//! The schema is made and dropped on a thread with a runtime of its own,
+//! so a test may hold one inside or outside a tokio runtime alike (a
+//! `Drop` inside a runtime cannot block on a future).
+
+#![deny(missing_docs)]
+
+use sqlx::Connection;
+
+/// Where PostgreSQL runs for tests: `GOLIVE_TEST_DATABASE_URL`, or the
+/// trust-auth server of this machine and of CI.
+pub fn pg_base_url() -> String {
+    std::env::var("GOLIVE_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
+}
+
+/// Runs `sql` on the test PostgreSQL at `base`, from a thread of its own.
+fn execute(base: &str, sql: &str) -> Result<(), String> {
+    let (base, sql) = (base.to_string(), sql.to_string());
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        rt.block_on(async {
+            let mut conn = sqlx::PgConnection::connect(&base)
+                .await
+                .map_err(|e| format!("PostgreSQL for tests (set GOLIVE_TEST_DATABASE_URL): {e}"))?;
+            sqlx::query(&sql)
+                .execute(&mut conn)
+                .await
+                .map_err(|e| format!("{sql}: {e}"))?;
+            conn.close().await.map_err(|e| e.to_string())
+        })
+    })
+    .join()
+    .map_err(|_| "the PostgreSQL fixture's thread panicked".to_string())?
+}
+
+/// A schema of its own on the test PostgreSQL, dropped (with everything in
+/// it) when this is dropped.
+#[derive(Debug)]
+pub struct PgSchema {
+    name: String,
+    base: String,
+}
+
+impl PgSchema {
+    /// Makes a fresh schema with a random name; panics, saying why, when
+    /// the test PostgreSQL cannot be reached.
+    pub fn create() -> PgSchema {
+        let mut bytes = [0u8; 8];
+        getrandom::fill(&mut bytes).expect("a random schema name");
+        let name = format!("golive_t_{:016x}", u64::from_le_bytes(bytes));
+        let base = pg_base_url();
+        if let Err(e) = execute(&base, &format!("CREATE SCHEMA {name}")) {
+            panic!("cannot make a test schema: {e}");
+        }
+        PgSchema { name, base }
+    }
+
+    /// The schema's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The database URL whose every connection's `search_path` is this
+    /// schema.
+    pub fn url(&self) -> String {
+        let sep = if self.base.contains('?') { '&' } else { '?' };
+        format!("{}{sep}options=-csearch_path%3D{}", self.base, self.name)
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name);
+        if let Err(e) = execute(&self.base, &sql) {
+            eprintln!("could not drop schema {}: {e}", self.name);
+        }
+    }
+}
