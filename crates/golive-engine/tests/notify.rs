@@ -41,6 +41,22 @@ async fn run(
     )
 }
 
+/// A plan named `watched` with `channels` (YAML lines under `channels:`),
+/// one item — `health`, a check that the file `up` exists, or without
+/// `up` `done`, a `true` command — and the `monitor:` section `monitor`.
+fn watched(channels: &str, up: Option<&std::path::Path>, monitor: &str) -> String {
+    let item = match up {
+        Some(up) => format!(
+            "      - id: health\n        check:\n          file: {{path: '{}'}}\n",
+            up.display()
+        ),
+        None => "      - id: done\n        run: {command: 'true'}\n".to_string(),
+    };
+    format!(
+        "name: watched\nchannels:\n{channels}phases:\n  - title: Go live\n    items:\n{item}monitor:\n{monitor}"
+    )
+}
+
 type Driving = tokio::task::JoinHandle<Result<RunStatus, golive_engine::EngineError>>;
 
 /// A [`crashable`] engine driving a run of `src` (journal in `dir`), once
@@ -337,39 +353,24 @@ async fn a_watch_window_opens_escalates_is_acknowledged_and_resolves() {
     let (lead, lead_posts) = receiver("");
     let up = dir.path().join("up");
     std::fs::write(&up, "").expect("up");
-    let src = format!(
-        r#"name: watched
-channels:
-  oncall: {{slack: '{oncall}/hook'}}
+    let src = watched(
+        &format!(
+            r#"  oncall: {{slack: '{oncall}/hook'}}
   lead: {{slack: '{lead}/hook'}}
-phases:
-  - title: Go live
-    items:
-      - id: health
-        check:
-          file: {{path: '{up}'}}
-monitor:
-  window: 9s
+"#
+        ),
+        Some(&up),
+        r#"  window: 9s
   interval: 1s
-  cadence: [{{every: 100ms, until: 8s}}]
+  cadence: [{every: 100ms, until: 8s}]
   checks: [health]
   escalation:
-    - {{name: on-call, after: 0s, notify: oncall, to: oncall}}
-    - {{name: tech lead, after: 1s, notify: lead, to: tech-lead}}
-    - {{name: incident commander, after: 3s, notify: lead, to: ic}}
+    - {name: on-call, after: 0s, notify: oncall, to: oncall}
+    - {name: tech lead, after: 1s, notify: lead, to: tech-lead}
+    - {name: incident commander, after: 3s, notify: lead, to: ic}
 "#,
-        up = up.display()
     );
-    let (plan, store) = planned(&src, dir.path()).await;
-    let engine = Engine::new(Arc::clone(&store))
-        .expect("engine")
-        .with_poll_interval(std::time::Duration::from_millis(50));
-    let run = engine.create(&src, &plan, None).await.expect("create");
-    let driving = {
-        let (run, plan) = (run.clone(), plan.clone());
-        tokio::spawn(async move { engine.execute(&run, &plan, &[]).await })
-    };
-    event_of(&store, &run, "watch.started", None).await;
+    let (store, run, driving) = watching(&src, dir.path()).await;
     // After the go-live the check starts failing.
     std::fs::remove_file(&up).expect("down");
     let opened = event_of(&store, &run, "incident.opened", Some("INC-1")).await;
@@ -512,15 +513,7 @@ monitor:
     - {{name: incident commander, after: 10m1s, notify: ic, to: ic}}
 "#
     );
-    let (plan, store) = planned(&src, dir.path()).await;
-    let engine = Engine::new(Arc::clone(&store))
-        .expect("engine")
-        .with_poll_interval(std::time::Duration::from_millis(50));
-    let run = engine.create(&src, &plan, None).await.expect("create");
-    let driving = {
-        let (run, plan) = (run.clone(), plan.clone());
-        tokio::spawn(async move { engine.execute(&run, &plan, &[]).await })
-    };
+    let (store, run, driving) = watching(&src, dir.path()).await;
     let started = event_of(&store, &run, "watch.started", None).await;
     assert_eq!(started["serving"], "new");
     // Quiet so far: the rule has data and does not hold.
@@ -658,26 +651,20 @@ async fn a_watch_window_resumed_after_a_crash_goes_on_with_its_incident() {
     let (lead, lead_posts) = receiver("");
     let up = dir.path().join("up");
     std::fs::write(&up, "").expect("up");
-    let src = format!(
-        r#"name: watched
-channels:
-  oncall: {{slack: '{oncall}/hook'}}
+    let src = watched(
+        &format!(
+            r#"  oncall: {{slack: '{oncall}/hook'}}
   lead: {{slack: '{lead}/hook'}}
-phases:
-  - title: Go live
-    items:
-      - id: health
-        check:
-          file: {{path: '{up}'}}
-monitor:
-  window: 8s
+"#
+        ),
+        Some(&up),
+        r#"  window: 8s
   interval: 100ms
   checks: [health]
   escalation:
-    - {{name: on-call, after: 0s, notify: oncall}}
-    - {{name: tech lead, after: 2s, notify: lead}}
+    - {name: on-call, after: 0s, notify: oncall}
+    - {name: tech lead, after: 2s, notify: lead}
 "#,
-        up = up.display()
     );
     let (store, run, driving) = watching(&src, dir.path()).await;
     std::fs::remove_file(&up).expect("down");
@@ -734,24 +721,18 @@ async fn an_alerts_incident_survives_a_crash_and_resolves_once() {
     let (oncall, oncall_posts) = receiver("");
     let up = dir.path().join("up");
     std::fs::write(&up, "").expect("up");
-    let src = format!(
-        r#"name: watched
-channels:
-  oncall: {{slack: '{oncall}/hook'}}
-phases:
-  - title: Go live
-    items:
-      - id: health
-        check:
-          file: {{path: '{up}'}}
-monitor:
-  window: 6s
+    let src = watched(
+        &format!(
+            r#"  oncall: {{slack: '{oncall}/hook'}}
+"#
+        ),
+        Some(&up),
+        r#"  window: 6s
   interval: 100ms
   checks: [health]
   escalation:
-    - {{name: on-call, after: 0s, notify: oncall}}
+    - {name: on-call, after: 0s, notify: oncall}
 "#,
-        up = up.display()
     );
     let (store, run, driving) = watching(&src, dir.path()).await;
     let mut alert = Alert {
@@ -975,18 +956,15 @@ async fn a_rule_incident_survives_a_crash_and_resolves_once() {
     let (metrics, _) = receiver_of(Arc::clone(&gauge));
     let (oncall, oncall_posts) = receiver("");
     let (lead, lead_posts) = receiver("");
-    let src = format!(
-        r#"name: watched
-channels:
-  oncall: {{slack: '{oncall}/hook'}}
+    let src = watched(
+        &format!(
+            r#"  oncall: {{slack: '{oncall}/hook'}}
   lead: {{slack: '{lead}/hook'}}
-phases:
-  - title: Go live
-    items:
-      - id: done
-        run: {{command: 'true'}}
-monitor:
-  window: 8s
+"#
+        ),
+        None,
+        &format!(
+            r#"  window: 8s
   interval: 100ms
   scrape: {{stable: '{metrics}/a', canary: '{metrics}/b'}}
   metrics:
@@ -997,6 +975,7 @@ monitor:
     - {{name: on-call, after: 0s, notify: oncall}}
     - {{name: tech lead, after: 2500ms, notify: lead}}
 "#
+        ),
     );
     let (store, run, driving) = watching(&src, dir.path()).await;
     event_of(&store, &run, "incident.escalated", Some("INC-1")).await;
