@@ -50,6 +50,11 @@ pub struct ServerConfig {
     /// database fault (`GOLIVE_DB_RETRY`): the run pauses, keeping its
     /// lease, instead of failing (see `golive_store::Retrying`).
     pub db_retry: RetryPolicy,
+    /// How long the public status page's view of the journal is reused:
+    /// every request within it is answered from one read of the store, so
+    /// a busy (or hostile) status page cannot load the journal. Zero reads
+    /// it for every request.
+    pub status_cache: Duration,
 }
 
 impl Default for ServerConfig {
@@ -68,6 +73,7 @@ impl Default for ServerConfig {
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             db_retry: RetryPolicy::default(),
+            status_cache: Duration::from_secs(1),
         }
     }
 }
@@ -96,6 +102,9 @@ pub struct Inner {
     /// Set to a signal number when the server shuts down: running engines
     /// stop, mark their item interrupted and release their lease.
     pub stop: watch::Sender<Option<i32>>,
+    /// The status page's last view of the journal and when it was read
+    /// (see [`ServerConfig::status_cache`]).
+    pub status_view: crate::statuspage::Cache,
 }
 
 impl Deref for AppState {
@@ -118,6 +127,7 @@ impl AppState {
             runs: Mutex::new(JoinSet::new()),
             driving: Mutex::default(),
             stop,
+            status_view: Default::default(),
         }))
     }
 }

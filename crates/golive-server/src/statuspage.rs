@@ -294,12 +294,14 @@ pub struct SummaryDoc {
 }
 
 /// Why one run affects the page.
+#[derive(Clone)]
 struct Finding {
     run: RunSummary,
     level: Level,
 }
 
 /// A run as the public sees it.
+#[derive(Clone)]
 struct Shown {
     plan: String,
     status: RunStatus,
@@ -308,6 +310,7 @@ struct Shown {
 }
 
 /// The run under way, as the public sees it.
+#[derive(Clone)]
 struct Current {
     plan: String,
     status: RunStatus,
@@ -318,6 +321,7 @@ struct Current {
 }
 
 /// Everything both views show.
+#[derive(Clone)]
 struct Overall {
     level: Level,
     /// Since when `maintenance_mode` is on (its last change), if it is.
@@ -364,7 +368,36 @@ fn active(status: RunStatus) -> bool {
     )
 }
 
+/// The status page's last view of the journal (its page URL left empty:
+/// that comes from each request) and when it was read. One lock: requests
+/// arriving while the view is read wait for that read instead of making
+/// their own.
+#[derive(Default)]
+pub struct Cache(tokio::sync::Mutex<Option<(std::time::Instant, Overall)>>);
+
+/// What the page shows: the cached view if it is younger than
+/// `status_cache`, else a fresh one.
 async fn overall(state: &AppState, headers: &HeaderMap) -> Result<Overall, ApiError> {
+    let ttl = state.config.status_cache;
+    let mut view = if ttl.is_zero() {
+        read(state).await?
+    } else {
+        let mut cached = state.status_view.0.lock().await;
+        match &*cached {
+            Some((at, view)) if at.elapsed() < ttl => view.clone(),
+            _ => {
+                let view = read(state).await?;
+                *cached = Some((std::time::Instant::now(), view.clone()));
+                view
+            }
+        }
+    };
+    view.url = page_url(state, headers);
+    Ok(view)
+}
+
+/// Reads the page's view from the journal and the flags.
+async fn read(state: &AppState) -> Result<Overall, ApiError> {
     let now = Timestamp::now();
     let runs = state.store().list_runs(HISTORY).await?;
     let on = state
@@ -426,7 +459,7 @@ async fn overall(state: &AppState, headers: &HeaderMap) -> Result<Overall, ApiEr
         current,
         history,
         now,
-        url: page_url(state, headers),
+        url: String::new(),
     })
 }
 

@@ -23,6 +23,52 @@ async fn postgres() {
     status_page_follows_runs_and_maintenance(Db::postgres().await).await
 }
 
+/// The public view is read once per `status_cache`: a change within it
+/// shows only after it, and a crowd of requests is answered from one read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_public_view_is_read_once_per_cache_period() {
+    let db = Db::sqlite();
+    let store = db.open().await;
+    let admin = token(&store, "Ada Admin", "admin", None).await;
+    store.close().await;
+    let config = golive_server::ServerConfig {
+        status_cache: Duration::from_secs(3),
+        ..fast_config()
+    };
+    let server = TestServer::start(&db, config).await;
+    let description = || async {
+        let (s, v) = server.call("GET", "/api/v2/status.json", None, None).await;
+        assert_eq!(s, 200, "{v}");
+        v["status"]["description"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let before = description().await;
+    assert_eq!(before, "All Systems Operational");
+    let (s, v) = server
+        .call(
+            "POST",
+            "/api/admin/feature-flags",
+            Some(&admin),
+            Some(json!({"flag": "maintenance_mode", "enabled": true})),
+        )
+        .await;
+    assert!(s < 300, "{v}");
+    // Within the period: the view read before the change.
+    assert_eq!(description().await, before, "served from the cache");
+    // A crowd at once: every request answered, all alike.
+    let crowd = futures_util::future::join_all((0..64).map(|_| description())).await;
+    assert!(crowd.iter().all(|i| i == &crowd[0]), "{crowd:?}");
+    let shown = util::eventually(Duration::from_secs(10), "maintenance shown", || async {
+        let i = description().await;
+        (i != before).then_some(i)
+    })
+    .await;
+    assert_eq!(shown, "Service Under Maintenance");
+    server.stop().await;
+}
+
 const PLAN: &str = r#"
 name: checkout-v2
 roles:
