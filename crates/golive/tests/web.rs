@@ -798,6 +798,21 @@ async fn bad_token_and_page_weight(mut war: War) {
         )
         .await;
     assert_eq!(label, json!("API token"));
+    // A long rollout's chart: 20,000 evaluations are drawn as at most two
+    // points a pixel column, and the one spike among them is still drawn.
+    let drawn = b
+        .js(
+            "const pts = Array.from({length: 20000}, (_, i) => ({at: 1e12 + i * 1000, stable: 0.2, canary: i === 12345 ? 9 : 0.25})); const f = chart('canary', 'latency', pts, {value: 2, rule: 'latency > 2'}); const pl = f.querySelector('polyline.canary'); const ys = pl.getAttribute('points').split(' ').map((s) => Number(s.split(',')[1])); return [Number(pl.dataset.points), Number(pl.dataset.drawn), ys.reduce((a, v) => Math.min(a, v), 1e9)];",
+            json!([]),
+        )
+        .await;
+    assert_eq!(drawn[0], json!(20000), "{drawn}");
+    let (kept, top) = (
+        drawn[1].as_u64().unwrap_or(u64::MAX),
+        drawn[2].as_f64().unwrap_or(f64::MAX),
+    );
+    assert!(kept <= 640, "at most two points a pixel column: {drawn}");
+    assert!(top < 20.0, "the spike is drawn near the top: {drawn}");
     let path = b.screenshot("signin-phone-375x812.png").await;
     println!("screenshot: {}", path.display());
     let (s, v) = war.call("GET", "/api/whoami", None, None).await;
