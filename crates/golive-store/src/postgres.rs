@@ -1385,62 +1385,16 @@ impl Store for PgStore {
 mod tests {
     use super::*;
 
-    /// A schema of its own for one test, dropped on drop (even when the
-    /// test fails).
-    struct Schema {
-        base: String,
-        name: String,
-    }
-
-    impl Schema {
-        async fn create() -> (Schema, PgStore) {
-            let base = std::env::var("GOLIVE_TEST_DATABASE_URL")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
-            let id = RunId::generate().expect("random");
-            let name = format!("golive_u_{}", &id.as_str()[2..]);
-            let mut conn = PgConnection::connect(&base)
-                .await
-                .expect("PostgreSQL for tests (set GOLIVE_TEST_DATABASE_URL)");
-            sqlx::query(&format!("CREATE SCHEMA {name}"))
-                .execute(&mut conn)
-                .await
-                .expect("create schema");
-            let _ = conn.close().await;
-            let sep = if base.contains('?') { '&' } else { '?' };
-            let url = format!("{base}{sep}options=-csearch_path%3D{name}");
-            let store = PgStore::open(url).await.expect("open");
-            (Schema { base, name }, store)
-        }
-    }
-
-    impl Drop for Schema {
-        fn drop(&mut self) {
-            let (base, name) = (self.base.clone(), self.name.clone());
-            // Drop runs inside the test's runtime, which cannot block on a
-            // future: drop the schema from a thread with a runtime of its own.
-            let dropped = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("runtime");
-                rt.block_on(async {
-                    let mut conn = PgConnection::connect(&base).await?;
-                    sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
-                        .execute(&mut conn)
-                        .await?;
-                    conn.close().await
-                })
-            })
-            .join();
-            if !matches!(dropped, Ok(Ok(()))) {
-                eprintln!("could not drop schema {}: {dropped:?}", self.name);
-            }
-        }
+    /// A scratch schema (dropped at the end) and a store on it.
+    async fn schema() -> (golive_testkit::PgSchema, PgStore) {
+        let schema = golive_testkit::PgSchema::create();
+        let store = PgStore::open(schema.url()).await.expect("open");
+        (schema, store)
     }
 
     #[tokio::test]
     async fn moves_write_the_events_they_describe() {
-        let (_schema, store) = Schema::create().await;
+        let (_schema, store) = schema().await;
         crate::model::check_move_events(&store).await;
         store.close().await;
     }
@@ -1449,7 +1403,7 @@ mod tests {
     /// only: no pooled connection is left with it off for later commits.
     #[tokio::test]
     async fn a_lazy_finish_leaves_every_connection_durable() {
-        let (_schema, store) = Schema::create().await;
+        let (_schema, store) = schema().await;
         let id = crate::model::leased_run(&store, &["a"]).await;
         store.start_item(&id, "a", "me").await.expect("start");
         let done = store
@@ -1475,7 +1429,7 @@ mod tests {
     /// Many writers of one run at once, through two pools.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_moves_keep_the_journal_whole() {
-        let (_schema, store) = Schema::create().await;
+        let (_schema, store) = schema().await;
         let other = PgStore::open(store.url().clone()).await.expect("open");
         let stores = [Arc::new(store), Arc::new(other)];
         crate::model::check_concurrent_moves(stores.clone()).await;
