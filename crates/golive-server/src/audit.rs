@@ -27,13 +27,17 @@ pub struct AuditQuery {
     pub target: Option<String>,
     /// Only entries at or after this time (RFC 3339).
     pub since: Option<String>,
-    /// Only entries after this seq (for paging).
+    /// Only entries after this seq (for paging forward).
     pub after: Option<i64>,
+    /// Only entries before this seq (for paging back with `order=newest`).
+    pub before: Option<i64>,
+    /// `newest` for the newest entries first (default `oldest`).
+    pub order: Option<String>,
     /// At most this many (default 100, at most 1000).
     pub limit: Option<u32>,
 }
 
-/// `GET /api/audit`, oldest first.
+/// `GET /api/audit`, oldest first (or `order=newest`).
 pub async fn list(
     State(state): State<AppState>,
     _: OperatorToken,
@@ -45,12 +49,24 @@ pub async fn list(
         })?),
         None => None,
     };
+    let newest_first = match q.order.as_deref() {
+        None | Some("oldest") => false,
+        Some("newest") => true,
+        Some(other) => {
+            return Err(ApiError::invalid(format!(
+                "order: `{}` is neither `oldest` nor `newest`",
+                clip(other)
+            )));
+        }
+    };
     let filter = AuditFilter {
         actor: q.actor,
         action_prefix: q.action,
         target: q.target,
         since,
         after_seq: q.after.unwrap_or(0),
+        before_seq: q.before,
+        newest_first,
         limit: q.limit.unwrap_or(100).min(1000),
     };
     Ok(Json(state.store().audit(&filter).await?))

@@ -621,7 +621,8 @@ pub struct NewAudit {
 /// Which audit entries to list: every filter is optional and they are
 /// AND-ed; entries come oldest first (by seq), after `after_seq`, at most
 /// `limit` of them (0 gives none). Callers page by passing the last seq
-/// they saw as `after_seq`.
+/// they saw as `after_seq`; or, with `newest_first`, from the newest back,
+/// passing the last seq they saw as `before_seq`.
 #[derive(Clone, Debug, Default)]
 pub struct AuditFilter {
     /// Only this actor's entries.
@@ -634,6 +635,10 @@ pub struct AuditFilter {
     pub since: Option<Timestamp>,
     /// Only entries with a greater seq (0: from the start).
     pub after_seq: i64,
+    /// Only entries with a smaller seq.
+    pub before_seq: Option<i64>,
+    /// Newest first (the `limit` newest that match) instead of oldest.
+    pub newest_first: bool,
     /// At most this many entries.
     pub limit: u32,
 }

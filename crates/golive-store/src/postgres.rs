@@ -1268,8 +1268,15 @@ impl Store for PgStore {
             if let Some(since) = filter.since {
                 q.push(" AND at >= ").push_bind(odt(since)?);
             }
-            q.push(" ORDER BY seq LIMIT ")
-                .push_bind(i64::from(filter.limit));
+            if let Some(before) = filter.before_seq {
+                q.push(" AND seq < ").push_bind(before);
+            }
+            q.push(if filter.newest_first {
+                " ORDER BY seq DESC LIMIT "
+            } else {
+                " ORDER BY seq LIMIT "
+            })
+            .push_bind(i64::from(filter.limit));
             q.build()
                 .fetch_all(&self.pool)
                 .await?

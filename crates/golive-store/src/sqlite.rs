@@ -1620,8 +1620,15 @@ impl Store for SqliteStore {
             if let Some(since) = filter.since {
                 q.push(" AND at >= ").push_bind(ceil_millis(since));
             }
-            q.push(" ORDER BY seq LIMIT ")
-                .push_bind(i64::from(filter.limit));
+            if let Some(before) = filter.before_seq {
+                q.push(" AND seq < ").push_bind(before);
+            }
+            q.push(if filter.newest_first {
+                " ORDER BY seq DESC LIMIT "
+            } else {
+                " ORDER BY seq LIMIT "
+            })
+            .push_bind(i64::from(filter.limit));
             q.build()
                 .fetch_all(&self.pool)
                 .await?

@@ -1175,6 +1175,39 @@ async fn audit_filters_and_pages(fx: Fixture) {
         .await
         .expect("page");
     assert_eq!(seqs(page), pick(&[2]));
+
+    // paging from the newest back by before_seq
+    let mut back = Vec::new();
+    let mut before_seq = None;
+    loop {
+        let page = s
+            .audit(&AuditFilter {
+                before_seq,
+                newest_first: true,
+                limit: 3,
+                ..Default::default()
+            })
+            .await
+            .expect("page");
+        assert!(page.len() <= 3);
+        let Some(last) = page.last() else { break };
+        before_seq = Some(last.seq);
+        back.extend(page);
+    }
+    let mut newest_first = all.clone();
+    newest_first.reverse();
+    assert_eq!(back, newest_first, "every entry once, newest first");
+    assert_eq!(
+        find(AuditFilter {
+            actor: Some("alice".into()),
+            newest_first: true,
+            before_seq: Some(all[5].seq),
+            ..Default::default()
+        })
+        .await,
+        pick(&[2, 0]),
+        "before is exclusive and AND-ed with the other filters"
+    );
     assert!(
         s.audit(&AuditFilter::default())
             .await

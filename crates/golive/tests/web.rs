@@ -688,6 +688,51 @@ async fn war_room_story(mut war: War, backend: &str) {
         "const t = document.querySelector('#audit'); return t && t.innerText.includes('item.approved');",
     )
     .await;
+    // More than a page of audit entries: the page shows the newest 200,
+    // and "Older entries" the rest, each once.
+    for i in 0..210 {
+        let (s, v) = war
+            .call(
+                "POST",
+                "/api/admin/feature-flags",
+                Some(operator),
+                Some(json!({"flag": format!("fill-{i}"), "enabled": false})),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+    }
+    b.goto(&war.url("/ui#/flags")).await;
+    b.goto(&war.url("/ui#/audit")).await;
+    let rows = "return document.querySelectorAll('#audit tbody tr').length";
+    b.until(
+        "the newest page",
+        WAIT,
+        &format!("const n = (() => {{ {rows} }})(); return n === 200 ? n : null;"),
+    )
+    .await;
+    assert!(
+        b.text("#audit tbody tr").await.contains("fill-209"),
+        "newest first"
+    );
+    b.click("#audit-older").await;
+    b.until(
+        "the older entries",
+        WAIT,
+        "const t = document.querySelector('#audit'); return t && t.querySelectorAll('tbody tr').length > 200 && t.innerText.includes('item.approved') ? true : null;",
+    )
+    .await;
+    let dupes = b
+        .js(
+            "const s = [...document.querySelectorAll('#audit tbody tr')].map((r) => r.dataset.seq); return s.length - new Set(s).size;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(dupes, json!(0), "no entry twice");
+    assert_eq!(
+        b.count("#audit-older:not([hidden])").await,
+        0,
+        "the last page"
+    );
     b.goto(&war.url(&format!("/ui#/run/{run}/readiness"))).await;
     b.wait_for("#readiness", WAIT).await;
     let score = b.text("#readiness-score").await;

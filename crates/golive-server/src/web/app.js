@@ -606,14 +606,26 @@ async function flagsPage() {
 // ---- audit ----
 async function auditPage() {
   if (!me.may.audit) return show(h("h1", {}, "Audit log"), h("p", {}, "The audit log needs an operator or admin token."));
+  const PAGE = 200;
   const body = h("tbody");
+  const more = h("button", { type: "button", id: "audit-older", hidden: true }, "Older entries");
   show(h("h1", {}, "Audit log"), h("table", { class: "list", id: "audit" }, h("caption", {}, "Every change, newest first"),
-    h("thead", {}, h("tr", {}, ["When", "Who", "From", "Action", "Target", "Reason"].map((c) => h("th", { scope: "col" }, c)))), body));
-  try {
-    const entries = await api("GET", "/api/audit?limit=1000");
-    body.replaceChildren(...entries.reverse().map((e) => h("tr", {},
-      h("td", {}, clock(e.at)), h("td", {}, e.actor), h("td", {}, e.source || ""), h("td", {}, e.action), h("td", {}, e.target), h("td", {}, e.reason || ""))));
-  } catch (e) { toast(e.message, true); }
+    h("thead", {}, h("tr", {}, ["When", "Who", "From", "Action", "Target", "Reason"].map((c) => h("th", { scope: "col" }, c)))), body), more);
+  // Newest first, a page at a time, each page from where the last ended.
+  let before = null;
+  const load = async () => {
+    more.disabled = true;
+    try {
+      const entries = await api("GET", "/api/audit?order=newest&limit=" + PAGE + (before === null ? "" : "&before=" + before));
+      body.append(...entries.map((e) => h("tr", { "data-seq": e.seq },
+        h("td", {}, clock(e.at)), h("td", {}, e.actor), h("td", {}, e.source || ""), h("td", {}, e.action), h("td", {}, e.target), h("td", {}, e.reason || ""))));
+      if (entries.length) before = entries[entries.length - 1].seq;
+      more.hidden = entries.length < PAGE;
+    } catch (e) { toast(e.message, true); }
+    more.disabled = false;
+  };
+  more.addEventListener("click", load);
+  await load();
 }
 
 window.addEventListener("hashchange", route);
