@@ -13,15 +13,21 @@
 # median of RUNS runs.
 #
 # Usage: bench/engine-journal.sh        (N=1000 RUNS=5 by default;
-#        PG=postgres://postgres@127.0.0.1:5432/test, PG= to skip PostgreSQL)
+#        PG=postgres://postgres@127.0.0.1:5432/test, PG= to skip PostgreSQL;
+#        GOLIVE=PATH times that binary instead of building one, e.g. an older
+#        build for a comparison in the same session)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-1000}
 RUNS=${RUNS:-5}
 PG=${PG-postgres://postgres@127.0.0.1:5432/test}
 
-cargo build --release --locked -q -p golive
-golive=$PWD/target/release/golive
+if [ -n "${GOLIVE:-}" ]; then
+  golive=$GOLIVE
+else
+  cargo build --release --locked -q -p golive
+  golive=${CARGO_TARGET_DIR:-$PWD/target}/release/golive
+fi
 
 work=$(mktemp -d)
 schemas=()
