@@ -50,7 +50,7 @@ ms() { local start; start=$(date +%s%N); "$@"; echo $(( ($(date +%s%N) - start) 
 for run in $(seq "$RUNS"); do
   ms bash "$work/script.sh" >>"$work/bash.ms"
 
-  rm -f "$work"/j.db*
+  rm -rf "$work"/j.db*
   ms env -u GOLIVE_DATABASE_URL "$golive" run "$work/plan.yaml" --db "$work/j.db" 2>"$work/sqlite.log" >>"$work/sqlite.ms" \
     || { cat "$work/sqlite.log" >&2; exit 1; }
   grep -q 'succeeded' "$work/sqlite.log"
