@@ -3,8 +3,10 @@
 # durably, against bare bash doing the same 1,000 fork/execs.
 #   (a) `golive run plan.yaml` on a generated plan of N items, each
 #       `run: {command: 'true'}` — golive starts `sh -c true` per item (one
-#       fork/exec of sh; `true` is a shell builtin) and commits `item.started`
-#       before and `item.finished` after each, on
+#       fork/exec of sh; `true` is a shell builtin) under its supervisor
+#       (`golive __supervise`, one more exec and its records), and commits
+#       `item.started` before each and `item.finished` after it (in the same
+#       transaction as the next item's start), on
 #       - SQLite: a fresh journal file per run (WAL, synchronous = FULL),
 #       - PostgreSQL: a fresh schema per run (default synchronous_commit = on);
 #   (b) `bash script.sh`, a generated script of N lines `sh -c true` — bash
