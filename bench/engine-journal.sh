@@ -3,8 +3,10 @@
 # durably, against bare bash doing the same 1,000 fork/execs.
 #   (a) `golive run plan.yaml` on a generated plan of N items, each
 #       `run: {command: 'true'}` — golive starts `sh -c true` per item (one
-#       fork/exec of sh; `true` is a shell builtin) and commits `item.started`
-#       before and `item.finished` after each, on
+#       fork/exec of sh; `true` is a shell builtin) under its supervisor
+#       (`golive __supervise`, one more exec and its records), and commits
+#       `item.started` before each and `item.finished` after it (in the same
+#       transaction as the next item's start), on
 #       - SQLite: a fresh journal file per run (WAL, synchronous = FULL),
 #       - PostgreSQL: a fresh schema per run (default synchronous_commit = on);
 #   (b) `bash script.sh`, a generated script of N lines `sh -c true` — bash
@@ -13,15 +15,21 @@
 # median of RUNS runs.
 #
 # Usage: bench/engine-journal.sh        (N=1000 RUNS=5 by default;
-#        PG=postgres://postgres@127.0.0.1:5432/test, PG= to skip PostgreSQL)
+#        PG=postgres://postgres@127.0.0.1:5432/test, PG= to skip PostgreSQL;
+#        GOLIVE=PATH times that binary instead of building one, e.g. an older
+#        build for a comparison in the same session)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-1000}
 RUNS=${RUNS:-5}
 PG=${PG-postgres://postgres@127.0.0.1:5432/test}
 
-cargo build --release --locked -q -p golive
-golive=$PWD/target/release/golive
+if [ -n "${GOLIVE:-}" ]; then
+  golive=$GOLIVE
+else
+  cargo build --release --locked -q -p golive
+  golive=${CARGO_TARGET_DIR:-$PWD/target}/release/golive
+fi
 
 work=$(mktemp -d)
 schemas=()
@@ -44,7 +52,7 @@ ms() { local start; start=$(date +%s%N); "$@"; echo $(( ($(date +%s%N) - start) 
 for run in $(seq "$RUNS"); do
   ms bash "$work/script.sh" >>"$work/bash.ms"
 
-  rm -f "$work"/j.db*
+  rm -rf "$work"/j.db*
   ms env -u GOLIVE_DATABASE_URL "$golive" run "$work/plan.yaml" --db "$work/j.db" 2>"$work/sqlite.log" >>"$work/sqlite.ms" \
     || { cat "$work/sqlite.log" >&2; exit 1; }
   grep -q 'succeeded' "$work/sqlite.log"

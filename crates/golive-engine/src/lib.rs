@@ -285,6 +285,25 @@ fn watched(plan: &Plan) -> Option<&golive_plan::Monitor> {
     plan.monitor.as_ref().filter(|m| m.watches())
 }
 
+/// Whether settling `item` from `state` starts it before anything else
+/// ([`Engine::settle`] → [`Engine::execute_item`] → `start_item`), so that
+/// its start may be journaled with the previous item's finish. Not a task
+/// or an approval (they look for people's answers first), nor an
+/// interrupted item that is skipped or asks first, nor a waiting one that
+/// asks (only people's items wait), nor one already finished or running.
+fn starts_at_once(item: &Item, state: Option<&ItemState>) -> bool {
+    if matches!(item.kind, ItemKind::Task(_) | ItemKind::Approval(_)) {
+        return false;
+    }
+    match state.map(|s| s.status) {
+        Some(ItemStatus::Pending) => true,
+        Some(ItemStatus::Interrupted) => {
+            !matches!(item.on_interrupt, OnInterrupt::Skip | OnInterrupt::Ask)
+        }
+        _ => false,
+    }
+}
+
 /// Everything one execution of a run needs.
 struct Ctx<'a> {
     run: &'a RunId,
@@ -299,6 +318,10 @@ struct Ctx<'a> {
     rolling_back: AtomicBool,
     /// When a rollback request was last looked for between items.
     last_request_check: Mutex<Option<Instant>>,
+    /// The next item, started in the same transaction as the previous
+    /// item's finish (see [`Engine::finish_then`]): its state as started,
+    /// for [`Engine::execute_item`] to run it from.
+    started: Mutex<Option<ItemState>>,
 }
 
 impl<S: Store + 'static> Engine<S> {
@@ -480,6 +503,7 @@ impl<S: Store + 'static> Engine<S> {
             overrides: merged,
             rolling_back: AtomicBool::new(false),
             last_request_check: Mutex::new(None),
+            started: Mutex::new(None),
         };
         let mut result = async {
             if !given.is_empty()
@@ -633,12 +657,26 @@ impl<S: Store + 'static> Engine<S> {
         }
         self.set_status(ctx, RunStatus::Running).await?;
         let mut critical_failed = false;
-        for (_, item) in ctx.plan.items() {
+        let items: Vec<&Item> = ctx.plan.items().map(|(_, item)| item).collect();
+        for (n, &item) in items.iter().enumerate() {
             self.check_stop(ctx)?;
-            if let Some((by, reason)) = self.requested(ctx, false).await? {
+            // An item started with the previous one's finish had this check
+            // made just before (`finish_then`); nothing happened since.
+            if !self.was_started(ctx, item)
+                && let Some((by, reason)) = self.requested(ctx, false).await?
+            {
                 return self.requested_rollback(ctx, &states, &by, reason).await;
             }
-            let outcome = match self.settle(ctx, item, states.get(item.id.as_str())).await {
+            // The next item, if settling it would start it at once: its start
+            // may then be journaled with this item's finish.
+            let next = items
+                .get(n + 1)
+                .copied()
+                .filter(|next| starts_at_once(next, states.get(next.id.as_str())));
+            let outcome = match self
+                .settle(ctx, item, states.get(item.id.as_str()), next)
+                .await
+            {
                 Err(EngineError::RollbackRequested { by, reason, .. }) => {
                     self.abandon(ctx, item, &by, reason.as_deref()).await?;
                     return self.requested_rollback(ctx, &states, &by, reason).await;
@@ -805,7 +843,9 @@ impl<S: Store + 'static> Engine<S> {
         let mut failed = false;
         for item in &ctx.plan.rollback.items {
             self.check_stop(ctx)?;
-            let outcome = self.settle(ctx, item, states.get(item.id.as_str())).await?;
+            let outcome = self
+                .settle(ctx, item, states.get(item.id.as_str()), None)
+                .await?;
             failed |= outcome == Some(Outcome::Failed);
         }
         if let Some(monitor) = watched(ctx.plan) {
@@ -932,12 +972,15 @@ impl<S: Store + 'static> Engine<S> {
 
     /// Brings one item to a finished state, given its state when the run was
     /// (re)started; `None` means nothing to judge (it cannot happen today but
-    /// keeps an unknown item from stopping a run).
+    /// keeps an unknown item from stopping a run). `next`: the item the run
+    /// goes on with, which [`Engine::finish_then`] may start with this
+    /// item's finish.
     async fn settle(
         &self,
         ctx: &Ctx<'_>,
         item: &Item,
         state: Option<&ItemState>,
+        next: Option<&Item>,
     ) -> Result<Option<Outcome>, EngineError> {
         let Some(state) = state else {
             return Ok(None);
@@ -955,21 +998,26 @@ impl<S: Store + 'static> Engine<S> {
                     Ok(Some(Outcome::Skipped))
                 }
                 // Re-reading a recorded confirmation or signature is harmless.
-                OnInterrupt::Ask if !waits_for_people => self.ask(ctx, item).await.map(Some),
-                _ => self.execute_item(ctx, item).await.map(Some),
+                OnInterrupt::Ask if !waits_for_people => self.ask(ctx, item, next).await.map(Some),
+                _ => self.execute_item(ctx, item, next).await.map(Some),
             },
             // A waiting item of a kind that does not wait for people was
             // asking whether to rerun it when the engine stopped.
-            ItemStatus::Waiting if !waits_for_people => self.ask(ctx, item).await.map(Some),
+            ItemStatus::Waiting if !waits_for_people => self.ask(ctx, item, next).await.map(Some),
             ItemStatus::Pending | ItemStatus::Waiting | ItemStatus::Running => {
-                self.execute_item(ctx, item).await.map(Some)
+                self.execute_item(ctx, item, next).await.map(Some)
             }
         }
     }
 
     /// `on_interrupt: ask`: waits for `golive confirm` (rerun) or
     /// `golive confirm --skip` (skip).
-    async fn ask(&self, ctx: &Ctx<'_>, item: &Item) -> Result<Outcome, EngineError> {
+    async fn ask(
+        &self,
+        ctx: &Ctx<'_>,
+        item: &Item,
+        next: Option<&Item>,
+    ) -> Result<Outcome, EngineError> {
         let detail = json!({
             "awaiting": "decision",
             "reason": "interrupted while running; on_interrupt: ask",
@@ -994,19 +1042,29 @@ impl<S: Store + 'static> Engine<S> {
             self.finish(ctx, item, Outcome::Skipped, &result).await?;
             return Ok(Outcome::Skipped);
         }
-        self.execute_item(ctx, item).await
+        self.execute_item(ctx, item, next).await
     }
 
-    /// Runs one item from pending, waiting or interrupted to finished.
-    async fn execute_item(&self, ctx: &Ctx<'_>, item: &Item) -> Result<Outcome, EngineError> {
+    /// Runs one item from pending, waiting or interrupted to finished;
+    /// `next` as for [`Engine::settle`].
+    async fn execute_item(
+        &self,
+        ctx: &Ctx<'_>,
+        item: &Item,
+        next: Option<&Item>,
+    ) -> Result<Outcome, EngineError> {
         match &item.kind {
             ItemKind::Task(task) => items::person::task(self, ctx, item, task).await,
             ItemKind::Approval(a) => items::person::approval(self, ctx, item, a).await,
             kind => {
-                let started = self
-                    .store
-                    .start_item(ctx.run, item.id.as_str(), &self.owner)
-                    .await?;
+                let started = match self.take_started(ctx, item) {
+                    Some(started) => started,
+                    None => {
+                        self.store
+                            .start_item(ctx.run, item.id.as_str(), &self.owner)
+                            .await?
+                    }
+                };
                 let (outcome, result) = match kind {
                     ItemKind::Run(r) => {
                         Box::pin(items::command::run(self, ctx, item, r, started.attempts, 1))
@@ -1025,9 +1083,91 @@ impl<S: Store + 'static> Engine<S> {
                     }
                     _ => items::unsupported(kind),
                 };
-                self.finish(ctx, item, outcome, &result).await?;
+                self.finish_then(ctx, item, outcome, &result, next).await?;
                 Ok(outcome)
             }
+        }
+    }
+
+    /// Records the item's end, and starts `next` in the same transaction
+    /// when the run goes on with it at once — so one commit instead of two
+    /// (on PostgreSQL one statement): see [`Store::finish_and_start`].
+    ///
+    /// Fused only when nothing else would come between the two: the item
+    /// did not stop the run (a failure with `on_failure: continue` does
+    /// not), no stop signal is set, and no rollback was asked for — the
+    /// checks the loop makes before each item, made here instead, before
+    /// the start is journaled. Otherwise, or should the store refuse the
+    /// pair (a conflict or an unknown item, when nothing is written), the
+    /// finish is recorded alone, as it would have been.
+    async fn finish_then(
+        &self,
+        ctx: &Ctx<'_>,
+        item: &Item,
+        outcome: Outcome,
+        result: &Value,
+        next: Option<&Item>,
+    ) -> Result<(), EngineError> {
+        let goes_on = outcome != Outcome::Failed || item.on_failure == OnFailure::Continue;
+        let Some(next) = next.filter(|_| goes_on && self.stop_signal().is_none()) else {
+            return self.finish(ctx, item, outcome, result).await;
+        };
+        if !matches!(self.requested(ctx, false).await, Ok(None)) {
+            // A request (or a failure to read one): the loop looks again,
+            // and acts on it, once this finish is recorded alone.
+            *ctx.last_request_check
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = None;
+            return self.finish(ctx, item, outcome, result).await;
+        }
+        let fused = self
+            .store
+            .finish_and_start(
+                ctx.run,
+                item.id.as_str(),
+                &self.owner,
+                outcome,
+                result,
+                next.id.as_str(),
+            )
+            .await;
+        let started = match fused {
+            Ok((_, started)) => started,
+            // Nothing was written: the finish alone says what is wrong, if
+            // anything, and the next item starts on its own.
+            Err(StoreError::Conflict(_) | StoreError::NotFound(_)) => {
+                return self.finish(ctx, item, outcome, result).await;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        *ctx.started.lock().unwrap_or_else(|e| e.into_inner()) = Some(started);
+        self.report(&Progress::Finished {
+            item,
+            status: outcome.into(),
+            result,
+        });
+        Ok(())
+    }
+
+    /// Whether `item` was started with the previous item's finish.
+    fn was_started(&self, ctx: &Ctx<'_>, item: &Item) -> bool {
+        ctx.started
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|s| s.item_id == item.id.as_str())
+    }
+
+    /// `item`'s state as started with the previous item's finish, if it was.
+    fn take_started(&self, ctx: &Ctx<'_>, item: &Item) -> Option<ItemState> {
+        let mut started = ctx.started.lock().unwrap_or_else(|e| e.into_inner());
+        if started
+            .as_ref()
+            .is_some_and(|s| s.item_id == item.id.as_str())
+        {
+            started.take()
+        } else {
+            None
         }
     }
 

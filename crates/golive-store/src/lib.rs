@@ -151,6 +151,37 @@ pub trait Store: Send + Sync {
         result: &Value,
     ) -> impl Future<Output = Result<ItemState, StoreError>> + Send;
 
+    /// [`Store::finish_item`] of `item` and [`Store::start_item`] of `next`
+    /// in one transaction (on PostgreSQL one statement): the two events
+    /// take consecutive seqs, and both moves happen or neither does. Each
+    /// move is checked as its own call would check it; the first refusal
+    /// (in that order: run, lease, `item`'s finish, `next`'s start) is
+    /// returned and nothing is written. `item` and `next` must differ.
+    ///
+    /// Durable when it returns, the finish with the start (a start must be
+    /// known before its step runs): one flush for both instead of the
+    /// finish's lazy commit and the start's flush. The engine makes it when
+    /// the next item's start is the very next thing it would journal, so a
+    /// crash can no more lose the finish than it could before.
+    ///
+    /// The default makes the two calls one after the other (not atomic);
+    /// both backends override it.
+    fn finish_and_start(
+        &self,
+        run: &RunId,
+        item: &str,
+        owner: &str,
+        outcome: Outcome,
+        result: &Value,
+        next: &str,
+    ) -> impl Future<Output = Result<(ItemState, ItemState), StoreError>> + Send {
+        async move {
+            let finished = self.finish_item(run, item, owner, outcome, result).await?;
+            let started = self.start_item(run, next, owner).await?;
+            Ok((finished, started))
+        }
+    }
+
     /// Any unfinished status → waiting (`item.waiting`, with `detail`).
     fn set_item_waiting(
         &self,
@@ -451,6 +482,18 @@ impl Store for AnyStore {
         result: &Value,
     ) -> Result<ItemState, StoreError> {
         delegate!(self, s => s.finish_item(run, item, owner, outcome, result))
+    }
+
+    async fn finish_and_start(
+        &self,
+        run: &RunId,
+        item: &str,
+        owner: &str,
+        outcome: Outcome,
+        result: &Value,
+        next: &str,
+    ) -> Result<(ItemState, ItemState), StoreError> {
+        delegate!(self, s => s.finish_and_start(run, item, owner, outcome, result, next))
     }
 
     async fn set_item_waiting(

@@ -540,6 +540,151 @@ impl PgStore {
     }
 }
 
+impl PgStore {
+    /// [`Store::finish_and_start`]: both moves in one statement
+    /// ([`finish_start_sql`]), one round trip, its own transaction, flushed
+    /// before it returns (the start needs it).
+    async fn finish_then_start(
+        &self,
+        run: &RunId,
+        item: &str,
+        owner: &str,
+        outcome: Outcome,
+        result: &Value,
+        next: &str,
+    ) -> Result<(ItemState, ItemState)> {
+        if item == next {
+            // The statement would update one row twice, which PostgreSQL
+            // does not do; and an item cannot end and start at once.
+            return Err(StoreError::Conflict(format!(
+                "item `{item}` cannot finish and start in one move"
+            )));
+        }
+        let rows = sqlx::query(finish_start_sql(outcome))
+            .bind(run)
+            .bind(owner)
+            .bind(item)
+            .bind(outcome.as_str())
+            .bind(result.to_string())
+            .bind(next)
+            .fetch_all(&self.pool)
+            .await?;
+        let Some(first) = rows.first() else {
+            return Err(run_not_found(run));
+        };
+        if !first.try_get::<bool, _>("held")? {
+            return Err(StoreError::LeaseLost {
+                run: run.clone(),
+                owner: owner.to_string(),
+            });
+        }
+        if let [finished, started] = rows.as_slice()
+            && finished.try_get::<Option<&str>, _>("item_id")?.is_some()
+            && started.try_get::<Option<&str>, _>("item_id")?.is_some()
+        {
+            return Ok((item_from(finished)?, item_from(started)?));
+        }
+        // Nothing moved: word the first refusal, as the two calls would.
+        let refusal = |id: &str, column: &str, mv: Move<'_>| -> Result<Option<StoreError>> {
+            let Some(from) = first.try_get::<Option<&str>, _>(column)? else {
+                return Ok(Some(StoreError::NotFound(format!(
+                    "item `{id}` in run {run}"
+                ))));
+            };
+            Ok(mv.check(id, from.parse()?).err())
+        };
+        if let Some(refused) = refusal(item, "from_status", Move::Finish(outcome, result))? {
+            return Err(refused);
+        }
+        if let Some(refused) = refusal(next, "next_status", Move::Start)? {
+            return Err(refused);
+        }
+        Err(StoreError::Corrupt(format!(
+            "items `{item}` and `{next}` in run {run}: finishing one and starting the other \
+             wrote nothing"
+        )))
+    }
+}
+
+/// The statement of [`PgStore::finish_then_start`] for this outcome (a
+/// skip may start from more statuses than a pass or a fail). Binds: `$1`
+/// run, `$2` owner, `$3` the finished item, `$4` its outcome, `$5` its
+/// result, `$6` the next item.
+///
+/// [`move_statement`]'s steps, for two items: `lease` locks the run's row;
+/// `was` and `was_next` lock and read both items' rows; only if the lease is
+/// held and both moves are allowed, `seq` takes two seqs at once (a
+/// statement cannot update the run's row twice), `finished` and `started`
+/// move the items, and `event` journals the finish at the first seq and the
+/// start at the second. Committed with the session's `synchronous_commit`
+/// (on): the start must be durable before its step runs, and the finish is
+/// flushed with it.
+///
+/// Two rows, the finished item's then the started one's, when both moved;
+/// otherwise one row whose item columns are null, naming the lease and both
+/// statuses before (null: no such item); no row: the run is unknown.
+fn finish_start_sql(outcome: Outcome) -> &'static str {
+    static FINISH: LazyLock<String> =
+        LazyLock::new(|| finish_start_statement(Move::Finish(Outcome::Passed, &Value::Null)));
+    static SKIP: LazyLock<String> =
+        LazyLock::new(|| finish_start_statement(Move::Finish(Outcome::Skipped, &Value::Null)));
+    match outcome {
+        Outcome::Skipped => &SKIP,
+        Outcome::Passed | Outcome::Failed => &FINISH,
+    }
+}
+
+fn finish_start_statement(finish: Move<'_>) -> String {
+    let finish_from = finish.allowed_from_sql();
+    let start_from = Move::Start.allowed_from_sql();
+    let item_columns = "items.item_id, items.status, items.attempts, items.started_at, \
+                        items.finished_at, items.result::text AS result, items.updated_at";
+    format!(
+        "WITH lease AS MATERIALIZED ( \
+             SELECT coalesce(lease_owner = $2 AND lease_expires_at > now(), false) AS held \
+             FROM runs WHERE id = $1 FOR NO KEY UPDATE), \
+         was AS MATERIALIZED ( \
+             SELECT items.status FROM items, lease \
+             WHERE items.run_id = $1 AND items.item_id = $3 FOR NO KEY UPDATE OF items), \
+         was_next AS MATERIALIZED ( \
+             SELECT items.status FROM items, lease \
+             WHERE items.run_id = $1 AND items.item_id = $6 FOR NO KEY UPDATE OF items), \
+         seq AS ( \
+             UPDATE runs SET last_seq = runs.last_seq + 2, updated_at = now() \
+             FROM lease, was, was_next \
+             WHERE runs.id = $1 AND lease.held AND was.status IN ({finish_from}) \
+             AND was_next.status IN ({start_from}) \
+             RETURNING runs.last_seq), \
+         finished AS ( \
+             UPDATE items SET status = $4, finished_at = now(), result = $5::jsonb, \
+             updated_at = now() FROM seq \
+             WHERE items.run_id = $1 AND items.item_id = $3 AND items.status IN ({finish_from}) \
+             RETURNING {item_columns}), \
+         started AS ( \
+             UPDATE items SET status = 'running', attempts = items.attempts + 1, \
+             started_at = now(), finished_at = NULL, result = NULL, updated_at = now() FROM seq \
+             WHERE items.run_id = $1 AND items.item_id = $6 AND items.status IN ({start_from}) \
+             RETURNING {item_columns}), \
+         event AS ( \
+             INSERT INTO events (run_id, seq, kind, item_id, actor, data) \
+             SELECT $1, seq.last_seq - 1, '{finished_kind}', $3, $2, \
+             jsonb_build_object('from', was.status, 'status', $4::text, 'result', $5::jsonb) \
+             FROM seq, was, finished \
+             UNION ALL \
+             SELECT $1, seq.last_seq, '{started_kind}', $6, $2, \
+             jsonb_build_object('from', was_next.status, 'attempt', started.attempts) \
+             FROM seq, was_next, started), \
+         moved AS ( \
+             SELECT 0 AS ord, finished.* FROM finished \
+             UNION ALL SELECT 1, started.* FROM started) \
+         SELECT lease.held, was.status AS from_status, was_next.status AS next_status, moved.* \
+         FROM lease LEFT JOIN was ON true LEFT JOIN was_next ON true LEFT JOIN moved ON true \
+         ORDER BY moved.ord",
+        finished_kind = kind::ITEM_FINISHED,
+        started_kind = kind::ITEM_STARTED,
+    )
+}
+
 /// The statement of [`PgStore::move_item`] for this kind of move. Binds:
 /// `$1` run, `$2` owner, `$3` item, `$4` event kind, then the outcome and
 /// the result (`$5`, `$6`) of a finish, or the detail (`$5`) of a wait.
@@ -805,6 +950,19 @@ impl Store for PgStore {
         result: &Value,
     ) -> Result<ItemState> {
         self.ctx(self.move_item(run, item, owner, Move::Finish(outcome, result)))
+            .await
+    }
+
+    async fn finish_and_start(
+        &self,
+        run: &RunId,
+        item: &str,
+        owner: &str,
+        outcome: Outcome,
+        result: &Value,
+        next: &str,
+    ) -> Result<(ItemState, ItemState)> {
+        self.ctx(self.finish_then_start(run, item, owner, outcome, result, next))
             .await
     }
 

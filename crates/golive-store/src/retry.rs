@@ -16,8 +16,9 @@
 //! - checked against the state: a start is done if the item is `running`
 //!   (only the lease holder starts items, and a resume turns every
 //!   `running` item `interrupted` first, so a `running` item under our
-//!   lease is ours); a finish is done if the item has that outcome; a flag
-//!   write is done if the flag holds that definition;
+//!   lease is ours); a finish is done if the item has that outcome; a
+//!   finish with the next start, if both are (they commit together); a
+//!   flag write is done if the flag holds that definition;
 //! - checked against the journal: a wait or an engine event is done if an
 //!   event with the same kind, item, actor and data follows the last event
 //!   seen before the first try (only the lease holder writes such events);
@@ -663,6 +664,46 @@ impl<S: Store> Store for Retrying<S> {
         Ok(state)
     }
 
+    async fn finish_and_start(
+        &self,
+        run: &RunId,
+        item: &str,
+        owner: &str,
+        outcome: Outcome,
+        result: &Value,
+        next: &str,
+    ) -> Result<(ItemState, ItemState)> {
+        let states = self
+            .retry(
+                leased(run, owner),
+                || {
+                    self.inner
+                        .finish_and_start(run, item, owner, outcome, result, next)
+                },
+                // Done if both moves are: they commit together (only the
+                // lease holder moves items, as for each move alone).
+                || async {
+                    let states = self.inner.item_states(run).await?;
+                    let find = |id: &str, want: ItemStatus| {
+                        states
+                            .iter()
+                            .find(|s| s.item_id == id && s.status == want)
+                            .cloned()
+                    };
+                    Ok(find(item, outcome.into()).zip(find(next, ItemStatus::Running)))
+                },
+            )
+            .await?;
+        // Committed durably, and with it every lazy finish before it: no
+        // finish is left for a restart of the database to lose.
+        *self
+            .shared
+            .last_finish
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = None;
+        Ok(states)
+    }
+
     async fn set_item_waiting(
         &self,
         run: &RunId,
@@ -938,6 +979,7 @@ mod tests {
         release_lease(run: &RunId, owner: &str) -> bool;
         start_item(run: &RunId, item: &str, owner: &str) -> ItemState;
         finish_item(run: &RunId, item: &str, owner: &str, outcome: Outcome, result: &Value) -> ItemState;
+        finish_and_start(run: &RunId, item: &str, owner: &str, outcome: Outcome, result: &Value, next: &str) -> (ItemState, ItemState);
         set_item_waiting(run: &RunId, item: &str, owner: &str, detail: &Value) -> ItemState;
         mark_interrupted(run: &RunId, owner: &str) -> Vec<String>;
         item_states(run: &RunId) -> Vec<ItemState>;
@@ -1078,6 +1120,28 @@ mod tests {
                 1,
                 "{how:?}"
             );
+            store.close().await;
+        }
+    }
+
+    /// A finish with the next start, cut off before or after its commit, is
+    /// applied exactly once: one event each, both items moved once.
+    #[tokio::test]
+    async fn a_finish_and_start_cut_off_is_applied_exactly_once() {
+        for how in [Cut::Before, Cut::AfterCommit] {
+            let (_dir, _clock, store) = store().await;
+            let run = leased_run(&store, &["a", "b"]).await;
+            store.start_item(&run, "a", "me").await.expect("start");
+            store.inner().cut("finish_and_start", how);
+            let r = json!({"exit_code": 0});
+            let (a, b) = store
+                .finish_and_start(&run, "a", "me", Outcome::Passed, &r, "b")
+                .await
+                .expect("finish and start");
+            assert_eq!(a.status, ItemStatus::Passed, "{how:?}");
+            assert_eq!((b.status, b.attempts), (ItemStatus::Running, 1), "{how:?}");
+            assert_eq!(count(&store, &run, kind::ITEM_FINISHED).await, 1, "{how:?}");
+            assert_eq!(count(&store, &run, kind::ITEM_STARTED).await, 2, "{how:?}");
             store.close().await;
         }
     }

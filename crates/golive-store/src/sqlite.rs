@@ -778,30 +778,53 @@ impl SqliteStore {
         owner: &str,
         mv: Move<'_>,
     ) -> Result<ItemState> {
-        use rusqlite::types::Value as Sql;
-        let mut binds: Vec<(&'static str, Sql)> = vec![
-            ("$1", Sql::Text(run.to_string())),
-            ("$2", Sql::Text(owner.to_string())),
-            ("$3", Sql::Integer(self.now_ms())),
-            ("$4", Sql::Text(item.to_string())),
-            ("$5", Sql::Text(mv.kind().to_string())),
-        ];
-        match mv {
-            Move::Start => {}
-            Move::Finish(outcome, result) => {
-                binds.push(("$6", Sql::Text(outcome.as_str().to_string())));
-                binds.push(("$7", Sql::Text(result.to_string())));
-            }
-            Move::Wait(detail) => binds.push(("$6", Sql::Text(detail.to_string()))),
-        }
         // A finish is made durable by the next commit, which always comes
         // before the next item starts or the run ends (see
         // `Store::finish_item`).
         let lazy = matches!(mv, Move::Finish(..));
-        let sql = move_sql(mv);
+        let [state] = self.moves(run, owner, [(item, mv)], lazy).await?;
+        Ok(state)
+    }
+
+    /// Makes `moves` in order, in one transaction run in place (see `mover`
+    /// and [`blocking`]): all of them, or none and the first refusal. Each
+    /// move's writes happen only if the lease is held and the move allowed
+    /// (seeing the moves before it). `lazy`: see `mover::run`.
+    async fn moves<const N: usize>(
+        &self,
+        run: &RunId,
+        owner: &str,
+        moves: [(&str, Move<'_>); N],
+        lazy: bool,
+    ) -> Result<[ItemState; N]> {
+        use rusqlite::types::Value as Sql;
+        let now = self.now_ms();
+        let binds: Vec<Vec<(&'static str, Sql)>> = moves
+            .iter()
+            .map(|(item, mv)| {
+                let mut binds = vec![
+                    ("$1", Sql::Text(run.to_string())),
+                    ("$2", Sql::Text(owner.to_string())),
+                    ("$3", Sql::Integer(now)),
+                    ("$4", Sql::Text(item.to_string())),
+                    ("$5", Sql::Text(mv.kind().to_string())),
+                ];
+                match mv {
+                    Move::Start => {}
+                    Move::Finish(outcome, result) => {
+                        binds.push(("$6", Sql::Text(outcome.as_str().to_string())));
+                        binds.push(("$7", Sql::Text(result.to_string())));
+                    }
+                    Move::Wait(detail) => binds.push(("$6", Sql::Text(detail.to_string()))),
+                }
+                binds
+            })
+            .collect();
+        let sqls: Vec<&'static mover::MoveSql> =
+            moves.iter().map(|(_, mv)| move_sql(*mv)).collect();
         let mut tx = self.writer().await?;
         // From here the guard lives in the blocking task: should this future
-        // be dropped, the move still ends (committed or rolled back) before
+        // be dropped, the moves still end (committed or rolled back) before
         // the next write takes the writer.
         let Some(mut writer) = tx.writer.take() else {
             return Err(StoreError::Corrupt("the writer was not held".into()));
@@ -816,7 +839,12 @@ impl SqliteStore {
                 Some(conn) => conn,
                 None => mover::open(&path, BUSY_TIMEOUT)?,
             };
-            let (moved, reusable) = mover::run(&mut conn, sql, &binds, lazy);
+            let list: Vec<(&mover::MoveSql, &[(&str, Sql)])> = sqls
+                .iter()
+                .zip(&binds)
+                .map(|(sql, binds)| (*sql, binds.as_slice()))
+                .collect();
+            let (moved, reusable) = mover::run(&mut conn, &list, lazy);
             // A connection whose move failed may be left in any state
             // (`synchronous = NORMAL`, say): the next move opens a new one.
             if reusable {
@@ -831,9 +859,26 @@ impl SqliteStore {
             .map_err(|_| sqlx::Error::WorkerCrashed)?
             .map_err(sqlx::Error::from)?;
         match moved {
-            mover::Moved::Item(row) => row.into_state(),
-            mover::Moved::Refused { held, status } => {
-                Err(refusal(held, status.as_deref(), run, item, owner, mv)?)
+            mover::Moved::Items(rows) => {
+                let states = rows
+                    .into_iter()
+                    .map(mover::ItemRow::into_state)
+                    .collect::<Result<Vec<_>>>()?;
+                states.try_into().map_err(|got: Vec<ItemState>| {
+                    StoreError::Corrupt(format!("{N} moves in run {run} gave {} items", got.len()))
+                })
+            }
+            mover::Moved::Refused {
+                index,
+                held,
+                status,
+            } => {
+                let Some((item, mv)) = moves.get(index) else {
+                    return Err(StoreError::Corrupt(format!(
+                        "move {index} of {N} in run {run} refused"
+                    )));
+                };
+                Err(refusal(held, status.as_deref(), run, item, owner, *mv)?)
             }
         }
     }
@@ -1143,6 +1188,36 @@ impl Store for SqliteStore {
     ) -> Result<ItemState> {
         self.ctx(self.move_item(run, item, owner, Move::Finish(outcome, result)))
             .await
+    }
+
+    async fn finish_and_start(
+        &self,
+        run: &RunId,
+        item: &str,
+        owner: &str,
+        outcome: Outcome,
+        result: &Value,
+        next: &str,
+    ) -> Result<(ItemState, ItemState)> {
+        self.ctx(async {
+            if item == next {
+                return Err(StoreError::Conflict(format!(
+                    "item `{item}` cannot finish and start in one move"
+                )));
+            }
+            // Not lazy: the start must be durable before its step runs, and
+            // the finish is synced with it.
+            let [finished, started] = self
+                .moves(
+                    run,
+                    owner,
+                    [(item, Move::Finish(outcome, result)), (next, Move::Start)],
+                    false,
+                )
+                .await?;
+            Ok((finished, started))
+        })
+        .await
     }
 
     async fn set_item_waiting(

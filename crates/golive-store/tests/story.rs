@@ -17,6 +17,7 @@ use util::Fixture;
 stories!(
     runs_round_trip,
     item_lifecycle,
+    a_finish_and_the_next_start_are_one_move,
     resume_marks_running_items_interrupted,
     journal_is_gap_free_and_atomic,
     confirmations_and_signatures_count_once,
@@ -207,6 +208,156 @@ async fn item_lifecycle(fx: Fixture) {
         ]
     );
     assert_eq!(states[1].result, Some(result));
+}
+
+/// `finish_and_start`: the finish of one item and the start of the next
+/// are journaled together, as consecutive events, or not at all — whichever
+/// of the two moves is refused, and when the lease is not the writer's.
+async fn a_finish_and_the_next_start_are_one_move(fx: Fixture) {
+    let s = &fx.store;
+    let run = leased_run(s, &["a", "b", "c", "d"]).await;
+    s.start_item(&run, "a", ME).await.expect("start a");
+    let before = s.get_run(&run).await.expect("run").summary.last_seq;
+    let result = json!({ "exit": 0 });
+    let (a, b) = s
+        .finish_and_start(&run, "a", ME, Outcome::Passed, &result, "b")
+        .await
+        .expect("finish a, start b");
+    assert_eq!((a.item_id.as_str(), a.status), ("a", ItemStatus::Passed));
+    assert_eq!(a.result, Some(result.clone()));
+    assert!(a.finished_at.is_some());
+    assert_eq!(
+        (b.item_id.as_str(), b.status, b.attempts),
+        ("b", ItemStatus::Running, 1)
+    );
+    assert!(b.started_at.is_some() && b.result.is_none());
+    let new = s.events_after(&run, before, 10).await.expect("events");
+    let seen: Vec<(i64, &str, Option<&str>, Option<&str>)> = new
+        .iter()
+        .map(|e| {
+            (
+                e.seq,
+                e.kind.as_str(),
+                e.item_id.as_deref(),
+                e.actor.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (before + 1, kind::ITEM_FINISHED, Some("a"), Some(ME)),
+            (before + 2, kind::ITEM_STARTED, Some("b"), Some(ME)),
+        ]
+    );
+    assert_eq!(
+        new[0].data,
+        json!({ "from": "running", "status": "passed", "result": result })
+    );
+    assert_eq!(new[1].data, json!({ "from": "pending", "attempt": 1 }));
+    assert_eq!(
+        s.get_run(&run).await.expect("run").summary.last_seq,
+        before + 2
+    );
+    let stored = s.item_states(&run).await.expect("states");
+    assert_eq!(stored[0], a);
+    assert_eq!(stored[1], b);
+
+    // Each refusal writes neither move: `b` stays running without a
+    // result, the next item stays as it was, the journal unchanged.
+    let unchanged = |what: &'static str| {
+        let (run, stored) = (run.clone(), stored.clone());
+        async move {
+            let now = s.item_states(&run).await.expect("states");
+            assert_eq!(now, stored, "{what}: the items moved");
+            assert_eq!(
+                s.get_run(&run).await.expect("run").summary.last_seq,
+                before + 2,
+                "{what}: something was journaled"
+            );
+        }
+    };
+    let ok = json!({});
+    // The finish is refused: `a` has finished already.
+    let r = s
+        .finish_and_start(&run, "a", ME, Outcome::Passed, &ok, "c")
+        .await;
+    assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
+    unchanged("a finished twice").await;
+    // The start is refused: `a` never runs again, so `b` does not finish.
+    match s
+        .finish_and_start(&run, "b", ME, Outcome::Passed, &ok, "a")
+        .await
+    {
+        Err(StoreError::Conflict(msg)) => assert!(msg.contains("never runs again"), "{msg}"),
+        other => panic!("a passed item started again: {other:?}"),
+    }
+    unchanged("a started again").await;
+    let r = s
+        .finish_and_start(&run, "b", ME, Outcome::Passed, &ok, "nope")
+        .await;
+    assert!(matches!(r, Err(StoreError::NotFound(_))), "{r:?}");
+    unchanged("an unknown next item").await;
+    let r = s
+        .finish_and_start(&run, "nope", ME, Outcome::Passed, &ok, "c")
+        .await;
+    assert!(matches!(r, Err(StoreError::NotFound(_))), "{r:?}");
+    unchanged("an unknown item").await;
+    let r = s
+        .finish_and_start(&run, "b", ME, Outcome::Passed, &ok, "b")
+        .await;
+    assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
+    unchanged("one item twice").await;
+    let other = RunId::generate().expect("id");
+    let r = s
+        .finish_and_start(&other, "b", ME, Outcome::Passed, &ok, "c")
+        .await;
+    assert!(matches!(r, Err(StoreError::NotFound(_))), "{r:?}");
+    // The wrong owner, while `ME` holds the lease.
+    let r = s
+        .finish_and_start(&run, "b", OTHER, Outcome::Passed, &ok, "c")
+        .await;
+    assert!(matches!(r, Err(StoreError::LeaseLost { .. })), "{r:?}");
+    unchanged("the wrong owner").await;
+    // The lease lost to someone else.
+    s.release_lease(&run, ME).await.expect("release");
+    assert!(s.acquire_lease(&run, OTHER, LONG).await.expect("take"));
+    let lost = s
+        .finish_and_start(&run, "b", ME, Outcome::Passed, &ok, "c")
+        .await;
+    match lost {
+        Err(StoreError::LeaseLost { run: r, owner }) => {
+            assert_eq!((r, owner.as_str()), (run.clone(), ME));
+        }
+        other => panic!("expected LeaseLost, got {other:?}"),
+    }
+    assert_eq!(s.item_states(&run).await.expect("states"), stored);
+
+    // The new holder fails `b` and starts `c`; a skip from pending may lead
+    // too (`c` → skipped while `d` starts).
+    let (b, c) = s
+        .finish_and_start(&run, "b", OTHER, Outcome::Failed, &ok, "c")
+        .await
+        .expect("fail b, start c");
+    assert_eq!(
+        (b.status, c.status),
+        (ItemStatus::Failed, ItemStatus::Running)
+    );
+    s.finish_item(&run, "c", OTHER, Outcome::Passed, &ok)
+        .await
+        .expect("finish c");
+    let run2 = leased_run(s, &["x", "y"]).await;
+    let (x, y) = s
+        .finish_and_start(&run2, "x", ME, Outcome::Skipped, &ok, "y")
+        .await
+        .expect("skip x, start y");
+    assert_eq!(
+        (x.status, y.status),
+        (ItemStatus::Skipped, ItemStatus::Running)
+    );
+    let all = events(s, &run).await;
+    let seqs: Vec<i64> = all.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=all.len() as i64).collect::<Vec<_>>(), "gap-free");
 }
 
 async fn resume_marks_running_items_interrupted(fx: Fixture) {

@@ -7,6 +7,10 @@
 //! transaction runs on one blocking thread through rusqlite (the same
 //! bundled SQLite) and comes back once.
 //!
+//! A finish and the next start may go in one transaction
+//! ([`Store::finish_and_start`](crate::Store::finish_and_start)): [`run`]
+//! takes a list of moves.
+//!
 //! The connection belongs to the store's [`Writer`](super::Writer): a move
 //! holds the writer for its whole run, so this process's writes stay in one
 //! queue whichever connection makes them.
@@ -28,13 +32,15 @@ pub(super) struct MoveSql {
     pub(super) why: String,
 }
 
-/// What a move wrote, or why it wrote nothing.
+/// What the moves of one transaction wrote, or why they wrote nothing.
 pub(super) enum Moved {
-    /// The item's new row.
-    Item(ItemRow),
-    /// Nothing moved: whether the lease is held (`None`: no such run) and
-    /// the item's status (`None`: no such item).
+    /// Each move's item, its new row, in the order of the moves.
+    Items(Vec<ItemRow>),
+    /// Nothing was written: the move at `index` was refused; whether the
+    /// lease is held (`None`: no such run) and its item's status (`None`:
+    /// no such item), as that move found them.
     Refused {
+        index: usize,
         held: Option<bool>,
         status: Option<String>,
     },
@@ -133,7 +139,9 @@ pub(super) fn open(path: &Path, busy: Duration) -> Result<Connection, MoveError>
     Ok(conn)
 }
 
-/// Runs one move as one `BEGIN IMMEDIATE` transaction. `lazy` commits it
+/// Runs moves, each with its binds, in order as one `BEGIN IMMEDIATE`
+/// transaction: all of them or, at the first refusal, none (each move sees
+/// the ones before it: the run's `last_seq` they bumped). `lazy` commits it
 /// with `synchronous = NORMAL`: in the WAL (so it survives the process),
 /// not yet fsynced; the next durable commit makes it durable too, the WAL
 /// being synced up to that commit. The second value says whether the
@@ -141,14 +149,13 @@ pub(super) fn open(path: &Path, busy: Duration) -> Result<Connection, MoveError>
 /// could not be restored, and the caller drops it.
 pub(super) fn run(
     conn: &mut Connection,
-    sql: &MoveSql,
-    binds: &[(&str, Sql)],
+    moves: &[(&MoveSql, &[(&str, Sql)])],
     lazy: bool,
 ) -> (Result<Moved, MoveError>, bool) {
     if lazy && let Err(e) = conn.execute_batch("PRAGMA synchronous = NORMAL") {
         return (Err(e.into()), false);
     }
-    let moved = transaction(conn, sql, binds);
+    let moved = transaction(conn, moves);
     let full = !lazy || conn.execute_batch("PRAGMA synchronous = FULL").is_ok();
     let reusable = full && moved.is_ok();
     (moved, reusable)
@@ -156,45 +163,62 @@ pub(super) fn run(
 
 fn transaction(
     conn: &mut Connection,
-    sql: &MoveSql,
-    binds: &[(&str, Sql)],
+    moves: &[(&MoveSql, &[(&str, Sql)])],
 ) -> Result<Moved, MoveError> {
     // Dropping the transaction before `commit` rolls it back.
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let [seq, event, item] = &sql.writes;
-    execute(&tx, seq, binds)?;
-    execute(&tx, event, binds)?;
-    let row = {
-        let mut stmt = tx.prepare_cached(item)?;
-        bind(&mut stmt, binds)?;
-        let mut rows = stmt.raw_query();
-        match rows.next()? {
-            Some(r) => Some(ItemRow {
-                item_id: r.get(0)?,
-                status: r.get(1)?,
-                attempts: r.get(2)?,
-                started_at: r.get(3)?,
-                finished_at: r.get(4)?,
-                result: r.get(5)?,
-                updated_at: r.get(6)?,
-            }),
-            None => None,
+    let mut rows = Vec::with_capacity(moves.len());
+    for (index, (sql, binds)) in moves.iter().enumerate() {
+        match one(&tx, sql, binds)? {
+            Some(row) => rows.push(row),
+            None => {
+                // This move wrote nothing; those before it are rolled back
+                // when the transaction is dropped.
+                let mut stmt = tx.prepare_cached(&sql.why)?;
+                bind(&mut stmt, binds)?;
+                let why = stmt
+                    .raw_query()
+                    .next()?
+                    .map(|r| Ok::<_, rusqlite::Error>((r.get(0)?, r.get(1)?)))
+                    .transpose()?;
+                let (held, status) = why.unwrap_or((None, None));
+                return Ok(Moved::Refused {
+                    index,
+                    held,
+                    status,
+                });
+            }
         }
-    };
-    if let Some(row) = row {
-        tx.commit()?;
-        return Ok(Moved::Item(row));
     }
-    // Nothing was written; the transaction rolls back when dropped.
-    let mut stmt = tx.prepare_cached(&sql.why)?;
+    tx.commit()?;
+    Ok(Moved::Items(rows))
+}
+
+/// One move's three writes; its item's new row, or `None` if it was
+/// refused (and wrote nothing).
+fn one(
+    tx: &Connection,
+    sql: &MoveSql,
+    binds: &[(&str, Sql)],
+) -> Result<Option<ItemRow>, MoveError> {
+    let [seq, event, item] = &sql.writes;
+    execute(tx, seq, binds)?;
+    execute(tx, event, binds)?;
+    let mut stmt = tx.prepare_cached(item)?;
     bind(&mut stmt, binds)?;
-    let why = stmt
-        .raw_query()
-        .next()?
-        .map(|r| Ok::<_, rusqlite::Error>((r.get(0)?, r.get(1)?)))
-        .transpose()?;
-    let (held, status) = why.unwrap_or((None, None));
-    Ok(Moved::Refused { held, status })
+    let mut rows = stmt.raw_query();
+    Ok(match rows.next()? {
+        Some(r) => Some(ItemRow {
+            item_id: r.get(0)?,
+            status: r.get(1)?,
+            attempts: r.get(2)?,
+            started_at: r.get(3)?,
+            finished_at: r.get(4)?,
+            result: r.get(5)?,
+            updated_at: r.get(6)?,
+        }),
+        None => None,
+    })
 }
 
 fn execute(tx: &Connection, sql: &str, binds: &[(&str, Sql)]) -> Result<(), MoveError> {
