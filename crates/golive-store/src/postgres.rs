@@ -73,6 +73,34 @@ async fn server_started(conn: &mut PgConnection) -> Result<OffsetDateTime, sqlx:
 }
 
 impl PgStore {
+    /// A person's answer (a confirmation, a signature): `insert` adds its
+    /// row unless one is there for the same key (the database's clock
+    /// stamps it), and the answer's `event` is journaled with it, in one
+    /// transaction. `false`: the answer was there already, and nothing is
+    /// written.
+    async fn answer(
+        &self,
+        run: &RunId,
+        item: &str,
+        by: &str,
+        event: &str,
+        data: Value,
+        insert: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> Result<bool> {
+        self.ctx(async {
+            let mut tx = self.begin().await?;
+            hold(&mut tx, run, None).await?;
+            item_status(&mut tx, run, item).await?;
+            if insert.execute(&mut *tx).await?.rows_affected() == 0 {
+                return Ok(false);
+            }
+            append(&mut tx, run, event, Some(item), Some(by), data).await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await
+    }
+
     /// Connects, applies the migrations (in the first schema of the
     /// connection's `search_path`), and keeps a pool.
     /// [`StoreError::Unavailable`] when the server cannot be reached.
@@ -1079,40 +1107,20 @@ impl Store for PgStore {
         item: &str,
         confirmation: &NewConfirmation,
     ) -> Result<bool> {
-        self.ctx(async {
-            let mut tx = self.begin().await?;
-            hold(&mut tx, run, None).await?;
-            item_status(&mut tx, run, item).await?;
-            let c = confirmation;
-            let done = sqlx::query(
-                "INSERT INTO confirmations (run_id, item_id, by, evidence, skipped, reason) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (run_id, item_id) DO NOTHING",
-            )
-            .bind(run)
-            .bind(item)
-            .bind(&c.by)
-            .bind(&c.evidence)
-            .bind(c.skipped)
-            .bind(&c.reason)
-            .execute(&mut *tx)
-            .await?;
-            if done.rows_affected() == 0 {
-                return Ok(false);
-            }
-            let data = json!({ "evidence": c.evidence, "skipped": c.skipped, "reason": c.reason });
-            append(
-                &mut tx,
-                run,
-                kind::ITEM_CONFIRMED,
-                Some(item),
-                Some(&c.by),
-                data,
-            )
-            .await?;
-            tx.commit().await?;
-            Ok(true)
-        })
-        .await
+        let c = confirmation;
+        let data = json!({ "evidence": c.evidence, "skipped": c.skipped, "reason": c.reason });
+        let insert = sqlx::query(
+            "INSERT INTO confirmations (run_id, item_id, by, evidence, skipped, reason) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (run_id, item_id) DO NOTHING",
+        )
+        .bind(run)
+        .bind(item)
+        .bind(&c.by)
+        .bind(&c.evidence)
+        .bind(c.skipped)
+        .bind(&c.reason);
+        self.answer(run, item, &c.by, kind::ITEM_CONFIRMED, data, insert)
+            .await
     }
 
     async fn confirmation(&self, run: &RunId, item: &str) -> Result<Option<Confirmation>> {
@@ -1135,41 +1143,21 @@ impl Store for PgStore {
     }
 
     async fn sign(&self, run: &RunId, item: &str, signature: &NewSignature) -> Result<bool> {
-        self.ctx(async {
-            let mut tx = self.begin().await?;
-            hold(&mut tx, run, None).await?;
-            item_status(&mut tx, run, item).await?;
-            let s = signature;
-            let done = sqlx::query(
-                "INSERT INTO signatures (run_id, item_id, role, by, decision, comment) \
-                 VALUES ($1, $2, $3, $4, $5, $6) \
-                 ON CONFLICT (run_id, item_id, role) DO NOTHING",
-            )
-            .bind(run)
-            .bind(item)
-            .bind(&s.role)
-            .bind(&s.by)
-            .bind(s.decision.as_str())
-            .bind(&s.comment)
-            .execute(&mut *tx)
-            .await?;
-            if done.rows_affected() == 0 {
-                return Ok(false);
-            }
-            let data = json!({ "role": s.role, "decision": s.decision, "comment": s.comment });
-            append(
-                &mut tx,
-                run,
-                kind::ITEM_SIGNED,
-                Some(item),
-                Some(&s.by),
-                data,
-            )
-            .await?;
-            tx.commit().await?;
-            Ok(true)
-        })
-        .await
+        let s = signature;
+        let data = json!({ "role": s.role, "decision": s.decision, "comment": s.comment });
+        let insert = sqlx::query(
+            "INSERT INTO signatures (run_id, item_id, role, by, decision, comment) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (run_id, item_id, role) DO NOTHING",
+        )
+        .bind(run)
+        .bind(item)
+        .bind(&s.role)
+        .bind(&s.by)
+        .bind(s.decision.as_str())
+        .bind(&s.comment);
+        self.answer(run, item, &s.by, kind::ITEM_SIGNED, data, insert)
+            .await
     }
 
     async fn signatures(&self, run: &RunId, item: &str) -> Result<Vec<Signature>> {

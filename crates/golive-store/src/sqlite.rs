@@ -705,6 +705,37 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 }
 
 impl SqliteStore {
+    /// A person's answer (a confirmation, a signature): `insert` (given the
+    /// time) adds its row unless one is there for the same key, and the
+    /// answer's `event` is journaled with it, in one transaction. `false`:
+    /// the answer was there already, and nothing is written.
+    async fn answer<'q>(
+        &self,
+        run: &RunId,
+        item: &str,
+        by: &str,
+        event: &str,
+        data: Value,
+        insert: impl FnOnce(
+            i64,
+        )
+            -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    ) -> Result<bool> {
+        self.ctx(async {
+            let now = self.now_ms();
+            let mut tx = self.begin().await?;
+            hold(&mut tx, run, None, now).await?;
+            item_status(&mut tx, run, item).await?;
+            if insert(now).execute(&mut *tx).await?.rows_affected() == 0 {
+                return Ok(false);
+            }
+            append(&mut tx, run, now, event, Some(item), Some(by), data).await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await
+    }
+
     async fn insert_run(&self, new: &NewRun, id: &RunId) -> Result<Run> {
         let now = self.now_ms();
         let sha = sha256_hex(&new.plan_text);
@@ -1338,13 +1369,10 @@ impl Store for SqliteStore {
         item: &str,
         confirmation: &NewConfirmation,
     ) -> Result<bool> {
-        self.ctx(async {
-            let now = self.now_ms();
-            let mut tx = self.begin().await?;
-            hold(&mut tx, run, None, now).await?;
-            item_status(&mut tx, run, item).await?;
-            let c = confirmation;
-            let done = sqlx::query(
+        let c = confirmation;
+        let data = json!({ "evidence": c.evidence, "skipped": c.skipped, "reason": c.reason });
+        self.answer(run, item, &c.by, kind::ITEM_CONFIRMED, data, |now| {
+            sqlx::query(
                 "INSERT INTO confirmations (run_id, item_id, by, at, evidence, skipped, reason) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (run_id, item_id) DO NOTHING",
             )
@@ -1355,24 +1383,6 @@ impl Store for SqliteStore {
             .bind(&c.evidence)
             .bind(c.skipped)
             .bind(&c.reason)
-            .execute(&mut *tx)
-            .await?;
-            if done.rows_affected() == 0 {
-                return Ok(false);
-            }
-            let data = json!({ "evidence": c.evidence, "skipped": c.skipped, "reason": c.reason });
-            append(
-                &mut tx,
-                run,
-                now,
-                kind::ITEM_CONFIRMED,
-                Some(item),
-                Some(&c.by),
-                data,
-            )
-            .await?;
-            tx.commit().await?;
-            Ok(true)
         })
         .await
     }
@@ -1397,13 +1407,10 @@ impl Store for SqliteStore {
     }
 
     async fn sign(&self, run: &RunId, item: &str, signature: &NewSignature) -> Result<bool> {
-        self.ctx(async {
-            let now = self.now_ms();
-            let mut tx = self.begin().await?;
-            hold(&mut tx, run, None, now).await?;
-            item_status(&mut tx, run, item).await?;
-            let s = signature;
-            let done = sqlx::query(
+        let s = signature;
+        let data = json!({ "role": s.role, "decision": s.decision, "comment": s.comment });
+        self.answer(run, item, &s.by, kind::ITEM_SIGNED, data, |now| {
+            sqlx::query(
                 "INSERT INTO signatures (run_id, item_id, role, by, at, decision, comment) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7) \
                  ON CONFLICT (run_id, item_id, role) DO NOTHING",
@@ -1415,24 +1422,6 @@ impl Store for SqliteStore {
             .bind(now)
             .bind(s.decision.as_str())
             .bind(&s.comment)
-            .execute(&mut *tx)
-            .await?;
-            if done.rows_affected() == 0 {
-                return Ok(false);
-            }
-            let data = json!({ "role": s.role, "decision": s.decision, "comment": s.comment });
-            append(
-                &mut tx,
-                run,
-                now,
-                kind::ITEM_SIGNED,
-                Some(item),
-                Some(&s.by),
-                data,
-            )
-            .await?;
-            tx.commit().await?;
-            Ok(true)
         })
         .await
     }
