@@ -63,7 +63,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tracing::Instrument;
 
-use golive_plan::{Item, ItemKind, OnFailure, OnInterrupt, Plan};
+use golive_plan::{Item, ItemKind, OnFailure, OnInterrupt, Phase, Plan};
 use golive_runtime::{VarError, Vars};
 use golive_store::{
     ItemState, ItemStatus, NewRun, Outcome, Run, RunId, RunStatus, Store, StoreError,
@@ -122,6 +122,13 @@ pub enum Progress<'a> {
         kind: &'a str,
         /// Its data.
         data: &'a Value,
+    },
+    /// A phase's gate held the run in it: these of its items failed.
+    GateHeld {
+        /// The phase's title.
+        phase: &'a str,
+        /// The items the gate names that failed.
+        items: &'a [&'a str],
     },
 }
 
@@ -303,6 +310,17 @@ fn starts_at_once(item: &Item, state: Option<&ItemState>) -> bool {
         _ => false,
     }
 }
+
+/// Whether `gate` holds its phase on `item`'s failure: a check under
+/// `checks`, an approval under `approvals`.
+fn gate_names(gate: &golive_plan::Gate, item: &Item) -> bool {
+    (gate.checks && matches!(item.kind, ItemKind::Check(_)))
+        || (gate.approvals && matches!(item.kind, ItemKind::Approval(_)))
+}
+
+/// A phase's gate refused to let the run leave it: the items it names
+/// that failed.
+pub const GATE_HELD: &str = "phase.gate-held";
 
 /// Everything one execution of a run needs.
 struct Ctx<'a> {
@@ -617,6 +635,9 @@ impl<S: Store + 'static> Engine<S> {
                 let incident = data["incident"].as_str().unwrap_or_default();
                 tracing::info!(kind, incident, "watch window")
             }
+            Progress::GateHeld { phase, items } => {
+                tracing::warn!(phase, items = %items.join(","), "phase gate held the run")
+            }
         }
         if let Some(o) = &self.observer {
             o(p);
@@ -657,8 +678,11 @@ impl<S: Store + 'static> Engine<S> {
         }
         self.set_status(ctx, RunStatus::Running).await?;
         let mut critical_failed = false;
-        let items: Vec<&Item> = ctx.plan.items().map(|(_, item)| item).collect();
-        for (n, &item) in items.iter().enumerate() {
+        let items: Vec<(&Phase, &Item)> = ctx.plan.items().collect();
+        // The items of the current phase that failed and that its gate
+        // names (checks, approvals): the run does not leave the phase then.
+        let mut held: Vec<&str> = Vec::new();
+        for (n, &(phase, item)) in items.iter().enumerate() {
             self.check_stop(ctx)?;
             // An item started with the previous one's finish had this check
             // made just before (`finish_then`); nothing happened since.
@@ -669,9 +693,15 @@ impl<S: Store + 'static> Engine<S> {
             }
             // The next item, if settling it would start it at once: its start
             // may then be journaled with this item's finish.
+            let last_of_phase = items
+                .get(n + 1)
+                .is_none_or(|(p, _)| !std::ptr::eq(*p, phase));
+            let gated = phase.gate.checks || phase.gate.approvals;
+            // Not across a gate: the gate is judged between the two.
             let next = items
                 .get(n + 1)
-                .copied()
+                .map(|(_, next)| *next)
+                .filter(|_| !(last_of_phase && gated))
                 .filter(|next| starts_at_once(next, states.get(next.id.as_str())));
             let outcome = match self
                 .settle(ctx, item, states.get(item.id.as_str()), next)
@@ -683,7 +713,13 @@ impl<S: Store + 'static> Engine<S> {
                 }
                 other => other?,
             };
+            if outcome == Some(Outcome::Failed) && gate_names(&phase.gate, item) {
+                held.push(item.id.as_str());
+            }
             if outcome != Some(Outcome::Failed) {
+                if last_of_phase && self.leave_phase(ctx, phase, &mut held).await? {
+                    return Ok(RunStatus::Failed);
+                }
                 continue;
             }
             match item.on_failure {
@@ -691,7 +727,12 @@ impl<S: Store + 'static> Engine<S> {
                     self.set_status(ctx, RunStatus::Failed).await?;
                     return Ok(RunStatus::Failed);
                 }
-                OnFailure::Continue => critical_failed |= item.critical,
+                OnFailure::Continue => {
+                    critical_failed |= item.critical;
+                    if last_of_phase && self.leave_phase(ctx, phase, &mut held).await? {
+                        return Ok(RunStatus::Failed);
+                    }
+                }
                 OnFailure::Rollback => {
                     let event = golive_store::NewEvent {
                         kind: ROLLBACK_TRIGGERED.into(),
@@ -1156,6 +1197,41 @@ impl<S: Store + 'static> Engine<S> {
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
             .is_some_and(|s| s.item_id == item.id.as_str())
+    }
+
+    /// The end of `phase`: with a gate item of it failed (`held`, items
+    /// whose failure the plan let the run go on from), the run does not
+    /// leave it: the gate is journaled ([`GATE_HELD`]) and the run fails,
+    /// as an item failing with `on_failure: stop` does; `true` then.
+    async fn leave_phase(
+        &self,
+        ctx: &Ctx<'_>,
+        phase: &Phase,
+        held: &mut Vec<&str>,
+    ) -> Result<bool, EngineError> {
+        if held.is_empty() {
+            return Ok(false);
+        }
+        let event = golive_store::NewEvent {
+            kind: GATE_HELD.into(),
+            item_id: None,
+            data: json!({
+                "phase": phase.title,
+                "items": held,
+                "checks": phase.gate.checks,
+                "approvals": phase.gate.approvals,
+            }),
+        };
+        self.store
+            .append_event(ctx.run, &self.owner, &event)
+            .await?;
+        self.report(&Progress::GateHeld {
+            phase: &phase.title,
+            items: held,
+        });
+        held.clear();
+        self.set_status(ctx, RunStatus::Failed).await?;
+        Ok(true)
     }
 
     /// `item`'s state as started with the previous item's finish, if it was.

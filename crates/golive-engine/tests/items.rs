@@ -40,3 +40,62 @@ async fn command_output_is_capped_redacted_and_sees_variables() {
         format!("world *** x-world {}\n", work.display())
     );
 }
+
+/// A phase's `gate:` holds the run in it: a check of a `checks` gate that
+/// failed (its `on_failure: continue` lets the phase go on) keeps the run
+/// from starting the next phase; without the gate the run goes on. The
+/// held gate is journaled with the items that held it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_phase_gate_keeps_the_run_from_leaving_the_phase_on_a_failed_check() {
+    for gated in [true, false] {
+        let dir = tempfile::tempdir().expect("dir");
+        let missing = dir.path().join("missing");
+        let marker = dir.path().join("deployed");
+        let gate = if gated {
+            "    gate: {checks: true}\n"
+        } else {
+            ""
+        };
+        let src = format!(
+            "name: gated\nphases:\n  - title: Readiness\n{gate}    items:\n      - id: ready\n        check:\n          file: {{path: '{}'}}\n        on_failure: continue\n      - id: note\n        run: {{command: 'true'}}\n  - title: Deploy\n    items:\n      - id: deploy\n        run: {{command: 'touch {}'}}\n",
+            missing.display(),
+            marker.display()
+        );
+        let compiled = golive_plan::compile(&src, &|_: &str| true);
+        let plan = compiled
+            .plan
+            .unwrap_or_else(|| panic!("{:?}", compiled.diagnostics));
+        let store = Arc::new(
+            SqliteStore::open(dir.path().join("j.db"))
+                .await
+                .expect("journal"),
+        );
+        let engine = Engine::new(Arc::clone(&store)).expect("engine");
+        let run = engine.create(&src, &plan, None).await.expect("create");
+        let status = engine.execute(&run, &plan, &[]).await.expect("execute");
+        let events = store.events_after(&run, 0, 1000).await.expect("events");
+        let held: Vec<_> = events
+            .iter()
+            .filter(|e| e.kind == golive_engine::GATE_HELD)
+            .collect();
+        if gated {
+            assert_eq!(status, RunStatus::Failed);
+            assert!(!marker.exists(), "the next phase did not start");
+            assert_eq!(held.len(), 1, "{events:?}");
+            assert_eq!(held[0].data["phase"], "Readiness");
+            assert_eq!(held[0].data["items"], serde_json::json!(["ready"]));
+            let states = store.item_states(&run).await.expect("states");
+            let note = states.iter().find(|s| s.item_id == "note").expect("note");
+            assert_eq!(
+                note.status,
+                golive_store::ItemStatus::Passed,
+                "the phase itself goes on"
+            );
+        } else {
+            // Without a gate a failure the plan lets go on only marks the run.
+            assert!(marker.exists(), "the next phase ran");
+            assert!(held.is_empty(), "{events:?}");
+            assert_eq!(status, RunStatus::Succeeded);
+        }
+    }
+}

@@ -383,6 +383,12 @@ pub(crate) fn print_progress(p: &Progress<'_>) {
             }
         },
         Progress::Run(_) => Ok(()),
+        Progress::GateHeld { phase, items } => writeln!(
+            err,
+            "  {:<11} phase `{phase}` cannot be left: {} failed (its gate)",
+            "gate",
+            items.join(", ")
+        ),
         Progress::Watch { kind, data } => {
             use golive_engine::monitor::event;
             let text = |k: &str| data[k].as_str().unwrap_or_default().to_string();
