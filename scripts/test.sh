@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 # No doc-tests: the crates have none, and their empty runs would close the log.
-cargo test --workspace --locked --lib --bins --tests 2>&1 | tee "$log"
+# --no-fail-fast: one failing binary must not hide the others' results.
+cargo test --workspace --locked --no-fail-fast --lib --bins --tests 2>&1 | tee "$log"
 # One closing line for the whole suite.
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"

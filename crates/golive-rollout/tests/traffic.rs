@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use golive_rollout::traffic::{Actuator, TrafficError};
 use golive_store::{Actor, AnyStore, AuditFilter, Store};
+use golive_testkit::free_port;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -521,13 +522,6 @@ impl Drop for Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 fn require(program: &str) {

@@ -1,6 +1,7 @@
 //! Fixtures shared by the workspace's integration tests, and only by them
 //! (every crate takes this as a dev-dependency): a scratch PostgreSQL
-//! schema per test, made and dropped the same way everywhere.
+//! schema per test, made and dropped the same way everywhere, and ports
+//! for the servers tests start as other processes.
 //!
 //! The schema is made and dropped on a thread with a runtime of its own,
 //! so a test may hold one inside or outside a tokio runtime alike (a
@@ -8,7 +9,43 @@
 
 #![deny(missing_docs)]
 
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+
 use sqlx::Connection;
+
+/// A loopback TCP port for a server a test starts as another process
+/// (HAProxy, nginx, Prometheus, chromedriver), which binds it a moment
+/// later. It is free now, and *below* the kernel's ephemeral range: a port
+/// from `bind(0)` lies in that range, where any outgoing connection (a load
+/// generator opens thousands) can take it before the server binds, and the
+/// server then fails with "Address already in use". No port is handed out
+/// twice by one process.
+pub fn free_port() -> u16 {
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    // `ip_local_port_range` is "LOW HIGH"; outgoing connections take ports
+    // from LOW up.
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (first, span) = (low / 2, low - low / 2);
+    let mut seed = [0u8; 2];
+    getrandom::fill(&mut seed).expect("a random port");
+    let offset = u16::from_le_bytes(seed) % span;
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    for i in 0..span {
+        let port = first + (offset + i) % span;
+        if given.contains(&port) {
+            continue;
+        }
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.insert(port);
+            return port;
+        }
+    }
+    panic!("no free loopback port in {first}..{low}");
+}
 
 /// Where PostgreSQL runs for tests: `GOLIVE_TEST_DATABASE_URL`, or the
 /// trust-auth server of this machine and of CI.

@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 use golive_demo::{Demo, Fault, LoadConfig, LoadGenerator, LoadReport, Target};
 use golive_engine::Engine;
 use golive_store::{AnyStore, Event, RunId, RunStatus, Store};
+use golive_testkit::free_port;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -148,13 +149,6 @@ impl Drop for Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 #[track_caller]
