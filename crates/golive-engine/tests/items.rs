@@ -4,7 +4,21 @@
 use std::sync::Arc;
 
 use golive_engine::Engine;
-use golive_store::{RunStatus, SqliteStore, Store};
+use golive_store::{RunId, RunStatus, SqliteStore, Store};
+
+/// Runs the plan `src` to its end on a fresh journal in `dir`: the
+/// journal, the run and its final status.
+async fn executed(src: &str, dir: &std::path::Path) -> (Arc<SqliteStore>, RunId, RunStatus) {
+    let compiled = golive_plan::compile(src, &|_: &str| true);
+    let plan = compiled
+        .plan
+        .unwrap_or_else(|| panic!("{:?}", compiled.diagnostics));
+    let store = Arc::new(SqliteStore::open(dir.join("j.db")).await.expect("journal"));
+    let engine = Engine::new(Arc::clone(&store)).expect("engine");
+    let run = engine.create(src, &plan, None).await.expect("create");
+    let status = engine.execute(&run, &plan, &[]).await.expect("execute");
+    (store, run, status)
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn command_output_is_capped_redacted_and_sees_variables() {
@@ -17,18 +31,7 @@ async fn command_output_is_capped_redacted_and_sees_variables() {
         work.display()
     );
     std::fs::write(dir.path().join("key.txt"), "very-secret\n").expect("secret");
-    let compiled = golive_plan::compile(&src, &|_: &str| true);
-    let plan = compiled
-        .plan
-        .unwrap_or_else(|| panic!("{:?}", compiled.diagnostics));
-    let store = Arc::new(
-        SqliteStore::open(dir.path().join("j.db"))
-            .await
-            .expect("journal"),
-    );
-    let engine = Engine::new(Arc::clone(&store)).expect("engine");
-    let run = engine.create(&src, &plan, None).await.expect("create");
-    let status = engine.execute(&run, &plan, &[]).await.expect("execute");
+    let (store, run, status) = executed(&src, dir.path()).await;
     assert_eq!(status, RunStatus::Succeeded);
     let states = store.item_states(&run).await.expect("states");
     let big = states[0].result.clone().expect("result");
@@ -61,18 +64,7 @@ async fn a_phase_gate_keeps_the_run_from_leaving_the_phase_on_a_failed_check() {
             missing.display(),
             marker.display()
         );
-        let compiled = golive_plan::compile(&src, &|_: &str| true);
-        let plan = compiled
-            .plan
-            .unwrap_or_else(|| panic!("{:?}", compiled.diagnostics));
-        let store = Arc::new(
-            SqliteStore::open(dir.path().join("j.db"))
-                .await
-                .expect("journal"),
-        );
-        let engine = Engine::new(Arc::clone(&store)).expect("engine");
-        let run = engine.create(&src, &plan, None).await.expect("create");
-        let status = engine.execute(&run, &plan, &[]).await.expect("execute");
+        let (store, run, status) = executed(&src, dir.path()).await;
         let events = store.events_after(&run, 0, 1000).await.expect("events");
         let held: Vec<_> = events
             .iter()
