@@ -691,13 +691,13 @@ impl<S: Store + 'static> Engine<S> {
             {
                 return self.requested_rollback(ctx, &states, &by, reason).await;
             }
-            // The next item, if settling it would start it at once: its start
-            // may then be journaled with this item's finish.
             let last_of_phase = items
                 .get(n + 1)
                 .is_none_or(|(p, _)| !std::ptr::eq(*p, phase));
             let gated = phase.gate.checks || phase.gate.approvals;
-            // Not across a gate: the gate is judged between the two.
+            // The next item, if settling it would start it at once: its start
+            // may then be journaled with this item's finish. Not across a
+            // gate: the gate is judged between the two.
             let next = items
                 .get(n + 1)
                 .map(|(_, next)| *next)
