@@ -717,7 +717,7 @@ impl<S: Store + 'static> Engine<S> {
                 held.push(item.id.as_str());
             }
             if outcome != Some(Outcome::Failed) {
-                if last_of_phase && self.leave_phase(ctx, phase, &mut held).await? {
+                if last_of_phase && self.leave_phase(ctx, phase, &held).await? {
                     return Ok(RunStatus::Failed);
                 }
                 continue;
@@ -729,7 +729,7 @@ impl<S: Store + 'static> Engine<S> {
                 }
                 OnFailure::Continue => {
                     critical_failed |= item.critical;
-                    if last_of_phase && self.leave_phase(ctx, phase, &mut held).await? {
+                    if last_of_phase && self.leave_phase(ctx, phase, &held).await? {
                         return Ok(RunStatus::Failed);
                     }
                 }
@@ -1199,6 +1199,14 @@ impl<S: Store + 'static> Engine<S> {
             .is_some_and(|s| s.item_id == item.id.as_str())
     }
 
+    /// `item`'s state as started with the previous item's finish, if it was.
+    fn take_started(&self, ctx: &Ctx<'_>, item: &Item) -> Option<ItemState> {
+        ctx.started
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take_if(|s| s.item_id == item.id.as_str())
+    }
+
     /// The end of `phase`: with a gate item of it failed (`held`, items
     /// whose failure the plan let the run go on from), the run does not
     /// leave it: the gate is journaled ([`GATE_HELD`]) and the run fails,
@@ -1207,7 +1215,7 @@ impl<S: Store + 'static> Engine<S> {
         &self,
         ctx: &Ctx<'_>,
         phase: &Phase,
-        held: &mut Vec<&str>,
+        held: &[&str],
     ) -> Result<bool, EngineError> {
         if held.is_empty() {
             return Ok(false);
@@ -1229,22 +1237,8 @@ impl<S: Store + 'static> Engine<S> {
             phase: &phase.title,
             items: held,
         });
-        held.clear();
         self.set_status(ctx, RunStatus::Failed).await?;
         Ok(true)
-    }
-
-    /// `item`'s state as started with the previous item's finish, if it was.
-    fn take_started(&self, ctx: &Ctx<'_>, item: &Item) -> Option<ItemState> {
-        let mut started = ctx.started.lock().unwrap_or_else(|e| e.into_inner());
-        if started
-            .as_ref()
-            .is_some_and(|s| s.item_id == item.id.as_str())
-        {
-            started.take()
-        } else {
-            None
-        }
     }
 
     /// Records the item's end and reports it.
