@@ -134,68 +134,70 @@ async fn open_run(
     (run, b)
 }
 
-/// A `/metrics` endpoint: stable answers 0.2 s, the canary a value that
-/// moves with every scrape (so the chart visibly changes).
-async fn metrics_server(moving: bool) -> String {
+/// A tiny HTTP server on a free loopback port: every request is answered
+/// with `respond()` (status line and body) and the connection closed; its
+/// base URL.
+async fn http_server(
+    respond: impl Fn() -> (&'static str, String) + Send + Sync + 'static,
+) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let n = Arc::new(AtomicU64::new(0));
+    let respond = Arc::new(respond);
     tokio::spawn(async move {
         loop {
             let Ok((mut conn, _)) = listener.accept().await else {
                 return;
             };
-            let n = n.clone();
+            let respond = Arc::clone(&respond);
             tokio::spawn(async move {
                 let mut buf = [0u8; 4096];
                 let _ = conn.read(&mut buf).await;
-                let i = n.fetch_add(1, Ordering::Relaxed);
-                let v = if moving {
-                    0.25 + 0.05 * (i % 7) as f64
-                } else {
-                    0.2
-                };
-                let body = format!("# TYPE demo_latency_seconds gauge\ndemo_latency_seconds {v}\n");
+                let (status, body) = respond();
                 let resp = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    "HTTP/1.1 {status}\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                     body.len()
                 );
                 let _ = conn.write_all(resp.as_bytes()).await;
             });
         }
     });
-    format!("http://{addr}/metrics")
+    format!("http://{addr}")
+}
+
+/// A `/metrics` endpoint: stable answers 0.2 s, the canary a value that
+/// moves with every scrape (so the chart visibly changes).
+async fn metrics_server(moving: bool) -> String {
+    let n = AtomicU64::new(0);
+    let base = http_server(move || {
+        let i = n.fetch_add(1, Ordering::Relaxed);
+        let v = if moving {
+            0.25 + 0.05 * (i % 7) as f64
+        } else {
+            0.2
+        };
+        (
+            "200 OK",
+            format!("# TYPE demo_latency_seconds gauge\ndemo_latency_seconds {v}\n"),
+        )
+    })
+    .await;
+    format!("{base}/metrics")
 }
 
 /// A health endpoint that answers 200 while `up` holds, 503 after.
 async fn health_server(up: Arc<AtomicBool>) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut conn, _)) = listener.accept().await else {
-                return;
-            };
-            let up = up.load(Ordering::Relaxed);
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                let _ = conn.read(&mut buf).await;
-                let status = if up {
-                    "200 OK"
-                } else {
-                    "503 Service Unavailable"
-                };
-                let resp =
-                    format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-                let _ = conn.write_all(resp.as_bytes()).await;
-            });
-        }
-    });
-    format!("http://{addr}/health")
+    let base = http_server(move || {
+        let status = if up.load(Ordering::Relaxed) {
+            "200 OK"
+        } else {
+            "503 Service Unavailable"
+        };
+        (status, String::new())
+    })
+    .await;
+    format!("{base}/health")
 }
 
 /// A `golive serve` process over its own journal, and the CLI beside it.
