@@ -1,7 +1,8 @@
 //! Fixtures shared by the workspace's integration tests, and only by them
 //! (every crate takes this as a dev-dependency): a scratch PostgreSQL
-//! schema per test, made and dropped the same way everywhere, and ports
-//! for the servers tests start as other processes.
+//! schema per test, made and dropped the same way everywhere, ports for
+//! the servers tests start as other processes, and a JSON call to golive's
+//! API.
 //!
 //! The schema is made and dropped on a thread with a runtime of its own,
 //! so a test may hold one inside or outside a tokio runtime alike (a
@@ -13,6 +14,30 @@ use std::collections::BTreeSet;
 use std::sync::Mutex;
 
 use sqlx::Connection;
+
+/// `METHOD url` with an optional bearer `token` and JSON `body`: the status
+/// and the answer as JSON (a body that is not JSON comes back as a string).
+pub async fn api_call(
+    client: &reqwest::Client,
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+    let mut req = client.request(method, url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.expect("request");
+    let status = resp.status().as_u16();
+    let text = resp.text().await.expect("body");
+    let value = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+    (status, value)
+}
 
 /// A loopback TCP port for a server a test starts as another process
 /// (HAProxy, nginx, Prometheus, chromedriver), which binds it a moment

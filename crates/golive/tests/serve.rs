@@ -46,21 +46,8 @@ fn call(base: &str, token: &str, method: &str, path: &str, body: Option<Value>) 
         .expect("runtime");
     rt.block_on(async {
         let client = golive_runtime::api_client(Duration::from_secs(10)).expect("client");
-        let mut req = client
-            .request(method.parse().expect("method"), format!("{base}{path}"))
-            .bearer_auth(token);
-        if let Some(b) = body {
-            req = req
-                .header("content-type", "application/json")
-                .body(b.to_string());
-        }
-        let resp = req.send().await.expect("request");
-        let status = resp.status().as_u16();
-        let text = resp.text().await.expect("body");
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        let url = format!("{base}{path}");
+        golive_testkit::api_call(&client, method, &url, Some(token), body).await
     })
 }
 

@@ -293,22 +293,7 @@ impl War {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let mut req = self
-            .http
-            .request(method.parse().expect("method"), self.url(path));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.expect("request");
-        let status = resp.status().as_u16();
-        let text = resp.text().await.expect("body");
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        golive_testkit::api_call(&self.http, method, &self.url(path), token, body).await
     }
 
     async fn start_run(&self, plan: &str, operator: &str, vars: Value, t0: Option<u64>) -> String {
