@@ -1874,7 +1874,7 @@ fn low_traffic_trial(
 #[test]
 fn the_docs_tree_holds_and_rolls_back_a_low_traffic_regression_through_its_dips() {
     let compiled = golive_plan::compile(
-        include_str!("../../../docs/examples/canary-haproxy-prometheus.yaml"),
+        include_str!("../../../../docs/examples/canary-haproxy-prometheus.yaml"),
         &|_: &str| true,
     );
     let levels = compiled
