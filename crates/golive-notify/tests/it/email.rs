@@ -13,8 +13,7 @@ use golive_notify::email::{Security, Server};
 use golive_notify::{AlertSeverity, Delivery, Event, Failure, Message, Target};
 use serde_json::Value;
 
-mod common;
-use common::quick;
+use crate::common::quick;
 
 /// The Python SMTP server; killed on drop.
 struct Smtp {

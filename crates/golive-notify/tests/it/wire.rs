@@ -12,8 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-mod common;
-use common::quick;
+use crate::common::quick;
 
 /// One request as the receiver saw it.
 struct Received {
