@@ -9,32 +9,32 @@
 use golive_plan::import::{NoteKind, import};
 use golive_plan::{Severity, compile};
 
-const FLAKEGUARD: &str = include_str!("../../../examples/checklists/flakeguard-go-live.md");
-const PAGER: &str = include_str!("../../../examples/checklists/pager-system-go-live.md");
+const FLAKEGUARD: &str = include_str!("../../../../examples/checklists/flakeguard-go-live.md");
+const PAGER: &str = include_str!("../../../../examples/checklists/pager-system-go-live.md");
 /// Written for these tests, not against the importer: a Kubernetes service
 /// released with Helm.
-const LEDGER: &str = include_str!("checklists/ledger-api-helm.md");
+const LEDGER: &str = include_str!("../checklists/ledger-api-helm.md");
 /// A database migration with a rollback decision tree and clock times.
-const ORDERS: &str = include_str!("checklists/orders-db-migration.md");
+const ORDERS: &str = include_str!("../checklists/orders-db-migration.md");
 /// A mobile and API launch with stakeholder tables and a canary ramp.
-const WAYFARE: &str = include_str!("checklists/wayfare-mobile-launch.md");
+const WAYFARE: &str = include_str!("../checklists/wayfare-mobile-launch.md");
 
 /// Written before reading the importer, in styles the documents above
 /// lack: numbered steps and sub-steps under Setext headings, `console`
 /// sessions with prompts and output, HTML comments, `(@handle)` owners and
 /// rollback criteria in prose (a DNS cut-over).
-const DNS: &str = include_str!("checklists/dns-cutover-numbered.md");
+const DNS: &str = include_str!("../checklists/dns-cutover-numbered.md");
 /// A step table (`| # | Time | Step | Owner | Command |`), `H-1`, a go/no-go
 /// table of named approvers, `T+30m …` items (a Kafka migration).
-const KAFKA: &str = include_str!("checklists/kafka-orders-migration.md");
+const KAFKA: &str = include_str!("../checklists/kafka-orders-migration.md");
 /// A Confluence export: no Markdown headings but bold lines, CRLF line
 /// ends, non-breaking spaces, `<br>`, ⬜/✅ status markers, `(Owner: SRE)`,
 /// `D-2`/`H-0`/`H+30m` (a data-centre failover).
-const DC: &str = include_str!("checklists/dc-failover-confluence.md");
+const DC: &str = include_str!("../checklists/dc-failover-confluence.md");
 /// A Notion-style mobile release train: `D-5 … D+7`, nested sub-checklists,
 /// an `<aside>`, go/no-go approvers as `Name — Role` checkboxes, a
 /// conditional halt command, a hotfix instead of a rollback.
-const TRAIN: &str = include_str!("checklists/mobile-release-train.md");
+const TRAIN: &str = include_str!("../checklists/mobile-release-train.md");
 
 /// Every test document, with its file name.
 const ALL: [(&str, &str); 9] = [
