@@ -2,8 +2,6 @@
 //! fresh SQLite file or a fresh PostgreSQL schema, stopped (and the schema
 //! dropped) at the end.
 
-#![allow(dead_code)]
-
 use std::time::Duration;
 
 use golive_server::ServerConfig;
@@ -225,14 +223,8 @@ where
     }
 }
 
-/// Used by stores that need closing after direct setup.
-pub async fn close(store: AnyStore) {
-    store.close().await;
-}
-
 /// Each named story (an `async fn(Db)`) as two tests: on SQLite and on
 /// PostgreSQL.
-#[allow(unused_macros)] // not every test file has stories on both
 macro_rules! on_both {
     ($($name:ident),* $(,)?) => {$(
         mod $name {

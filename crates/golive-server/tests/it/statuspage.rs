@@ -5,13 +5,12 @@
 //! nothing private (evidence, people's names, reasons, lease owners,
 //! tokens) reaches a public visitor. On SQLite and on PostgreSQL.
 
-mod util;
-
 use std::time::Duration;
 
 use golive_store::{NewConfirmation, NewEvent, NewRequest, NewRun, RunId, RunStatus, Store};
 use serde_json::{Value, json};
-use util::{Db, TestServer, fast_config, token};
+
+use crate::util::{Db, TestServer, fast_config, token};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite() {
@@ -60,7 +59,7 @@ async fn the_public_view_is_read_once_per_cache_period() {
     // A crowd at once: every request answered, all alike.
     let crowd = futures_util::future::join_all((0..64).map(|_| description())).await;
     assert!(crowd.iter().all(|i| i == &crowd[0]), "{crowd:?}");
-    let shown = util::eventually(Duration::from_secs(10), "maintenance shown", || async {
+    let shown = crate::util::eventually(Duration::from_secs(10), "maintenance shown", || async {
         let i = description().await;
         (i != before).then_some(i)
     })
@@ -488,7 +487,7 @@ async fn status_page_follows_runs_and_maintenance(db: Db) {
         )
         .await;
     assert!(s < 300, "{v}");
-    let seen = util::eventually(Duration::from_secs(10), "maintenance shown", || async {
+    let seen = crate::util::eventually(Duration::from_secs(10), "maintenance shown", || async {
         let seen = visit(&server, &secrets).await;
         (levels(&seen).1 == "under_maintenance").then_some(seen)
     })
@@ -523,7 +522,7 @@ async fn status_page_follows_runs_and_maintenance(db: Db) {
         )
         .await;
     assert!(s < 300, "{v}");
-    let seen = util::eventually(Duration::from_secs(10), "maintenance over", || async {
+    let seen = crate::util::eventually(Duration::from_secs(10), "maintenance over", || async {
         let seen = visit(&server, &secrets).await;
         (levels(&seen).1 != "under_maintenance").then_some(seen)
     })

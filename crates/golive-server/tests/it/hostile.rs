@@ -11,9 +11,6 @@
 //! the stories compare flags, tokens, the audit log and the runs' answers
 //! before and after.
 
-#[macro_use]
-mod util;
-
 use std::time::Duration;
 
 use golive_server::auth::Need;
@@ -21,7 +18,8 @@ use golive_server::openapi::ROUTES;
 use golive_store::Store;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use util::{
+
+use crate::util::{
     Db, TestServer, eventually, fast_config, fill, serve_with_tokens, start_run, token, token_id,
 };
 

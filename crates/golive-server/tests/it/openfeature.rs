@@ -3,8 +3,6 @@
 //! objects resolve, sticky percentages hold, and errors map to the SDK's
 //! codes.
 
-mod util;
-
 use std::time::Duration;
 
 use golive_store::Store;
@@ -13,7 +11,8 @@ use open_feature::provider::FeatureProvider;
 use open_feature_ofrep::{OfrepOptions, OfrepProvider};
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::json;
-use util::{Db, TestServer, fast_config, token};
+
+use crate::util::{Db, TestServer, fast_config, token};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openfeature_ofrep_provider_reads_golive_flags() {

@@ -3,13 +3,11 @@
 //! same again, resolved) open, escalate and resolve an incident in its
 //! journal; the refusals are short JSON. On SQLite and on PostgreSQL.
 
-#[macro_use]
-mod util;
-
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use util::{Db, TestServer, eventually, serve_with_tokens, start_run};
+
+use crate::util::{Db, TestServer, eventually, serve_with_tokens, start_run};
 
 on_both!(alerts_open_escalate_and_resolve_incidents);
 

@@ -3,16 +3,14 @@
 //! log, live events, health, metrics and the OpenAPI document. Each story
 //! runs on SQLite and on PostgreSQL.
 
-#[macro_use]
-mod util;
-
 use std::time::Duration;
 
 use golive_server::auth::Need;
 use golive_server::openapi::ROUTES;
 use golive_store::{Actor, Store};
 use serde_json::{Value, json};
-use util::{Db, TestServer, concrete, eventually, fast_config, start_run, token, token_id};
+
+use crate::util::{Db, TestServer, concrete, eventually, fast_config, start_run, token, token_id};
 
 on_both!(
     every_route_checks_its_token,
@@ -1334,13 +1332,14 @@ struct Holder {
 impl Holder {
     fn start(addr: &str, count: usize) -> Holder {
         use std::io::BufRead;
+        // Its name as the harness lists it: this module's path without the
+        // crate's name (the tests are modules of one binary).
+        let name = match module_path!().split_once("::") {
+            Some((_, module)) => format!("{module}::idle_connection_holder"),
+            None => "idle_connection_holder".to_string(),
+        };
         let mut child = std::process::Command::new(std::env::current_exe().expect("test binary"))
-            .args([
-                "--exact",
-                "idle_connection_holder",
-                "--nocapture",
-                "--test-threads=1",
-            ])
+            .args(["--exact", &name, "--nocapture", "--test-threads=1"])
             .env(HOLD_ENV, format!("{addr} {count}"))
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
