@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Decision quality of the docs' plan (docs/examples/canary-haproxy-prometheus.yaml,
-# unchanged) across the scenario suite of crates/golive/tests/rollout_e2e.rs:
+# unchanged) across the scenario suite of crates/golive/tests/it/rollout_e2e.rs:
 # healthy, +2/+5/+12% canary errors, +30% canary latency, 8% errors on both
 # versions, 5 req/s healthy and +12%; real HAProxy, Prometheus at 1 s, the
 # demo services, three rigs at a time. Beside each golive verdict, Flagger's
@@ -15,8 +15,8 @@ out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 for t in $(seq 1 "$TRIALS"); do
   echo "trial $t/$TRIALS" >&2
-  cargo test -q --locked -p golive --test rollout_e2e \
-    the_docs_plan_promotes_healthy_and_shared_faults_and_rolls_back_regressions \
+  cargo test -q --locked -p golive --test it \
+    rollout_e2e::the_docs_plan_promotes_healthy_and_shared_faults_and_rolls_back_regressions \
     -- --nocapture 2>/dev/null | grep '^scenario ' >>"$out" || true
 done
 echo "| scenario | golive: promoted / rolled back | golive: time to decision (median, s) | Flagger default: promoted / rolled back / undecided | Flagger: time to rollback (median, s) |"

@@ -3,7 +3,7 @@
 fault both versions share, and how soon it catches a real +5% regression:
 a Monte Carlo of its first step, not a run of golive.
 
-The model is the e2e scenario "8% errors on both" (crates/golive/tests/
+The model is the e2e scenario "8% errors on both" (crates/golive/tests/it/
 rollout_e2e.rs): 200 req/s, the canary at 25%, every request failing with
 probability 0.08 on either version; `error_rate` over 20 s windows (the
 canary's window starts empty at the weight change, the stable one is

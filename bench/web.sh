@@ -11,7 +11,7 @@ RUNS=${RUNS:-3}
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 for _ in $(seq "$RUNS"); do
-  cargo test -q -p golive --test web --locked -- --nocapture --test-threads=1 2>&1 |
+  cargo test -q -p golive --test it --locked web:: -- --nocapture --test-threads=1 2>&1 |
     grep -E 'page weight|latencies' | tee -a "$log"
 done
 grep -o 'latencies: \[[^]]*\]' "$log" | sed 's/latencies: //' | tr -d '[] ' | tr ',' '\n' |

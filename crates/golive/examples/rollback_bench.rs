@@ -1,8 +1,8 @@
 //! Detection-to-rollback benchmark: how long after a canary starts failing
 //! do all new requests reach the stable version again?
 //!
-//! Each run is scenario (b) of `tests/rollout_e2e.rs` on fresh real parts
-//! (the shared rig in `tests/e2e/mod.rs`): the two demo services behind
+//! Each run is scenario (b) of `tests/it/rollout_e2e.rs` on fresh real parts
+//! (the shared rig in `tests/it/e2e/mod.rs`): the two demo services behind
 //! HAProxy 2.6 (weights on its admin socket) or, with `--via nginx`, nginx
 //! 1.22 (golive rewrites its upstream file and runs `nginx -t && nginx -s
 //! reload`), Prometheus scraping both every second, the engine in process
@@ -38,7 +38,7 @@
 //!
 //! `bench/rollback.sh` builds it in release and runs it.
 
-#[path = "../tests/e2e/mod.rs"]
+#[path = "../tests/it/e2e/mod.rs"]
 mod e2e;
 
 use std::time::Duration;

@@ -3,15 +3,14 @@
 //! middle of a command, and a restarted server resuming the run without
 //! losing or repeating a step; `golive flags --server` against it.
 
-mod util;
-
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use golive_store::{ItemStatus, RunStatus, Store};
 use serde_json::{Value, json};
-use util::{PgSchema, Running, SERVE, scratch, serve_with};
+
+use crate::util::{PgSchema, Running, SERVE, scratch, serve_with};
 
 fn golive(args: &[&str], dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_golive"));
@@ -27,7 +26,7 @@ fn golive(args: &[&str], dir: &Path) -> Command {
 }
 
 fn token(dir: &Path, name: &str, role: &str) -> String {
-    util::created_token(golive(
+    crate::util::created_token(golive(
         &["token", "create", "--name", name, "--role", role],
         dir,
     ))

@@ -14,9 +14,7 @@
 //! Needs /usr/bin/chromium and /usr/bin/chromedriver (`./scripts/setup.sh`);
 //! without them the tests fail, saying so.
 
-#[path = "web/driver.rs"]
 mod driver;
-mod util;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -27,7 +25,8 @@ use std::time::{Duration, Instant};
 use driver::Browser;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use util::{Journal, PgSchema, Running, scratch, serve_with};
+
+use crate::util::{Journal, PgSchema, Running, created_token, scratch, serve_with};
 
 /// Long enough for a loaded 2-core machine; the latency is measured.
 const WAIT: Duration = Duration::from_secs(10);
@@ -258,7 +257,7 @@ impl War {
     }
 
     fn token(&self, name: &str, role: &str) -> String {
-        util::created_token(self.golive(&["token", "create", "--name", name, "--role", role]))
+        created_token(self.golive(&["token", "create", "--name", name, "--role", role]))
     }
 
     fn serve(&mut self, listen: &str) {

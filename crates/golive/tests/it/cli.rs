@@ -355,7 +355,7 @@ fn validate_strict_fails_on_what_the_import_left_to_review() {
 /// The binary's own argument definition, to parse the commands the docs
 /// show exactly as `golive` would.
 #[allow(dead_code)]
-#[path = "../src/cli.rs"]
+#[path = "../../src/cli.rs"]
 mod cli_definition;
 
 /// What users copy — README.md, docs/, examples/, `golive init` — is safe

@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 use golive_store::{Event, Store};
 use serde_json::Value;
 
-mod util;
-use util::await_text;
+use crate::util::await_text;
 
 /// How long a test waits for a line in a log file.
 const WAIT: Duration = Duration::from_secs(30);

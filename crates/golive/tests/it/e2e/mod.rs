@@ -1,5 +1,5 @@
 //! The real parts of an end-to-end rollout, shared by
-//! `tests/rollout_e2e.rs` and `examples/rollback_bench.rs` (which includes
+//! `tests/it/rollout_e2e.rs` and `examples/rollback_bench.rs` (which includes
 //! this file with `#[path]`).
 //!
 //! A [`Rig`] owns, in its own temporary directory on free 127.0.0.1 ports:

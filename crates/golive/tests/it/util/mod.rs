@@ -1,8 +1,6 @@
 //! Helpers shared by the integration tests that drive `golive run` in the
 //! background while a second process answers it.
 
-#![allow(dead_code)] // each test file uses its own part
-
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -173,7 +171,6 @@ impl Journal {
     }
 }
 
-#[allow(unused_imports)] // each test file uses its own part, as above
 pub use golive_testkit::PgSchema;
 
 /// The demo's two service versions (golive-demo) on a runtime of their

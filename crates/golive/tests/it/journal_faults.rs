@@ -8,8 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-mod util;
-use util::{Running, SERVE, await_text, scratch, serve_with};
+use crate::util::{Running, SERVE, await_text, scratch, serve_with};
 
 /// How long a test waits for a line in a log file.
 const WAIT: Duration = Duration::from_secs(60);

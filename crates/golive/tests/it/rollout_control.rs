@@ -3,13 +3,11 @@
 //! (`promote`, `pause`, `resume`, `abort`) that survives `kill -9` and
 //! resumes with the weight it had set — never a silent jump.
 
-mod util;
-
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use util::{Running, Services, scratch};
+use crate::util::{Running, Services, scratch};
 
 fn golive(args: &[&str], dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_golive"));

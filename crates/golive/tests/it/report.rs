@@ -5,13 +5,12 @@
 //! its documented fields); failures and skips in JUnit.
 
 use std::path::{Path, PathBuf};
-mod util;
-
 use std::process::{Command, Output};
 use std::time::Duration;
 
 use serde_json::Value;
-use util::Running;
+
+use crate::util::Running;
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")

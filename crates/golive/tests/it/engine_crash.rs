@@ -18,8 +18,6 @@
 //! a random while, golive killed mid-command or between items; every
 //! command ran exactly once and no two ran at the same time.
 
-mod util;
-
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -27,7 +25,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use golive_store::{Event, Store, kind};
-use util::Journal;
+
+use crate::util::Journal;
 
 fn golive(args: &[&str], dir: &Path, db: &Path) -> Command {
     golive_in(args, dir, &Journal::Sqlite(db.to_path_buf()))
@@ -299,7 +298,7 @@ fn supervised_commands_run_exactly_once_across_50_kills_on_sqlite() {
 #[test]
 fn supervised_commands_run_exactly_once_across_20_kills_on_postgres() {
     let dir = scratch("engine-crash-supervised-pg");
-    let schema = util::PgSchema::create();
+    let schema = crate::util::PgSchema::create();
     let journal = Journal::Postgres(schema.url());
     supervised_kills(&dir, &journal, 20);
 }

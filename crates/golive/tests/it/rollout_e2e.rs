@@ -17,13 +17,14 @@
 //! (`e2e::block_on_big_stack`): in debug builds, executing a rollout item
 //! needs more than the 2 MiB of a test thread.
 
-mod e2e;
-
 use std::time::{Duration, Instant};
 
-use e2e::{ERROR_RATE, Finished, Inject, P95_LATENCY, PlanSpec, Rig, Via, block_on_big_stack};
 use golive_demo::BUCKET_WIDTH;
 use golive_store::RunStatus;
+
+use crate::e2e::{
+    ERROR_RATE, Finished, Inject, P95_LATENCY, PlanSpec, Rig, Via, block_on_big_stack,
+};
 
 /// One test at a time: each runs a proxy, Prometheus and 200 requests/s.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -491,7 +492,7 @@ async fn spike_threshold() {
 // ───────────────────────── decision scenarios ─────────────────────────
 
 /// The plan of docs/rollout.md, run unchanged by every scenario.
-const DOCS_PLAN: &str = include_str!("../../../docs/examples/canary-haproxy-prometheus.yaml");
+const DOCS_PLAN: &str = include_str!("../../../../docs/examples/canary-haproxy-prometheus.yaml");
 
 /// Latency both versions have in every scenario (ms): with ±20% jitter and
 /// a few ms of overhead it stays inside the demo's (25, 50] ms histogram
@@ -776,7 +777,7 @@ async fn scenarios() {
 
 #[test]
 fn the_docs_show_the_plan_the_scenarios_run() {
-    let doc = include_str!("../../../docs/rollout.md");
+    let doc = include_str!("../../../../docs/rollout.md");
     let block = doc
         .split("## The plan\n\n```yaml\n")
         .nth(1)

@@ -6,13 +6,12 @@
 //! finished run) are clear, exit 2 and leave the journal untouched.
 
 use std::path::{Path, PathBuf};
-mod util;
-
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use util::{Journal, PgSchema, Running, Services};
+
+use crate::util::{Journal, PgSchema, Running, Services};
 
 /// Where a test's journal lives.
 fn command(args: &[&str], dir: &Path, journal: &Journal) -> Command {
