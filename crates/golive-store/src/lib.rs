@@ -17,10 +17,17 @@
 //! # Layout
 //! - [`Store`] (this file): the one storage trait, its operations and their
 //!   rules; [`AnyStore`], the backend chosen once by [`open`] from the URL.
+//! - `ops`: every operation written once (runs, leases, events, answers,
+//!   requests in `ops::journal`; flags, tokens and audit in `ops::server`),
+//!   and the one `Store` implementation every backend gets from them.
+//! - `dialect`: the seam under `ops`: how a statement is spelled, run and
+//!   read back on each database.
 //! - [`sqlite`]: [`SqliteStore`], the default: one file, zero set-up, WAL
 //!   with `synchronous = FULL`; the process clock, or a [`ManualClock`].
+//!   Its own: connecting, its one writer, item moves (`sqlite::mover`).
 //! - [`postgres`]: [`PgStore`], for several processes sharing one database;
-//!   the database's clock decides leases.
+//!   the database's clock decides leases. Its own: connecting, restarts,
+//!   item moves as one statement each.
 //! - `model`: runs, item states, events, confirmations, signatures, and the
 //!   item transitions both backends enforce; the server's feature flags, API
 //!   tokens and audit log.
@@ -38,10 +45,12 @@
 
 #![deny(missing_docs)]
 
+mod dialect;
 mod error;
 pub mod flags;
 mod migrations;
 mod model;
+mod ops;
 pub mod postgres;
 mod retry;
 pub mod sqlite;
