@@ -1040,41 +1040,7 @@ mod tests {
         };
     }
 
-    faulty_store! {
-        create_run(new: &NewRun) -> Run;
-        get_run(run: &RunId) -> Run;
-        list_runs(limit: u32) -> Vec<RunSummary>;
-        set_run_status(run: &RunId, owner: &str, status: RunStatus) -> ();
-        acquire_lease(run: &RunId, owner: &str, ttl: Duration) -> bool;
-        renew_lease(run: &RunId, owner: &str, ttl: Duration) -> ();
-        release_lease(run: &RunId, owner: &str) -> bool;
-        start_item(run: &RunId, item: &str, owner: &str) -> ItemState;
-        finish_item(run: &RunId, item: &str, owner: &str, outcome: Outcome, result: &Value) -> ItemState;
-        finish_and_start(run: &RunId, item: &str, owner: &str, outcome: Outcome, result: &Value, next: &str) -> (ItemState, ItemState);
-        set_item_waiting(run: &RunId, item: &str, owner: &str, detail: &Value) -> ItemState;
-        mark_interrupted(run: &RunId, owner: &str) -> Vec<String>;
-        item_states(run: &RunId) -> Vec<ItemState>;
-        append_event(run: &RunId, owner: &str, event: &NewEvent) -> Event;
-        events_after(run: &RunId, after: i64, limit: u32) -> Vec<Event>;
-        confirm(run: &RunId, item: &str, confirmation: &NewConfirmation) -> bool;
-        confirmation(run: &RunId, item: &str) -> Option<Confirmation>;
-        sign(run: &RunId, item: &str, signature: &NewSignature) -> bool;
-        signatures(run: &RunId, item: &str) -> Vec<Signature>;
-        request(run: &RunId, request: &NewRequest) -> bool;
-        requests(run: &RunId) -> Vec<Request>;
-        put_flag(key: &str, definition: &Value, expected_version: Option<i64>, actor: &Actor, reason: Option<&str>) -> FlagRecord;
-        delete_flag(key: &str, actor: &Actor, reason: Option<&str>) -> bool;
-        get_flag(key: &str) -> Option<FlagRecord>;
-        list_flags() -> Vec<FlagRecord>;
-        flags_revision() -> i64;
-        audit_head() -> i64;
-        append_audit(actor: &Actor, entry: &NewAudit) -> AuditEntry;
-        audit(filter: &AuditFilter) -> Vec<AuditEntry>;
-        create_token(token: &NewToken, actor: &Actor) -> TokenRecord;
-        token_by_secret(secret_sha256: &str) -> Option<TokenRecord>;
-        list_tokens() -> Vec<TokenRecord>;
-        revoke_token(id: &str, actor: &Actor) -> bool;
-    }
+    crate::with_store_ops!(faulty_store);
 
     fn quick() -> RetryPolicy {
         RetryPolicy {
