@@ -7,8 +7,8 @@
 //! run and the item exist, the run has not finished, the item is of the
 //! right kind and not finished, evidence is given when the task requires it,
 //! fields name blanks of the record, the signer is a member of a role the
-//! approval asks. The engine driving the run picks the answer up at its next
-//! poll.
+//! approval asks, and free text fits its bound ([`limits`]). The engine
+//! driving the run picks the answer up at its next poll.
 
 use golive_plan::{Item, ItemKind, Plan};
 use golive_store::{
@@ -17,6 +17,31 @@ use golive_store::{
 use jiff::Timestamp;
 
 use crate::{EngineError, item_ids, request, stored_plan};
+
+/// How long people's free text may be, in bytes. The journal keeps every
+/// answer for good, the report prints it and the dashboard's event stream
+/// sends it in batches: text without a bound would let one request make
+/// each of them large. Long evidence (a log, a screenshot) belongs in a
+/// file or a link that the evidence names.
+pub mod limits {
+    /// A person's name (`by`).
+    pub const NAME: usize = 200;
+    /// A reason, a comment, a blank's value.
+    pub const NOTE: usize = 4 * 1024;
+    /// A confirmation's evidence.
+    pub const EVIDENCE: usize = 64 * 1024;
+}
+
+/// Refuses `text` longer than `max` bytes, naming `what` and both sizes.
+pub fn bounded(what: &str, text: &str, max: usize) -> Result<(), AnswerError> {
+    if text.len() <= max {
+        return Ok(());
+    }
+    Err(AnswerError::Invalid(format!(
+        "{what} is {} bytes long; at most {max} are recorded (put long text in a file or a link, and give that)",
+        text.len()
+    )))
+}
 
 /// Why an answer was refused. [`AnswerError::class`] sorts them for HTTP.
 #[derive(Debug, thiserror::Error)]
@@ -212,6 +237,17 @@ pub async fn confirm<S: Store>(
             "the confirmer's name must not be empty: the record says who did it".into(),
         ));
     }
+    bounded("the confirmer's name", &answer.by, limits::NAME)?;
+    if let Some(evidence) = &answer.evidence {
+        bounded("the evidence", evidence, limits::EVIDENCE)?;
+    }
+    if let Some(reason) = &answer.reason {
+        bounded("the reason", reason, limits::NOTE)?;
+    }
+    for (name, value) in &answer.fields {
+        bounded("a blank's name", name, limits::NAME)?;
+        bounded(&format!("blank `{name}`"), value, limits::NOTE)?;
+    }
     let run = get_run(store, run_id).await?;
     refuse_finished(&run, NOT_SIGNED)?;
     let plan = stored_plan(&run)?;
@@ -308,6 +344,10 @@ pub async fn sign<S: Store>(
     item_id: &str,
     answer: &Sign,
 ) -> Result<(), AnswerError> {
+    bounded("the signer's name", &answer.by, limits::NAME)?;
+    if let Some(comment) = &answer.comment {
+        bounded("the comment", comment, limits::NOTE)?;
+    }
     let run = get_run(store, run_id).await?;
     refuse_finished(&run, NOT_SIGNED)?;
     let plan = stored_plan(&run)?;
@@ -368,6 +408,8 @@ pub async fn rollback<S: Store>(
                 .into(),
         ));
     }
+    bounded("the name given by --by", by, limits::NAME)?;
+    bounded("the reason", reason, limits::NOTE)?;
     let run = get_run(store, run_id).await?;
     refuse_finished(&run, "there is nothing to roll back")?;
     if !request::request_rollback(store, run_id, by, reason).await? {
@@ -439,6 +481,10 @@ pub async fn rollout<S: Store>(
         return Err(AnswerError::Invalid(
             "--by must not be empty: the journal records who decided".into(),
         ));
+    }
+    bounded("the name given by --by", by, limits::NAME)?;
+    if let Some(reason) = reason {
+        bounded("the reason", reason, limits::NOTE)?;
     }
     if command == RolloutCommand::Abort && reason.is_none_or(|r| r.trim().is_empty()) {
         return Err(AnswerError::Invalid(
@@ -514,6 +560,10 @@ pub async fn ack<S: Store>(
         return Err(AnswerError::Invalid(
             "--by must not be empty: the journal records who acknowledged".into(),
         ));
+    }
+    bounded("the name given by --by", by, limits::NAME)?;
+    if let Some(reason) = reason {
+        bounded("the reason", reason, limits::NOTE)?;
     }
     let run = get_run(store, run_id).await?;
     refuse_finished(&run, "its watch window is over")?;

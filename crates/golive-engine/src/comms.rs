@@ -122,7 +122,7 @@ impl<S: Store + 'static> Engine<S> {
             severity: AlertSeverity::Info,
             extra: json!({ "by": "golive", "comms": index, "at": comm.at.to_string() }),
         };
-        deliver(self, ctx, None, out).await?;
+        deliver(&crate::items::Host::new(self, ctx), None, out).await?;
         Ok(())
     }
 

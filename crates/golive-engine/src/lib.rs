@@ -72,6 +72,8 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
+use items::Host;
+
 pub use lease::{holder_gone, owner_name};
 pub use overrides::RUN_VARS;
 
@@ -856,8 +858,7 @@ impl<S: Store + 'static> Engine<S> {
                 Some(done) => done,
                 None => {
                     Box::pin(items::command::run(
-                        self,
-                        ctx,
+                        &Host::new(self, ctx),
                         item,
                         r,
                         state.attempts,
@@ -1094,9 +1095,10 @@ impl<S: Store + 'static> Engine<S> {
         item: &Item,
         next: Option<&Item>,
     ) -> Result<Outcome, EngineError> {
+        let host = Host::new(self, ctx);
         match &item.kind {
-            ItemKind::Task(task) => items::person::task(self, ctx, item, task).await,
-            ItemKind::Approval(a) => items::person::approval(self, ctx, item, a).await,
+            ItemKind::Task(task) => items::person::task(&host, item, task).await,
+            ItemKind::Approval(a) => items::person::approval(&host, item, a).await,
             kind => {
                 let started = match self.take_started(ctx, item) {
                     Some(started) => started,
@@ -1108,21 +1110,19 @@ impl<S: Store + 'static> Engine<S> {
                 };
                 let (outcome, result) = match kind {
                     ItemKind::Run(r) => {
-                        Box::pin(items::command::run(self, ctx, item, r, started.attempts, 1))
-                            .await?
+                        Box::pin(items::command::run(&host, item, r, started.attempts, 1)).await?
                     }
                     ItemKind::Check(c) => {
-                        self.guarded(ctx, async { Ok(items::check::run(c, ctx.vars).await) })
+                        host.guarded(async { Ok(items::check::run(c, ctx.vars).await) })
                             .await?
                     }
-                    ItemKind::Wait(w) => items::wait::run(self, ctx, w).await?,
-                    ItemKind::Notify(n) => items::notify::run(self, ctx, item, n).await?,
-                    ItemKind::Flag(f) => items::flag::run(self, ctx, item, f).await?,
+                    ItemKind::Wait(w) => items::wait::run(&host, w).await?,
+                    ItemKind::Notify(n) => items::notify::run(&host, item, n).await?,
+                    ItemKind::Flag(f) => items::flag::run(&host, item, f).await?,
                     // Boxed: a rollout's future is large, and a worker thread's stack is not.
-                    ItemKind::Rollout(r) => {
-                        Box::pin(items::rollout::run(self, ctx, item, r)).await?
-                    }
-                    _ => items::unsupported(kind),
+                    ItemKind::Rollout(r) => Box::pin(items::rollout::run(&host, item, r)).await?,
+                    // Answered by people, above.
+                    ItemKind::Task(_) | ItemKind::Approval(_) => items::not_here(kind),
                 };
                 self.finish_then(ctx, item, outcome, &result, next).await?;
                 Ok(outcome)

@@ -692,7 +692,7 @@ impl<S: Store + 'static> Engine<S> {
                     severity: incident.severity,
                     extra: json!({ "by": "golive", "incident": incident.id, "level": name }),
                 };
-                deliver(self, ctx, None, out).await?;
+                deliver(&crate::items::Host::new(self, ctx), None, out).await?;
                 // Journaled once the page went out (see the module docs).
                 self.watch_event(ctx, event::ESCALATED, data).await?;
             }
@@ -729,7 +729,7 @@ impl<S: Store + 'static> Engine<S> {
                 severity: AlertSeverity::Info,
                 extra: json!({ "by": "golive", "incident": incident.id }),
             };
-            deliver(self, ctx, None, out).await?;
+            deliver(&crate::items::Host::new(self, ctx), None, out).await?;
         }
         Ok(())
     }

@@ -6,8 +6,10 @@
 //! ([`serve`]). It leaves golive's session (`setsid`), so a `kill -9` of
 //! golive, or of its process group, does not reach it; it runs the command
 //! in a process group of its own, as unsupervised commands run. It writes a
-//! [`Record`] of the attempt durably (write, fsync, rename, fsync of the
-//! directory) at each step:
+//! [`Record`] of the attempt at each step, each in place of the last
+//! (write, rename), durably where a reboot would not make it moot (an fsync
+//! of the file before the rename and of the directory after it; every state
+//! but `running` and `stopped`, see `State::durable`):
 //! 1. `starting`: the supervisor's pid and start time, before anything runs;
 //!    then it answers `ready` and runs the command only once golive says
 //!    `go` (if golive dies before that, it records `not-started` and exits);
@@ -107,6 +109,20 @@ pub enum State {
     NotStarted,
 }
 
+impl State {
+    /// Whether a record in this state must survive a power cut. After a
+    /// reboot every process of the old boot is gone, so a record that only
+    /// names processes (`running`: the command's pid; `stopped`) reads the
+    /// same as the `starting` record before it — the outcome is unknown —
+    /// or, torn by the cut, unreadable, which is unknown too. `starting`
+    /// must be durable before the command may run (without it a resume
+    /// would find no record and run the command again); `finished` and
+    /// `not-started` carry what a resume needs to know.
+    fn durable(self) -> bool {
+        !matches!(self, State::Running | State::Stopped)
+    }
+}
+
 /// A process, told apart from a later one with the same pid by its start.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Proc {
@@ -182,7 +198,10 @@ pub struct Record {
     pub result: Option<Attempt>,
 }
 
-/// Writes `record` durably: a crash leaves the old record or the new one.
+/// Writes `record` in place of the old one, atomically: a crash of any
+/// process leaves one or the other. Durably, against a power cut too,
+/// unless the record's state says nothing a reboot would not make moot
+/// ([`State::durable`]).
 fn write_record(path: &Path, record: &Record) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::DirBuilder::new()
@@ -192,9 +211,15 @@ fn write_record(path: &Path, record: &Record) -> std::io::Result<()> {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let mut file = std::fs::File::create(&tmp)?;
     file.write_all(&serde_json::to_vec(record).map_err(std::io::Error::other)?)?;
-    file.sync_all()?;
+    let durable = record.state.durable();
+    if durable {
+        file.sync_all()?;
+    }
     std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
+    if durable {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// The record at `path`; `None` when there is none.

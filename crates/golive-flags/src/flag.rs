@@ -19,6 +19,9 @@ pub(crate) const TARGETING_KEY: &str = "targetingKey";
 
 /// The longest variant name accepted, in characters.
 const MAX_VARIANT_NAME: usize = 128;
+/// A description is for people reading the flag list, not a document: every
+/// snapshot and every audited change carries it.
+const MAX_DESCRIPTION: usize = 4 * 1024;
 
 const FLAG_FIELDS: &[&str] = &[
     "flag",
@@ -259,6 +262,10 @@ impl Flag {
         };
         let description = match present(obj, "description") {
             None => None,
+            Some(Value::String(s)) if s.len() > MAX_DESCRIPTION => p.add(
+                "description",
+                format!("at most {MAX_DESCRIPTION} bytes (got {})", s.len()),
+            ),
             Some(Value::String(s)) => Some(s.clone()),
             Some(other) => p.add(
                 "description",

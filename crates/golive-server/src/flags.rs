@@ -24,6 +24,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use golive_engine::answers;
 use golive_flags::{Flag, FlagKey};
 use golive_store::flags::{self as flagstore, FlagWriteError};
 use golive_store::{Actor, FlagRecord, Store, StoreError};
@@ -166,11 +167,22 @@ fn take_reason(body: &mut Value, headers: &HeaderMap) -> Result<Option<String>, 
         },
         None => return Err(ApiError::invalid("the body must be a JSON object")),
     };
-    let from_header = headers
+    bounded_reason(from_body.or_else(|| header_reason(headers)))
+}
+
+fn header_reason(headers: &HeaderMap) -> Option<String> {
+    headers
         .get("x-golive-reason")
         .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    Ok(from_body.or(from_header))
+        .map(str::to_string)
+}
+
+/// A reason as long as people's answers may give one.
+fn bounded_reason(reason: Option<String>) -> Result<Option<String>, ApiError> {
+    if let Some(r) = &reason {
+        answers::bounded("the reason", r, answers::limits::NOTE)?;
+    }
+    Ok(reason)
 }
 
 fn flag_error(e: golive_flags::FlagError) -> ApiError {
@@ -381,12 +393,7 @@ pub async fn delete(
     Query(q): Query<ReasonQuery>,
 ) -> Result<StatusCode, ApiError> {
     let key = parse_key(&raw)?;
-    let reason = q.reason.or_else(|| {
-        headers
-            .get("x-golive-reason")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    });
+    let reason = bounded_reason(q.reason.or_else(|| header_reason(&headers)))?;
     if !state
         .store()
         .delete_flag(key.as_str(), &caller.actor(), reason.as_deref())

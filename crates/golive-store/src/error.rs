@@ -241,6 +241,12 @@ const SQLITE_CORRUPT: i32 = 11;
 const SQLITE_FULL: i32 = 13;
 const SQLITE_NOTADB: i32 = 26;
 
+/// A row refused because another holds its unique key.
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|d| d.is_unique_violation())
+}
+
 /// SQLite busy or locked: another connection holds the lock (after the
 /// busy timeout).
 pub(crate) fn is_busy(e: &sqlx::Error) -> bool {

@@ -17,10 +17,17 @@
 //! # Layout
 //! - [`Store`] (this file): the one storage trait, its operations and their
 //!   rules; [`AnyStore`], the backend chosen once by [`open`] from the URL.
+//! - `ops`: every operation written once (runs, leases, events, answers,
+//!   requests in `ops::journal`; flags, tokens and audit in `ops::server`),
+//!   and the one `Store` implementation every backend gets from them.
+//! - `dialect`: the seam under `ops`: how a statement is spelled, run and
+//!   read back on each database.
 //! - [`sqlite`]: [`SqliteStore`], the default: one file, zero set-up, WAL
 //!   with `synchronous = FULL`; the process clock, or a [`ManualClock`].
+//!   Its own: connecting, its one writer, item moves (`sqlite::mover`).
 //! - [`postgres`]: [`PgStore`], for several processes sharing one database;
-//!   the database's clock decides leases.
+//!   the database's clock decides leases. Its own: connecting, restarts,
+//!   item moves as one statement each.
 //! - `model`: runs, item states, events, confirmations, signatures, and the
 //!   item transitions both backends enforce; the server's feature flags, API
 //!   tokens and audit log.
@@ -38,10 +45,12 @@
 
 #![deny(missing_docs)]
 
+mod dialect;
 mod error;
 pub mod flags;
 mod migrations;
 mod model;
+mod ops;
 pub mod postgres;
 mod retry;
 pub mod sqlite;
@@ -415,240 +424,81 @@ impl AnyStore {
     }
 }
 
-/// Forwards a call to whichever backend is open.
-macro_rules! delegate {
-    ($self:ident, $store:ident => $call:expr) => {
-        match $self {
-            AnyStore::Sqlite($store) => $call.await,
-            AnyStore::Postgres($store) => $call.await,
+/// Every [`Store`] operation that returns a result, with its parameters
+/// and success type, listed once for the impls that only pass calls on
+/// ([`AnyStore`]; the retry tests' fault injector): `$then!` is called
+/// with the list, each entry `name(param: Type, …) -> Success;`. A new
+/// operation added to the trait and not here fails to compile there.
+macro_rules! with_store_ops {
+    ($then:ident) => {
+        $then! {
+            create_run(new: &NewRun) -> Run;
+            get_run(run: &RunId) -> Run;
+            list_runs(limit: u32) -> Vec<RunSummary>;
+            set_run_status(run: &RunId, owner: &str, status: RunStatus) -> ();
+            acquire_lease(run: &RunId, owner: &str, ttl: Duration) -> bool;
+            renew_lease(run: &RunId, owner: &str, ttl: Duration) -> ();
+            release_lease(run: &RunId, owner: &str) -> bool;
+            start_item(run: &RunId, item: &str, owner: &str) -> ItemState;
+            finish_item(run: &RunId, item: &str, owner: &str, outcome: Outcome, result: &Value) -> ItemState;
+            finish_and_start(run: &RunId, item: &str, owner: &str, outcome: Outcome, result: &Value, next: &str) -> (ItemState, ItemState);
+            set_item_waiting(run: &RunId, item: &str, owner: &str, detail: &Value) -> ItemState;
+            mark_interrupted(run: &RunId, owner: &str) -> Vec<String>;
+            item_states(run: &RunId) -> Vec<ItemState>;
+            append_event(run: &RunId, owner: &str, event: &NewEvent) -> Event;
+            events_after(run: &RunId, after: i64, limit: u32) -> Vec<Event>;
+            confirm(run: &RunId, item: &str, confirmation: &NewConfirmation) -> bool;
+            confirmation(run: &RunId, item: &str) -> Option<Confirmation>;
+            sign(run: &RunId, item: &str, signature: &NewSignature) -> bool;
+            signatures(run: &RunId, item: &str) -> Vec<Signature>;
+            request(run: &RunId, request: &NewRequest) -> bool;
+            requests(run: &RunId) -> Vec<Request>;
+            put_flag(key: &str, definition: &Value, expected_version: Option<i64>, actor: &Actor, reason: Option<&str>) -> FlagRecord;
+            delete_flag(key: &str, actor: &Actor, reason: Option<&str>) -> bool;
+            get_flag(key: &str) -> Option<FlagRecord>;
+            list_flags() -> Vec<FlagRecord>;
+            flags_revision() -> i64;
+            audit_head() -> i64;
+            append_audit(actor: &Actor, entry: &NewAudit) -> AuditEntry;
+            audit(filter: &AuditFilter) -> Vec<AuditEntry>;
+            create_token(token: &NewToken, actor: &Actor) -> TokenRecord;
+            token_by_secret(secret_sha256: &str) -> Option<TokenRecord>;
+            list_tokens() -> Vec<TokenRecord>;
+            revoke_token(id: &str, actor: &Actor) -> bool;
         }
     };
 }
 
-impl Store for AnyStore {
-    async fn create_run(&self, new: &NewRun) -> Result<Run, StoreError> {
-        delegate!(self, s => s.create_run(new))
-    }
+// For the retry tests' fault injector (this file uses the macro by name).
+#[cfg(test)]
+pub(crate) use with_store_ops;
 
-    async fn get_run(&self, run: &RunId) -> Result<Run, StoreError> {
-        delegate!(self, s => s.get_run(run))
-    }
+/// [`AnyStore`]'s impl: each operation on whichever backend is open.
+macro_rules! any_store {
+    ($($name:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)*) => {
+        impl Store for AnyStore {
+            $(async fn $name(&self, $($arg: $ty),*) -> Result<$ret, StoreError> {
+                match self {
+                    AnyStore::Sqlite(s) => s.$name($($arg),*).await,
+                    AnyStore::Postgres(s) => s.$name($($arg),*).await,
+                }
+            })*
 
-    async fn list_runs(&self, limit: u32) -> Result<Vec<RunSummary>, StoreError> {
-        delegate!(self, s => s.list_runs(limit))
-    }
+            async fn close(&self) {
+                match self {
+                    AnyStore::Sqlite(s) => s.close().await,
+                    AnyStore::Postgres(s) => s.close().await,
+                }
+            }
 
-    async fn set_run_status(
-        &self,
-        run: &RunId,
-        owner: &str,
-        status: RunStatus,
-    ) -> Result<(), StoreError> {
-        delegate!(self, s => s.set_run_status(run, owner, status))
-    }
-
-    async fn acquire_lease(
-        &self,
-        run: &RunId,
-        owner: &str,
-        ttl: Duration,
-    ) -> Result<bool, StoreError> {
-        delegate!(self, s => s.acquire_lease(run, owner, ttl))
-    }
-
-    async fn renew_lease(&self, run: &RunId, owner: &str, ttl: Duration) -> Result<(), StoreError> {
-        delegate!(self, s => s.renew_lease(run, owner, ttl))
-    }
-
-    async fn release_lease(&self, run: &RunId, owner: &str) -> Result<bool, StoreError> {
-        delegate!(self, s => s.release_lease(run, owner))
-    }
-
-    async fn start_item(
-        &self,
-        run: &RunId,
-        item: &str,
-        owner: &str,
-    ) -> Result<ItemState, StoreError> {
-        delegate!(self, s => s.start_item(run, item, owner))
-    }
-
-    async fn finish_item(
-        &self,
-        run: &RunId,
-        item: &str,
-        owner: &str,
-        outcome: Outcome,
-        result: &Value,
-    ) -> Result<ItemState, StoreError> {
-        delegate!(self, s => s.finish_item(run, item, owner, outcome, result))
-    }
-
-    async fn finish_and_start(
-        &self,
-        run: &RunId,
-        item: &str,
-        owner: &str,
-        outcome: Outcome,
-        result: &Value,
-        next: &str,
-    ) -> Result<(ItemState, ItemState), StoreError> {
-        delegate!(self, s => s.finish_and_start(run, item, owner, outcome, result, next))
-    }
-
-    async fn set_item_waiting(
-        &self,
-        run: &RunId,
-        item: &str,
-        owner: &str,
-        detail: &Value,
-    ) -> Result<ItemState, StoreError> {
-        delegate!(self, s => s.set_item_waiting(run, item, owner, detail))
-    }
-
-    async fn mark_interrupted(&self, run: &RunId, owner: &str) -> Result<Vec<String>, StoreError> {
-        delegate!(self, s => s.mark_interrupted(run, owner))
-    }
-
-    async fn item_states(&self, run: &RunId) -> Result<Vec<ItemState>, StoreError> {
-        delegate!(self, s => s.item_states(run))
-    }
-
-    async fn append_event(
-        &self,
-        run: &RunId,
-        owner: &str,
-        event: &NewEvent,
-    ) -> Result<Event, StoreError> {
-        delegate!(self, s => s.append_event(run, owner, event))
-    }
-
-    async fn events_after(
-        &self,
-        run: &RunId,
-        after: i64,
-        limit: u32,
-    ) -> Result<Vec<Event>, StoreError> {
-        delegate!(self, s => s.events_after(run, after, limit))
-    }
-
-    async fn confirm(
-        &self,
-        run: &RunId,
-        item: &str,
-        confirmation: &NewConfirmation,
-    ) -> Result<bool, StoreError> {
-        delegate!(self, s => s.confirm(run, item, confirmation))
-    }
-
-    async fn confirmation(
-        &self,
-        run: &RunId,
-        item: &str,
-    ) -> Result<Option<Confirmation>, StoreError> {
-        delegate!(self, s => s.confirmation(run, item))
-    }
-
-    async fn sign(
-        &self,
-        run: &RunId,
-        item: &str,
-        signature: &NewSignature,
-    ) -> Result<bool, StoreError> {
-        delegate!(self, s => s.sign(run, item, signature))
-    }
-
-    async fn signatures(&self, run: &RunId, item: &str) -> Result<Vec<Signature>, StoreError> {
-        delegate!(self, s => s.signatures(run, item))
-    }
-
-    async fn request(&self, run: &RunId, request: &NewRequest) -> Result<bool, StoreError> {
-        delegate!(self, s => s.request(run, request))
-    }
-
-    async fn requests(&self, run: &RunId) -> Result<Vec<Request>, StoreError> {
-        delegate!(self, s => s.requests(run))
-    }
-
-    async fn put_flag(
-        &self,
-        key: &str,
-        definition: &Value,
-        expected_version: Option<i64>,
-        actor: &Actor,
-        reason: Option<&str>,
-    ) -> Result<FlagRecord, StoreError> {
-        delegate!(self, s => s.put_flag(key, definition, expected_version, actor, reason))
-    }
-
-    async fn delete_flag(
-        &self,
-        key: &str,
-        actor: &Actor,
-        reason: Option<&str>,
-    ) -> Result<bool, StoreError> {
-        delegate!(self, s => s.delete_flag(key, actor, reason))
-    }
-
-    async fn get_flag(&self, key: &str) -> Result<Option<FlagRecord>, StoreError> {
-        delegate!(self, s => s.get_flag(key))
-    }
-
-    async fn list_flags(&self) -> Result<Vec<FlagRecord>, StoreError> {
-        delegate!(self, s => s.list_flags())
-    }
-
-    async fn flags_revision(&self) -> Result<i64, StoreError> {
-        delegate!(self, s => s.flags_revision())
-    }
-
-    async fn audit_head(&self) -> Result<i64, StoreError> {
-        delegate!(self, s => s.audit_head())
-    }
-
-    async fn append_audit(
-        &self,
-        actor: &Actor,
-        entry: &NewAudit,
-    ) -> Result<AuditEntry, StoreError> {
-        delegate!(self, s => s.append_audit(actor, entry))
-    }
-
-    async fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
-        delegate!(self, s => s.audit(filter))
-    }
-
-    async fn create_token(
-        &self,
-        token: &NewToken,
-        actor: &Actor,
-    ) -> Result<TokenRecord, StoreError> {
-        delegate!(self, s => s.create_token(token, actor))
-    }
-
-    async fn token_by_secret(
-        &self,
-        secret_sha256: &str,
-    ) -> Result<Option<TokenRecord>, StoreError> {
-        delegate!(self, s => s.token_by_secret(secret_sha256))
-    }
-
-    async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
-        delegate!(self, s => s.list_tokens())
-    }
-
-    async fn revoke_token(&self, id: &str, actor: &Actor) -> Result<bool, StoreError> {
-        delegate!(self, s => s.revoke_token(id, actor))
-    }
-
-    async fn close(&self) {
-        delegate!(self, s => s.close())
-    }
-
-    fn database_restarted(&self) -> bool {
-        match self {
-            AnyStore::Sqlite(s) => s.database_restarted(),
-            AnyStore::Postgres(s) => s.database_restarted(),
+            fn database_restarted(&self) -> bool {
+                match self {
+                    AnyStore::Sqlite(s) => s.database_restarted(),
+                    AnyStore::Postgres(s) => s.database_restarted(),
+                }
+            }
         }
-    }
+    };
 }
+
+with_store_ops!(any_store);

@@ -45,6 +45,11 @@ impl RunId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// An id read back from the journal, as the store wrote it.
+    pub(crate) fn stored(id: String) -> RunId {
+        RunId(id)
+    }
 }
 
 impl fmt::Display for RunId {
@@ -831,9 +836,7 @@ pub(crate) fn token_taken(id: &str, same_id: bool) -> StoreError {
 /// Sorts the error of inserting a token: a unique violation (a writer that
 /// raced past the check) is a conflict.
 pub(crate) fn token_insert_error(e: sqlx::Error, id: &str) -> StoreError {
-    if e.as_database_error()
-        .is_some_and(|d| d.is_unique_violation())
-    {
+    if crate::error::is_unique_violation(&e) {
         StoreError::Conflict(format!(
             "token `{id}`: its id or its secret is already stored"
         ))

@@ -169,7 +169,26 @@ struct Shared {
     last_finish: Mutex<Option<Finish>>,
     /// The database restarted or was away: check the latest finish.
     finish_in_doubt: AtomicBool,
+    /// Pauses that ended but are not in the journal yet (at most
+    /// [`UNJOURNALED`], the oldest dropped first).
+    unjournaled: Mutex<Vec<Unjournaled>>,
 }
+
+/// A pause not yet journaled: the call the database answered first after
+/// it was a read, which holds no lease to write under. The next call that
+/// has a lease for its run writes it.
+struct Unjournaled {
+    /// `None`: the pause met no call for any run.
+    run: Option<RunId>,
+    /// The lease the pause's first call held, if it was a leased write.
+    owner: Option<String>,
+    waited: Duration,
+    error: String,
+}
+
+/// How many pauses wait for a leased call at most (a process that only
+/// reads, such as a server, never writes them).
+const UNJOURNALED: usize = 16;
 
 #[derive(Clone)]
 struct Finish {
@@ -333,28 +352,80 @@ impl<S: Store> Retrying<S> {
             .unwrap_or_else(|e| e.into_inner())
             .take()
         else {
+            self.journal_pauses(at).await;
             return;
         };
         self.shared.finish_in_doubt.store(true, Ordering::SeqCst);
         self.check_finish().await;
         let waited = paused.since.elapsed();
-        let run = paused
-            .run
-            .or_else(|| at.run.map(|r| (r.clone(), at.owner.map(str::to_string))));
+        let (run, owner) = match paused.run {
+            Some((run, owner)) => (Some(run), owner),
+            None => (at.run.cloned(), None),
+        };
         self.report(&Pause::Resumed {
-            run: run.as_ref().map(|(r, _)| r),
+            run: run.as_ref(),
             waited,
         });
-        if let Some((run, Some(owner))) = &run {
+        {
+            let mut queue = self
+                .shared
+                .unjournaled
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if queue.len() == UNJOURNALED {
+                queue.remove(0);
+            }
+            queue.push(Unjournaled {
+                run,
+                owner,
+                waited,
+                error: paused.error,
+            });
+        }
+        self.journal_pauses(at).await;
+    }
+
+    /// Journals the pauses that ended unjournaled and now have a lease to
+    /// be written under: `at`'s for its run (and for a pause that met no
+    /// run), else the one the pause's first call held. Best effort: the
+    /// lease may be gone again, or the database away.
+    async fn journal_pauses(&self, at: For<'_>) {
+        let due: Vec<(RunId, String, Unjournaled)> = {
+            let mut queue = self
+                .shared
+                .unjournaled
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if queue.is_empty() {
+                return;
+            }
+            let mut due = Vec::new();
+            let mut keep = Vec::new();
+            for pause in std::mem::take(&mut *queue) {
+                let here = match (at.run, at.owner) {
+                    (Some(run), Some(owner)) if pause.run.as_ref().is_none_or(|r| r == run) => {
+                        Some((run.clone(), owner.to_string()))
+                    }
+                    _ => pause.run.clone().zip(pause.owner.clone()),
+                };
+                match here {
+                    Some((run, owner)) => due.push((run, owner, pause)),
+                    None => keep.push(pause),
+                }
+            }
+            *queue = keep;
+            due
+        };
+        for (run, owner, pause) in due {
             let event = NewEvent {
                 kind: kind::JOURNAL_PAUSED.into(),
                 item_id: None,
                 data: json!({
-                    "waited_ms": u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
-                    "error": paused.error,
+                    "waited_ms": u64::try_from(pause.waited.as_millis()).unwrap_or(u64::MAX),
+                    "error": pause.error,
                 }),
             };
-            let _ = self.inner.append_event(run, owner, &event).await;
+            let _ = self.inner.append_event(&run, &owner, &event).await;
         }
     }
 
@@ -969,41 +1040,7 @@ mod tests {
         };
     }
 
-    faulty_store! {
-        create_run(new: &NewRun) -> Run;
-        get_run(run: &RunId) -> Run;
-        list_runs(limit: u32) -> Vec<RunSummary>;
-        set_run_status(run: &RunId, owner: &str, status: RunStatus) -> ();
-        acquire_lease(run: &RunId, owner: &str, ttl: Duration) -> bool;
-        renew_lease(run: &RunId, owner: &str, ttl: Duration) -> ();
-        release_lease(run: &RunId, owner: &str) -> bool;
-        start_item(run: &RunId, item: &str, owner: &str) -> ItemState;
-        finish_item(run: &RunId, item: &str, owner: &str, outcome: Outcome, result: &Value) -> ItemState;
-        finish_and_start(run: &RunId, item: &str, owner: &str, outcome: Outcome, result: &Value, next: &str) -> (ItemState, ItemState);
-        set_item_waiting(run: &RunId, item: &str, owner: &str, detail: &Value) -> ItemState;
-        mark_interrupted(run: &RunId, owner: &str) -> Vec<String>;
-        item_states(run: &RunId) -> Vec<ItemState>;
-        append_event(run: &RunId, owner: &str, event: &NewEvent) -> Event;
-        events_after(run: &RunId, after: i64, limit: u32) -> Vec<Event>;
-        confirm(run: &RunId, item: &str, confirmation: &NewConfirmation) -> bool;
-        confirmation(run: &RunId, item: &str) -> Option<Confirmation>;
-        sign(run: &RunId, item: &str, signature: &NewSignature) -> bool;
-        signatures(run: &RunId, item: &str) -> Vec<Signature>;
-        request(run: &RunId, request: &NewRequest) -> bool;
-        requests(run: &RunId) -> Vec<Request>;
-        put_flag(key: &str, definition: &Value, expected_version: Option<i64>, actor: &Actor, reason: Option<&str>) -> FlagRecord;
-        delete_flag(key: &str, actor: &Actor, reason: Option<&str>) -> bool;
-        get_flag(key: &str) -> Option<FlagRecord>;
-        list_flags() -> Vec<FlagRecord>;
-        flags_revision() -> i64;
-        audit_head() -> i64;
-        append_audit(actor: &Actor, entry: &NewAudit) -> AuditEntry;
-        audit(filter: &AuditFilter) -> Vec<AuditEntry>;
-        create_token(token: &NewToken, actor: &Actor) -> TokenRecord;
-        token_by_secret(secret_sha256: &str) -> Option<TokenRecord>;
-        list_tokens() -> Vec<TokenRecord>;
-        revoke_token(id: &str, actor: &Actor) -> bool;
-    }
+    crate::with_store_ops!(faulty_store);
 
     fn quick() -> RetryPolicy {
         RetryPolicy {
@@ -1241,6 +1278,24 @@ mod tests {
         let none = short.get_run(&"r-zzzzzzzz".parse().expect("id")).await;
         assert!(matches!(none, Err(StoreError::NotFound(_))), "{none:?}");
         short.close().await;
+    }
+
+    /// A pause that a read met and ended holds no lease to journal it
+    /// under: the run's next leased call writes it, once.
+    #[tokio::test]
+    async fn a_pause_seen_only_by_reads_is_journaled_by_the_next_leased_call() {
+        let (_dir, _clock, store) = store().await;
+        let run = leased_run(&store, &["a", "b"]).await;
+        for _ in 0..3 {
+            store.inner().cut("item_states", Cut::Before);
+        }
+        store.item_states(&run).await.expect("read after the pause");
+        assert_eq!(count(&store, &run, kind::JOURNAL_PAUSED).await, 0);
+        store.start_item(&run, "a", "me").await.expect("start");
+        assert_eq!(count(&store, &run, kind::JOURNAL_PAUSED).await, 1);
+        store.start_item(&run, "b", "me").await.expect("start b");
+        assert_eq!(count(&store, &run, kind::JOURNAL_PAUSED).await, 1);
+        store.close().await;
     }
 
     #[test]

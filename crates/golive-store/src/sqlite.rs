@@ -3,7 +3,7 @@
 //! Durability is the point: the journal is in WAL mode with
 //! `synchronous = FULL`, so a committed step survives `kill -9` and a power
 //! cut (a finish excepted, which the next commit makes durable: see
-//! [`Store::finish_item`]). Every write transaction starts with `BEGIN
+//! [`Store::finish_item`](crate::Store::finish_item)). Every write transaction starts with `BEGIN
 //! IMMEDIATE`, taking the write lock up front so concurrent writers (other
 //! processes on the same file) wait out the busy timeout instead of failing
 //! on a stale snapshot. A store writes through one writer of its own (its
@@ -14,6 +14,10 @@
 //! Times come from the process clock, or a [`ManualClock`] that tests move
 //! by hand. A file or directory golive may not write is opened read-only:
 //! reads work, writes fail with [`StoreError::ReadOnly`].
+//!
+//! The store's operations are written once (`crate::ops`); this module
+//! gives them SQLite's spelling, transactions and cells (`Dialect`) and
+//! makes item moves its own way (`Backend`).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -21,7 +25,7 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use serde_json::{Value, json};
+use serde_json::Value;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteRow, SqliteSynchronous,
@@ -33,18 +37,12 @@ mod mover;
 
 pub(crate) use mover::MoveError;
 
+use crate::dialect::{Arg, Cells, Dialect};
 use crate::error::{is_busy, is_cant_open, is_read_only};
-use crate::model::{
-    AuditRef, Move, ceil_millis, check_flag_version, checked_run, from_millis, json,
-    prefix_upper_bound, revoked_json, sha256_hex, to_millis, token_insert_error, token_json,
-    token_taken,
-};
-use crate::{
-    Actor, AuditEntry, AuditFilter, Confirmation, DbUrl, Event, FlagRecord, ItemState, ItemStatus,
-    NewAudit, NewConfirmation, NewEvent, NewRequest, NewRun, NewSignature, NewToken, Outcome,
-    Request, Run, RunId, RunStatus, RunSummary, Signature, Store, StoreError, TokenRecord, action,
-    kind, migrations,
-};
+use crate::model::{Move, ceil_millis, from_millis};
+use crate::ops::Backend;
+use crate::ops::journal::{item_from, run_not_found};
+use crate::{DbUrl, ItemState, Outcome, RunId, StoreError, migrations};
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -93,7 +91,7 @@ struct Writer {
 /// transaction dropped before it ends (an error, or a caller that gave up
 /// on its future) is rolled back by a task that keeps the writer until the
 /// rollback is done, so the next write starts clean.
-struct Tx {
+pub(crate) struct Tx {
     writer: Option<OwnedMutexGuard<Writer>>,
     open: bool,
 }
@@ -311,10 +309,111 @@ impl SqliteStore {
         }
         Ok(tx)
     }
+}
 
-    /// Runs one operation, naming this database in its errors.
-    async fn ctx<T>(&self, op: impl Future<Output = Result<T>>) -> Result<T> {
-        op.await.map_err(|e| e.at(&self.url))
+impl Dialect for SqliteStore {
+    type Row = SqliteRow;
+    type Tx = Tx;
+
+    const JSON_IN: &'static str = "";
+    const JSON_OUT: &'static str = "";
+    const LOCK_ROW: Option<&'static str> = None;
+
+    fn now_ms(&self) -> Option<i64> {
+        Some(SqliteStore::now_ms(self))
+    }
+
+    async fn begin(&self) -> Result<Tx> {
+        SqliteStore::begin(self).await
+    }
+
+    async fn commit(tx: Tx) -> Result<()> {
+        tx.commit().await
+    }
+
+    async fn fetch<'a>(
+        &'a self,
+        tx: Option<&'a mut Tx>,
+        sql: &'a str,
+        args: Vec<Arg<'a>>,
+    ) -> Result<Vec<SqliteRow>, sqlx::Error> {
+        let query = bound(sql, args);
+        match tx {
+            Some(tx) => query.fetch_all(&mut **tx).await,
+            None => query.fetch_all(&self.pool).await,
+        }
+    }
+
+    async fn execute<'a>(
+        &'a self,
+        tx: Option<&'a mut Tx>,
+        sql: &'a str,
+        args: Vec<Arg<'a>>,
+    ) -> Result<u64, sqlx::Error> {
+        let query = bound(sql, args);
+        Ok(match tx {
+            Some(tx) => query.execute(&mut **tx).await?,
+            None => query.execute(&self.pool).await?,
+        }
+        .rows_affected())
+    }
+
+    async fn insert_items<'a>(
+        tx: &'a mut Tx,
+        run: &'a str,
+        items: &'a [String],
+        now: Option<i64>,
+    ) -> Result<(), sqlx::Error> {
+        for (position, item) in items.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO items (run_id, item_id, position, status, updated_at) \
+                 VALUES ($1, $2, $3, 'pending', $4)",
+            )
+            .bind(run)
+            .bind(item)
+            .bind(i64::try_from(position).unwrap_or(i64::MAX))
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// `sql` with `args` bound as SQLite keeps them: times in milliseconds,
+/// JSON as text.
+fn bound<'a>(
+    sql: &'a str,
+    args: Vec<Arg<'a>>,
+) -> sqlx::query::Query<'a, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'a>> {
+    args.into_iter().fold(sqlx::query(sql), |q, arg| match arg {
+        Arg::Text(v) => q.bind(v),
+        Arg::Int(v) => q.bind(v),
+        Arg::Bool(v) => q.bind(v),
+        Arg::Json(v) => q.bind(v),
+        Arg::Time(v) => q.bind(v.map(Timestamp::as_millisecond)),
+        Arg::AtLeast(v) => q.bind(ceil_millis(v)),
+        Arg::Now(ms) => q.bind(ms),
+        // Rendered as `Now` where the store's clock stamps changes.
+        Arg::Later(d) => q.bind(crate::dialect::millis(d)),
+    })
+}
+
+impl Cells for SqliteRow {
+    fn opt_text(&self, column: &str) -> Result<Option<String>> {
+        Ok(self.try_get(column)?)
+    }
+
+    fn opt_int(&self, column: &str) -> Result<Option<i64>> {
+        Ok(self.try_get(column)?)
+    }
+
+    fn opt_bool(&self, column: &str) -> Result<Option<bool>> {
+        Ok(self.try_get(column)?)
+    }
+
+    fn opt_time(&self, column: &str) -> Result<Option<Timestamp>> {
+        opt_time(self.try_get(column)?)
     }
 }
 
@@ -419,386 +518,51 @@ fn wal_path(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-const RUN_COLUMNS: &str = "id, plan_name, plan_sha256, t0, status, created_at, updated_at, \
-                           lease_owner, lease_expires_at, last_seq";
+/// An item's row as the mover reads it back, in `mover::ItemRow`'s order.
 const ITEM_COLUMNS: &str = "item_id, status, attempts, started_at, finished_at, result, updated_at";
-const EVENT_COLUMNS: &str = "seq, at, kind, item_id, actor, data";
 
 fn opt_time(ms: Option<i64>) -> Result<Option<Timestamp>> {
     ms.map(from_millis).transpose()
 }
 
-fn summary_from(row: &SqliteRow) -> Result<RunSummary> {
-    Ok(RunSummary {
-        id: row.try_get("id")?,
-        plan_name: row.try_get("plan_name")?,
-        plan_sha256: row.try_get("plan_sha256")?,
-        t0: opt_time(row.try_get("t0")?)?,
-        status: row.try_get::<&str, _>("status")?.parse()?,
-        created_at: from_millis(row.try_get("created_at")?)?,
-        updated_at: from_millis(row.try_get("updated_at")?)?,
-        lease_owner: row.try_get("lease_owner")?,
-        lease_expires_at: opt_time(row.try_get("lease_expires_at")?)?,
-        last_seq: row.try_get("last_seq")?,
-    })
-}
-
-fn item_from(row: &SqliteRow) -> Result<ItemState> {
-    mover::ItemRow {
-        item_id: row.try_get("item_id")?,
-        status: row.try_get("status")?,
-        attempts: row.try_get("attempts")?,
-        started_at: row.try_get("started_at")?,
-        finished_at: row.try_get("finished_at")?,
-        result: row.try_get("result")?,
-        updated_at: row.try_get("updated_at")?,
+/// The mover's rows read as the journal's own, so that one
+/// [`item_from`] says what an item's row means.
+impl Cells for mover::ItemRow {
+    fn opt_text(&self, column: &str) -> Result<Option<String>> {
+        match column {
+            "item_id" => Ok(Some(self.item_id.clone())),
+            "status" => Ok(Some(self.status.clone())),
+            "result" => Ok(self.result.clone()),
+            _ => Err(not_an_item_column(column)),
+        }
     }
-    .into_state()
-}
 
-impl mover::ItemRow {
-    fn into_state(self) -> Result<ItemState> {
-        let attempts = self.attempts;
-        Ok(ItemState {
-            item_id: self.item_id,
-            status: self.status.parse()?,
-            attempts: u32::try_from(attempts)
-                .map_err(|_| StoreError::Corrupt(format!("{attempts} attempts")))?,
-            started_at: opt_time(self.started_at)?,
-            finished_at: opt_time(self.finished_at)?,
-            result: self.result.as_deref().map(json).transpose()?,
-            updated_at: from_millis(self.updated_at)?,
+    fn opt_int(&self, column: &str) -> Result<Option<i64>> {
+        match column {
+            "attempts" => Ok(Some(self.attempts)),
+            _ => Err(not_an_item_column(column)),
+        }
+    }
+
+    fn opt_bool(&self, column: &str) -> Result<Option<bool>> {
+        Err(not_an_item_column(column))
+    }
+
+    fn opt_time(&self, column: &str) -> Result<Option<Timestamp>> {
+        opt_time(match column {
+            "started_at" => self.started_at,
+            "finished_at" => self.finished_at,
+            "updated_at" => Some(self.updated_at),
+            _ => return Err(not_an_item_column(column)),
         })
     }
 }
 
-fn event_from(row: &SqliteRow) -> Result<Event> {
-    Ok(Event {
-        seq: row.try_get("seq")?,
-        at: from_millis(row.try_get("at")?)?,
-        kind: row.try_get("kind")?,
-        item_id: row.try_get("item_id")?,
-        actor: row.try_get("actor")?,
-        data: json(row.try_get("data")?)?,
-    })
-}
-
-fn confirmation_from(row: &SqliteRow) -> Result<Confirmation> {
-    Ok(Confirmation {
-        item_id: row.try_get("item_id")?,
-        by: row.try_get("by")?,
-        at: from_millis(row.try_get("at")?)?,
-        evidence: row.try_get("evidence")?,
-        skipped: row.try_get("skipped")?,
-        reason: row.try_get("reason")?,
-    })
-}
-
-fn signature_from(row: &SqliteRow) -> Result<Signature> {
-    Ok(Signature {
-        item_id: row.try_get("item_id")?,
-        role: row.try_get("role")?,
-        by: row.try_get("by")?,
-        at: from_millis(row.try_get("at")?)?,
-        decision: row.try_get::<&str, _>("decision")?.parse()?,
-        comment: row.try_get("comment")?,
-    })
-}
-
-fn ttl_ms(ttl: Duration) -> i64 {
-    i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2)
-}
-
-fn run_not_found(run: &RunId) -> StoreError {
-    StoreError::NotFound(format!("run {run}"))
-}
-
-async fn run_exists(conn: &mut SqliteConnection, run: &RunId) -> Result<bool> {
-    Ok(sqlx::query("SELECT 1 FROM runs WHERE id = $1")
-        .bind(run)
-        .fetch_optional(conn)
-        .await?
-        .is_some())
-}
-
-/// The item's status; NotFound names whichever of run and item is missing.
-async fn item_status(conn: &mut SqliteConnection, run: &RunId, item: &str) -> Result<ItemStatus> {
-    let status: Option<String> =
-        sqlx::query_scalar("SELECT status FROM items WHERE run_id = $1 AND item_id = $2")
-            .bind(run)
-            .bind(item)
-            .fetch_optional(&mut *conn)
-            .await?;
-    match status {
-        Some(s) => s.parse(),
-        None if run_exists(conn, run).await? => {
-            Err(StoreError::NotFound(format!("item `{item}` in run {run}")))
-        }
-        None => Err(run_not_found(run)),
-    }
-}
-
-/// Checks, inside the transaction, that `owner` holds the run's lease
-/// (`None`: only that the run exists), and marks the run updated.
-async fn hold(tx: &mut Tx, run: &RunId, owner: Option<&str>, now: i64) -> Result<()> {
-    let done = match owner {
-        Some(owner) => sqlx::query(
-            "UPDATE runs SET updated_at = $3 \
-             WHERE id = $1 AND lease_owner = $2 AND lease_expires_at > $3",
-        )
-        .bind(run)
-        .bind(owner)
-        .bind(now),
-        None => sqlx::query("UPDATE runs SET updated_at = $2 WHERE id = $1")
-            .bind(run)
-            .bind(now),
-    }
-    .execute(&mut **tx)
-    .await?;
-    if done.rows_affected() == 1 {
-        return Ok(());
-    }
-    match owner {
-        Some(owner) if run_exists(tx, run).await? => Err(StoreError::LeaseLost {
-            run: run.clone(),
-            owner: owner.to_string(),
-        }),
-        _ => Err(run_not_found(run)),
-    }
-}
-
-/// Appends the run's next event (seq = last_seq + 1).
-async fn append(
-    tx: &mut Tx,
-    run: &RunId,
-    now: i64,
-    kind: &str,
-    item: Option<&str>,
-    actor: Option<&str>,
-    data: Value,
-) -> Result<Event> {
-    let seq: i64 = sqlx::query_scalar(
-        "UPDATE runs SET last_seq = last_seq + 1, updated_at = $2 WHERE id = $1 \
-         RETURNING last_seq",
-    )
-    .bind(run)
-    .bind(now)
-    .fetch_one(&mut **tx)
-    .await?;
-    sqlx::query(
-        "INSERT INTO events (run_id, seq, at, kind, item_id, actor, data) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(run)
-    .bind(seq)
-    .bind(now)
-    .bind(kind)
-    .bind(item)
-    .bind(actor)
-    .bind(data.to_string())
-    .execute(&mut **tx)
-    .await?;
-    Ok(Event {
-        seq,
-        at: from_millis(now)?,
-        kind: kind.to_string(),
-        item_id: item.map(str::to_string),
-        actor: actor.map(str::to_string),
-        data,
-    })
-}
-
-const FLAG_COLUMNS: &str = "key, definition, version, created_at, updated_at, updated_by";
-const AUDIT_COLUMNS: &str = "seq, at, actor, source, action, target, before, after, reason";
-const TOKEN_COLUMNS: &str =
-    "id, name, role, secret_sha256, created_at, expires_at, revoked_at, created_by";
-
-fn flag_from(row: &SqliteRow) -> Result<FlagRecord> {
-    Ok(FlagRecord {
-        key: row.try_get("key")?,
-        definition: json(row.try_get("definition")?)?,
-        version: row.try_get("version")?,
-        created_at: from_millis(row.try_get("created_at")?)?,
-        updated_at: from_millis(row.try_get("updated_at")?)?,
-        updated_by: row.try_get("updated_by")?,
-    })
-}
-
-fn audit_from(row: &SqliteRow) -> Result<AuditEntry> {
-    let opt_json = |column: &str| -> Result<Option<Value>> {
-        row.try_get::<Option<&str>, _>(column)?
-            .map(json)
-            .transpose()
-    };
-    Ok(AuditEntry {
-        seq: row.try_get("seq")?,
-        at: from_millis(row.try_get("at")?)?,
-        actor: row.try_get("actor")?,
-        source: row.try_get("source")?,
-        action: row.try_get("action")?,
-        target: row.try_get("target")?,
-        before: opt_json("before")?,
-        after: opt_json("after")?,
-        reason: row.try_get("reason")?,
-    })
-}
-
-fn token_from(row: &SqliteRow) -> Result<TokenRecord> {
-    Ok(TokenRecord {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        role: row.try_get("role")?,
-        secret_sha256: row.try_get("secret_sha256")?,
-        created_at: from_millis(row.try_get("created_at")?)?,
-        expires_at: opt_time(row.try_get("expires_at")?)?,
-        revoked_at: opt_time(row.try_get("revoked_at")?)?,
-        created_by: row.try_get("created_by")?,
-    })
-}
-
-/// Appends an audit entry inside the transaction of the change it records.
-async fn audit_in(tx: &mut Tx, now: i64, actor: &Actor, entry: AuditRef<'_>) -> Result<AuditEntry> {
-    let seq: i64 = sqlx::query_scalar(
-        "INSERT INTO audit (at, actor, source, action, target, before, after, reason) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING seq",
-    )
-    .bind(now)
-    .bind(&actor.name)
-    .bind(&actor.source)
-    .bind(entry.action)
-    .bind(entry.target)
-    .bind(entry.before.map(Value::to_string))
-    .bind(entry.after.map(Value::to_string))
-    .bind(entry.reason)
-    .fetch_one(&mut **tx)
-    .await?;
-    Ok(entry.entry(seq, from_millis(now)?, actor))
-}
-
-/// Tells pollers of `flags_revision` that the flags changed.
-async fn bump_flags_revision(tx: &mut Tx) -> Result<()> {
-    sqlx::query("UPDATE flags_revision SET revision = revision + 1 WHERE id = 1")
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
-/// Refuses a token whose id or secret hash is already stored.
-async fn check_token_is_new(tx: &mut Tx, token: &NewToken) -> Result<()> {
-    let same_id: Option<bool> = sqlx::query_scalar(
-        "SELECT id = $1 FROM tokens WHERE id = $1 OR secret_sha256 = $2 ORDER BY id = $1 DESC \
-         LIMIT 1",
-    )
-    .bind(&token.id)
-    .bind(&token.secret_sha256)
-    .fetch_optional(&mut **tx)
-    .await?;
-    match same_id {
-        None => Ok(()),
-        Some(same_id) => Err(token_taken(&token.id, same_id)),
-    }
-}
-
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    e.as_database_error()
-        .is_some_and(|d| d.is_unique_violation())
+fn not_an_item_column(column: &str) -> StoreError {
+    StoreError::Corrupt(format!("an item's row has no column `{column}`"))
 }
 
 impl SqliteStore {
-    /// A person's answer (a confirmation, a signature): `insert` (given the
-    /// time) adds its row unless one is there for the same key, and the
-    /// answer's `event` is journaled with it, in one transaction. `false`:
-    /// the answer was there already, and nothing is written.
-    async fn answer<'q>(
-        &self,
-        run: &RunId,
-        item: &str,
-        by: &str,
-        event: &str,
-        data: Value,
-        insert: impl FnOnce(
-            i64,
-        )
-            -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
-    ) -> Result<bool> {
-        self.ctx(async {
-            let now = self.now_ms();
-            let mut tx = self.begin().await?;
-            hold(&mut tx, run, None, now).await?;
-            item_status(&mut tx, run, item).await?;
-            if insert(now).execute(&mut *tx).await?.rows_affected() == 0 {
-                return Ok(false);
-            }
-            append(&mut tx, run, now, event, Some(item), Some(by), data).await?;
-            tx.commit().await?;
-            Ok(true)
-        })
-        .await
-    }
-
-    async fn insert_run(&self, new: &NewRun, id: &RunId) -> Result<Run> {
-        let now = self.now_ms();
-        let sha = sha256_hex(&new.plan_text);
-        let t0 = new.t0.map(to_millis).transpose()?;
-        let mut tx = self.begin().await?;
-        sqlx::query(
-            "INSERT INTO runs (id, plan_name, plan_text, plan_sha256, t0, status, created_at, \
-             updated_at) VALUES ($1, $2, $3, $4, $5, 'pending', $6, $6)",
-        )
-        .bind(id)
-        .bind(&new.plan_name)
-        .bind(&new.plan_text)
-        .bind(&sha)
-        .bind(t0.map(Timestamp::as_millisecond))
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        for (position, item) in new.items.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO items (run_id, item_id, position, status, updated_at) \
-                 VALUES ($1, $2, $3, 'pending', $4)",
-            )
-            .bind(id)
-            .bind(item)
-            .bind(i64::try_from(position).unwrap_or(i64::MAX))
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
-        let data = json!({
-            "plan_name": new.plan_name,
-            "plan_sha256": sha,
-            "t0": t0,
-            "items": new.items.len(),
-        });
-        append(
-            &mut tx,
-            id,
-            now,
-            kind::RUN_CREATED,
-            None,
-            new.actor.as_deref(),
-            data,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(Run {
-            summary: RunSummary {
-                id: id.clone(),
-                plan_name: new.plan_name.clone(),
-                plan_sha256: sha,
-                t0,
-                status: RunStatus::Pending,
-                created_at: from_millis(now)?,
-                updated_at: from_millis(now)?,
-                lease_owner: None,
-                lease_expires_at: None,
-                last_seq: 1,
-            },
-            plan_text: new.plan_text.clone(),
-        })
-    }
-
     /// Moves one item and journals the move: one transaction, run in place
     /// (see `mover` and [`blocking`]), whose writes happen only if the lease
     /// is held and the move allowed, and which otherwise says why not.
@@ -893,7 +657,7 @@ impl SqliteStore {
             mover::Moved::Items(rows) => {
                 let states = rows
                     .into_iter()
-                    .map(mover::ItemRow::into_state)
+                    .map(|row| item_from(&row))
                     .collect::<Result<Vec<_>>>()?;
                 states.try_into().map_err(|got: Vec<ItemState>| {
                     StoreError::Corrupt(format!("{N} moves in run {run} gave {} items", got.len()))
@@ -1031,197 +795,22 @@ fn refusal(
     })
 }
 
-impl Store for SqliteStore {
-    async fn create_run(&self, new: &NewRun) -> Result<Run> {
-        self.ctx(async {
-            let mut seen = std::collections::HashSet::new();
-            if let Some(dup) = new.items.iter().find(|i| !seen.insert(i.as_str())) {
-                return Err(StoreError::Conflict(format!(
-                    "item `{dup}` is listed twice"
-                )));
-            }
-            let mut tries = 0;
-            loop {
-                let id = RunId::generate()?;
-                match self.insert_run(new, &id).await {
-                    Err(StoreError::Backend(e)) if is_unique_violation(&e) && tries < 5 => {
-                        tries += 1;
-                    }
-                    other => return other,
-                }
-            }
-        })
-        .await
+impl Backend for SqliteStore {
+    fn url(&self) -> &DbUrl {
+        &self.url
     }
 
-    async fn get_run(&self, run: &RunId) -> Result<Run> {
-        self.ctx(async {
-            let row = sqlx::query(&format!(
-                "SELECT {RUN_COLUMNS}, plan_text FROM runs WHERE id = $1"
-            ))
-            .bind(run)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| run_not_found(run))?;
-            checked_run(summary_from(&row)?, row.try_get("plan_text")?)
-        })
-        .await
-    }
-
-    async fn list_runs(&self, limit: u32) -> Result<Vec<RunSummary>> {
-        self.ctx(async {
-            sqlx::query(&format!(
-                "SELECT {RUN_COLUMNS} FROM runs ORDER BY num DESC LIMIT $1"
-            ))
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(summary_from)
-            .collect()
-        })
-        .await
-    }
-
-    async fn set_run_status(&self, run: &RunId, owner: &str, status: RunStatus) -> Result<()> {
-        self.ctx(async {
-            let now = self.now_ms();
-            let mut tx = self.begin().await?;
-            hold(&mut tx, run, Some(owner), now).await?;
-            let from: String = sqlx::query_scalar("SELECT status FROM runs WHERE id = $1")
-                .bind(run)
-                .fetch_one(&mut *tx)
-                .await?;
-            let from: RunStatus = from.parse()?;
-            if from == status {
-                return Ok(());
-            }
-            sqlx::query("UPDATE runs SET status = $2 WHERE id = $1")
-                .bind(run)
-                .bind(status.as_str())
-                .execute(&mut *tx)
-                .await?;
-            let data = json!({ "from": from, "to": status });
-            append(&mut tx, run, now, kind::RUN_STATUS, None, Some(owner), data).await?;
-            tx.commit().await?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn acquire_lease(&self, run: &RunId, owner: &str, ttl: Duration) -> Result<bool> {
-        self.ctx(async {
-            let now = self.now_ms();
-            let mut tx = self.begin().await?;
-            let row = sqlx::query(
-                "SELECT lease_owner, \
-                 (lease_owner IS NULL OR lease_owner = $2 OR lease_expires_at < $3) AS free \
-                 FROM runs WHERE id = $1",
-            )
-            .bind(run)
-            .bind(owner)
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| run_not_found(run))?;
-            if !row.try_get::<bool, _>("free")? {
-                return Ok(false);
-            }
-            let previous: Option<String> = row.try_get("lease_owner")?;
-            sqlx::query("UPDATE runs SET lease_owner = $2, lease_expires_at = $3 WHERE id = $1")
-                .bind(run)
-                .bind(owner)
-                .bind(now.saturating_add(ttl_ms(ttl)))
-                .execute(&mut *tx)
-                .await?;
-            if previous.as_deref() != Some(owner) {
-                let data = json!({ "previous": previous, "ttl_ms": ttl_ms(ttl) });
-                append(
-                    &mut tx,
-                    run,
-                    now,
-                    kind::LEASE_ACQUIRED,
-                    None,
-                    Some(owner),
-                    data,
-                )
-                .await?;
-            }
-            tx.commit().await?;
-            Ok(true)
-        })
-        .await
-    }
-
-    async fn renew_lease(&self, run: &RunId, owner: &str, ttl: Duration) -> Result<()> {
-        self.ctx(async {
-            let now = self.now_ms();
-            let mut tx = self.begin().await?;
-            hold(&mut tx, run, Some(owner), now).await?;
-            sqlx::query("UPDATE runs SET lease_expires_at = $2 WHERE id = $1")
-                .bind(run)
-                .bind(now.saturating_add(ttl_ms(ttl)))
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn release_lease(&self, run: &RunId, owner: &str) -> Result<bool> {
-        self.ctx(async {
-            let now = self.now_ms();
-            let mut tx = self.begin().await?;
-            let done = sqlx::query(
-                "UPDATE runs SET lease_owner = NULL, lease_expires_at = NULL \
-                 WHERE id = $1 AND lease_owner = $2",
-            )
-            .bind(run)
-            .bind(owner)
-            .execute(&mut *tx)
-            .await?;
-            if done.rows_affected() == 0 {
-                return if run_exists(&mut tx, run).await? {
-                    Ok(false)
-                } else {
-                    Err(run_not_found(run))
-                };
-            }
-            append(
-                &mut tx,
-                run,
-                now,
-                kind::LEASE_RELEASED,
-                None,
-                Some(owner),
-                json!({}),
-            )
-            .await?;
-            tx.commit().await?;
-            Ok(true)
-        })
-        .await
-    }
-
-    async fn start_item(&self, run: &RunId, item: &str, owner: &str) -> Result<ItemState> {
-        self.ctx(self.move_item(run, item, owner, Move::Start))
-            .await
-    }
-
-    async fn finish_item(
+    async fn move_one(
         &self,
         run: &RunId,
         item: &str,
         owner: &str,
-        outcome: Outcome,
-        result: &Value,
+        mv: Move<'_>,
     ) -> Result<ItemState> {
-        self.ctx(self.move_item(run, item, owner, Move::Finish(outcome, result)))
-            .await
+        self.move_item(run, item, owner, mv).await
     }
 
-    async fn finish_and_start(
+    async fn finish_then_start(
         &self,
         run: &RunId,
         item: &str,
@@ -1230,585 +819,20 @@ impl Store for SqliteStore {
         result: &Value,
         next: &str,
     ) -> Result<(ItemState, ItemState)> {
-        self.ctx(async {
-            if item == next {
-                return Err(StoreError::Conflict(format!(
-                    "item `{item}` cannot finish and start in one move"
-                )));
-            }
-            // Not lazy: the start must be durable before its step runs, and
-            // the finish is synced with it.
-            let [finished, started] = self
-                .moves(
-                    run,
-                    owner,
-                    [(item, Move::Finish(outcome, result)), (next, Move::Start)],
-                    false,
-                )
-                .await?;
-            Ok((finished, started))
-        })
-        .await
-    }
-
-    async fn set_item_waiting(
-        &self,
-        run: &RunId,
-        item: &str,
-        owner: &str,
-        detail: &Value,
-    ) -> Result<ItemState> {
-        self.ctx(self.move_item(run, item, owner, Move::Wait(detail)))
-            .await
-    }
-
-    async fn mark_interrupted(&self, run: &RunId, owner: &str) -> Result<Vec<String>> {
-        self.ctx(async {
-            let now = self.now_ms();
-            let mut tx = self.begin().await?;
-            hold(&mut tx, run, Some(owner), now).await?;
-            let rows = sqlx::query(
-                "UPDATE items SET status = 'interrupted', updated_at = $2 \
-                 WHERE run_id = $1 AND status = 'running' RETURNING item_id, attempts, position",
-            )
-            .bind(run)
-            .bind(now)
-            .fetch_all(&mut *tx)
-            .await?;
-            let mut interrupted = Vec::with_capacity(rows.len());
-            for row in &rows {
-                let position: i64 = row.try_get("position")?;
-                let attempts: i64 = row.try_get("attempts")?;
-                let item: String = row.try_get("item_id")?;
-                interrupted.push((position, item, attempts));
-            }
-            interrupted.sort();
-            for (_, item, attempts) in &interrupted {
-                let data = json!({ "attempt": attempts });
-                append(
-                    &mut tx,
-                    run,
-                    now,
-                    kind::ITEM_INTERRUPTED,
-                    Some(item),
-                    Some(owner),
-                    data,
-                )
-                .await?;
-            }
-            tx.commit().await?;
-            Ok(interrupted.into_iter().map(|(_, item, _)| item).collect())
-        })
-        .await
-    }
-
-    async fn item_states(&self, run: &RunId) -> Result<Vec<ItemState>> {
-        self.ctx(async {
-            let mut conn = self.pool.acquire().await?;
-            let rows = sqlx::query(&format!(
-                "SELECT {ITEM_COLUMNS} FROM items WHERE run_id = $1 ORDER BY position"
-            ))
-            .bind(run)
-            .fetch_all(&mut *conn)
-            .await?;
-            if rows.is_empty() && !run_exists(&mut conn, run).await? {
-                return Err(run_not_found(run));
-            }
-            rows.iter().map(item_from).collect()
-        })
-        .await
-    }
-
-    async fn append_event(&self, run: &RunId, owner: &str, event: &NewEvent) -> Result<Event> {
-        self.ctx(async {
-            let now = self.now_ms();
-            let mut tx = self.begin().await?;
-            hold(&mut tx, run, Some(owner), now).await?;
-            if let Some(item) = &event.item_id {
-                item_status(&mut tx, run, item).await?;
-            }
-            let event = append(
-                &mut tx,
+        // Not lazy: the start must be durable before its step runs, and
+        // the finish is synced with it.
+        let [finished, started] = self
+            .moves(
                 run,
-                now,
-                &event.kind,
-                event.item_id.as_deref(),
-                Some(owner),
-                event.data.clone(),
+                owner,
+                [(item, Move::Finish(outcome, result)), (next, Move::Start)],
+                false,
             )
             .await?;
-            tx.commit().await?;
-            Ok(event)
-        })
-        .await
+        Ok((finished, started))
     }
 
-    async fn events_after(&self, run: &RunId, after: i64, limit: u32) -> Result<Vec<Event>> {
-        self.ctx(async {
-            let mut conn = self.pool.acquire().await?;
-            let rows = sqlx::query(&format!(
-                "SELECT {EVENT_COLUMNS} FROM events WHERE run_id = $1 AND seq > $2 \
-                 ORDER BY seq LIMIT $3"
-            ))
-            .bind(run)
-            .bind(after)
-            .bind(i64::from(limit))
-            .fetch_all(&mut *conn)
-            .await?;
-            if rows.is_empty() && !run_exists(&mut conn, run).await? {
-                return Err(run_not_found(run));
-            }
-            rows.iter().map(event_from).collect()
-        })
-        .await
-    }
-
-    async fn confirm(
-        &self,
-        run: &RunId,
-        item: &str,
-        confirmation: &NewConfirmation,
-    ) -> Result<bool> {
-        let c = confirmation;
-        let data = json!({ "evidence": c.evidence, "skipped": c.skipped, "reason": c.reason });
-        self.answer(run, item, &c.by, kind::ITEM_CONFIRMED, data, |now| {
-            sqlx::query(
-                "INSERT INTO confirmations (run_id, item_id, by, at, evidence, skipped, reason) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (run_id, item_id) DO NOTHING",
-            )
-            .bind(run)
-            .bind(item)
-            .bind(&c.by)
-            .bind(now)
-            .bind(&c.evidence)
-            .bind(c.skipped)
-            .bind(&c.reason)
-        })
-        .await
-    }
-
-    async fn confirmation(&self, run: &RunId, item: &str) -> Result<Option<Confirmation>> {
-        self.ctx(async {
-            let mut conn = self.pool.acquire().await?;
-            item_status(&mut conn, run, item).await?;
-            sqlx::query(
-                "SELECT item_id, by, at, evidence, skipped, reason FROM confirmations \
-                 WHERE run_id = $1 AND item_id = $2",
-            )
-            .bind(run)
-            .bind(item)
-            .fetch_optional(&mut *conn)
-            .await?
-            .as_ref()
-            .map(confirmation_from)
-            .transpose()
-        })
-        .await
-    }
-
-    async fn sign(&self, run: &RunId, item: &str, signature: &NewSignature) -> Result<bool> {
-        let s = signature;
-        let data = json!({ "role": s.role, "decision": s.decision, "comment": s.comment });
-        self.answer(run, item, &s.by, kind::ITEM_SIGNED, data, |now| {
-            sqlx::query(
-                "INSERT INTO signatures (run_id, item_id, role, by, at, decision, comment) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                 ON CONFLICT (run_id, item_id, role) DO NOTHING",
-            )
-            .bind(run)
-            .bind(item)
-            .bind(&s.role)
-            .bind(&s.by)
-            .bind(now)
-            .bind(s.decision.as_str())
-            .bind(&s.comment)
-        })
-        .await
-    }
-
-    async fn signatures(&self, run: &RunId, item: &str) -> Result<Vec<Signature>> {
-        self.ctx(async {
-            let mut conn = self.pool.acquire().await?;
-            item_status(&mut conn, run, item).await?;
-            sqlx::query(
-                "SELECT item_id, role, by, at, decision, comment FROM signatures \
-                 WHERE run_id = $1 AND item_id = $2 ORDER BY at, role",
-            )
-            .bind(run)
-            .bind(item)
-            .fetch_all(&mut *conn)
-            .await?
-            .iter()
-            .map(signature_from)
-            .collect()
-        })
-        .await
-    }
-
-    async fn request(&self, run: &RunId, request: &NewRequest) -> Result<bool> {
-        self.ctx(async {
-            let now = self.now_ms();
-            let mut tx = self.begin().await?;
-            hold(&mut tx, run, None, now).await?;
-            let done = sqlx::query(
-                "INSERT INTO requests (run_id, kind, by, at, reason) VALUES ($1, $2, $3, $4, $5) \
-                 ON CONFLICT (run_id, kind) DO NOTHING",
-            )
-            .bind(run)
-            .bind(&request.kind)
-            .bind(&request.by)
-            .bind(now)
-            .bind(&request.reason)
-            .execute(&mut *tx)
-            .await?;
-            if done.rows_affected() == 0 {
-                return Ok(false);
-            }
-            let data = json!({ "kind": request.kind, "reason": request.reason });
-            append(
-                &mut tx,
-                run,
-                now,
-                kind::RUN_REQUESTED,
-                None,
-                Some(&request.by),
-                data,
-            )
-            .await?;
-            tx.commit().await?;
-            Ok(true)
-        })
-        .await
-    }
-
-    async fn requests(&self, run: &RunId) -> Result<Vec<Request>> {
-        self.ctx(async {
-            let mut conn = self.pool.acquire().await?;
-            if !run_exists(&mut conn, run).await? {
-                return Err(run_not_found(run));
-            }
-            sqlx::query(
-                "SELECT kind, by, at, reason FROM requests WHERE run_id = $1 ORDER BY at, kind",
-            )
-            .bind(run)
-            .fetch_all(&mut *conn)
-            .await?
-            .iter()
-            .map(|row| {
-                Ok(Request {
-                    kind: row.try_get("kind")?,
-                    by: row.try_get("by")?,
-                    at: from_millis(row.try_get("at")?)?,
-                    reason: row.try_get("reason")?,
-                })
-            })
-            .collect()
-        })
-        .await
-    }
-
-    async fn put_flag(
-        &self,
-        key: &str,
-        definition: &Value,
-        expected_version: Option<i64>,
-        actor: &Actor,
-        reason: Option<&str>,
-    ) -> Result<FlagRecord> {
-        self.ctx(async {
-            let now = self.now_ms();
-            let mut tx = self.begin().await?;
-            let current = sqlx::query(&format!("SELECT {FLAG_COLUMNS} FROM flags WHERE key = $1"))
-                .bind(key)
-                .fetch_optional(&mut *tx)
-                .await?
-                .as_ref()
-                .map(flag_from)
-                .transpose()?;
-            check_flag_version(key, expected_version, current.as_ref().map(|f| f.version))?;
-            let audit = AuditRef {
-                action: action::FLAG_CREATED,
-                target: key,
-                before: None,
-                after: Some(definition),
-                reason,
-            };
-            let record = match current {
-                Some(current) if current.definition == *definition => return Ok(current),
-                Some(current) => {
-                    let row = sqlx::query(&format!(
-                        "UPDATE flags SET definition = $2, version = version + 1, \
-                         updated_at = $3, updated_by = $4 WHERE key = $1 \
-                         RETURNING {FLAG_COLUMNS}"
-                    ))
-                    .bind(key)
-                    .bind(definition.to_string())
-                    .bind(now)
-                    .bind(&actor.name)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    let audit = AuditRef {
-                        action: action::FLAG_UPDATED,
-                        before: Some(&current.definition),
-                        ..audit
-                    };
-                    audit_in(&mut tx, now, actor, audit).await?;
-                    flag_from(&row)?
-                }
-                None => {
-                    let row = sqlx::query(&format!(
-                        "INSERT INTO flags (key, definition, version, created_at, updated_at, \
-                         updated_by) VALUES ($1, $2, 1, $3, $3, $4) RETURNING {FLAG_COLUMNS}"
-                    ))
-                    .bind(key)
-                    .bind(definition.to_string())
-                    .bind(now)
-                    .bind(&actor.name)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    audit_in(&mut tx, now, actor, audit).await?;
-                    flag_from(&row)?
-                }
-            };
-            bump_flags_revision(&mut tx).await?;
-            tx.commit().await?;
-            Ok(record)
-        })
-        .await
-    }
-
-    async fn delete_flag(&self, key: &str, actor: &Actor, reason: Option<&str>) -> Result<bool> {
-        self.ctx(async {
-            let now = self.now_ms();
-            let mut tx = self.begin().await?;
-            let old: Option<String> =
-                sqlx::query_scalar("DELETE FROM flags WHERE key = $1 RETURNING definition")
-                    .bind(key)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            let Some(old) = old else {
-                return Ok(false);
-            };
-            let audit = AuditRef {
-                action: action::FLAG_DELETED,
-                target: key,
-                before: Some(&json(&old)?),
-                after: None,
-                reason,
-            };
-            audit_in(&mut tx, now, actor, audit).await?;
-            bump_flags_revision(&mut tx).await?;
-            tx.commit().await?;
-            Ok(true)
-        })
-        .await
-    }
-
-    async fn get_flag(&self, key: &str) -> Result<Option<FlagRecord>> {
-        self.ctx(async {
-            sqlx::query(&format!("SELECT {FLAG_COLUMNS} FROM flags WHERE key = $1"))
-                .bind(key)
-                .fetch_optional(&self.pool)
-                .await?
-                .as_ref()
-                .map(flag_from)
-                .transpose()
-        })
-        .await
-    }
-
-    async fn list_flags(&self) -> Result<Vec<FlagRecord>> {
-        self.ctx(async {
-            sqlx::query(&format!("SELECT {FLAG_COLUMNS} FROM flags ORDER BY key"))
-                .fetch_all(&self.pool)
-                .await?
-                .iter()
-                .map(flag_from)
-                .collect()
-        })
-        .await
-    }
-
-    async fn flags_revision(&self) -> Result<i64> {
-        self.ctx(async {
-            Ok(
-                sqlx::query_scalar("SELECT revision FROM flags_revision WHERE id = 1")
-                    .fetch_one(&self.pool)
-                    .await?,
-            )
-        })
-        .await
-    }
-
-    async fn audit_head(&self) -> Result<i64> {
-        self.ctx(async {
-            Ok(
-                sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM audit")
-                    .fetch_one(&self.pool)
-                    .await?,
-            )
-        })
-        .await
-    }
-
-    async fn append_audit(&self, actor: &Actor, entry: &NewAudit) -> Result<AuditEntry> {
-        self.ctx(async {
-            let now = self.now_ms();
-            let mut tx = self.begin().await?;
-            let entry = audit_in(&mut tx, now, actor, entry.into()).await?;
-            tx.commit().await?;
-            Ok(entry)
-        })
-        .await
-    }
-
-    async fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>> {
-        self.ctx(async {
-            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
-                "SELECT {AUDIT_COLUMNS} FROM audit WHERE seq > "
-            ));
-            q.push_bind(filter.after_seq);
-            if let Some(actor) = &filter.actor {
-                q.push(" AND actor = ").push_bind(actor.as_str());
-            }
-            if let Some(prefix) = filter.action_prefix.as_deref().filter(|p| !p.is_empty()) {
-                // BINARY collation: byte order, so the prefix is an index range.
-                q.push(" AND action >= ").push_bind(prefix);
-                if let Some(upper) = prefix_upper_bound(prefix) {
-                    q.push(" AND action < ").push_bind(upper);
-                }
-            }
-            if let Some(target) = &filter.target {
-                q.push(" AND target = ").push_bind(target.as_str());
-            }
-            if let Some(since) = filter.since {
-                q.push(" AND at >= ").push_bind(ceil_millis(since));
-            }
-            if let Some(before) = filter.before_seq {
-                q.push(" AND seq < ").push_bind(before);
-            }
-            q.push(if filter.newest_first {
-                " ORDER BY seq DESC LIMIT "
-            } else {
-                " ORDER BY seq LIMIT "
-            })
-            .push_bind(i64::from(filter.limit));
-            q.build()
-                .fetch_all(&self.pool)
-                .await?
-                .iter()
-                .map(audit_from)
-                .collect()
-        })
-        .await
-    }
-
-    async fn create_token(&self, token: &NewToken, actor: &Actor) -> Result<TokenRecord> {
-        self.ctx(async {
-            let now = self.now_ms();
-            let expires_at = token.expires_at.map(to_millis).transpose()?;
-            let mut tx = self.begin().await?;
-            check_token_is_new(&mut tx, token).await?;
-            sqlx::query(
-                "INSERT INTO tokens (id, name, role, secret_sha256, created_at, expires_at, \
-                 created_by) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(&token.id)
-            .bind(&token.name)
-            .bind(&token.role)
-            .bind(&token.secret_sha256)
-            .bind(now)
-            .bind(expires_at.map(Timestamp::as_millisecond))
-            .bind(&actor.name)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| token_insert_error(e, &token.id))?;
-            let record = TokenRecord {
-                id: token.id.clone(),
-                name: token.name.clone(),
-                role: token.role.clone(),
-                secret_sha256: token.secret_sha256.clone(),
-                created_at: from_millis(now)?,
-                expires_at,
-                revoked_at: None,
-                created_by: actor.name.clone(),
-            };
-            let after = token_json(&record);
-            let audit = AuditRef {
-                action: action::TOKEN_CREATED,
-                target: &record.id,
-                before: None,
-                after: Some(&after),
-                reason: None,
-            };
-            audit_in(&mut tx, now, actor, audit).await?;
-            tx.commit().await?;
-            Ok(record)
-        })
-        .await
-    }
-
-    async fn token_by_secret(&self, secret_sha256: &str) -> Result<Option<TokenRecord>> {
-        self.ctx(async {
-            sqlx::query(&format!(
-                "SELECT {TOKEN_COLUMNS} FROM tokens WHERE secret_sha256 = $1"
-            ))
-            .bind(secret_sha256)
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(token_from)
-            .transpose()
-        })
-        .await
-    }
-
-    async fn list_tokens(&self) -> Result<Vec<TokenRecord>> {
-        self.ctx(async {
-            sqlx::query(&format!(
-                "SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created_at, id"
-            ))
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(token_from)
-            .collect()
-        })
-        .await
-    }
-
-    async fn revoke_token(&self, id: &str, actor: &Actor) -> Result<bool> {
-        self.ctx(async {
-            let now = self.now_ms();
-            let mut tx = self.begin().await?;
-            let row = sqlx::query(&format!(
-                "UPDATE tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL \
-                 RETURNING {TOKEN_COLUMNS}"
-            ))
-            .bind(id)
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(row) = row else {
-                return Ok(false);
-            };
-            let token = token_from(&row)?;
-            let after = revoked_json(&token);
-            let audit = AuditRef {
-                action: action::TOKEN_REVOKED,
-                target: id,
-                before: None,
-                after: Some(&after),
-                reason: None,
-            };
-            audit_in(&mut tx, now, actor, audit).await?;
-            tx.commit().await?;
-            Ok(true)
-        })
-        .await
-    }
-
-    async fn close(&self) {
+    async fn close_connections(&self) {
         self.pool.close().await;
         let mut writer = self.writer.lock().await;
         writer.closed = true;
@@ -1823,6 +847,9 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    use crate::{ItemStatus, NewRun, Store, kind};
 
     async fn fresh() -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -11,11 +11,12 @@ use std::time::{Duration, Instant};
 use golive_plan::{Item, Plan, Run};
 use golive_runtime::Vars;
 use golive_runtime::shell::{self, Shell};
-use golive_store::{NewEvent, Outcome, Store};
+use golive_store::{Outcome, Store};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::{Ctx, Engine, EngineError, supervise};
+use super::Host;
+use crate::{EngineError, supervise};
 
 /// Output kept per stream; the rest is read and dropped.
 const MAX_OUTPUT: usize = 64 * 1024;
@@ -91,8 +92,7 @@ fn millis(d: Duration) -> u64 {
 /// item's start number, which names the supervisor's record. Each failed
 /// attempt is journaled as a `run.attempt` event.
 pub(crate) async fn run<S: Store + 'static>(
-    engine: &Engine<S>,
-    ctx: &Ctx<'_>,
+    host: &Host<'_, S>,
     item: &Item,
     run: &Run,
     start: u32,
@@ -100,18 +100,18 @@ pub(crate) async fn run<S: Store + 'static>(
 ) -> Result<(Outcome, Value), EngineError> {
     let spec = spec(
         run,
-        ctx.vars,
-        &environment(ctx.plan, ctx.vars, ctx.overrides),
+        host.vars(),
+        &environment(host.plan(), host.vars(), host.overrides()),
     );
     let mut delay = run.backoff;
     let mut attempts = first.max(1);
     loop {
-        let a = engine
-            .guarded(ctx, async {
-                Ok(match &engine.supervisor {
+        let a = host
+            .guarded(async {
+                Ok(match host.supervisor() {
                     Some(sup) => {
                         let started = Instant::now();
-                        let record = sup.record(ctx.run.as_str(), item.id.as_str(), start);
+                        let record = sup.record(host.run().as_str(), item.id.as_str(), start);
                         supervise::attempt(sup, &record, attempts, &spec)
                             .await
                             .unwrap_or_else(|e| Attempt::error(e, started.elapsed()))
@@ -127,27 +127,15 @@ pub(crate) async fn run<S: Store + 'static>(
         if attempts > run.retries {
             return Ok((Outcome::Failed, result));
         }
-        let event = NewEvent {
-            kind: "run.attempt".into(),
-            item_id: Some(item.id.to_string()),
-            data: json!({
-                "attempt": attempts,
-                "exit_code": a.exit_code,
-                "timed_out": a.timed_out,
-                "error": a.error,
-                "retry_in_ms": millis(delay),
-            }),
-        };
-        engine
-            .store
-            .append_event(ctx.run, &engine.owner, &event)
-            .await?;
-        engine
-            .guarded(ctx, async {
-                tokio::time::sleep(delay).await;
-                Ok(())
-            })
-            .await?;
+        let attempt = json!({
+            "attempt": attempts,
+            "exit_code": a.exit_code,
+            "timed_out": a.timed_out,
+            "error": a.error,
+            "retry_in_ms": millis(delay),
+        });
+        host.journal(Some(item), "run.attempt", attempt).await?;
+        host.sleep(delay).await?;
         delay = delay.saturating_mul(2);
         attempts += 1;
     }

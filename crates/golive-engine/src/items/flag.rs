@@ -10,12 +10,12 @@ use golive_store::flags::{self as flagstore, FlagWriteError};
 use golive_store::{Actor, Outcome, Store};
 use serde_json::{Map, Value, json};
 
-use crate::{Ctx, Engine, EngineError};
+use super::Host;
+use crate::EngineError;
 
 /// Applies the change; a refused change fails the item with why.
 pub(crate) async fn run<S: Store + 'static>(
-    engine: &Engine<S>,
-    ctx: &Ctx<'_>,
+    host: &Host<'_, S>,
     item: &Item,
     change: &FlagChange,
 ) -> Result<(Outcome, Value), EngineError> {
@@ -35,13 +35,13 @@ pub(crate) async fn run<S: Store + 'static>(
         patch.insert("default_variant".into(), Value::String(v.clone()));
     }
     let actor = Actor {
-        name: engine.owner.clone(),
+        name: host.owner().to_string(),
         source: None,
     };
-    let reason = format!("run {} item {}", ctx.run, item.id);
-    let before = engine.store.get_flag(key.as_str()).await?;
+    let reason = format!("run {} item {}", host.run(), item.id);
+    let before = host.store().get_flag(key.as_str()).await?;
     match flagstore::upsert(
-        &*engine.store,
+        host.store(),
         &key,
         &Value::Object(patch),
         None,

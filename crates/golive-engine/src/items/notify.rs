@@ -9,10 +9,12 @@ use std::time::Duration;
 
 use golive_notify::{Message, Retry, Target};
 use golive_plan::{AlertSeverity, Channel, ChannelKind, Item, Notify, NotifyEvent};
-use golive_store::{NewEvent, Outcome, Store};
+use golive_runtime::Vars;
+use golive_store::{Outcome, Store};
 use serde_json::{Value, json};
 
-use crate::{Ctx, Engine, EngineError};
+use super::Host;
+use crate::EngineError;
 
 /// One message for a channel: a `notify` item's, or a rollout level's
 /// decision (so a level's `notify` reaches the same channels, in the same
@@ -34,34 +36,31 @@ pub(crate) struct Outgoing<'a> {
 
 /// Sends the item's message and journals the delivery or the failure.
 pub(crate) async fn run<S: Store + 'static>(
-    engine: &Engine<S>,
-    ctx: &Ctx<'_>,
+    host: &Host<'_, S>,
     item: &Item,
     notify: &Notify,
 ) -> Result<(Outcome, Value), EngineError> {
     let out = Outgoing {
         channel: notify.channel.as_str(),
-        text: ctx.vars.redact(&ctx.vars.expand(&notify.message)),
+        text: host.vars().redact(&host.vars().expand(&notify.message)),
         event: notify.event,
-        dedup_key: notify.dedup_key.as_deref().map(|k| ctx.vars.expand(k)),
+        dedup_key: notify.dedup_key.as_deref().map(|k| host.vars().expand(k)),
         severity: notify.severity,
         extra: json!({}),
     };
-    deliver(engine, ctx, Some(item), out).await
+    deliver(host, Some(item), out).await
 }
 
 /// Sends `out` for `item` (none: the watch window's) and journals the
 /// delivery or the failure; the outcome is `Failed` only when a `required`
 /// channel was not reached.
 pub(crate) async fn deliver<S: Store + 'static>(
-    engine: &Engine<S>,
-    ctx: &Ctx<'_>,
+    host: &Host<'_, S>,
     item: Option<&Item>,
     out: Outgoing<'_>,
 ) -> Result<(Outcome, Value), EngineError> {
-    let item_id = item.map(|i| i.id.to_string());
     let message = out.text;
-    let channel = ctx.plan.channels.get(out.channel);
+    let channel = host.plan().channels.get(out.channel);
     let mut data = json!({
         "channel": out.channel,
         "message": message,
@@ -90,13 +89,13 @@ pub(crate) async fn deliver<S: Store + 'static>(
             if kind_name == "pagerduty" {
                 data["event"] = json!(out.event.as_str());
             }
-            let sent = match target(ctx, &channel.kind) {
+            let sent = match target(host.vars(), &channel.kind) {
                 Ok(target) => {
                     let msg = Message {
                         text: message,
-                        plan: ctx.plan.name.clone(),
-                        run: ctx.run.to_string(),
-                        item: item_id.clone().unwrap_or_else(|| "watch".into()),
+                        plan: host.plan().name.clone(),
+                        run: host.run().to_string(),
+                        item: item.map_or_else(|| "watch".into(), |i| i.id.to_string()),
                         event: out.event,
                         dedup_key: out.dedup_key,
                         severity: out.severity,
@@ -108,7 +107,7 @@ pub(crate) async fn deliver<S: Store + 'static>(
                     };
                     golive_notify::send(&target, &msg, retry)
                         .await
-                        .map_err(|f| (f.attempts, ctx.vars.redact(&f.error)))
+                        .map_err(|f| (f.attempts, host.vars().redact(&f.error)))
                 }
                 Err(e) => Err((0, e)),
             };
@@ -137,28 +136,17 @@ pub(crate) async fn deliver<S: Store + 'static>(
     };
     if item.is_none() {
         // The watch window's pages have no item to show them under.
-        engine.report(&crate::Progress::Watch { kind, data: &data });
+        host.report(&crate::Progress::Watch { kind, data: &data });
     }
-    engine
-        .store
-        .append_event(
-            ctx.run,
-            &engine.owner,
-            &NewEvent {
-                kind: kind.into(),
-                item_id,
-                data: data.clone(),
-            },
-        )
-        .await?;
+    host.journal(item, kind, data.clone()).await?;
     Ok((outcome, data))
 }
 
 /// The channel with its references resolved; an unresolved `${NAME}` is an
 /// error that names it (never the value of anything resolved).
-fn target(ctx: &Ctx<'_>, kind: &ChannelKind) -> Result<Target, String> {
+fn target(vars: &Vars, kind: &ChannelKind) -> Result<Target, String> {
     let resolve = |template: &str, what: &str| {
-        let value = ctx.vars.expand(template);
+        let value = vars.expand(template);
         match value.find("${") {
             Some(at) => {
                 let name: String = value[at..].chars().take_while(|c| *c != '}').collect();

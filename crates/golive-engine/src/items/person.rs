@@ -9,37 +9,40 @@ use golive_plan::{Approval, Item, Task};
 use golive_store::{Decision, Outcome, Store};
 use serde_json::json;
 
-use crate::{Ctx, Engine, EngineError};
+use super::Host;
+use crate::EngineError;
 
 /// Waits for the task's confirmation: passed, or skipped when confirmed with
 /// `--skip`.
 pub(crate) async fn task<S: Store + 'static>(
-    engine: &Engine<S>,
-    ctx: &Ctx<'_>,
+    host: &Host<'_, S>,
     item: &Item,
     task: &Task,
 ) -> Result<Outcome, EngineError> {
-    let mut confirmation = engine.store.confirmation(ctx.run, item.id.as_str()).await?;
+    let mut confirmation = host
+        .store()
+        .confirmation(host.run(), item.id.as_str())
+        .await?;
     if confirmation.is_none() {
         let detail = json!({
             "awaiting": "confirmation",
             "owner": item.owner.as_ref().map(|o| o.as_str()),
             "evidence_required": task.evidence_required,
-            "how": format!("golive confirm {} {} --by NAME", ctx.run, item.id),
+            "how": format!("golive confirm {} {} --by NAME", host.run(), item.id),
         });
-        engine.wait_for(ctx, item, &detail).await?;
+        host.wait_for(item, &detail).await?;
     }
     let confirmation = loop {
         if let Some(c) = confirmation.take() {
             break c;
         }
-        engine.tick(ctx).await?;
-        confirmation = engine.store.confirmation(ctx.run, item.id.as_str()).await?;
+        host.tick().await?;
+        confirmation = host
+            .store()
+            .confirmation(host.run(), item.id.as_str())
+            .await?;
     };
-    engine
-        .store
-        .start_item(ctx.run, item.id.as_str(), &engine.owner)
-        .await?;
+    host.start(item).await?;
     let outcome = if confirmation.skipped {
         Outcome::Skipped
     } else {
@@ -52,23 +55,22 @@ pub(crate) async fn task<S: Store + 'static>(
         "skipped": confirmation.skipped,
         "reason": confirmation.reason,
     });
-    engine.finish(ctx, item, outcome, &result).await?;
+    host.finish(item, outcome, &result).await?;
     Ok(outcome)
 }
 
 /// Waits until `min` distinct roles of the approval approved (passed) or
 /// one of them rejected (failed). Signatures for other roles do not count.
 pub(crate) async fn approval<S: Store + 'static>(
-    engine: &Engine<S>,
-    ctx: &Ctx<'_>,
+    host: &Host<'_, S>,
     item: &Item,
     approval: &Approval,
 ) -> Result<Outcome, EngineError> {
     let mut announced = false;
     loop {
-        let signatures: Vec<_> = engine
-            .store
-            .signatures(ctx.run, item.id.as_str())
+        let signatures: Vec<_> = host
+            .store()
+            .signatures(host.run(), item.id.as_str())
             .await?
             .into_iter()
             .filter(|s| approval.roles.iter().any(|r| r.as_str() == s.role))
@@ -103,11 +105,8 @@ pub(crate) async fn approval<S: Store + 'static>(
             if let Some(r) = rejected {
                 result["rejected_by"] = json!({ "role": r.role, "by": r.by, "comment": r.comment });
             }
-            engine
-                .store
-                .start_item(ctx.run, item.id.as_str(), &engine.owner)
-                .await?;
-            engine.finish(ctx, item, outcome, &result).await?;
+            host.start(item).await?;
+            host.finish(item, outcome, &result).await?;
             return Ok(outcome);
         }
         if !announced {
@@ -122,11 +121,11 @@ pub(crate) async fn approval<S: Store + 'static>(
                 "min": approval.min,
                 "approved": approved,
                 "roles": missing,
-                "how": format!("golive approve {} {} --as ROLE --by NAME", ctx.run, item.id),
+                "how": format!("golive approve {} {} --as ROLE --by NAME", host.run(), item.id),
             });
-            engine.wait_for(ctx, item, &detail).await?;
+            host.wait_for(item, &detail).await?;
             announced = true;
         }
-        engine.tick(ctx).await?;
+        host.tick().await?;
     }
 }

@@ -42,10 +42,11 @@ use std::time::{Duration, Instant};
 use golive_plan::{Item, LevelAction, Pause, Rollout};
 use golive_rollout::analysis::{Analyzer, Change, Decision, Evaluation, Tree, TreeState};
 use golive_rollout::traffic::Actuator;
-use golive_store::{Actor, NewEvent, Outcome, Request, Store};
+use golive_store::{Actor, Outcome, Request, Store};
 use serde_json::{Value, json};
 
-use crate::{Ctx, Engine, EngineError};
+use super::Host;
+use crate::EngineError;
 
 /// The journal's event kinds for rollouts.
 pub mod event {
@@ -107,8 +108,7 @@ fn asked(requests: &[Request]) -> Asked {
 }
 
 struct Rolling<'a, S: Store + 'static> {
-    engine: &'a Engine<S>,
-    ctx: &'a Ctx<'a>,
+    host: Host<'a, S>,
     item: &'a Item,
     rollout: &'a Rollout,
     actuator: Actuator,
@@ -141,22 +141,21 @@ struct Rolling<'a, S: Store + 'static> {
 
 /// Runs the rollout to its end; the outcome and the stored result.
 pub(crate) async fn run<S: Store + 'static>(
-    engine: &Engine<S>,
-    ctx: &Ctx<'_>,
+    host: &Host<'_, S>,
     item: &Item,
     rollout: &Rollout,
 ) -> Result<(Outcome, Value), EngineError> {
-    let actuator = match Actuator::from_plan(&rollout.traffic, ctx.vars) {
+    let actuator = match Actuator::from_plan(&rollout.traffic, host.vars()) {
         Ok(a) => a,
         Err(e) => return Ok(failed(&format!("traffic: {e}"), json!({}))),
     };
-    let analyzer = match Analyzer::new(&rollout.analysis, ctx.vars) {
+    let analyzer = match Analyzer::new(&rollout.analysis, host.vars()) {
         Ok(a) => a,
         Err(e) => return Ok(failed(&format!("analysis: {e}"), json!({}))),
     };
     // Where a previous process left it: the last weight journaled, and the
     // promotes it already used.
-    let events = engine.store.events_after(ctx.run, 0, u32::MAX).await?;
+    let events = host.store().events_after(host.run(), 0, u32::MAX).await?;
     let mine = |kind: &'static str| {
         events
             .iter()
@@ -174,13 +173,12 @@ pub(crate) async fn run<S: Store + 'static>(
         )
     });
     let mut r = Rolling {
-        engine,
-        ctx,
+        host: *host,
         item,
         rollout,
         actuator,
         analyzer,
-        tree: Tree::new(&ctx.plan.rollback.levels),
+        tree: Tree::new(&host.plan().rollback.levels),
         last_why: String::new(),
         shown_pause: String::new(),
         step_started: Instant::now(),
@@ -202,23 +200,13 @@ pub(crate) async fn run<S: Store + 'static>(
     };
     // The flags it may change, as they were before it first started (on a
     // resume, as the first process journaled them).
-    let flag_keys = flag_keys(rollout, &ctx.plan.rollback.levels);
+    let flag_keys = flag_keys(rollout, &host.plan().rollback.levels);
     let flags_before = match mine(event::FLAGS).next().map(|e| e.data["before"].clone()) {
         Some(before) => before,
         None => {
-            let before = flag_states(&*engine.store, &flag_keys).await?;
+            let before = flag_states(host.store(), &flag_keys).await?;
             if !flag_keys.is_empty() {
-                engine
-                    .store
-                    .append_event(
-                        ctx.run,
-                        &engine.owner,
-                        &NewEvent {
-                            kind: event::FLAGS.into(),
-                            item_id: Some(item.id.to_string()),
-                            data: json!({ "before": before }),
-                        },
-                    )
+                host.journal(Some(item), event::FLAGS, json!({ "before": before }))
                     .await?;
             }
             before
@@ -228,7 +216,7 @@ pub(crate) async fn run<S: Store + 'static>(
     if let Ok((_, Value::Object(result))) = &mut ended
         && !flag_keys.is_empty()
     {
-        let after = flag_states(&*engine.store, &flag_keys).await?;
+        let after = flag_states(host.store(), &flag_keys).await?;
         let flags: serde_json::Map<String, Value> = flag_keys
             .iter()
             .map(|k| {
@@ -391,25 +379,13 @@ impl<S: Store + 'static> Rolling<'_, S> {
 
     async fn journal(&self, kind: &str, data: Value) -> Result<(), EngineError> {
         if kind != event::ANALYSIS {
-            self.engine.report(&crate::Progress::Note {
+            self.host.report(&crate::Progress::Note {
                 item: self.item,
                 kind,
                 data: &data,
             });
         }
-        self.engine
-            .store
-            .append_event(
-                self.ctx.run,
-                &self.engine.owner,
-                &NewEvent {
-                    kind: kind.into(),
-                    item_id: Some(self.item.id.to_string()),
-                    data,
-                },
-            )
-            .await?;
-        Ok(())
+        self.host.journal(Some(self.item), kind, data).await
     }
 
     /// Sets the canary's weight and journals it; `Err(why)` inside when the
@@ -421,11 +397,11 @@ impl<S: Store + 'static> Rolling<'_, S> {
         why: &str,
     ) -> Result<Result<(), String>, EngineError> {
         let applied = self
-            .engine
-            .guarded(self.ctx, async {
+            .host
+            .guarded(async {
                 Ok(self
                     .actuator
-                    .set_weight(&*self.engine.store, weight, &self.actor)
+                    .set_weight(self.host.store(), weight, &self.actor)
                     .await)
             })
             .await?;
@@ -470,13 +446,13 @@ impl<S: Store + 'static> Rolling<'_, S> {
 
     /// The requests as they stand.
     async fn asked(&self) -> Result<Asked, EngineError> {
-        Ok(asked(&self.engine.store.requests(self.ctx.run).await?))
+        Ok(asked(&self.host.store().requests(self.host.run()).await?))
     }
 
     /// Looks at the lease, a rollback request (the canary goes back to 0
     /// before the engine runs the plan's rollback items), and `abort`.
     async fn check(&mut self) -> Result<Option<StepEnd>, EngineError> {
-        if let Err(e) = self.engine.check(self.ctx).await {
+        if let Err(e) = self.host.check().await {
             if matches!(e, EngineError::RollbackRequested { .. }) {
                 let step = self.step;
                 let _ = self.set(step, 0, "rollback requested").await?;
@@ -685,12 +661,9 @@ impl<S: Store + 'static> Rolling<'_, S> {
         if why == self.shown_pause {
             return Ok(());
         }
-        let run = self.ctx.run;
+        let run = self.host.run();
         if reasons.is_empty() {
-            self.engine
-                .store
-                .start_item(run, self.item.id.as_str(), &self.engine.owner)
-                .await?;
+            self.host.start(self.item).await?;
         } else {
             let (awaiting, how) = if resume {
                 (
@@ -711,7 +684,7 @@ impl<S: Store + 'static> Rolling<'_, S> {
                 "weight": self.weight,
                 "how": how,
             });
-            self.engine.wait_for(self.ctx, self.item, &detail).await?;
+            self.host.wait_for(self.item, &detail).await?;
         }
         self.shown_pause = why;
         Ok(())
@@ -722,8 +695,8 @@ impl<S: Store + 'static> Rolling<'_, S> {
     async fn gate_checks(&mut self, step: usize) -> Result<StepEnd, EngineError> {
         for id in &self.rollout.steps[step].checks {
             let Some(golive_plan::ItemKind::Check(check)) = self
-                .ctx
-                .plan
+                .host
+                .plan()
                 .items()
                 .map(|(_, i)| i)
                 .find(|i| i.id == *id)
@@ -734,10 +707,8 @@ impl<S: Store + 'static> Rolling<'_, S> {
                 )));
             };
             let (outcome, result) = self
-                .engine
-                .guarded(self.ctx, async {
-                    Ok(super::check::run(check, self.ctx.vars).await)
-                })
+                .host
+                .guarded(async { Ok(super::check::run(check, self.host.vars()).await) })
                 .await?;
             self.journal(
                 event::DECISION,
@@ -752,20 +723,13 @@ impl<S: Store + 'static> Rolling<'_, S> {
     }
 
     async fn sleep(&self, d: Duration) -> Result<(), EngineError> {
-        self.engine
-            .guarded(self.ctx, async {
-                tokio::time::sleep(d).await;
-                Ok(())
-            })
-            .await
+        self.host.sleep(d).await
     }
 
     async fn evaluate(&mut self, step: usize) -> Result<Evaluation, EngineError> {
         let evaluation = self
-            .engine
-            .guarded(self.ctx, async {
-                Ok(self.analyzer.evaluate(Instant::now()).await)
-            })
+            .host
+            .guarded(async { Ok(self.analyzer.evaluate(Instant::now()).await) })
             .await?;
         let data = serde_json::to_value(&evaluation).unwrap_or(Value::Null);
         self.evaluations += 1;
@@ -857,7 +821,9 @@ impl<S: Store + 'static> Rolling<'_, S> {
                                 event: golive_plan::NotifyEvent::Trigger,
                                 dedup_key: Some(format!(
                                     "golive/{}/{}/{}",
-                                    self.ctx.run, self.item.id, level.name
+                                    self.host.run(),
+                                    self.item.id,
+                                    level.name
                                 )),
                                 severity: if level.stops() {
                                     golive_plan::AlertSeverity::Error
@@ -866,8 +832,7 @@ impl<S: Store + 'static> Rolling<'_, S> {
                                 },
                                 extra: json!({ "by": "golive", "level": level.name }),
                             };
-                            super::notify::deliver(self.engine, self.ctx, Some(self.item), out)
-                                .await?;
+                            super::notify::deliver(&self.host, Some(self.item), out).await?;
                         }
                         LevelAction::DisableFlag(key) => {
                             let actor = Actor {
@@ -876,7 +841,7 @@ impl<S: Store + 'static> Rolling<'_, S> {
                             };
                             let outcome = match key.parse() {
                                 Ok(k) => golive_store::flags::upsert(
-                                    &*self.engine.store,
+                                    self.host.store(),
                                     &k,
                                     &json!({ "enabled": false }),
                                     None,

@@ -10,21 +10,21 @@ use golive_store::{Outcome, Store};
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
-use crate::{Ctx, Engine, EngineError};
+use super::Host;
+use crate::EngineError;
 
 /// Sleeps; fails only when `until` has no t0 to count from.
 pub(crate) async fn run<S: Store + 'static>(
-    engine: &Engine<S>,
-    ctx: &Ctx<'_>,
+    host: &Host<'_, S>,
     wait: &Wait,
 ) -> Result<(Outcome, Value), EngineError> {
     match wait {
         Wait::For(d) => {
-            sleep(engine, ctx, *d).await?;
+            sleep(host, *d).await?;
             Ok((Outcome::Passed, json!({ "waited": format_duration(*d) })))
         }
         Wait::Until(offset) => {
-            let Some(t0) = ctx.t0 else {
+            let Some(t0) = host.t0() else {
                 return Ok((
                     Outcome::Failed,
                     json!({ "error": format!("`wait until {offset}` needs a t0: set `t0:` in the plan or pass --t0") }),
@@ -35,7 +35,7 @@ pub(crate) async fn run<S: Store + 'static>(
                 .saturating_add(offset.0.saturating_mul(1000));
             let now = Timestamp::now().as_millisecond();
             let left = u64::try_from(target.saturating_sub(now)).unwrap_or(0);
-            sleep(engine, ctx, Duration::from_millis(left)).await?;
+            sleep(host, Duration::from_millis(left)).await?;
             let until = Timestamp::from_millisecond(target)
                 .map(|t| t.to_string())
                 .unwrap_or_default();
@@ -48,25 +48,16 @@ pub(crate) async fn run<S: Store + 'static>(
 }
 
 /// Sleeps in poll-sized steps, so that a lost lease stops the pause.
-async fn sleep<S: Store + 'static>(
-    engine: &Engine<S>,
-    ctx: &Ctx<'_>,
-    total: Duration,
-) -> Result<(), EngineError> {
+async fn sleep<S: Store + 'static>(host: &Host<'_, S>, total: Duration) -> Result<(), EngineError> {
     let end = tokio::time::Instant::now() + total;
     loop {
         let now = tokio::time::Instant::now();
         if now >= end {
             return Ok(());
         }
-        let step = (end - now).min(engine.poll.max(Duration::from_millis(250)));
-        engine
-            .guarded(ctx, async {
-                tokio::time::sleep(step).await;
-                Ok(())
-            })
+        host.sleep((end - now).min(host.poll().max(Duration::from_millis(250))))
             .await?;
         // A lost lease or a rollback request ends the pause.
-        engine.check(ctx).await?;
+        host.check().await?;
     }
 }

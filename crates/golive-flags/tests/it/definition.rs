@@ -181,6 +181,14 @@ fn required_fields_and_types() {
         problems(json!(["not", "an", "object"])),
         ["flag definition must be a JSON object (got an array)"]
     );
+    let long = "d".repeat(4097);
+    assert_problem(
+        &problems(json!({"flag": "a", "enabled": true, "description": long})),
+        "description: at most 4096 bytes (got 4097)",
+    );
+    let most = "d".repeat(4096);
+    Flag::from_json(&json!({"flag": "a", "enabled": true, "description": most}))
+        .expect("4096 bytes are kept");
 }
 
 #[test]

@@ -27,6 +27,7 @@ on_both!(
     weaker_roles_change_nothing_on_any_route,
     two_people_answering_at_once_are_recorded_once,
     nul_is_refused_everywhere_before_the_store,
+    free_text_past_its_bound_is_refused_and_nothing_is_recorded,
 );
 
 /// A plan an operator may start (no commands): a task, and an approval
@@ -413,6 +414,126 @@ async fn nul_is_refused_everywhere_before_the_store(db: Db) {
         .await;
     assert_eq!(short_error(s, &v, "a name with a line break"), "invalid");
     unchanged(&server, &admin, &before).await;
+    server.stop().await;
+}
+
+/// Reasons, comments, evidence, blanks' values and flag descriptions past
+/// their bounds (`golive_engine::answers::limits`, the flag's 4 KiB
+/// description) are refused with a message that gives both sizes, and
+/// nothing is recorded; text at the bound is kept whole.
+async fn free_text_past_its_bound_is_refused_and_nothing_is_recorded(db: Db) {
+    use golive_engine::answers::limits;
+    let (server, tokens) = serve_with_tokens(
+        &db,
+        &[("ada", "admin"), ("olga", "operator"), ("sam", "security")],
+    )
+    .await;
+    let [admin, operator, sam] = tokens.try_into().expect("tokens");
+    let run = start_run(&server, &operator, PLAN).await;
+    waiting(&server, &operator, &run, "backup").await;
+    let (s, _) = server
+        .call(
+            "PUT",
+            "/api/admin/feature-flags/kept",
+            Some(&operator),
+            Some(json!({"enabled": true})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let before = recorded(&server, &admin).await;
+    let note = "n".repeat(limits::NOTE + 1);
+    let evidence = "e".repeat(limits::EVIDENCE + 1);
+    let cases: Vec<(&str, String, Option<Value>, usize, &str)> = vec![
+        (
+            "POST",
+            "/api/admin/feature-flags".into(),
+            Some(json!({"flag": "fresh", "enabled": true, "reason": note})),
+            note.len(),
+            &admin,
+        ),
+        (
+            "PATCH",
+            "/api/admin/feature-flags/kept".into(),
+            Some(json!({"description": note})),
+            note.len(),
+            &admin,
+        ),
+        (
+            "DELETE",
+            format!("/api/admin/feature-flags/kept?reason={note}"),
+            None,
+            note.len(),
+            &admin,
+        ),
+        (
+            "POST",
+            format!("/api/runs/{run}/items/backup/confirm"),
+            Some(json!({"evidence": evidence})),
+            evidence.len(),
+            &admin,
+        ),
+        (
+            "POST",
+            format!("/api/runs/{run}/items/backup/confirm"),
+            Some(json!({"skip": true, "reason": note})),
+            note.len(),
+            &admin,
+        ),
+        (
+            "POST",
+            format!("/api/runs/{run}/items/backup/confirm"),
+            Some(json!({"fields": {"ticket": note}})),
+            note.len(),
+            &admin,
+        ),
+        (
+            "POST",
+            format!("/api/runs/{run}/items/signoff/reject"),
+            Some(json!({"role": "security", "comment": note})),
+            note.len(),
+            &sam,
+        ),
+        (
+            "POST",
+            format!("/api/runs/{run}/rollback"),
+            Some(json!({"reason": note})),
+            note.len(),
+            &admin,
+        ),
+    ];
+    for (method, path, body, len, tok) in cases {
+        let (s, v) = server.call(method, &path, Some(tok), body).await;
+        let what = format!("{method} {}", &path[..path.len().min(60)]);
+        assert!(s == 400 || s == 422, "{what}: {s} {v}");
+        short_error(s, &v, &what);
+        let message = v["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(&len.to_string()),
+            "{what}: names the size: {message}"
+        );
+    }
+    unchanged(&server, &admin, &before).await;
+
+    let most = "e".repeat(limits::EVIDENCE);
+    let (s, v) = server
+        .call(
+            "POST",
+            &format!("/api/runs/{run}/items/backup/confirm"),
+            Some(&operator),
+            Some(json!({"evidence": most})),
+        )
+        .await;
+    assert_eq!(s, 200, "evidence at the bound: {v}");
+    let store = db.open().await;
+    let id: golive_store::RunId = run.parse().expect("run id");
+    let kept = store
+        .confirmation(&id, "backup")
+        .await
+        .expect("read")
+        .and_then(|c| c.evidence)
+        .unwrap_or_default();
+    assert_eq!(kept.len(), most.len(), "the evidence kept whole");
+    store.close().await;
     server.stop().await;
 }
 
