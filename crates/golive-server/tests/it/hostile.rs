@@ -1230,8 +1230,9 @@ async fn an_event_stream_never_read_does_not_hold_the_server() {
         .expect("request");
     // Let the stream start (it only reports changes from now on).
     tokio::time::sleep(Duration::from_millis(500)).await;
-    // More than the socket buffers hold: 120 changes of 64 KiB each.
-    let reason = "r".repeat(64 * 1024);
+    // More than the socket buffers hold: 120 changes of 64 KiB each (a
+    // variant's value: a reason is at most 4 KiB).
+    let value = "v".repeat(64 * 1024);
     let mut slowest = Duration::ZERO;
     for i in 0..120 {
         let (s, v) = server
@@ -1239,7 +1240,12 @@ async fn an_event_stream_never_read_does_not_hold_the_server() {
                 "POST",
                 "/api/admin/feature-flags",
                 Some(&operator),
-                Some(json!({"flag": format!("f{i:03}"), "enabled": true, "reason": reason})),
+                Some(json!({
+                    "flag": format!("f{i:03}"),
+                    "enabled": true,
+                    "variants": [{"name": "big", "value": value, "weight": 1}],
+                    "default_variant": "big",
+                })),
             )
             .await;
         assert_eq!(s, 201, "{v}");
